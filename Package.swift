@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swiftprof",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "swiftprof", targets: ["swiftprof"]),
+        .library(name: "SwiftProf", targets: ["SwiftProf"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Debian's libunwind: remote unwinding with our own accessors (no _UPT_*).
+        .systemLibrary(name: "CLibunwind", pkgConfig: "libunwind-generic",
+                       providers: [.apt(["libunwind-dev"])]),
+        // elfutils: libdwfl for symbols, lines and inlines; libelf comes with it.
+        .systemLibrary(name: "CLibdw", pkgConfig: "libdw",
+                       providers: [.apt(["libdw-dev", "libelf-dev"])]),
+        // What Swift cannot call directly: variadic ptrace, libunwind's macro names, demanglers.
+        .target(name: "CSwiftProf", dependencies: ["CLibunwind", "CLibdw"],
+                linkerSettings: [.linkedLibrary("stdc++")]),
+        .target(name: "SwiftProf", dependencies: ["CSwiftProf"]),
+        .executableTarget(name: "swiftprof", dependencies: [
+            "SwiftProf",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // A Swift target program with known stacks, profiled by the tests.
+        .executableTarget(name: "SwiftParked", path: "Fixtures/SwiftParked"),
+        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "swiftprof", "SwiftParked"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,51 @@
+// The few C entry points Swift cannot reach directly: variadic ptrace, the
+// libunwind functions hidden behind macros, process_vm_readv and the demanglers.
+// Every function returns 0 or a positive errno unless it says otherwise.
+#ifndef CSWIFTPROF_H
+#define CSWIFTPROF_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include <libunwind.h>
+
+// ptrace
+int sp_ptrace_seize(pid_t tid, unsigned long options);
+int sp_ptrace_interrupt(pid_t tid);
+int sp_ptrace_detach(pid_t tid, int signal);
+int sp_ptrace_cont(pid_t tid, int signal);
+int sp_ptrace_getregs(pid_t tid, struct user_regs_struct *regs);
+
+// waitpid(tid, __WALL [| WNOHANG]); returns the pid, 0 (nothing yet) or -errno.
+int sp_wait_thread(pid_t tid, int *status, int nohang);
+int sp_status_stopped(int status);
+int sp_status_stop_signal(int status);
+int sp_status_event(int status);
+int sp_status_exited(int status);
+
+// process_vm_readv of one range; returns the bytes read or -errno.
+long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length);
+
+// libunwind, remote address spaces only.
+unw_addr_space_t sp_unw_create_addr_space(unw_accessors_t *accessors);
+void sp_unw_destroy_addr_space(unw_addr_space_t space);
+int sp_unw_enable_global_cache(unw_addr_space_t space);
+void sp_unw_flush_cache(unw_addr_space_t space);
+int sp_unw_init_remote(unw_cursor_t *cursor, unw_addr_space_t space, void *arg);
+int sp_unw_step(unw_cursor_t *cursor);
+int sp_unw_get_reg(unw_cursor_t *cursor, int regnum, uint64_t *value);
+int sp_unw_is_signal_frame(unw_cursor_t *cursor);
+// Looks ip up in a binary-search table of an .eh_frame_hdr (datarel|sdata4 only:
+// the caller validates the encoding, libunwind aborts on others).
+int sp_unw_search_remote_table(unw_addr_space_t space, uint64_t ip,
+                               uint64_t start_ip, uint64_t end_ip,
+                               uint64_t eh_frame_hdr, uint64_t table,
+                               uint64_t table_entries, unw_proc_info_t *info,
+                               int need_unwind_info, void *arg);
+
+// Demanglers; return a malloc'd string or NULL when the name is not theirs.
+char *sp_demangle_swift(const char *name);
+char *sp_demangle_cxx(const char *name);
+
+#endif

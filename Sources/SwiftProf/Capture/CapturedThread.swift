@@ -1,0 +1,63 @@
+// What the sampler takes from a stopped thread: everything the unwinder needs,
+// so that unwinding happens after the target runs again.
+
+/// A copy of a thread's stack from its stack pointer upwards.
+public struct StackCopy: Equatable, Sendable {
+    /// Target address of `bytes[0]`.
+    public let start: UInt64
+    public let bytes: [UInt8]
+
+    public init(start: UInt64, bytes: [UInt8]) {
+        self.start = start
+        self.bytes = bytes
+    }
+
+    public var end: UInt64 { start + UInt64(bytes.count) }
+
+    /// The little-endian word at `address`, if the copy holds all of its bytes.
+    public func word(at address: UInt64) -> UInt64? {
+        guard address >= start, address &+ 8 <= end, address &+ 8 > address else { return nil }
+        let offset = Int(address - start)
+        var value: UInt64 = 0
+        for index in (0..<8).reversed() { value = value << 8 | UInt64(bytes[offset + index]) }
+        return value
+    }
+}
+
+public struct CapturedThread: Equatable, Sendable {
+    public let tid: Int32
+    public let name: String
+    public let registers: RegisterSet
+    public let stack: StackCopy
+    /// Why the stack copy is shorter than asked (unreadable memory, no mapping at sp), if it is.
+    public let stackNote: String?
+
+    public init(tid: Int32, name: String, registers: RegisterSet, stack: StackCopy, stackNote: String? = nil) {
+        self.tid = tid
+        self.name = name
+        self.registers = registers
+        self.stack = stack
+        self.stackNote = stackNote
+    }
+}
+
+/// A thread that was listed but could not be captured, and why.
+public struct ThreadFailure: Equatable, Sendable {
+    public let tid: Int32
+    public let reason: String
+
+    public init(tid: Int32, reason: String) {
+        self.tid = tid
+        self.reason = reason
+    }
+}
+
+/// One stop-the-world capture of a process.
+public struct Capture: Sendable {
+    public let pid: Int32
+    public let threads: [CapturedThread]
+    public let failures: [ThreadFailure]
+    public let memoryMap: MemoryMap
+    /// From the first interrupt to the last detach: the longest pause any thread felt.
+    public let stopWindowNanoseconds: UInt64
+}

@@ -1,0 +1,33 @@
+// The general registers of one stopped thread, indexed the way DWARF (and
+// libunwind's UNW_X86_64_*) number them on x86_64.
+
+public struct RegisterSet: Equatable, Sendable {
+    public static let count = 17
+    public static let rbp = 6
+    public static let rsp = 7
+    public static let rip = 16
+
+    /// rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip
+    public var values: [UInt64]
+
+    public init(values: [UInt64]) {
+        precondition(values.count == RegisterSet.count)
+        self.values = values
+    }
+
+    public init(pc: UInt64, sp: UInt64, fp: UInt64) {
+        var values = [UInt64](repeating: 0, count: RegisterSet.count)
+        values[RegisterSet.rip] = pc
+        values[RegisterSet.rsp] = sp
+        values[RegisterSet.rbp] = fp
+        self.values = values
+    }
+
+    public var pc: UInt64 { values[RegisterSet.rip] }
+    public var sp: UInt64 { values[RegisterSet.rsp] }
+    public var fp: UInt64 { values[RegisterSet.rbp] }
+
+    public subscript(dwarf number: Int) -> UInt64? {
+        values.indices.contains(number) ? values[number] : nil
+    }
+}

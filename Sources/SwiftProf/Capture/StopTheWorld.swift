@@ -1,0 +1,220 @@
+// The consistent snapshot: seize every thread, interrupt them all, copy
+// registers and stack bytes, detach. Unwinding happens after, on the copies.
+// All ptrace calls of one capture must come from one thread (the kernel checks
+// the tracer task), so `run` is meant to be called on a dedicated thread.
+import CSwiftProf
+import Glibc
+
+public struct CaptureOptions: Sendable {
+    /// Bytes copied from each stack, from sp upwards.
+    public var stackBytes: Int
+    /// How long to wait for a thread to reach its stop (a thread in D state cannot).
+    public var stopTimeoutNanoseconds: UInt64
+
+    public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 1_000_000_000) {
+        self.stackBytes = stackBytes
+        self.stopTimeoutNanoseconds = stopTimeoutNanoseconds
+    }
+}
+
+struct StopTheWorld {
+    let pid: Int32
+    let options: CaptureOptions
+
+    private static let eventStop: Int32 = 128  // PTRACE_EVENT_STOP
+
+    func run() throws(TargetError) -> Capture {
+        try TargetPreflight.check(pid: pid)
+        var memoryMap: MemoryMap
+        do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
+
+        var session = Session(pid: pid)
+        defer { session.releaseAll() }
+        try session.stopAll(timeout: options.stopTimeoutNanoseconds)
+
+        var threads: [CapturedThread] = []
+        var mapRereadDone = false
+        for (tid, _) in session.stopped {
+            var raw = user_regs_struct()
+            let rc = sp_ptrace_getregs(tid, &raw)
+            if rc != 0 {
+                session.failures.append(ThreadFailure(tid: tid, reason: "PTRACE_GETREGS: \(errnoName(rc))"))
+                continue
+            }
+            let registers = RegisterSet(raw)
+            if memoryMap.region(containing: registers.sp) == nil, !mapRereadDone,
+               let fresh = try? MemoryMap.read(pid: pid) {
+                // A thread stack mapped after our first read of the maps.
+                memoryMap = fresh
+                mapRereadDone = true
+            }
+            let (stack, note) = copyStack(sp: registers.sp, map: memoryMap)
+            threads.append(CapturedThread(tid: tid, name: "", registers: registers, stack: stack, stackNote: note))
+        }
+        session.releaseAll()
+        let window = session.stopWindowNanoseconds
+
+        if threads.isEmpty && session.stopped.isEmpty && session.failures.isEmpty {
+            throw .exitedDuringCapture(pid: pid)
+        }
+        // Names are read after the target runs again: they are not part of the stop.
+        let named = threads.map {
+            CapturedThread(tid: $0.tid, name: threadName(pid: pid, tid: $0.tid), registers: $0.registers,
+                           stack: $0.stack, stackNote: $0.stackNote)
+        }
+        return Capture(pid: pid, threads: named.sorted { $0.tid < $1.tid },
+                       failures: session.failures.sorted { $0.tid < $1.tid },
+                       memoryMap: memoryMap, stopWindowNanoseconds: window)
+    }
+
+    private func copyStack(sp: UInt64, map: MemoryMap) -> (StackCopy, String?) {
+        guard let region = map.region(containing: sp) else {
+            return (StackCopy(start: sp, bytes: []), "sp \(hex(sp)) is in no mapping")
+        }
+        let length = Int(min(region.end - sp, UInt64(options.stackBytes)))
+        var bytes = [UInt8](repeating: 0, count: length)
+        let n = bytes.withUnsafeMutableBytes { sp_read_memory(pid, sp, $0.baseAddress, $0.count) }
+        if n < 0 {
+            return (StackCopy(start: sp, bytes: []), "process_vm_readv: \(errnoName(Int32(-n)))")
+        }
+        if n < length { bytes.removeLast(length - n) }
+        return (StackCopy(start: sp, bytes: bytes), nil)
+    }
+
+    /// The ptrace bookkeeping of one capture; `releaseAll` is safe to call on every path.
+    private struct Session {
+        let pid: Int32
+        /// Stopped threads and the signal to give back on detach (0 for none).
+        var stopped: [(tid: Int32, signal: Int32)] = []
+        /// Seized threads that have not reported a stop yet.
+        var running: [Int32] = []
+        var failures: [ThreadFailure] = []
+        var seen: Set<Int32> = []
+        var windowStart: UInt64 = 0
+        var windowEnd: UInt64 = 0
+        var released = false
+
+        init(pid: Int32) { self.pid = pid }
+
+        var stopWindowNanoseconds: UInt64 { windowEnd >= windowStart ? windowEnd - windowStart : 0 }
+
+        mutating func stopAll(timeout: UInt64) throws(TargetError) {
+            while true {
+                var listed = threadIDs(of: pid)
+                if listed.isEmpty && seen.isEmpty { throw .noSuchProcess(pid: pid) }
+                // The leader first, so a refusal is reported for the process, not a thread.
+                if let leader = listed.firstIndex(of: pid) { listed.swapAt(0, leader) }
+                let new = listed.filter { !seen.contains($0) }
+                if new.isEmpty { return }
+                for tid in new {
+                    seen.insert(tid)
+                    try seize(tid)
+                }
+                waitForStops(timeout: timeout)
+            }
+        }
+
+        private mutating func seize(_ tid: Int32) throws(TargetError) {
+            let rc = sp_ptrace_seize(tid, 0)
+            switch rc {
+            case 0:
+                if windowStart == 0 { windowStart = monotonicNanoseconds() }
+                let interrupt = sp_ptrace_interrupt(tid)
+                if interrupt == 0 {
+                    running.append(tid)
+                } else {
+                    // Seized but still running: the kernel detaches it when we exit.
+                    failures.append(ThreadFailure(tid: tid, reason: "PTRACE_INTERRUPT: \(errnoName(interrupt))"))
+                }
+            case ESRCH:
+                return  // exited between the listing and the seize
+            case EPERM:
+                let state = (try? TaskStatus.read(pid: pid, tid: tid))?.state
+                if state == nil || state == "Z" || state == "X" { return }  // exiting: nothing to capture
+                if stopped.isEmpty && running.isEmpty { throw TargetPreflight.permissionError(pid: pid) }
+                failures.append(ThreadFailure(tid: tid, reason: "PTRACE_SEIZE: \(errnoName(rc))"))
+            default:
+                if stopped.isEmpty && running.isEmpty {
+                    throw .system(SystemError(call: "ptrace(PTRACE_SEIZE)", path: "\(tid)", errno: rc))
+                }
+                failures.append(ThreadFailure(tid: tid, reason: "PTRACE_SEIZE: \(errnoName(rc))"))
+            }
+        }
+
+        private mutating func waitForStops(timeout: UInt64) {
+            let deadline = monotonicNanoseconds() + timeout
+            var pause: UInt32 = 10
+            while !running.isEmpty {
+                var stillRunning: [Int32] = []
+                for tid in running {
+                    var status: Int32 = 0
+                    let rc = sp_wait_thread(tid, &status, 1)
+                    if rc == 0 {
+                        stillRunning.append(tid)
+                    } else if rc < 0 {
+                        failures.append(ThreadFailure(tid: tid, reason: "exited during capture"))
+                    } else if sp_status_stopped(status) != 0 {
+                        // A signal-delivery-stop (event 0) holds a signal the target must still get.
+                        let isSignalDelivery = sp_status_event(status) == 0
+                        stopped.append((tid, isSignalDelivery ? sp_status_stop_signal(status) : 0))
+                    } else {
+                        failures.append(ThreadFailure(tid: tid, reason: "exited during capture"))
+                    }
+                }
+                let progressed = stillRunning.count < running.count
+                running = stillRunning
+                if running.isEmpty { break }
+                if monotonicNanoseconds() > deadline {
+                    for tid in running {
+                        let state = (try? TaskStatus.read(pid: pid, tid: tid)).map { String($0.state) } ?? "?"
+                        failures.append(ThreadFailure(tid: tid, reason:
+                            "did not stop within \(timeout / 1_000_000) ms (state \(state))"))
+                    }
+                    return
+                }
+                if progressed { pause = 10 } else { usleep(pause); pause = min(pause * 2, 1000) }
+            }
+        }
+
+        /// Detaches every stopped thread, giving back any signal caught in delivery.
+        mutating func releaseAll() {
+            guard !released else { return }
+            released = true
+            for (tid, signal) in stopped { _ = sp_ptrace_detach(tid, signal) }
+            windowEnd = monotonicNanoseconds()
+            // Threads that never stopped: a late stop is detached here; one that stays
+            // blocked keeps a pending interrupt until our exit detaches it.
+            for tid in running {
+                var status: Int32 = 0
+                if sp_wait_thread(tid, &status, 1) > 0, sp_status_stopped(status) != 0 {
+                    _ = sp_ptrace_detach(tid, sp_status_event(status) == 0 ? sp_status_stop_signal(status) : 0)
+                }
+            }
+        }
+    }
+}
+
+extension RegisterSet {
+    init(_ raw: user_regs_struct) {
+        self.init(values: [raw.rax, raw.rdx, raw.rcx, raw.rbx, raw.rsi, raw.rdi, raw.rbp, raw.rsp,
+                           raw.r8, raw.r9, raw.r10, raw.r11, raw.r12, raw.r13, raw.r14, raw.r15, raw.rip].map { UInt64($0) })
+    }
+}
+
+extension TargetPreflight {
+    static func vanished(pid: Int32, _ error: SystemError) -> TargetError {
+        error.errno == ENOENT || error.errno == ESRCH ? .noSuchProcess(pid: pid) : .system(error)
+    }
+}
+
+func errnoName(_ code: Int32) -> String {
+    let names: [Int32: String] = [EPERM: "EPERM", ESRCH: "ESRCH", EIO: "EIO", EFAULT: "EFAULT",
+                                  EINVAL: "EINVAL", EBUSY: "EBUSY", ECHILD: "ECHILD", EACCES: "EACCES"]
+    return "\(names[code] ?? "errno \(code)") (\(String(cString: strerror(code))))"
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}

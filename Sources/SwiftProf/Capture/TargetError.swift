@@ -1,0 +1,93 @@
+// Why a process cannot be profiled at all (exit status 2), each with one line for the user.
+import Foundation
+
+public enum TargetError: Error, Equatable, CustomStringConvertible {
+    case noSuchProcess(pid: Int32)
+    case zombie(pid: Int32)
+    case kernelThread(pid: Int32, name: String)
+    case permissionDenied(pid: Int32, advice: String)
+    case alreadyTraced(pid: Int32, tracer: Int32, tracerName: String)
+    case exitedDuringCapture(pid: Int32)
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .noSuchProcess(let pid):
+            return "no such process: \(pid)"
+        case .zombie(let pid):
+            return "process \(pid) is a zombie: it has exited and has no stacks left"
+        case .kernelThread(let pid, let name):
+            return "process \(pid) (\(name)) is a kernel thread: it has no user stack to profile"
+        case .permissionDenied(let pid, let advice):
+            return "permission denied tracing process \(pid): \(advice)"
+        case .alreadyTraced(let pid, let tracer, let tracerName):
+            return "process \(pid) is already traced by process \(tracer) (\(tracerName)); detach it first"
+        case .exitedDuringCapture(let pid):
+            return "process \(pid) exited before any thread could be captured"
+        case .system(let error):
+            return error.description
+        }
+    }
+}
+
+enum TargetPreflight {
+    /// Checks what /proc tells before any ptrace call, so each cause gets its own message.
+    static func check(pid: Int32) throws(TargetError) {
+        let status: TaskStatus
+        do { status = try TaskStatus.read(pid: pid) } catch {
+            if error.errno == ENOENT || error.errno == ESRCH { throw .noSuchProcess(pid: pid) }
+            throw .system(error)
+        }
+        if status.isKernelThread { throw .kernelThread(pid: pid, name: status.name) }
+        if status.isZombie { throw .zombie(pid: pid) }
+        try checkTracer(pid: pid)
+    }
+
+    static func checkTracer(pid: Int32) throws(TargetError) {
+        let tracer = tracerPID(of: pid)
+        guard tracer != 0, tracer != getpid() else { return }
+        let name = (try? TaskStatus.read(pid: tracer))?.name ?? "?"
+        throw .alreadyTraced(pid: pid, tracer: tracer, tracerName: name)
+    }
+
+    /// Turns EPERM from PTRACE_SEIZE into the cause a user can act on.
+    static func permissionError(pid: Int32) -> TargetError {
+        if case .some(let error) = Result(catching: { () throws(TargetError) in try checkTracer(pid: pid) }).failure {
+            return error
+        }
+        let owner = ownerUID(of: pid).map { "uid \($0)" } ?? "another user"
+        if !hasCapability(sysPtrace) {
+            return .permissionDenied(pid: pid, advice:
+                "it belongs to \(owner) and swiftprof lacks CAP_SYS_PTRACE (run it as root or grant the capability)")
+        }
+        if let scope = try? ProcFile.read("/proc/sys/kernel/yama/ptrace_scope"),
+           let level = Int(scope.trimmingCharacters(in: .whitespacesAndNewlines)), level >= 3 {
+            return .permissionDenied(pid: pid, advice: "kernel.yama.ptrace_scope=3 forbids all ptrace attaches")
+        }
+        return .permissionDenied(pid: pid, advice:
+            "the kernel refused PTRACE_SEIZE (a security module, or a process that is not dumpable)")
+    }
+
+    private static let sysPtrace = 19
+
+    private static func hasCapability(_ bit: Int) -> Bool {
+        guard let text = try? ProcFile.read("/proc/self/status") else { return false }
+        for line in text.split(separator: "\n") where line.hasPrefix("CapEff:") {
+            let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces)
+            return (UInt64(hex, radix: 16) ?? 0) & (1 << UInt64(bit)) != 0
+        }
+        return false
+    }
+
+    private static func ownerUID(of pid: Int32) -> UInt32? {
+        var info = stat()
+        return stat("/proc/\(pid)", &info) == 0 ? info.st_uid : nil
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}

@@ -1,0 +1,152 @@
+// libdwfl turns addresses into functions, source lines and inlined frames, the
+// way `eu-stack -i -s` does. Modules are reported from the captured maps with
+// their files opened through /proc/PID/root, so a target in another mount
+// namespace is symbolized from its own files; debug files are found by build-id.
+import CLibdw
+import CSwiftProf
+import Glibc
+
+public struct SymbolizeOptions: Sendable {
+    public var demangle: Bool
+    public var inlineFrames: Bool
+
+    public init(demangle: Bool = true, inlineFrames: Bool = true) {
+        self.demangle = demangle
+        self.inlineFrames = inlineFrames
+    }
+}
+
+final class Symbolizer {
+    private let dwfl: OpaquePointer
+    private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
+    private let options: SymbolizeOptions
+    private var cache: [UInt64: Location] = [:]
+
+    /// `modules`: path → (load bias, file to open) for every ELF object to report.
+    init?(modules: [(path: String, bias: UInt64, file: String)], options: SymbolizeOptions) {
+        // libdw would ask debuginfod servers when DEBUGINFOD_URLS is set: no network unless asked.
+        unsetenv("DEBUGINFOD_URLS")
+        callbacks = .allocate(capacity: 1)
+        callbacks.initialize(to: Dwfl_Callbacks())
+        callbacks.pointee.find_elf = dwfl_linux_proc_find_elf
+        callbacks.pointee.find_debuginfo = dwfl_standard_find_debuginfo
+        guard let dwfl = dwfl_begin(callbacks) else {
+            callbacks.deallocate()
+            return nil
+        }
+        self.dwfl = dwfl
+        self.options = options
+        dwfl_report_begin(dwfl)
+        for module in modules {
+            _ = dwfl_report_elf(dwfl, module.path, module.file, -1, module.bias, true)
+        }
+        dwfl_report_end(dwfl, nil, nil)
+    }
+
+    deinit {
+        dwfl_end(dwfl)
+        callbacks.deallocate()
+    }
+
+    /// The logical frames at `pc`. Return addresses are looked up at pc - 1, inside
+    /// the call instruction, so the line is the call's and not the next statement's.
+    func location(pc: UInt64, isReturnAddress: Bool) -> Location {
+        let address = isReturnAddress ? pc - 1 : pc
+        if let cached = cache[address] { return cached }
+        let location = lookUp(address)
+        cache[address] = location
+        return location
+    }
+
+    private func lookUp(_ address: UInt64) -> Location {
+        guard let module = dwfl_addrmodule(dwfl, address) else {
+            return Location(address: address, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
+        }
+        var bias: GElf_Addr = 0
+        _ = dwfl_module_getelf(module, &bias)
+        var offset: GElf_Off = 0
+        var symbol = GElf_Sym()
+        let symbolName = dwfl_module_addrinfo(module, address, &offset, &symbol, nil, nil, nil).map { String(cString: $0) } ?? ""
+        var (file, line) = sourceLine(module, address)
+        let physicalOffset = symbolName.isEmpty ? 0 : UInt64(offset)
+
+        var lines = scopeFrames(module, address, offset: physicalOffset)
+        if lines.isEmpty {
+            if symbolName.isEmpty { (file, line) = ("", 0) }
+            lines = [FrameLine(function: symbolName, offset: physicalOffset, file: file, line: line)]
+        } else if !options.inlineFrames {
+            // The physical function only, at the line of the code actually there.
+            var outer = lines[lines.count - 1]
+            outer.file = file
+            outer.line = line
+            lines = [outer]
+        }
+        if options.demangle {
+            lines = lines.map { var frame = $0; frame.function = Demangler.demangle(frame.function); return frame }
+        }
+        return Location(address: address, moduleBias: bias, lines: lines)
+    }
+
+    private func sourceLine(_ module: OpaquePointer, _ address: UInt64) -> (String, Int) {
+        guard let lineRecord = dwfl_module_getsrc(module, address) else { return ("", 0) }
+        var line: Int32 = 0
+        guard let file = dwfl_lineinfo(lineRecord, nil, &line, nil, nil, nil) else { return ("", 0) }
+        return (String(cString: file), Int(line))
+    }
+
+    /// eu-stack -i's walk: the innermost function-like scope at the address, then
+    /// each enclosing inlined_subroutine outwards up to the subprogram. A caller's
+    /// line is the call site recorded on the scope inside it.
+    private func scopeFrames(_ module: OpaquePointer, _ address: UInt64, offset: UInt64) -> [FrameLine] {
+        var bias: Dwarf_Addr = 0
+        guard let cu = dwfl_module_addrdie(module, address, &bias) else { return [] }
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = dwarf_getscopes(cu, address - bias, &scopes)
+        defer { free(scopes) }
+        guard count > 0, let scopes,
+              let innermost = (0..<Int(count)).first(where: { isFunctionScope(&scopes[$0]) }) else { return [] }
+
+        var chain: UnsafeMutablePointer<Dwarf_Die>?
+        let chainCount = dwarf_getscopes_die(&scopes[innermost], &chain)
+        defer { free(chain) }
+        guard chainCount > 0, let chain else { return [] }
+
+        let (file, line) = sourceLine(module, address)
+        var frames = [FrameLine(function: dieName(&chain[0]), offset: offset, file: file, line: line)]
+        var callSite = 0
+        for index in 1..<Int(chainCount) where isFunctionScope(&chain[index]) {
+            let (callFile, callLine) = callLocation(cu: cu, die: &chain[callSite])
+            frames.append(FrameLine(function: dieName(&chain[index]), offset: offset, file: callFile, line: callLine))
+            if dwarf_tag(&chain[index]) == Int32(DW_TAG_subprogram) { break }
+            callSite = index
+        }
+        return frames
+    }
+
+    private func isFunctionScope(_ die: UnsafeMutablePointer<Dwarf_Die>) -> Bool {
+        let tag = dwarf_tag(die)
+        return tag == Int32(DW_TAG_subprogram) || tag == Int32(DW_TAG_inlined_subroutine)
+            || tag == Int32(DW_TAG_entry_point)
+    }
+
+    private func dieName(_ die: UnsafeMutablePointer<Dwarf_Die>) -> String {
+        var attribute = Dwarf_Attribute()
+        for name in [DW_AT_MIPS_linkage_name, DW_AT_linkage_name] {
+            if let found = dwarf_attr_integrate(die, UInt32(name), &attribute), let text = dwarf_formstring(found) {
+                return String(cString: text)
+            }
+        }
+        return dwarf_diename(die).map { String(cString: $0) } ?? ""
+    }
+
+    private func callLocation(cu: UnsafeMutablePointer<Dwarf_Die>, die: UnsafeMutablePointer<Dwarf_Die>) -> (String, Int) {
+        var files: OpaquePointer?
+        guard dwarf_getsrcfiles(cu, &files, nil) == 0 else { return ("", 0) }
+        var attribute = Dwarf_Attribute()
+        var fileIndex: Dwarf_Word = 0, line: Dwarf_Word = 0
+        guard dwarf_formudata(dwarf_attr(die, UInt32(DW_AT_call_file), &attribute), &fileIndex) == 0,
+              let name = dwarf_filesrc(files, Int(fileIndex), nil, nil) else { return ("", 0) }
+        if dwarf_formudata(dwarf_attr(die, UInt32(DW_AT_call_line), &attribute), &line) != 0 { line = 0 }
+        return (String(cString: name), Int(line))
+    }
+}

@@ -1,0 +1,56 @@
+// Reads /proc files, whose stat size is 0, with plain read(2) until EOF.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An errno from a system call, with the call and path that produced it.
+public struct SystemError: Error, Equatable, CustomStringConvertible {
+    public let call: String
+    public let path: String
+    public let errno: Int32
+
+    public init(call: String, path: String = "", errno: Int32) {
+        self.call = call
+        self.path = path
+        self.errno = errno
+    }
+
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        return path.isEmpty ? "\(call): \(reason)" : "\(call) \(path): \(reason)"
+    }
+}
+
+enum ProcFile {
+    static func read(_ path: String) throws(SystemError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SystemError(call: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "read", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The numeric entries of a /proc directory (tasks), sorted.
+    static func numericEntries(_ path: String) throws(SystemError) -> [Int32] {
+        guard let dir = opendir(path) else { throw SystemError(call: "opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var ids: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if let id = Int32(name) { ids.append(id) }
+        }
+        return ids.sorted()
+    }
+}

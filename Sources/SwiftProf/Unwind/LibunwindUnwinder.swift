@@ -1,0 +1,143 @@
+// libunwind's remote unwinder run over a copied stack. The accessors below are
+// the whole interface: registers come from the capture, stack words from the
+// copy, code and .eh_frame from local mmaps of the target's files. Nothing here
+// touches the target, so it runs after the target has been resumed.
+import CSwiftProf
+
+/// What one walk reads; handed to libunwind as the accessors' `arg`.
+private final class WalkSource {
+    let stack: StackCopy
+    let registers: RegisterSet
+    let image: TargetImage
+
+    init(stack: StackCopy, registers: RegisterSet, image: TargetImage) {
+        self.stack = stack
+        self.registers = registers
+        self.image = image
+    }
+
+    func word(at address: UInt64) -> UInt64? { stack.word(at: address) ?? image.word(at: address) }
+}
+
+private func source(_ arg: UnsafeMutableRawPointer?) -> WalkSource {
+    Unmanaged<WalkSource>.fromOpaque(arg!).takeUnretainedValue()
+}
+
+private func unwError(_ code: unw_error_t) -> Int32 { -Int32(code.rawValue) }
+
+private func makeAccessors() -> unw_accessors_t {
+    var accessors = unw_accessors_t()
+    accessors.find_proc_info = { space, ip, info, needUnwindInfo, arg in
+        let walk = source(arg)
+        guard let module = walk.image.module(containing: ip), case .success(let table) = module.table else {
+            return unwError(UNW_ENOINFO)
+        }
+        return sp_unw_search_remote_table(space, ip, module.start, module.end, module.bias &+ table.headerVaddr,
+                                          module.bias &+ table.tableVaddr, table.entryCount, info, needUnwindInfo, arg)
+    }
+    accessors.put_unwind_info = { _, _, _ in }
+    accessors.get_dyn_info_list_addr = { _, _, _ in unwError(UNW_ENOINFO) }
+    accessors.access_mem = { _, address, value, write, arg in
+        guard write == 0, let word = source(arg).word(at: address) else { return unwError(UNW_EINVAL) }
+        value?.pointee = word
+        return 0
+    }
+    accessors.access_reg = { _, register, value, write, arg in
+        guard write == 0 else { return unwError(UNW_EREADONLYREG) }
+        guard let word = source(arg).registers[dwarf: Int(register)] else { return unwError(UNW_EBADREG) }
+        value?.pointee = word
+        return 0
+    }
+    accessors.access_fpreg = { _, _, _, _, _ in unwError(UNW_EBADREG) }
+    accessors.resume = { _, _, _ in unwError(UNW_EINVAL) }
+    accessors.get_proc_name = { _, _, _, _, _, _ in unwError(UNW_EINVAL) }
+    return accessors
+}
+
+/// One libunwind address space per target, caching on: unwind info found for a pc
+/// is reused by every later walk through it.
+final class LibunwindUnwinder {
+    let image: TargetImage
+    private let space: unw_addr_space_t
+
+    init?(image: TargetImage) {
+        var accessors = makeAccessors()
+        guard let space = sp_unw_create_addr_space(&accessors) else { return nil }
+        _ = sp_unw_enable_global_cache(space)
+        self.image = image
+        self.space = space
+    }
+
+    deinit { sp_unw_destroy_addr_space(space) }
+
+    func unwind(_ thread: CapturedThread, options: UnwindOptions) -> UnwoundStack {
+        let walk = WalkSource(stack: thread.stack, registers: thread.registers, image: image)
+        return withExtendedLifetime(walk) {
+            let arg = Unmanaged.passUnretained(walk).toOpaque()
+            var cursor = unw_cursor_t()
+            guard sp_unw_init_remote(&cursor, space, arg) == 0 else {
+                return UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind could not start the walk")
+            }
+            var pcs: [UInt64] = [thread.registers.pc]
+            var sp = thread.registers.sp
+            while true {
+                if pcs.count >= options.maxFrames {
+                    return UnwoundStack(pcs: pcs, truncation: "depth limit of \(options.maxFrames) frames reached")
+                }
+                let wasSignalFrame = sp_unw_is_signal_frame(&cursor) > 0
+                let step = sp_unw_step(&cursor)
+                if step < 0 {
+                    return UnwoundStack(pcs: pcs, truncation: "unwind error \(-step) at \(hex(pcs.last!))")
+                }
+                if step == 0 {
+                    return finish(pcs, cursor: &cursor, walk: walk, options: options)
+                }
+                var pc: UInt64 = 0, nextSP: UInt64 = 0
+                _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rip), &pc)
+                _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rsp), &nextSP)
+                if pc == 0 { return UnwoundStack(pcs: pcs, truncation: nil) }
+                guard image.isExecutable(pc) else {
+                    return UnwoundStack(pcs: pcs, truncation: "return address \(hex(pc)) is not in executable memory")
+                }
+                guard nextSP > sp || wasSignalFrame else {
+                    return UnwoundStack(pcs: pcs, truncation: "stack pointer did not grow at \(hex(pc))")
+                }
+                pcs.append(pc)
+                sp = nextSP
+            }
+        }
+    }
+
+    /// libunwind reports the end both when CFI marks the outermost frame (the
+    /// normal end of _start and of thread starts) and when it had no CFI and its
+    /// frame-pointer guess failed. Only the first is a complete stack; for the
+    /// second, validated frame-pointer steps may still go on.
+    private func finish(_ pcs: [UInt64], cursor: inout unw_cursor_t, walk: WalkSource,
+                        options: UnwindOptions) -> UnwoundStack {
+        let last = pcs.last!
+        let lookup = pcs.count == 1 ? last : last - 1
+        if hasUnwindInfo(at: lookup, walk: walk) { return UnwoundStack(pcs: pcs, truncation: nil) }
+        var fp: UInt64 = 0, sp: UInt64 = 0
+        _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rbp), &fp)
+        _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rsp), &sp)
+        let chain = FramePointerWalk(stack: walk.stack, isCode: image.isExecutable)
+            .walk(from: fp, above: sp, limit: options.maxFrames - pcs.count)
+        let all = pcs + chain.returnAddresses
+        if let reason = chain.stopReason {
+            let truncation = chain.returnAddresses.isEmpty
+                ? "no unwind info for \(hex(last)) and no frame pointer to follow (\(reason))" : reason
+            return UnwoundStack(pcs: all, truncation: truncation)
+        }
+        return UnwoundStack(pcs: all, truncation: nil)
+    }
+
+    private func hasUnwindInfo(at pc: UInt64, walk: WalkSource) -> Bool {
+        guard let module = image.module(containing: pc), case .success(let table) = module.table else { return false }
+        var info = unw_proc_info_t()
+        return withExtendedLifetime(walk) {
+            sp_unw_search_remote_table(space, pc, module.start, module.end, module.bias &+ table.headerVaddr,
+                                       module.bias &+ table.tableVaddr, table.entryCount, &info, 0,
+                                       Unmanaged.passUnretained(walk).toOpaque()) == 0
+        }
+    }
+}

@@ -1,0 +1,59 @@
+// A read-only local mmap of a file the target has mapped: unwind tables and
+// code never change, so reads outside the copied stack are served from here
+// instead of from the target (no syscall per word).
+import Glibc
+
+/// Bytes addressed by offset; the unwinder and the ELF reader see nothing else.
+protocol ByteSource {
+    var count: Int { get }
+    func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T?
+}
+
+extension ByteSource {
+    func bytes(at offset: Int, count length: Int) -> [UInt8]? {
+        guard offset >= 0, length >= 0, offset <= count - length else { return nil }
+        return (0..<length).compactMap { load(UInt8.self, at: offset + $0) }
+    }
+}
+
+final class MappedFile: ByteSource, @unchecked Sendable {
+    private let base: UnsafeRawPointer?
+    let count: Int
+
+    /// Maps `path` whole; nil when it cannot be opened or is empty.
+    init?(path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let size = Int(info.st_size)
+        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
+            return nil
+        }
+        base = UnsafeRawPointer(address)
+        count = size
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+
+    func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T? {
+        guard let base, offset >= 0, offset <= count - MemoryLayout<T>.size else { return nil }
+        return T(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+}
+
+/// Bytes copied out of the target (the vDSO has no file behind it).
+struct CopiedBytes: ByteSource {
+    let storage: [UInt8]
+    var count: Int { storage.count }
+
+    func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T? {
+        guard offset >= 0, offset <= count - MemoryLayout<T>.size else { return nil }
+        var value: T = 0
+        for index in (0..<MemoryLayout<T>.size).reversed() { value = value << 8 | T(storage[offset + index]) }
+        return value
+    }
+}

@@ -1,0 +1,88 @@
+// The target's code and unwind tables, as the unwinder reads them: each ELF
+// mapped by the target, opened locally (through /proc/PID/root, so a target in
+// a container is read from its own filesystem), and the vDSO copied once.
+import CSwiftProf
+
+/// One loaded ELF object of the target.
+struct LoadedModule {
+    let path: String
+    /// The local path the file was read from.
+    let openedFrom: String
+    let image: ElfImage
+    let bias: UInt64
+    /// Lowest and highest address of the object's mappings.
+    let start: UInt64
+    let end: UInt64
+    let table: Result<EhFrameTable, UnwindTableProblem>
+
+    func word(at address: UInt64) -> UInt64? { image.load(UInt64.self, atVaddr: address &- bias) }
+}
+
+final class TargetImage {
+    let pid: Int32
+    let memoryMap: MemoryMap
+    private var modules: [String: LoadedModule?] = [:]
+
+    init(pid: Int32, memoryMap: MemoryMap) {
+        self.pid = pid
+        self.memoryMap = memoryMap
+    }
+
+    func isExecutable(_ address: UInt64) -> Bool { memoryMap.region(containing: address)?.isExecutable ?? false }
+
+    /// The module whose mappings contain `address`, opened on first use.
+    func module(containing address: UInt64) -> LoadedModule? {
+        guard let region = memoryMap.region(containing: address),
+              region.isFileBacked || region.path == "[vdso]" else { return nil }
+        if let cached = modules[region.path] { return cached }
+        let loaded = load(region.path)
+        modules[region.path] = loaded
+        return loaded
+    }
+
+    /// A word of read-only file-backed memory. Writable mappings are not served:
+    /// their contents in the target differ from the file.
+    func word(at address: UInt64) -> UInt64? {
+        guard let region = memoryMap.region(containing: address), !region.permissions.contains("w"),
+              let module = module(containing: address) else { return nil }
+        return module.word(at: address)
+    }
+
+    /// Every ELF object with code in the target, with its load bias and the file to
+    /// open for it, for the symbolizer.
+    func symbolModules() -> [(path: String, bias: UInt64, file: String)] {
+        var seen: Set<String> = []
+        var result: [(path: String, bias: UInt64, file: String)] = []
+        for region in memoryMap.regions where region.isExecutable && region.isFileBacked && !seen.contains(region.path) {
+            seen.insert(region.path)
+            guard let module = module(containing: region.start) else { continue }
+            result.append((module.path, module.bias, module.openedFrom))
+        }
+        return result
+    }
+
+    private func load(_ path: String) -> LoadedModule? {
+        let regions = memoryMap.regions(ofFile: path)
+        guard let first = regions.min(by: { $0.offset < $1.offset }), let last = regions.last else { return nil }
+        let source: (any ByteSource)?
+        var openedFrom = "/proc/\(pid)/root" + path
+        if path == "[vdso]" {
+            var bytes = [UInt8](repeating: 0, count: Int(first.end - first.start))
+            let n = bytes.withUnsafeMutableBytes { sp_read_memory(pid, first.start, $0.baseAddress, $0.count) }
+            source = n == bytes.count ? CopiedBytes(storage: bytes) : nil
+        } else {
+            // A deleted or replaced file is still reachable through map_files (root only).
+            let mapFile = "/proc/\(pid)/map_files/\(String(first.start, radix: 16))-\(String(first.end, radix: 16))"
+            if let file = MappedFile(path: openedFrom) {
+                source = file
+            } else {
+                source = MappedFile(path: mapFile)
+                openedFrom = mapFile
+            }
+        }
+        guard let source, let image = ElfImage(source: source),
+              let bias = image.bias(mappedAt: first.start, fileOffset: first.offset) else { return nil }
+        return LoadedModule(path: path, openedFrom: openedFrom, image: image, bias: bias, start: regions[0].start,
+                            end: last.end, table: image.ehFrameTable())
+    }
+}

@@ -1,0 +1,19 @@
+// The unwinder's answer for one thread.
+
+public struct UnwoundStack: Equatable, Sendable {
+    /// Leaf first: `pcs[0]` is where the thread was stopped, the rest are return addresses.
+    public let pcs: [UInt64]
+    /// Why the walk stopped before the outermost frame; nil when it reached it.
+    public let truncation: String?
+
+    public init(pcs: [UInt64], truncation: String?) {
+        self.pcs = pcs
+        self.truncation = truncation
+    }
+}
+
+public struct UnwindOptions: Sendable {
+    public var maxFrames: Int
+
+    public init(maxFrames: Int = 256) { self.maxFrames = maxFrames }
+}

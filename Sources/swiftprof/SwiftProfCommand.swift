@@ -1,0 +1,21 @@
+// The command line: one small file a command; the library never sees ArgumentParser.
+import ArgumentParser
+
+@main
+struct SwiftProfCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swiftprof",
+        abstract: "Show what every thread of a running native process is doing.",
+        discussion: """
+            swiftprof stops the threads of a process with ptrace for as short a time as it can, \
+            copies their registers and stacks, lets them go, then unwinds the copies with libunwind \
+            and names every frame with libdw. Output follows Go's goroutine profile text, so it \
+            pipes into diff, sort and go tool pprof.
+
+            Exit status: 0 complete snapshot; 1 printed but partial (the threads and reasons go to \
+            stderr); 2 the process cannot be profiled; 64 bad usage.
+            """,
+        version: "0.1.0",
+        subcommands: [DumpCommand.self]
+    )
+}
