@@ -40,12 +40,18 @@ final class TargetImage {
         return loaded
     }
 
-    /// A word of read-only file-backed memory. Writable mappings are not served:
-    /// their contents in the target differ from the file.
+    /// A word of file-backed memory: read-only mappings from the local copy of the
+    /// file; writable ones (a personality pointer in .data, say) from the target,
+    /// since relocation has changed them. Anonymous memory is not served.
     func word(at address: UInt64) -> UInt64? {
-        guard let region = memoryMap.region(containing: address), !region.permissions.contains("w"),
-              let module = module(containing: address) else { return nil }
-        return module.word(at: address)
+        guard let region = memoryMap.region(containing: address), region.isReadable,
+              region.isFileBacked || region.path == "[vdso]" else { return nil }
+        if region.permissions.contains("w") {
+            var word: UInt64 = 0
+            let n = withUnsafeMutableBytes(of: &word) { sp_read_memory(pid, address, $0.baseAddress, 8) }
+            return n == 8 ? word : nil
+        }
+        return module(containing: address)?.word(at: address)
     }
 
     /// Every ELF object with code in the target, with its load bias and the file to

@@ -1,0 +1,75 @@
+/* The benchmark target: THREADS threads (argv[1], default 64), each DEPTH
+ * (argv[2], default 30) frames deep in descend() and then blocked in
+ * pthread_cond_wait; and a monitor thread that sleeps in 200 us periods and
+ * records how late it wakes (the way cyclictest measures latency), so the
+ * pause a profiler inflicts is measured from inside the target.
+ * On each stdin line "report", prints "late_max_us N late_total_us N wakeups N"
+ * since the last report and resets. Build: cc -O2 -g -pthread wide.c */
+#include "fixture_ready.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
+static long late_max_ns, late_total_ns, wakeups;
+
+__attribute__((noinline)) static void block_forever(void) {
+    pthread_mutex_lock(&lock);
+    for (;;) pthread_cond_wait(&never, &lock);
+}
+
+__attribute__((noinline)) static int descend(int depth) {
+    if (depth <= 1) block_forever();
+    int below = descend(depth - 1);
+    __asm__ volatile("" ::: "memory");
+    return below + 1;
+}
+
+static int depth = 30;
+
+static void *blocked(void *arg) {
+    (void)arg;
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    descend(depth);
+    return NULL;
+}
+
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void *monitor(void *arg) {
+    (void)arg;
+    const long period = 200000;
+    long next = now_ns() + period;
+    for (;;) {
+        struct timespec at = {next / 1000000000L, next % 1000000000L};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
+        long late = now_ns() - next;
+        if (late > LOAD(late_max_ns)) STORE(late_max_ns, late);
+        ADD(late_total_ns, late);
+        ADD(wakeups, 1);
+        next += period;
+        long now = now_ns();
+        if (next < now) next = now + period; /* after a long pause, do not count one pause many times */
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 64;
+    if (argc > 2) depth = atoi(argv[2]);
+    if (threads < 1 || threads > MAX_PARKED - 1) threads = 64;
+    for (int i = 0; i < threads; i++) start_thread(blocked, NULL, "blocked");
+    start_thread(monitor, NULL, "monitor");
+    wait_until_parked(threads);
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        if (strncmp(line, "report", 6) == 0) {
+            printf("late_max_us %ld late_total_us %ld wakeups %ld\n", EXCHANGE(late_max_ns, 0) / 1000,
+                   EXCHANGE(late_total_ns, 0) / 1000, EXCHANGE(wakeups, 0));
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
