@@ -42,6 +42,9 @@ struct DumpCommand: ParsableCommand {
     @Option(name: .long, help: "Deepest stack to unwind, in physical frames.")
     var maxFrames: Int = 256
 
+    @Option(name: .long, help: "Milliseconds to wait for a thread to stop; the others stay stopped meanwhile. A thread that does not stop (state D) is reported and skipped.")
+    var stopTimeout: Int = 250
+
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
     var stats = false
 
@@ -50,6 +53,7 @@ struct DumpCommand: ParsableCommand {
         guard stackBytes >= 4096 && stackBytes <= 64 << 20 else {
             throw ValidationError("--stack-bytes must be between 4096 and 67108864")
         }
+        guard stopTimeout >= 1 && stopTimeout <= 60_000 else { throw ValidationError("--stop-timeout must be between 1 and 60000 ms") }
         guard maxFrames >= 1 && maxFrames <= 100_000 else { throw ValidationError("--max-frames must be between 1 and 100000") }
         if memoryMap && addresses == .relative {
             throw ValidationError("--memory-map needs --addresses=absolute: the map lists absolute addresses")
@@ -59,6 +63,7 @@ struct DumpCommand: ParsableCommand {
     func run() throws {
         var options = SnapshotOptions()
         options.capture.stackBytes = stackBytes
+        options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(demangle: !noDemangle, inlineFrames: !noInline)
 

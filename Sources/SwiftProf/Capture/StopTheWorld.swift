@@ -11,7 +11,7 @@ public struct CaptureOptions: Sendable {
     /// How long to wait for a thread to reach its stop (a thread in D state cannot).
     public var stopTimeoutNanoseconds: UInt64
 
-    public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 1_000_000_000) {
+    public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 250_000_000) {
         self.stackBytes = stackBytes
         self.stopTimeoutNanoseconds = stopTimeoutNanoseconds
     }
@@ -202,8 +202,13 @@ extension RegisterSet {
 }
 
 extension TargetPreflight {
+    /// A /proc read that failed: the process went away, or we may not look at it.
     static func vanished(pid: Int32, _ error: SystemError) -> TargetError {
-        error.errno == ENOENT || error.errno == ESRCH ? .noSuchProcess(pid: pid) : .system(error)
+        switch error.errno {
+        case ENOENT, ESRCH: return .noSuchProcess(pid: pid)
+        case EACCES, EPERM: return permissionError(pid: pid)
+        default: return .system(error)
+        }
     }
 }
 

@@ -160,9 +160,10 @@ public enum PprofTextReader {
                                    file: file == "??" ? "" : file, line: lineNumber))
     }
 
-    /// Splits the frame lines among the "@" addresses. Each location's lines all
-    /// show its call site (address - 1). A run of equal addresses (recursion) shares
-    /// a run of lines evenly, since equal addresses symbolize alike.
+    /// Splits the frame lines among the "@" addresses. A location's lines all show
+    /// its call site (address - 1). Go hides leading runtime frames, so an address
+    /// may have no lines. A run of equal addresses (recursion) shares its run of
+    /// lines evenly, since equal addresses symbolize alike.
     private static func locations(_ addresses: [UInt64], _ frames: [(UInt64, FrameLine)], line: Int) throws(FormatError) -> [Location] {
         var result: [Location] = []
         var frameIndex = 0
@@ -173,19 +174,17 @@ public enum PprofTextReader {
             while addressIndex + run < addresses.count, addresses[addressIndex + run] == addresses[addressIndex] { run += 1 }
             var lineCount = 0
             while frameIndex + lineCount < frames.count, frames[frameIndex + lineCount].0 == site { lineCount += 1 }
-            guard lineCount >= run, lineCount % run == 0 else {
-                throw FormatError(line: line, reason: "frame lines do not match address \(hex(site + 1))")
-            }
-            let perLocation = lineCount / run
+            let perLocation = lineCount % run == 0 ? lineCount / run : lineCount
             for copy in 0..<run {
-                let start = frameIndex + copy * perLocation
-                result.append(Location(address: site, lines: frames[start..<start + perLocation].map(\.1)))
+                let start = min(frameIndex + copy * perLocation, frameIndex + lineCount)
+                let end = min(start + perLocation, frameIndex + lineCount)
+                result.append(Location(address: site, lines: frames[start..<end].map(\.1)))
             }
             frameIndex += lineCount
             addressIndex += run
         }
         guard frameIndex == frames.count else {
-            throw FormatError(line: line, reason: "frame line for \(hex(frames[frameIndex].0)) matches no address")
+            throw FormatError(line: line, reason: "frame line for \(hex(frames[frameIndex].0)) matches no address of the record")
         }
         return result
     }

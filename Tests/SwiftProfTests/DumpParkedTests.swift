@@ -1,0 +1,121 @@
+// End to end: the real `swiftprof dump` on the parked C fixture.
+import Foundation
+import SwiftProf
+import Testing
+
+@Suite(.serialized)
+struct DumpParkedTests {
+    static let source = "Fixtures/c/parked.c"
+
+    @Test func everyThreadIsNamedWithFileAndLine() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("thread profile: total 12\n"))
+        let profile = try parseProfile(result.stdout)
+        #expect(profile.records.reduce(0) { $0 + $1.count } == 12)
+
+        let workers = try #require(profile.record(containing: "worker_wait"))
+        #expect(workers.count == 8)
+        #expect(workers.functions.contains("___pthread_cond_wait"))
+        #expect(workers.frame("worker_wait")?.line == sourceLine(Self.source, containing: "pthread_cond_wait(&never, &lock)"))
+        #expect(workers.frame("worker_wait")?.file.hasSuffix(Self.source) == true)
+        #expect(workers.functions.suffix(2) == ["start_thread", "__clone3"])
+        #expect(workers.truncation == nil)
+
+        let sleeper = try #require(profile.record(containing: "sleep_at_depth"))
+        #expect(sleeper.count == 1)
+        #expect(sleeper.functions.filter { $0 == "recurse" }.count == 6)
+        #expect(sleeper.functions.prefix(2) == ["__GI___clock_nanosleep", "__GI___nanosleep"])
+        #expect(sleeper.frame("sleep_at_depth")?.line == sourceLine(Self.source, containing: "for (;;) nanosleep("))
+        #expect(sleeper.frame("sleeper")?.line == sourceLine(Self.source, containing: "recurse(5);"))
+
+        let poller = try #require(profile.record(containing: "poll_forever"))
+        #expect(poller.functions.first == "epoll_wait")
+        #expect(poller.frame("poll_forever")?.line == sourceLine(Self.source, containing: "epoll_wait(fd, events"))
+
+        let spinner = try #require(profile.record(containing: "spin_forever"))
+        #expect(spinner.functions.first == "spin_forever")
+
+        // read_byte is inlined into wait_for_eof: two logical frames at one address.
+        let main = try #require(profile.record(containing: "wait_for_eof"))
+        let inlined = try #require(main.locations.first { $0.lines.contains { $0.function == "read_byte" } })
+        #expect(inlined.lines.map(\.function) == ["read_byte", "wait_for_eof"])
+        #expect(inlined.lines[0].line == sourceLine(Self.source, containing: "return read(fd, byte, 1);"))
+        #expect(inlined.lines[1].line == sourceLine(Self.source, containing: "while (read_byte(0, &byte) > 0)"))
+        #expect(main.functions.suffix(4) == ["main", "__libc_start_call_main", "__libc_start_main_impl", "_start"])
+        fixture.expectRunning()
+    }
+
+    @Test func framesMatchEuStack() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let ours = try swiftprof("dump", "\(fixture.pid)")
+        let theirs = try run("eu-stack", ["-i", "-s", "-p", "\(fixture.pid)"])
+        #expect(theirs.status == 0, "eu-stack: \(theirs.stderr)")
+        let profile = try parseProfile(ours.stdout)
+        let ourStacks = profile.records.flatMap { record in Array(repeating: record.functions, count: record.count) }
+        #expect(ourStacks.map { $0.joined(separator: " < ") }.sorted()
+                == EuStack.functionsPerThread(theirs.stdout).map { $0.joined(separator: " < ") }.sorted())
+        fixture.expectRunning()
+    }
+
+    @Test func noInlineShowsPhysicalFramesOnly() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let profile = try parseProfile(try swiftprof("dump", "--no-inline", "\(fixture.pid)").stdout)
+        let main = try #require(profile.record(containing: "wait_for_eof"))
+        #expect(!main.functions.contains("read_byte"))
+        #expect(main.locations.allSatisfy { $0.lines.count == 1 })
+    }
+
+    @Test func relativeAddressesAreTheSameAcrossRuns() throws {
+        let first = try Fixture.c("parked"), second = try Fixture.c("parked")
+        defer { first.stop(); second.stop() }
+        func blockedRecords(_ pid: Int32) throws -> String {
+            let text = try swiftprof("dump", "--addresses=relative", "\(pid)").stdout
+            // The spinner is running: its pc moves between captures. Every blocked thread stays put.
+            return text.components(separatedBy: "\n\n").filter { !$0.contains("spin_forever") }.joined(separator: "\n\n")
+        }
+        let a = try blockedRecords(first.pid), b = try blockedRecords(second.pid)
+        #expect(a.contains("worker_wait"))
+        #expect(a == b)
+        // Absolute addresses differ between the two (ASLR), which is what relative is for.
+        let absolute = try swiftprof("dump", "\(first.pid)").stdout
+        #expect(!absolute.contains(a.components(separatedBy: "\n")[1]))
+    }
+
+    @Test func memoryMapIsAppendedAndGoPprofReadsIt() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-\(fixture.pid).txt").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try swiftprof("dump", "--memory-map", "-o", file, "\(fixture.pid)")
+        #expect(result.status == 0)
+        #expect(result.stdout.isEmpty)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(text.contains("\n--- Memory map: ---\n"))
+        #expect(text.contains(try FixtureBuild.executable("parked")))
+        let pprof = try run("go", ["tool", "pprof", "-raw", file], environment: ["HOME": NSTemporaryDirectory(), "PATH": "/usr/lib/go/bin:/usr/bin:/bin"])
+        #expect(pprof.status == 0, "go tool pprof: \(pprof.stderr)")
+        #expect(pprof.stdout.contains("Samples:"))
+        // 12 threads in 5 records; pprof prints one sample line per record.
+        #expect(pprof.stdout.contains("      8: "))
+    }
+}
+
+/// Reads `eu-stack -i -s` output: per TID, the function of every frame, leaf first.
+enum EuStack {
+    static func functionsPerThread(_ text: String) -> [[String]] {
+        var threads: [[String]] = []
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("TID ") { threads.append([]); continue }
+            guard line.hasPrefix("#"), !threads.isEmpty else { continue }
+            // "#3  0x000055d0c1a0b3c8 name" (the name may be missing)
+            let fields = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+            threads[threads.count - 1].append(fields.count > 2 ? String(fields[2]) : "")
+        }
+        return threads
+    }
+}

@@ -1,0 +1,157 @@
+// Starts a fixture from Fixtures/, waits for its "ready PID" line (read from a
+// pipe: no sleeps), and ends it by closing its stdin.
+import Foundation
+import Synchronization
+import Testing
+
+enum Paths {
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// Where `swift build` put the products: beside the running test bundle.
+    static let products: URL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        .deletingLastPathComponent()
+    static var swiftprof: String {
+        ProcessInfo.processInfo.environment["SWIFTPROF"] ?? products.appendingPathComponent("swiftprof").path
+    }
+    static let fixtureBuild = packageRoot.appendingPathComponent(".build/fixtures")
+}
+
+enum FixtureBuild {
+    private static let built = Mutex<[String: String]>([:])
+
+    /// Compiles Fixtures/c/NAME.c (or .cpp) with the system compiler, once per test run.
+    static func executable(_ name: String, flags: [String] = ["-O2", "-g"]) throws -> String {
+        try built.withLock { cache in
+            if let path = cache[name] { return path }
+            let source = ["c", "cpp"].map { Paths.packageRoot.appendingPathComponent("Fixtures/c/\(name).\($0)") }
+                .first { FileManager.default.fileExists(atPath: $0.path) }!
+            try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
+            let output = Paths.fixtureBuild.appendingPathComponent(name).path
+            let compiler = source.pathExtension == "cpp" ? "c++" : "cc"
+            let result = try run(compiler, flags + ["-pthread", "-o", output + ".tmp", source.path])
+            guard result.status == 0 else { throw FixtureError.build(name, result.stderr) }
+            _ = rename(output + ".tmp", output)
+            cache[name] = output
+            return output
+        }
+    }
+}
+
+enum FixtureError: Error {
+    case build(String, String)
+    case notReady(String)
+}
+
+final class Fixture: @unchecked Sendable {
+    let process = Process()
+    let pid: Int32
+    /// The number on the ready line (the fixture's pid, or the process it made for the test).
+    let readyPID: Int32
+    private let input = Pipe()
+    private let output = Pipe()
+
+    /// Starts `executable` and returns once it printed "ready PID".
+    init(_ executable: String, arguments: [String] = []) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        guard let line = Fixture.readLine(output.fileHandleForReading), line.hasPrefix("ready ") else {
+            process.terminate()
+            throw FixtureError.notReady(executable)
+        }
+        pid = process.processIdentifier
+        readyPID = Int32(line.dropFirst("ready ".count)) ?? pid
+    }
+
+    static func c(_ name: String, arguments: [String] = []) throws -> Fixture {
+        try Fixture(try FixtureBuild.executable(name), arguments: arguments)
+    }
+
+    static func swift() throws -> Fixture {
+        try Fixture(Paths.products.appendingPathComponent("SwiftParked").path)
+    }
+
+    /// Sends a line to the fixture and returns its one-line answer.
+    func ask(_ line: String) -> String? {
+        input.fileHandleForWriting.write(Data((line + "\n").utf8))
+        return Fixture.readLine(output.fileHandleForReading)
+    }
+
+    /// The state letter of every thread (R S D T t Z ...), from /proc.
+    func threadStates() -> [Character] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.compactMap { tid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(close, offsetBy: 2)]
+        }
+    }
+
+    func expectRunning(sourceLocation: SourceLocation = #_sourceLocation) {
+        let states = threadStates()
+        #expect(!states.isEmpty, "fixture \(pid) is gone", sourceLocation: sourceLocation)
+        #expect(!states.contains("t") && !states.contains("T"), "fixture left stopped: \(states)",
+                sourceLocation: sourceLocation)
+    }
+
+    /// Closes stdin (the fixture exits on EOF) and waits for the exit.
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    private static func readLine(_ handle: FileHandle) -> String? {
+        var bytes: [UInt8] = []
+        while true {
+            let chunk = handle.readData(ofLength: 1)
+            guard let byte = chunk.first else { return nil }
+            if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(byte)
+        }
+    }
+}
+
+struct CommandResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs a command to its end, its output captured through files (no pipe deadlock).
+func run(_ command: String, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [command] + arguments
+    if let environment { process.environment = environment }
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let out = directory.appendingPathComponent("out"), err = directory.appendingPathComponent("err")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    FileManager.default.createFile(atPath: err.path, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+}
+
+func swiftprof(_ arguments: String...) throws -> CommandResult {
+    try run(Paths.swiftprof, arguments)
+}
+
+func swiftprof(_ arguments: [String]) throws -> CommandResult {
+    try run(Paths.swiftprof, arguments)
+}
