@@ -1,6 +1,6 @@
 // `swiftprof dump PID`: one consistent snapshot of every thread.
 import ArgumentParser
-import Foundation
+import Glibc
 import SwiftProf
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -15,13 +15,13 @@ struct DumpCommand: ParsableCommand {
         abstract: "Print one snapshot of every thread's stack, grouped by identical stacks."
     )
 
-    @Argument(help: "The process to profile.")
+    @Argument(help: ArgumentHelp("The process to profile.", valueName: "PID"))
     var pid: Int32
 
-    @Option(name: .long, help: "Output format: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(name: .long, help: ArgumentHelp("Output format: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FORMAT"))
     var format: OutputFormat = .pprofText
 
-    @Option(name: [.customShort("o"), .long], help: "Write to FILE instead of standard output.")
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write to FILE instead of standard output.", valueName: "FILE"))
     var output: String?
 
     @Flag(name: .long, help: "Show physical frames only, without the functions inlined into them.")
@@ -30,19 +30,19 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Print symbol names as they are in the binary.")
     var noDemangle = false
 
-    @Option(name: .long, help: "absolute: addresses in the target; relative: minus each object's load bias, stable across runs.")
+    @Option(name: .long, help: ArgumentHelp("absolute: addresses as in the target; relative: minus each object's load bias (link-time addresses), the same across runs.", valueName: "absolute|relative"))
     var addresses: AddressMode = .absolute
 
     @Flag(name: .long, help: "Append the target's memory map (--- Memory map: ---) for go tool pprof.")
     var memoryMap = false
 
-    @Option(name: .long, help: "Bytes of each thread's stack to copy, from its stack pointer up.")
+    @Option(name: .long, help: ArgumentHelp("Bytes of each thread's stack to copy, from its stack pointer up.", valueName: "BYTES"))
     var stackBytes: Int = 512 * 1024
 
-    @Option(name: .long, help: "Deepest stack to unwind, in physical frames.")
+    @Option(name: .long, help: ArgumentHelp("Deepest stack to unwind, in physical frames; a deeper one is marked truncated.", valueName: "N"))
     var maxFrames: Int = 256
 
-    @Option(name: .long, help: "Milliseconds to wait for a thread to stop; the others stay stopped meanwhile. A thread that does not stop (state D) is reported and skipped.")
+    @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for a thread to stop; the others stay stopped meanwhile. A thread that does not stop (state D) is reported and skipped (exit status 1).", valueName: "MS"))
     var stopTimeout: Int = 250
 
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
@@ -88,13 +88,15 @@ struct DumpCommand: ParsableCommand {
 
     private func emit(_ text: String) throws {
         guard let output else {
-            FileHandle.standardOutput.write(Data(text.utf8))
+            if !writeAll(STDOUT_FILENO, text) && errno != EPIPE {
+                warn("cannot write standard output: \(String(cString: strerror(errno)))")
+                throw ExitStatus.cannotProfile
+            }
             return
         }
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: output))
-        } catch {
-            warn("cannot write \(output): \(error.localizedDescription)")
+        let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0, writeAll(fd, text), close(fd) == 0 else {
+            warn("cannot write \(output): \(String(cString: strerror(errno)))")
             throw ExitStatus.cannotProfile
         }
     }
@@ -102,7 +104,11 @@ struct DumpCommand: ParsableCommand {
 
 extension SnapshotStatistics {
     var summary: String {
-        func ms(_ ns: UInt64) -> String { String(format: "%.3f ms", Double(ns) / 1e6) }
+        func ms(_ ns: UInt64) -> String {
+            let micros = (ns + 500) / 1000
+            let fraction = String(micros % 1000)
+            return "\(micros / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction) ms"
+        }
         return "\(threads) threads, target stopped \(ms(stopWindowNanoseconds)), capture \(ms(captureNanoseconds)), "
             + "unwind \(ms(unwindNanoseconds)), symbolize \(ms(symbolizeNanoseconds)), \(stackBytes / 1024) KiB of stack copied"
     }

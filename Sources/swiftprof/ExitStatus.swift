@@ -1,6 +1,6 @@
 // The documented exit statuses, in one place.
 import ArgumentParser
-import Foundation
+import Glibc
 
 enum ExitStatus {
     static let complete = ExitCode(0)
@@ -11,5 +11,19 @@ enum ExitStatus {
 
 /// One line on stderr, prefixed like every Unix tool's.
 func warn(_ message: String) {
-    FileHandle.standardError.write(Data("swiftprof: \(message)\n".utf8))
+    _ = writeAll(STDERR_FILENO, "swiftprof: \(message)\n")
+}
+
+/// Writes all of `text`, retrying short writes; false on error (errno set).
+func writeAll(_ fd: Int32, _ text: String) -> Bool {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return false
+        }
+        bytes = bytes.dropFirst(n)
+    }
+    return true
 }

@@ -54,7 +54,7 @@ struct StopTheWorld {
         session.releaseAll()
         let window = session.stopWindowNanoseconds
 
-        if threads.isEmpty && session.stopped.isEmpty && session.failures.isEmpty {
+        if threads.isEmpty && session.failures.isEmpty {
             throw .exitedDuringCapture(pid: pid)
         }
         // Names are read after the target runs again: they are not part of the stop.
@@ -89,7 +89,10 @@ struct StopTheWorld {
         /// Seized threads that have not reported a stop yet.
         var running: [Int32] = []
         var failures: [ThreadFailure] = []
+        /// Threads that ended during the capture: they no longer exist, so no failure.
+        var exited: [Int32] = []
         var seen: Set<Int32> = []
+        var seizedCount = 0
         var windowStart: UInt64 = 0
         var windowEnd: UInt64 = 0
         var released = false
@@ -106,43 +109,56 @@ struct StopTheWorld {
                 if let leader = listed.firstIndex(of: pid) { listed.swapAt(0, leader) }
                 let new = listed.filter { !seen.contains($0) }
                 if new.isEmpty { return }
+                // Seizing does not stop a thread: seize them all first, so the stop
+                // window opens only at the first interrupt.
+                var seized: [Int32] = []
                 for tid in new {
                     seen.insert(tid)
-                    try seize(tid)
+                    if try seize(tid) { seized.append(tid) }
                 }
+                if windowStart == 0 && !seized.isEmpty { windowStart = monotonicNanoseconds() }
+                for tid in seized { interrupt(tid) }
                 waitForStops(timeout: timeout)
             }
         }
 
-        private mutating func seize(_ tid: Int32) throws(TargetError) {
+        /// True when the thread is now ours; false when it is gone or recorded as a failure.
+        private mutating func seize(_ tid: Int32) throws(TargetError) -> Bool {
             let rc = sp_ptrace_seize(tid, 0)
             switch rc {
             case 0:
-                if windowStart == 0 { windowStart = monotonicNanoseconds() }
-                let interrupt = sp_ptrace_interrupt(tid)
-                if interrupt == 0 {
-                    running.append(tid)
-                } else {
-                    // Seized but still running: the kernel detaches it when we exit.
-                    failures.append(ThreadFailure(tid: tid, reason: "PTRACE_INTERRUPT: \(errnoName(interrupt))"))
-                }
+                seizedCount += 1
+                return true
             case ESRCH:
-                return  // exited between the listing and the seize
+                return false  // exited between the listing and the seize
             case EPERM:
                 let state = (try? TaskStatus.read(pid: pid, tid: tid))?.state
-                if state == nil || state == "Z" || state == "X" { return }  // exiting: nothing to capture
-                if stopped.isEmpty && running.isEmpty { throw TargetPreflight.permissionError(pid: pid) }
+                if state == nil || state == "Z" || state == "X" { return false }  // exiting: nothing to capture
+                if seizedCount == 0 { throw TargetPreflight.permissionError(pid: pid) }
                 failures.append(ThreadFailure(tid: tid, reason: "PTRACE_SEIZE: \(errnoName(rc))"))
+                return false
             default:
-                if stopped.isEmpty && running.isEmpty {
+                if seizedCount == 0 {
                     throw .system(SystemError(call: "ptrace(PTRACE_SEIZE)", path: "\(tid)", errno: rc))
                 }
                 failures.append(ThreadFailure(tid: tid, reason: "PTRACE_SEIZE: \(errnoName(rc))"))
+                return false
+            }
+        }
+
+        private mutating func interrupt(_ tid: Int32) {
+            let rc = sp_ptrace_interrupt(tid)
+            if rc == 0 || rc == ESRCH {
+                running.append(tid)  // an exited tracee is reaped by the wait
+            } else {
+                // Seized but still running: the kernel detaches it when we exit.
+                failures.append(ThreadFailure(tid: tid, reason: "PTRACE_INTERRUPT: \(errnoName(rc))"))
             }
         }
 
         private mutating func waitForStops(timeout: UInt64) {
-            let deadline = monotonicNanoseconds() + timeout
+            let start = monotonicNanoseconds()
+            let deadline = start + timeout
             var pause: UInt32 = 10
             while !running.isEmpty {
                 var stillRunning: [Int32] = []
@@ -152,13 +168,13 @@ struct StopTheWorld {
                     if rc == 0 {
                         stillRunning.append(tid)
                     } else if rc < 0 {
-                        failures.append(ThreadFailure(tid: tid, reason: "exited during capture"))
+                        exited.append(tid)
                     } else if sp_status_stopped(status) != 0 {
                         // A signal-delivery-stop (event 0) holds a signal the target must still get.
                         let isSignalDelivery = sp_status_event(status) == 0
                         stopped.append((tid, isSignalDelivery ? sp_status_stop_signal(status) : 0))
                     } else {
-                        failures.append(ThreadFailure(tid: tid, reason: "exited during capture"))
+                        exited.append(tid)
                     }
                 }
                 let progressed = stillRunning.count < running.count
@@ -172,7 +188,14 @@ struct StopTheWorld {
                     }
                     return
                 }
-                if progressed { pause = 10 } else { usleep(pause); pause = min(pause * 2, 1000) }
+                // Stops arrive within tens of microseconds: yield rather than sleep at
+                // first (a sleep costs more than the stop), back off for stragglers.
+                if progressed || monotonicNanoseconds() - start < 2_000_000 {
+                    sched_yield()
+                } else {
+                    usleep(pause)
+                    pause = min(pause * 2, 1000)
+                }
             }
         }
 

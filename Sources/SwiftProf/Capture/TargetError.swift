@@ -1,5 +1,5 @@
 // Why a process cannot be profiled at all (exit status 2), each with one line for the user.
-import Foundation
+import Glibc
 
 public enum TargetError: Error, Equatable, CustomStringConvertible {
     case noSuchProcess(pid: Int32)
@@ -61,7 +61,7 @@ enum TargetPreflight {
                 "it belongs to \(owner) and swiftprof lacks CAP_SYS_PTRACE (run it as root or grant the capability)")
         }
         if let scope = try? ProcFile.read("/proc/sys/kernel/yama/ptrace_scope"),
-           let level = Int(scope.trimmingCharacters(in: .whitespacesAndNewlines)), level >= 3 {
+           let level = Int(scope.trimmedWhitespace), level >= 3 {
             return .permissionDenied(pid: pid, advice: "kernel.yama.ptrace_scope=3 forbids all ptrace attaches")
         }
         return .permissionDenied(pid: pid, advice:
@@ -73,7 +73,7 @@ enum TargetPreflight {
     private static func hasCapability(_ bit: Int) -> Bool {
         guard let text = try? ProcFile.read("/proc/self/status") else { return false }
         for line in text.split(separator: "\n") where line.hasPrefix("CapEff:") {
-            let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces)
+            let hex = line.dropFirst("CapEff:".count).trimmedWhitespace
             return (UInt64(hex, radix: 16) ?? 0) & (1 << UInt64(bit)) != 0
         }
         return false

@@ -1,22 +1,32 @@
 // The kernel accepts ptrace requests only from the thread that attached, so
 // captures run on a thread of their own, never on a Dispatch queue or an async task.
-import Foundation
+import Glibc
 
-private final class Outcome<T, E: Error>: @unchecked Sendable {
+private final class ThreadWork {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+private final class Outcome<T, E: Error> {
     var value: Result<T, E>?
 }
 
 enum TracerThread {
-    static func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) throws(E) -> T {
+    /// Runs `body` on a new thread and waits for it.
+    static func run<T, E: Error>(_ body: @escaping () throws(E) -> T) throws(E) -> T {
         let outcome = Outcome<T, E>()
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            outcome.value = Result { () throws(E) -> T in try body() }
-            done.signal()
+        let work = ThreadWork { outcome.value = Result { () throws(E) -> T in try body() } }
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { context in
+            Unmanaged<ThreadWork>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, Unmanaged.passRetained(work).toOpaque())
+        if started == 0 {
+            pthread_join(thread, nil)
+        } else {
+            // No thread to be had: run here; every ptrace call still comes from one thread.
+            work.body()
         }
-        thread.name = "swiftprof-tracer"
-        thread.start()
-        done.wait()
         return try outcome.value!.get()
     }
 }

@@ -10,8 +10,6 @@
 // "#" lines show the call site (return address - 1) and repeat it for each
 // inlined frame. `go tool pprof` treats "#" lines as comments.
 
-import Foundation
-
 public struct PprofTextWriter: Sendable {
     public var profileName: String
     public var addresses: AddressMode
@@ -151,12 +149,12 @@ public enum PprofTextReader {
             throw FormatError(line: number, reason: "expected \"#<tab>0x..<tab>func+0x..<tab>file:line\"")
         }
         if fields.count == 2 { return (address, FrameLine(function: "", offset: 0, file: "", line: 0)) }
-        guard let plus = fields[2].range(of: "+0x", options: .backwards), let offset = parseHex(fields[2][plus.lowerBound...].dropFirst()),
+        guard let plus = lastOffsetMarker(in: fields[2]), let offset = parseHex(fields[2][plus...].dropFirst()),
               let colon = fields[3].lastIndex(of: ":"), let lineNumber = Int(fields[3][fields[3].index(after: colon)...]) else {
             throw FormatError(line: number, reason: "expected \"func+0xOFFSET\" and \"file:line\"")
         }
         let file = String(fields[3][..<colon])
-        return (address, FrameLine(function: String(fields[2][..<plus.lowerBound]), offset: offset,
+        return (address, FrameLine(function: String(fields[2][..<plus]), offset: offset,
                                    file: file == "??" ? "" : file, line: lineNumber))
     }
 
@@ -187,6 +185,16 @@ public enum PprofTextReader {
             throw FormatError(line: line, reason: "frame line for \(hex(frames[frameIndex].0)) matches no address of the record")
         }
         return result
+    }
+
+    /// Where "+0x" last occurs: function names may contain "+" (C++ operator+).
+    private static func lastOffsetMarker(in text: Substring) -> Substring.Index? {
+        var index = text.endIndex
+        while index > text.startIndex {
+            index = text.index(before: index)
+            if text[index...].hasPrefix("+0x") { return index }
+        }
+        return nil
     }
 
     private static func parseHex<S: StringProtocol>(_ text: S) -> UInt64? {

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 // What /proc says about a process or one of its threads, read without stopping it.
 
@@ -40,7 +40,7 @@ public struct TaskStatus: Equatable, Sendable {
 public func tracerPID(of pid: Int32) -> Int32 {
     guard let text = try? ProcFile.read("/proc/\(pid)/status") else { return 0 }
     for line in text.split(separator: "\n") where line.hasPrefix("TracerPid:") {
-        return Int32(line.dropFirst("TracerPid:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+        return Int32(line.dropFirst("TracerPid:".count).trimmedWhitespace) ?? 0
     }
     return 0
 }

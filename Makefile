@@ -1,0 +1,46 @@
+# swiftprof: `make demo` and `make test` do everything on a fresh Debian machine.
+SHELL := /bin/bash
+SWIFT ?= swift
+# Build, link and test dependencies (Debian package names).
+PACKAGES := libunwind-dev libelf-dev libdw-dev liblzma-dev pkg-config elfutils gcc g++ golang-go util-linux
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FIXTURE_CFLAGS := -O2 -g -pthread
+
+.PHONY: all deps build release test demo bench man clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: build
+	$(SWIFT) test
+
+.build/fixtures/%: Fixtures/c/%.c Fixtures/c/fixture_ready.h
+	@mkdir -p .build/fixtures
+	cc $(FIXTURE_CFLAGS) -o $@ $<
+
+demo: build .build/fixtures/parked
+	@scripts/demo .build/fixtures/parked
+
+bench: release .build/fixtures/wide
+	@bench/run
+
+# Regenerates man/swiftprof.1 from the command-line definitions.
+man: build
+	$(SWIFT) package plugin generate-manual --configuration debug --date 2026-11-29 --authors "the swiftprof developers"
+	cp .build/plugins/GenerateManual/outputs/swiftprof/swiftprof.1 man/swiftprof.1
+
+clean:
+	rm -rf .build

@@ -1,0 +1,24 @@
+// The man page and README keep up with the command line.
+import Foundation
+import Testing
+
+struct CommandLineTests {
+    static func longOptions(_ help: String) -> Set<String> {
+        let pattern = try! NSRegularExpression(pattern: "--([a-z][a-z-]+)")
+        let range = NSRange(help.startIndex..., in: help)
+        return Set(pattern.matches(in: help, range: range).compactMap { Range($0.range(at: 1), in: help).map { String(help[$0]) } })
+    }
+
+    @Test func manPageListsEveryOptionOfDump() throws {
+        let help = try swiftprof("dump", "--help")
+        #expect(help.status == 0)
+        let options = Self.longOptions(help.stdout)
+        #expect(options.isSuperset(of: ["format", "output", "no-inline", "addresses", "memory-map", "stack-bytes"]))
+        let man = try String(contentsOf: Paths.packageRoot.appendingPathComponent("man/swiftprof.1"), encoding: .utf8)
+        let readme = try String(contentsOf: Paths.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        for option in options.subtracting(["help", "version"]) {
+            #expect(man.contains("Fl -\(option)") || man.contains(", -\(option)"), "man/swiftprof.1 lacks --\(option): run make man")
+            #expect(readme.contains("--\(option)"), "README.md lacks --\(option)")
+        }
+    }
+}
