@@ -43,7 +43,8 @@ public enum Profiler {
         statistics.unwindNanoseconds = monotonicNanoseconds() - clock
 
         clock = monotonicNanoseconds()
-        let symbolizer = Symbolizer(modules: image.symbolModules(), options: options.symbolize)
+        let vdso = capture.memoryMap.regions.first { $0.path == "[vdso]" }
+        let symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)
         var threads: [ThreadStack] = []
         for (thread, stack) in zip(capture.threads, unwound) {
             let locations = stack.pcs.enumerated().map { index, pc in
@@ -57,7 +58,7 @@ public enum Profiler {
         statistics.symbolizeNanoseconds = monotonicNanoseconds() - clock
 
         let snapshot = Snapshot(pid: pid, threads: threads, failures: capture.failures,
-                                memoryMapLines: capture.memoryMap.regions.map(\.line))
+                                memoryMapLines: capture.memoryMap.regions.map(\.line), wasStopped: capture.wasStopped)
         return (snapshot, statistics)
     }
 }

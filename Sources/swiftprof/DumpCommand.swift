@@ -82,6 +82,7 @@ struct DumpCommand: ParsableCommand {
         try emit(text)
 
         if stats { warn(statistics.summary) }
+        if snapshot.wasStopped { warn("process \(pid) was stopped by a signal before the capture and stays stopped") }
         for failure in snapshot.failures { warn("thread \(failure.tid) not captured: \(failure.reason)") }
         if !snapshot.isComplete { throw ExitStatus.partial }
     }

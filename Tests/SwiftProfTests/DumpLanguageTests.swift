@@ -1,4 +1,4 @@
-// Demangled names on C++ and Swift targets.
+// Names from places other than a plain C binary: C++ and Swift symbols, the vDSO.
 import Testing
 
 @Suite(.serialized)
@@ -31,5 +31,22 @@ struct DumpLanguageTests {
         let mangled = try swiftprof("dump", "--no-demangle", "\(fixture.pid)").stdout
         #expect(mangled.contains("$s11SwiftParked5StoreC7ttlLoops5NeverOyF+0x"))
         fixture.expectRunning()
+    }
+
+    /// The vDSO is an ELF image in memory only: unwound from a copy of its
+    /// .eh_frame, named from its symbol table.
+    @Test func framesInTheVdso() throws {
+        let fixture = try Fixture.c("clock_spin")
+        defer { fixture.stop() }
+        // The thread spends most of its time inside the vDSO; a few snapshots catch it there.
+        for _ in 0..<100 {
+            let profile = try parseProfile(try swiftprof("dump", "\(fixture.pid)").stdout)
+            guard let clock = profile.record(containing: "__vdso_clock_gettime") else { continue }
+            #expect(clock.functions.prefix(2) == ["__vdso_clock_gettime", "__GI___clock_gettime"])
+            #expect(clock.functions.contains("read_clock_forever"))
+            #expect(clock.truncation == nil)
+            return
+        }
+        Issue.record("100 snapshots never caught the thread inside the vDSO")
     }
 }

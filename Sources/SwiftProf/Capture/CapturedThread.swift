@@ -60,4 +60,6 @@ public struct Capture: Sendable {
     public let memoryMap: MemoryMap
     /// From the first interrupt to the last detach: the longest pause any thread felt.
     public let stopWindowNanoseconds: UInt64
+    /// The process was in a group-stop (SIGSTOP, ^Z) when captured; it stays stopped.
+    public let wasStopped: Bool
 }

@@ -64,7 +64,7 @@ struct StopTheWorld {
         }
         return Capture(pid: pid, threads: named.sorted { $0.tid < $1.tid },
                        failures: session.failures.sorted { $0.tid < $1.tid },
-                       memoryMap: memoryMap, stopWindowNanoseconds: window)
+                       memoryMap: memoryMap, stopWindowNanoseconds: window, wasStopped: session.wasStopped)
     }
 
     private func copyStack(sp: UInt64, map: MemoryMap) -> (StackCopy, String?) {
@@ -93,6 +93,7 @@ struct StopTheWorld {
         var exited: [Int32] = []
         var seen: Set<Int32> = []
         var seizedCount = 0
+        var wasStopped = false
         var windowStart: UInt64 = 0
         var windowEnd: UInt64 = 0
         var released = false
@@ -172,7 +173,13 @@ struct StopTheWorld {
                     } else if sp_status_stopped(status) != 0 {
                         // A signal-delivery-stop (event 0) holds a signal the target must still get.
                         let isSignalDelivery = sp_status_event(status) == 0
-                        stopped.append((tid, isSignalDelivery ? sp_status_stop_signal(status) : 0))
+                        let signal = sp_status_stop_signal(status)
+                        stopped.append((tid, isSignalDelivery ? signal : 0))
+                        // A group-stop reports its stop signal: the process was stopped
+                        // (SIGSTOP, ^Z) before us, and detaching leaves it so.
+                        if !isSignalDelivery && [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(signal) {
+                            wasStopped = true
+                        }
                     } else {
                         exited.append(tid)
                     }

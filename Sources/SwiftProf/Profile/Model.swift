@@ -76,12 +76,16 @@ public struct Snapshot: Sendable {
     public var failures: [ThreadFailure]
     /// /proc/PID/maps as captured, for `--memory-map`.
     public var memoryMapLines: [String]
+    /// The process was stopped by a signal before the capture, and still is.
+    public var wasStopped: Bool
 
-    public init(pid: Int32, threads: [ThreadStack], failures: [ThreadFailure] = [], memoryMapLines: [String] = []) {
+    public init(pid: Int32, threads: [ThreadStack], failures: [ThreadFailure] = [], memoryMapLines: [String] = [],
+                wasStopped: Bool = false) {
         self.pid = pid
         self.threads = threads
         self.failures = failures
         self.memoryMapLines = memoryMapLines
+        self.wasStopped = wasStopped
     }
 
     public var isComplete: Bool { failures.isEmpty }

@@ -22,8 +22,10 @@ final class Symbolizer {
     private let options: SymbolizeOptions
     private var cache: [UInt64: Location] = [:]
 
-    /// `modules`: path → (load bias, file to open) for every ELF object to report.
-    init?(modules: [(path: String, bias: UInt64, file: String)], options: SymbolizeOptions) {
+    /// `modules`: path → (load bias, file to open) for every ELF object to report;
+    /// `vdso`: the target's vDSO mapping, read from its memory by libdwfl.
+    init?(pid: Int32, modules: [(path: String, bias: UInt64, file: String)], vdso: MemoryRegion?,
+          options: SymbolizeOptions) {
         // libdw would ask debuginfod servers when DEBUGINFOD_URLS is set: no network unless asked.
         unsetenv("DEBUGINFOD_URLS")
         callbacks = .allocate(capacity: 1)
@@ -39,6 +41,10 @@ final class Symbolizer {
         dwfl_report_begin(dwfl)
         for module in modules {
             _ = dwfl_report_elf(dwfl, module.path, module.file, -1, module.bias, true)
+        }
+        if let vdso {
+            // dwfl_linux_proc_find_elf reads an in-memory image for a module named this way.
+            _ = dwfl_report_module(dwfl, "[vdso: \(pid)]", vdso.start, vdso.end)
         }
         dwfl_report_end(dwfl, nil, nil)
     }
