@@ -31,8 +31,8 @@ test: build
 	@mkdir -p .build/fixtures
 	cc $(FIXTURE_CFLAGS) -o $@ $<
 
-demo: build .build/fixtures/parked
-	@scripts/demo .build/fixtures/parked
+demo: build .build/fixtures/kvserver
+	@scripts/demo .build/fixtures/kvserver
 
 bench: release .build/fixtures/wide
 	@bench/run

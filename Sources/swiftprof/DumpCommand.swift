@@ -3,12 +3,6 @@ import ArgumentParser
 import Glibc
 import SwiftProf
 
-enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case pprofText = "pprof-text"
-}
-
-extension AddressMode: ExpressibleByArgument {}
-
 struct DumpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
@@ -18,11 +12,8 @@ struct DumpCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The process to profile.", valueName: "PID"))
     var pid: Int32
 
-    @Option(name: .long, help: ArgumentHelp("Output format: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FORMAT"))
-    var format: OutputFormat = .pprofText
-
-    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write to FILE instead of standard output.", valueName: "FILE"))
-    var output: String?
+    @OptionGroup(title: "Output")
+    var output: OutputOptions
 
     @Flag(name: .long, help: "Show physical frames only, without the functions inlined into them.")
     var noInline = false
@@ -30,11 +21,8 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Print symbol names as they are in the binary.")
     var noDemangle = false
 
-    @Option(name: .long, help: ArgumentHelp("absolute: addresses as in the target; relative: minus each object's load bias (link-time addresses), the same across runs.", valueName: "absolute|relative"))
-    var addresses: AddressMode = .absolute
-
-    @Flag(name: .long, help: "Append the target's memory map (--- Memory map: ---) for go tool pprof.")
-    var memoryMap = false
+    @Flag(inversion: .prefixedNo, help: "Put each blocked thread's kernel frames (from /proc/PID/task/TID/stack) below its user frames. On by default where the kernel shows them (root).")
+    var kernel: Bool?
 
     @Option(name: .long, help: ArgumentHelp("Bytes of each thread's stack to copy, from its stack pointer up.", valueName: "BYTES"))
     var stackBytes: Int = 512 * 1024
@@ -55,9 +43,6 @@ struct DumpCommand: ParsableCommand {
         }
         guard stopTimeout >= 1 && stopTimeout <= 60_000 else { throw ValidationError("--stop-timeout must be between 1 and 60000 ms") }
         guard maxFrames >= 1 && maxFrames <= 100_000 else { throw ValidationError("--max-frames must be between 1 and 100000") }
-        if memoryMap && addresses == .relative {
-            throw ValidationError("--memory-map needs --addresses=absolute: the map lists absolute addresses")
-        }
     }
 
     func run() throws {
@@ -66,6 +51,8 @@ struct DumpCommand: ParsableCommand {
         options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(demangle: !noDemangle, inlineFrames: !noInline)
+        options.kernelFrames = kernel ?? true
+        _ = try output.classifier()  // a bad rules file is bad usage: say so before touching the target
 
         let snapshot: Snapshot
         let statistics: SnapshotStatistics
@@ -75,31 +62,13 @@ struct DumpCommand: ParsableCommand {
             warn(error.description)
             throw ExitStatus.cannotProfile
         }
-
-        let records = Grouper.records(snapshot.threads, addresses: addresses)
-        let text = PprofTextWriter(addresses: addresses, memoryMapLines: memoryMap ? snapshot.memoryMapLines : nil)
-            .write(records)
-        try emit(text)
+        try output.emit(try output.render(snapshot))
 
         if stats { warn(statistics.summary) }
+        if kernel == true, let note = statistics.kernelNote { warn(note) }
         if snapshot.wasStopped { warn("process \(pid) was stopped by a signal before the capture and stays stopped") }
         for failure in snapshot.failures { warn("thread \(failure.tid) not captured: \(failure.reason)") }
         if !snapshot.isComplete { throw ExitStatus.partial }
-    }
-
-    private func emit(_ text: String) throws {
-        guard let output else {
-            if !writeAll(STDOUT_FILENO, text) && errno != EPIPE {
-                warn("cannot write standard output: \(String(cString: strerror(errno)))")
-                throw ExitStatus.cannotProfile
-            }
-            return
-        }
-        let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0, writeAll(fd, text), close(fd) == 0 else {
-            warn("cannot write \(output): \(String(cString: strerror(errno)))")
-            throw ExitStatus.cannotProfile
-        }
     }
 }
 

@@ -27,12 +27,12 @@ struct DumpParkedTests {
         let sleeper = try #require(profile.record(containing: "sleep_at_depth"))
         #expect(sleeper.count == 1)
         #expect(sleeper.functions.filter { $0 == "recurse" }.count == 6)
-        #expect(sleeper.functions.prefix(2) == ["__GI___clock_nanosleep", "__GI___nanosleep"])
+        #expect(sleeper.userFunctions.prefix(2) == ["__GI___clock_nanosleep", "__GI___nanosleep"])
         #expect(sleeper.frame("sleep_at_depth")?.line == sourceLine(Self.source, containing: "for (;;) nanosleep("))
         #expect(sleeper.frame("sleeper")?.line == sourceLine(Self.source, containing: "recurse(5);"))
 
         let poller = try #require(profile.record(containing: "poll_forever"))
-        #expect(poller.functions.first == "epoll_wait")
+        #expect(poller.userFunctions.first == "epoll_wait")
         #expect(poller.frame("poll_forever")?.line == sourceLine(Self.source, containing: "epoll_wait(fd, events"))
 
         let spinner = try #require(profile.record(containing: "spin_forever"))
@@ -55,7 +55,8 @@ struct DumpParkedTests {
         let theirs = try run("eu-stack", ["-i", "-s", "-p", "\(fixture.pid)"])
         #expect(theirs.status == 0, "eu-stack: \(theirs.stderr)")
         let profile = try parseProfile(ours.stdout)
-        let ourStacks = profile.records.flatMap { record in Array(repeating: record.functions, count: record.count) }
+        // eu-stack shows user frames only.
+        let ourStacks = profile.records.flatMap { record in Array(repeating: record.userFunctions, count: record.count) }
         #expect(ourStacks.map { $0.joined(separator: " < ") }.sorted()
                 == EuStack.functionsPerThread(theirs.stdout).map { $0.joined(separator: " < ") }.sorted())
         fixture.expectRunning()

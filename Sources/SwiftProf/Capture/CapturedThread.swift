@@ -31,13 +31,17 @@ public struct CapturedThread: Equatable, Sendable {
     public let stack: StackCopy
     /// Why the stack copy is shorter than asked (unreadable memory, no mapping at sp), if it is.
     public let stackNote: String?
+    /// /proc's view of the thread, read just before the stop.
+    public let procInfo: ThreadProcInfo?
 
-    public init(tid: Int32, name: String, registers: RegisterSet, stack: StackCopy, stackNote: String? = nil) {
+    public init(tid: Int32, name: String, registers: RegisterSet, stack: StackCopy, stackNote: String? = nil,
+                procInfo: ThreadProcInfo? = nil) {
         self.tid = tid
         self.name = name
         self.registers = registers
         self.stack = stack
         self.stackNote = stackNote
+        self.procInfo = procInfo
     }
 }
 

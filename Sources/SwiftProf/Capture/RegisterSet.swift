@@ -9,10 +9,14 @@ public struct RegisterSet: Equatable, Sendable {
 
     /// rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip
     public var values: [UInt64]
+    /// The system call number the thread entered (-1 outside one); with rax, tells
+    /// whether the stop interrupted a blocking call.
+    public var origRAX: UInt64
 
-    public init(values: [UInt64]) {
+    public init(values: [UInt64], origRAX: UInt64 = UInt64.max) {
         precondition(values.count == RegisterSet.count)
         self.values = values
+        self.origRAX = origRAX
     }
 
     public init(pc: UInt64, sp: UInt64, fp: UInt64) {
@@ -21,6 +25,15 @@ public struct RegisterSet: Equatable, Sendable {
         values[RegisterSet.rsp] = sp
         values[RegisterSet.rbp] = fp
         self.values = values
+        self.origRAX = UInt64.max
+    }
+
+    /// The system call the stop interrupted: orig_rax holds its number and rax one of
+    /// the kernel's restart codes (-ERESTARTSYS ... -ERESTART_RESTARTBLOCK) or -EINTR.
+    public var interruptedSyscall: Int? {
+        let number = Int64(bitPattern: origRAX), result = Int64(bitPattern: values[0])
+        guard number >= 0, (-516 ... -512).contains(result) || result == -4 else { return nil }
+        return Int(number)
     }
 
     public var pc: UInt64 { values[RegisterSet.rip] }

@@ -10,10 +10,13 @@ public struct CaptureOptions: Sendable {
     public var stackBytes: Int
     /// How long to wait for a thread to reach its stop (a thread in D state cannot).
     public var stopTimeoutNanoseconds: UInt64
+    /// Read each thread's state, system call, wchan and kernel stack from /proc first.
+    public var readThreadState: Bool
 
-    public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 250_000_000) {
+    public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 250_000_000, readThreadState: Bool = true) {
         self.stackBytes = stackBytes
         self.stopTimeoutNanoseconds = stopTimeoutNanoseconds
+        self.readThreadState = readThreadState
     }
 }
 
@@ -28,7 +31,7 @@ struct StopTheWorld {
         var memoryMap: MemoryMap
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
 
-        var session = Session(pid: pid)
+        var session = Session(pid: pid, readsProcInfo: options.readThreadState)
         defer { session.releaseAll() }
         try session.stopAll(timeout: options.stopTimeoutNanoseconds)
 
@@ -49,7 +52,8 @@ struct StopTheWorld {
                 mapRereadDone = true
             }
             let (stack, note) = copyStack(sp: registers.sp, map: memoryMap)
-            threads.append(CapturedThread(tid: tid, name: "", registers: registers, stack: stack, stackNote: note))
+            threads.append(CapturedThread(tid: tid, name: "", registers: registers, stack: stack, stackNote: note,
+                                          procInfo: session.procInfo[tid]))
         }
         session.releaseAll()
         let window = session.stopWindowNanoseconds
@@ -60,7 +64,7 @@ struct StopTheWorld {
         // Names are read after the target runs again: they are not part of the stop.
         let named = threads.map {
             CapturedThread(tid: $0.tid, name: threadName(pid: pid, tid: $0.tid), registers: $0.registers,
-                           stack: $0.stack, stackNote: $0.stackNote)
+                           stack: $0.stack, stackNote: $0.stackNote, procInfo: $0.procInfo)
         }
         return Capture(pid: pid, threads: named.sorted { $0.tid < $1.tid },
                        failures: session.failures.sorted { $0.tid < $1.tid },
@@ -98,7 +102,14 @@ struct StopTheWorld {
         var windowEnd: UInt64 = 0
         var released = false
 
-        init(pid: Int32) { self.pid = pid }
+        /// What /proc said about each thread just before it was stopped.
+        var procInfo: [Int32: ThreadProcInfo] = [:]
+        let readsProcInfo: Bool
+
+        init(pid: Int32, readsProcInfo: Bool) {
+            self.pid = pid
+            self.readsProcInfo = readsProcInfo
+        }
 
         var stopWindowNanoseconds: UInt64 { windowEnd >= windowStart ? windowEnd - windowStart : 0 }
 
@@ -112,6 +123,11 @@ struct StopTheWorld {
                 if new.isEmpty { return }
                 // Seizing does not stop a thread: seize them all first, so the stop
                 // window opens only at the first interrupt.
+                // The kernel side of a blocked thread is read before the stop: once
+                // stopped, /proc shows the ptrace stop instead of what it waited for.
+                if readsProcInfo {
+                    for tid in new { procInfo[tid] = ThreadProcInfo.read(pid: pid, tid: tid) }
+                }
                 var seized: [Int32] = []
                 for tid in new {
                     seen.insert(tid)
@@ -227,7 +243,8 @@ struct StopTheWorld {
 extension RegisterSet {
     init(_ raw: user_regs_struct) {
         self.init(values: [raw.rax, raw.rdx, raw.rcx, raw.rbx, raw.rsi, raw.rdi, raw.rbp, raw.rsp,
-                           raw.r8, raw.r9, raw.r10, raw.r11, raw.r12, raw.r13, raw.r14, raw.r15, raw.rip].map { UInt64($0) })
+                           raw.r8, raw.r9, raw.r10, raw.r11, raw.r12, raw.r13, raw.r14, raw.r15, raw.rip].map { UInt64($0) },
+                  origRAX: UInt64(raw.orig_rax))
     }
 }
 

@@ -15,19 +15,33 @@ public struct PprofTextWriter: Sendable {
     public var addresses: AddressMode
     /// Appended as `--- Memory map: ---` so that pprof can map addresses to binaries.
     public var memoryMapLines: [String]?
+    /// Adds `blocked: N.NNNs` to the state lines (off by default: it changes with time).
+    public var showsBlockedTime: Bool
 
-    public init(profileName: String = "thread", addresses: AddressMode = .absolute, memoryMapLines: [String]? = nil) {
+    public init(profileName: String = "thread", addresses: AddressMode = .absolute, memoryMapLines: [String]? = nil,
+                showsBlockedTime: Bool = false) {
         self.profileName = profileName
         self.addresses = addresses
         self.memoryMapLines = memoryMapLines
+        self.showsBlockedTime = showsBlockedTime
     }
 
     public func write(_ records: [Record]) -> String {
         let total = records.reduce(0) { $0 + $1.count }
         var text = "\(profileName) profile: total \(total)\n"
         let tabs = TabWriter()
-        for record in records {
+        for var record in records {
+            // A kernel frame without an address cannot be written in this format.
+            record.locations.removeAll { $0.address == 0 }
             text += "\(record.count) \(Grouper.atKey(record, addresses: addresses))\n"
+            if let state = record.state {
+                // Relative addresses are for comparing runs: leave out what differs between
+                // runs of the same program state (thread ids, pointer arguments).
+                let stable = addresses == .relative
+                text += StateLine.format(stable ? state.withoutPointerArguments : state,
+                                         threadIDs: stable ? [] : record.threadIDs,
+                                         showsBlockedTime: showsBlockedTime) + "\n"
+            }
             var frameLines: [String] = []
             for location in record.locations {
                 let address = hex(Grouper.printedAddress(location, addresses))
@@ -101,7 +115,14 @@ public enum PprofTextReader {
                 try finish()
                 continue
             }
-            if line.hasPrefix("# truncated: ") {
+            if line.hasPrefix(StateLine.prefix) {
+                guard current != nil else { throw FormatError(line: number, reason: "state line outside a record") }
+                guard let (state, threads) = StateLine.parse(line) else {
+                    throw FormatError(line: number, reason: "expected \"# state: X (name) [syscall: ...] [wchan: ...] [threads: ...]\"")
+                }
+                current!.record.state = state
+                current!.record.threadIDs = threads
+            } else if line.hasPrefix("# truncated: ") {
                 guard current != nil else { throw FormatError(line: number, reason: "truncation note outside a record") }
                 current!.record.truncation = String(line.dropFirst("# truncated: ".count))
             } else if line.hasPrefix("#") {
@@ -176,7 +197,8 @@ public enum PprofTextReader {
             for copy in 0..<run {
                 let start = min(frameIndex + copy * perLocation, frameIndex + lineCount)
                 let end = min(start + perLocation, frameIndex + lineCount)
-                result.append(Location(address: site, lines: frames[start..<end].map(\.1)))
+                result.append(Location(address: site, module: site >= kernelHalf ? Location.kernelModule : "",
+                                       lines: frames[start..<end].map(\.1)))
             }
             frameIndex += lineCount
             addressIndex += run
@@ -186,6 +208,9 @@ public enum PprofTextReader {
         }
         return result
     }
+
+    /// x86_64 kernel addresses live in the upper canonical half.
+    static let kernelHalf: UInt64 = 0xffff_8000_0000_0000
 
     /// Where "+0x" last occurs: function names may contain "+" (C++ operator+).
     private static func lastOffsetMarker(in text: Substring) -> Substring.Index? {
@@ -200,5 +225,90 @@ public enum PprofTextReader {
     private static func parseHex<S: StringProtocol>(_ text: S) -> UInt64? {
         guard text.hasPrefix("0x"), text.count > 2 else { return nil }
         return UInt64(text.dropFirst(2), radix: 16)
+    }
+}
+
+/// `# state: S (sleeping) syscall: epoll_wait(3, …) wchan: do_epoll_wait threads: 12529,12530`,
+/// the line after a record's "@" line. pprof ignores it like every "#" line.
+extension ThreadState {
+    /// Arguments that are addresses (hex) shown as "…".
+    var withoutPointerArguments: ThreadState {
+        var copy = self
+        copy.systemCall?.arguments = systemCall?.arguments.map { $0.hasPrefix("0x") ? "…" : $0 } ?? []
+        return copy
+    }
+}
+
+enum StateLine {
+    static let prefix = "# state: "
+    private static let markers = [" syscall: ", " wchan: ", " blocked: ", " threads: "]
+
+    static func format(_ state: ThreadState, threadIDs: [Int32], showsBlockedTime: Bool) -> String {
+        var line = "\(prefix)\(state.code) (\(state.codeName))"
+        if let call = state.systemCall { line += " syscall: \(call)" }
+        if !state.wchan.isEmpty { line += " wchan: \(state.wchan)" }
+        if showsBlockedTime, let blocked = state.blockedNanoseconds {
+            let millis = blocked / 1_000_000
+            let fraction = String(millis % 1000)
+            line += " blocked: \(millis / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
+        }
+        if !threadIDs.isEmpty { line += " threads: " + threadIDs.map(String.init).joined(separator: ",") }
+        return line
+    }
+
+    static func parse(_ line: String) -> (ThreadState, [Int32])? {
+        var rest = Substring(line.dropFirst(prefix.count))
+        guard let code = rest.first else { return nil }
+        var fields: [String: Substring] = [:]
+        // Split off the marked fields from the end, in reverse order of appearance.
+        for marker in markers.reversed() {
+            if let range = lastRange(of: marker, in: rest) {
+                fields[marker] = rest[range.upperBound...]
+                rest = rest[..<range.lowerBound]
+            }
+        }
+        var state = ThreadState(code: code)
+        guard rest == "\(code) (\(state.codeName))" else { return nil }
+        if let call = fields[" syscall: "] {
+            guard call.hasSuffix(")"), let open = call.firstIndex(of: "(") else { return nil }
+            let inner = call[call.index(after: open)..<call.index(before: call.endIndex)]
+            state.systemCall = SystemCall(name: String(call[..<open]),
+                                          arguments: inner.isEmpty ? [] : inner.components(separatedBy: ", "))
+        }
+        state.wchan = fields[" wchan: "].map(String.init) ?? ""
+        if let blocked = fields[" blocked: "] {
+            guard blocked.hasSuffix("s"), let seconds = Double(blocked.dropLast()) else { return nil }
+            state.blockedNanoseconds = UInt64((seconds * 1e9).rounded())
+        }
+        var threads: [Int32] = []
+        if let list = fields[" threads: "] {
+            for item in list.split(separator: ",") {
+                guard let tid = Int32(item) else { return nil }
+                threads.append(tid)
+            }
+        }
+        return (state, threads)
+    }
+
+    private static func lastRange(of marker: String, in text: Substring) -> Range<Substring.Index>? {
+        var index = text.endIndex
+        while index > text.startIndex {
+            index = text.index(before: index)
+            if text[index...].hasPrefix(marker) { return index..<text.index(index, offsetBy: marker.count) }
+        }
+        return nil
+    }
+}
+
+private extension Substring {
+    func components(separatedBy separator: String) -> [String] {
+        var parts: [String] = []
+        var rest = self
+        while let range = rest.firstRange(of: separator) {
+            parts.append(String(rest[..<range.lowerBound]))
+            rest = rest[range.upperBound...]
+        }
+        parts.append(String(rest))
+        return parts
     }
 }

@@ -14,14 +14,22 @@ public enum Grouper {
         struct Key: Hashable {
             let addresses: [UInt64]
             let truncation: String?
+            let state: String?
+            let kernel: [String]
         }
         var order: [Key] = []
         var groups: [Key: Record] = [:]
         for thread in threads {
-            let key = Key(addresses: thread.locations.map(\.address), truncation: thread.truncation)
-            if groups[key] == nil {
+            // Kernel frames whose addresses are hidden (0) still differ by name.
+            let key = Key(addresses: thread.locations.map(\.address), truncation: thread.truncation,
+                          state: thread.state?.groupKey,
+                          kernel: thread.locations.filter { $0.isKernel && $0.address == 0 }.flatMap { $0.lines.map(\.function) })
+            if let existing = groups[key] {
+                groups[key]!.state = existing.state.map { merge($0, thread.state!) }
+            } else {
                 order.append(key)
-                groups[key] = Record(count: 0, locations: thread.locations, truncation: thread.truncation)
+                groups[key] = Record(count: 0, locations: thread.locations, truncation: thread.truncation,
+                                     state: thread.state)
             }
             groups[key]!.count += 1
             groups[key]!.threadIDs.append(thread.tid)
@@ -34,12 +42,26 @@ public enum Grouper {
         return sorted(records, addresses: addresses)
     }
 
+    /// One state for threads that share a group key: arguments that differ become "…",
+    /// the blocked time is the longest.
+    static func merge(_ a: ThreadState, _ b: ThreadState) -> ThreadState {
+        var merged = a
+        if var call = a.systemCall, let other = b.systemCall {
+            call.arguments = zip(call.arguments, other.arguments).map { $0 == $1 ? $0 : "…" }
+            merged.systemCall = call
+        }
+        if let other = b.blockedNanoseconds { merged.blockedNanoseconds = max(a.blockedNanoseconds ?? 0, other) }
+        return merged
+    }
+
     public static func sorted(_ records: [Record], addresses: AddressMode) -> [Record] {
         let keyed = records.map { (record: $0, key: atKey($0, addresses: addresses)) }
         return keyed.sorted { lhs, rhs in
             if lhs.record.count != rhs.record.count { return lhs.record.count > rhs.record.count }
             if lhs.key != rhs.key { return lhs.key.utf8.lexicographicallyPrecedes(rhs.key.utf8) }
-            return (lhs.record.truncation ?? "").utf8.lexicographicallyPrecedes((rhs.record.truncation ?? "").utf8)
+            let left = (lhs.record.state?.groupKey ?? "") + (lhs.record.truncation ?? "")
+            let right = (rhs.record.state?.groupKey ?? "") + (rhs.record.truncation ?? "")
+            return left.utf8.lexicographicallyPrecedes(right.utf8)
         }.map(\.record)
     }
 

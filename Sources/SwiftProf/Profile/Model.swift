@@ -24,32 +24,94 @@ public struct FrameLine: Hashable, Sendable {
 /// One physical frame: an address in the target and the logical frames at it.
 public struct Location: Hashable, Sendable {
     /// The address of the call instruction (return address - 1), or the pc of the leaf.
+    /// 0 for a kernel frame whose address the kernel hides.
     public var address: UInt64
     /// The load bias of the object holding `address` (0 when unknown), for `--addresses=relative`.
     public var moduleBias: UInt64
+    /// The object's path, `[vdso]`, `[kernel]`, or "" when unknown.
+    public var module: String
     /// Innermost first: the inlined callee, then its callers, the physical function last.
     public var lines: [FrameLine]
 
-    public init(address: UInt64, moduleBias: UInt64 = 0, lines: [FrameLine]) {
+    public static let kernelModule = "[kernel]"
+
+    public init(address: UInt64, moduleBias: UInt64 = 0, module: String = "", lines: [FrameLine]) {
         self.address = address
         self.moduleBias = moduleBias
+        self.module = module
         self.lines = lines
     }
+
+    public var isKernel: Bool { module == Location.kernelModule }
+}
+
+/// A system call a thread is blocked in.
+public struct SystemCall: Hashable, Sendable, CustomStringConvertible {
+    public var name: String
+    /// Formatted as the writers print them; "…" where unknown or where the threads of a record differ.
+    public var arguments: [String]
+
+    public init(name: String, arguments: [String]) {
+        self.name = name
+        self.arguments = arguments
+    }
+
+    public var description: String { "\(name)(\(arguments.joined(separator: ", ")))" }
+}
+
+/// What the kernel says a thread is doing, read from /proc.
+public struct ThreadState: Hashable, Sendable {
+    /// R S D T t Z I ... as in /proc/PID/stat.
+    public var code: Character
+    public var systemCall: SystemCall?
+    /// The kernel function the thread sleeps in; "" when unknown.
+    public var wchan: String
+    /// How long since it last ran, where the kernel tells; never printed unless asked.
+    public var blockedNanoseconds: UInt64?
+
+    public init(code: Character, systemCall: SystemCall? = nil, wchan: String = "", blockedNanoseconds: UInt64? = nil) {
+        self.code = code
+        self.systemCall = systemCall
+        self.wchan = wchan
+        self.blockedNanoseconds = blockedNanoseconds
+    }
+
+    /// The words ps and /proc/PID/status use for the state letter.
+    public var codeName: String {
+        switch code {
+        case "R": return "running"
+        case "S": return "sleeping"
+        case "D": return "disk sleep"
+        case "T": return "stopped"
+        case "t": return "tracing stop"
+        case "Z": return "zombie"
+        case "X": return "dead"
+        case "I": return "idle"
+        case "P": return "parked"
+        default: return "unknown"
+        }
+    }
+
+    /// What records are grouped by, besides the stack: not the arguments nor the time.
+    var groupKey: String { "\(code) \(systemCall?.name ?? "") \(wchan)" }
 }
 
 /// One thread's stack as the user sees it, leaf first.
 public struct ThreadStack: Hashable, Sendable {
     public var tid: Int32
     public var name: String
+    /// Leaf first; kernel frames, when there are any, come before the user frames.
     public var locations: [Location]
     /// Why the stack stops before its outermost frame; nil when complete.
     public var truncation: String?
+    public var state: ThreadState?
 
-    public init(tid: Int32, name: String, locations: [Location], truncation: String?) {
+    public init(tid: Int32, name: String, locations: [Location], truncation: String?, state: ThreadState? = nil) {
         self.tid = tid
         self.name = name
         self.locations = locations
         self.truncation = truncation
+        self.state = state
     }
 }
 
@@ -58,14 +120,17 @@ public struct Record: Hashable, Sendable {
     public var count: Int
     public var locations: [Location]
     public var truncation: String?
-    /// The tids that share this stack, ascending (empty when read back from text).
+    /// The tids that share this stack, ascending (empty when unknown).
     public var threadIDs: [Int32]
+    /// The state the threads share: the same letter, system call and wchan.
+    public var state: ThreadState?
 
-    public init(count: Int, locations: [Location], truncation: String?, threadIDs: [Int32] = []) {
+    public init(count: Int, locations: [Location], truncation: String?, threadIDs: [Int32] = [], state: ThreadState? = nil) {
         self.count = count
         self.locations = locations
         self.truncation = truncation
         self.threadIDs = threadIDs
+        self.state = state
     }
 }
 

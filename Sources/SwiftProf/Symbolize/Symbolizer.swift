@@ -70,6 +70,9 @@ final class Symbolizer {
         }
         var bias: GElf_Addr = 0
         _ = dwfl_module_getelf(module, &bias)
+        let name = dwfl_module_info(module, nil, nil, nil, nil, nil, nil, nil).map { String(cString: $0) } ?? ""
+        // The vDSO was reported under libdwfl's "[vdso: PID]" naming.
+        let moduleName = name.hasPrefix("[vdso") ? "[vdso]" : name
         var offset: GElf_Off = 0
         var symbol = GElf_Sym()
         let symbolName = dwfl_module_addrinfo(module, address, &offset, &symbol, nil, nil, nil).map { String(cString: $0) } ?? ""
@@ -90,7 +93,7 @@ final class Symbolizer {
         if options.demangle {
             lines = lines.map { var frame = $0; frame.function = Demangler.demangle(frame.function); return frame }
         }
-        return Location(address: address, moduleBias: bias, lines: lines)
+        return Location(address: address, moduleBias: bias, module: moduleName, lines: lines)
     }
 
     private func sourceLine(_ module: OpaquePointer, _ address: UInt64) -> (String, Int) {

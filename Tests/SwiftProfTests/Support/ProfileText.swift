@@ -5,6 +5,9 @@ import Testing
 
 extension Record {
     var functions: [String] { locations.flatMap { $0.lines.map(\.function) } }
+    /// Without the kernel frames.
+    var userFunctions: [String] { locations.filter { !$0.isKernel }.flatMap { $0.lines.map(\.function) } }
+    var kernelFunctions: [String] { locations.filter(\.isKernel).flatMap { $0.lines.map(\.function) } }
 
     func frame(_ function: String) -> FrameLine? {
         locations.lazy.flatMap(\.lines).first { $0.function == function }
