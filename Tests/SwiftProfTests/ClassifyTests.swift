@@ -110,11 +110,12 @@ struct StateLineTests {
                                    wchan: "do_epoll_wait", blockedNanoseconds: 3_250_000_000)
 
     @Test func roundTrips() throws {
-        let line = StateLine.format(Self.state, threadIDs: [12, 40], showsBlockedTime: true)
-        #expect(line == "# state: S (sleeping) syscall: epoll_wait(3, …, 4, -1) wchan: do_epoll_wait blocked: 3.250s threads: 12,40")
-        let (state, threads) = try #require(StateLine.parse(line))
+        let line = StateLine.format(Self.state, threadIDs: [12, 40], names: ["io", "poller"], showsBlockedTime: true)
+        #expect(line == "# state: S (sleeping) syscall: epoll_wait(3, …, 4, -1) wchan: do_epoll_wait blocked: 3.250s threads: 12,40 names: io,poller")
+        let (state, threads, names) = try #require(StateLine.parse(line))
         #expect(state == Self.state)
         #expect(threads == [12, 40])
+        #expect(names == ["io", "poller"])
         #expect(StateLine.parse("# state: S (running)") == nil)
         #expect(StateLine.parse("# state: R (running) syscall: x") == nil)
     }

@@ -33,7 +33,7 @@ struct DumpErrorTests {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }
         let result = try run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-                                         Paths.swiftprof, "dump", "\(fixture.pid)"])
+                                         try Paths.worldExecutable(Paths.swiftprof), "dump", "\(fixture.pid)"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("permission denied tracing process \(fixture.pid)"))
         #expect(result.stderr.contains("CAP_SYS_PTRACE"))

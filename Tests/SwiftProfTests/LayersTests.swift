@@ -22,6 +22,8 @@ struct LayersTests {
         #expect(profile.records.allSatisfy { $0.state?.code == "S" && $0.threadIDs.count == 1 })
         // The state line comes right after the "@" line, as a comment pprof skips.
         #expect(result.stdout.contains("\n# state: S (sleeping) syscall: accept4("))
+        #expect(profile.records.map(\.threadNames).sorted { $0.lexicographicallyPrecedes($1) }
+                == [["acceptor"], ["conn"], ["event-loop"], ["kvserver"], ["ttl-gc"], ["worker"]])
 
         let accept = try #require(profile.record(containing: "accept_connection"))
         #expect(accept.frame("accept_connection")?.line == sourceLine(Self.source, containing: "accept4(fd, NULL, NULL"))
@@ -38,6 +40,20 @@ struct LayersTests {
         let without = try parseProfile(try swiftprof("dump", "--no-kernel", "\(fixture.pid)").stdout)
         #expect(without.records.allSatisfy { $0.kernelFunctions.isEmpty })
         fixture.expectRunning()
+    }
+
+    /// Without root there are no kernel stacks; asking for them says why.
+    @Test func kernelFramesNeedRootAndSaySo() throws {
+        let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+        let target = try Paths.worldExecutable(try FixtureBuild.executable("kvserver"))
+        let fixture = try Fixture("/usr/bin/setpriv", arguments: nobody + [target])
+        defer { fixture.stop() }
+        let result = try run("setpriv", nobody + [try Paths.worldExecutable(Paths.swiftprof), "dump", "--kernel", "\(fixture.readyPID)"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr == "swiftprof: kernel stacks are unreadable: /proc/PID/task/TID/stack needs root\n")
+        let profile = try parseProfile(result.stdout)
+        #expect(profile.records.allSatisfy { $0.kernelFunctions.isEmpty })
+        #expect(profile.record(containing: "accept_connection")?.state?.systemCall?.name == "accept4")
     }
 
     @Test func everyThreadLandsInItsLayers() throws {

@@ -39,7 +39,7 @@ public struct PprofTextWriter: Sendable {
                 // runs of the same program state (thread ids, pointer arguments).
                 let stable = addresses == .relative
                 text += StateLine.format(stable ? state.withoutPointerArguments : state,
-                                         threadIDs: stable ? [] : record.threadIDs,
+                                         threadIDs: stable ? [] : record.threadIDs, names: record.threadNames,
                                          showsBlockedTime: showsBlockedTime) + "\n"
             }
             var frameLines: [String] = []
@@ -117,11 +117,12 @@ public enum PprofTextReader {
             }
             if line.hasPrefix(StateLine.prefix) {
                 guard current != nil else { throw FormatError(line: number, reason: "state line outside a record") }
-                guard let (state, threads) = StateLine.parse(line) else {
-                    throw FormatError(line: number, reason: "expected \"# state: X (name) [syscall: ...] [wchan: ...] [threads: ...]\"")
+                guard let (state, threads, names) = StateLine.parse(line) else {
+                    throw FormatError(line: number, reason: "expected \"# state: X (name) [syscall: ...] [wchan: ...] [threads: ...] [names: ...]\"")
                 }
                 current!.record.state = state
                 current!.record.threadIDs = threads
+                current!.record.threadNames = names
             } else if line.hasPrefix("# truncated: ") {
                 guard current != nil else { throw FormatError(line: number, reason: "truncation note outside a record") }
                 current!.record.truncation = String(line.dropFirst("# truncated: ".count))
@@ -228,7 +229,7 @@ public enum PprofTextReader {
     }
 }
 
-/// `# state: S (sleeping) syscall: epoll_wait(3, …) wchan: do_epoll_wait threads: 12529,12530`,
+/// `# state: S (sleeping) syscall: epoll_wait(3, …) wchan: do_epoll_wait threads: 12529,12530 names: poller`,
 /// the line after a record's "@" line. pprof ignores it like every "#" line.
 extension ThreadState {
     /// Arguments that are addresses (hex) shown as "…".
@@ -241,9 +242,9 @@ extension ThreadState {
 
 enum StateLine {
     static let prefix = "# state: "
-    private static let markers = [" syscall: ", " wchan: ", " blocked: ", " threads: "]
+    private static let markers = [" syscall: ", " wchan: ", " blocked: ", " threads: ", " names: "]
 
-    static func format(_ state: ThreadState, threadIDs: [Int32], showsBlockedTime: Bool) -> String {
+    static func format(_ state: ThreadState, threadIDs: [Int32], names: [String] = [], showsBlockedTime: Bool) -> String {
         var line = "\(prefix)\(state.code) (\(state.codeName))"
         if let call = state.systemCall { line += " syscall: \(call)" }
         if !state.wchan.isEmpty { line += " wchan: \(state.wchan)" }
@@ -253,10 +254,11 @@ enum StateLine {
             line += " blocked: \(millis / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
         }
         if !threadIDs.isEmpty { line += " threads: " + threadIDs.map(String.init).joined(separator: ",") }
+        if !names.isEmpty { line += " names: " + names.joined(separator: ",") }
         return line
     }
 
-    static func parse(_ line: String) -> (ThreadState, [Int32])? {
+    static func parse(_ line: String) -> (ThreadState, [Int32], [String])? {
         var rest = Substring(line.dropFirst(prefix.count))
         guard let code = rest.first else { return nil }
         var fields: [String: Substring] = [:]
@@ -287,7 +289,8 @@ enum StateLine {
                 threads.append(tid)
             }
         }
-        return (state, threads)
+        let names = fields[" names: "].map { $0.split(separator: ",").map(String.init) } ?? []
+        return (state, threads, names)
     }
 
     private static func lastRange(of marker: String, in text: Substring) -> Range<Substring.Index>? {

@@ -33,10 +33,12 @@ public enum Grouper {
             }
             groups[key]!.count += 1
             groups[key]!.threadIDs.append(thread.tid)
+            if !thread.name.isEmpty { groups[key]!.threadNames.append(thread.name) }
         }
         let records = order.map { key in
             var record = groups[key]!
             record.threadIDs.sort()
+            record.threadNames = Array(Set(record.threadNames)).sorted()
             return record
         }
         return sorted(records, addresses: addresses)

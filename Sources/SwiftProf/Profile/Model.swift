@@ -124,13 +124,17 @@ public struct Record: Hashable, Sendable {
     public var threadIDs: [Int32]
     /// The state the threads share: the same letter, system call and wchan.
     public var state: ThreadState?
+    /// The distinct names (comm) of those threads, sorted.
+    public var threadNames: [String]
 
-    public init(count: Int, locations: [Location], truncation: String?, threadIDs: [Int32] = [], state: ThreadState? = nil) {
+    public init(count: Int, locations: [Location], truncation: String?, threadIDs: [Int32] = [], state: ThreadState? = nil,
+                threadNames: [String] = []) {
         self.count = count
         self.locations = locations
         self.truncation = truncation
         self.threadIDs = threadIDs
         self.state = state
+        self.threadNames = threadNames
     }
 }
 

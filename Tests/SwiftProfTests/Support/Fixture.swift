@@ -14,6 +14,28 @@ enum Paths {
         ProcessInfo.processInfo.environment["SWIFTPROF"] ?? products.appendingPathComponent("swiftprof").path
     }
     static let fixtureBuild = packageRoot.appendingPathComponent(".build/fixtures")
+
+    /// A copy of an executable that another user can run whatever the mode of the
+    /// checkout's directories (a CI clone may live under /root); one per test run.
+    static func worldExecutable(_ path: String) throws -> String {
+        try worldCopies.withLock { copies in
+            if let copy = copies[path] { return copy }
+            let directory = "/tmp/swiftprof-tests-\(getpid())"
+            if copies.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o755])
+                atexit { try? FileManager.default.removeItem(atPath: "/tmp/swiftprof-tests-\(getpid())") }
+            }
+            let copy = directory + "/" + URL(fileURLWithPath: path).lastPathComponent
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy)
+            copies[path] = copy
+            return copy
+        }
+    }
+
+    private static let worldCopies = Mutex<[String: String]>([:])
 }
 
 enum FixtureBuild {
