@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Build, link and test dependencies (Debian package names).
-PACKAGES := libunwind-dev libelf-dev libdw-dev liblzma-dev pkg-config elfutils gcc g++ golang-go util-linux
+PACKAGES := libunwind-dev libelf-dev libdw-dev liblzma-dev zlib1g-dev pkg-config elfutils gcc g++ golang-go util-linux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FIXTURE_CFLAGS := -O2 -g -pthread
 
@@ -17,6 +17,8 @@ deps:
 	    echo "installing:" $$missing; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# The speedscope test validates against the published JSON schema with python's jsonschema.
+	@python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install -q jsonschema
 
 build: deps
 	$(SWIFT) build

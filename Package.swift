@@ -20,7 +20,7 @@ let package = Package(
                        providers: [.apt(["libdw-dev", "libelf-dev"])]),
         // What Swift cannot call directly: variadic ptrace, libunwind's macro names, demanglers.
         .target(name: "CSwiftProf", dependencies: ["CLibunwind", "CLibdw"],
-                linkerSettings: [.linkedLibrary("stdc++")]),
+                linkerSettings: [.linkedLibrary("stdc++"), .linkedLibrary("z")]),
         .target(name: "SwiftProf", dependencies: ["CSwiftProf"]),
         .executableTarget(name: "swiftprof", dependencies: [
             "SwiftProf",

@@ -6,6 +6,7 @@
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <zlib.h>
 
 // Not in libunwind's public headers; exported by libunwind-x86_64.so (perf uses it too).
 extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t, unw_word_t, unw_dyn_info_t *,
@@ -94,4 +95,55 @@ char *sp_demangle_cxx(const char *name) {
     char *out = __cxa_demangle(name, NULL, NULL, &status);
     if (status != 0) { free(out); return NULL; }
     return out;
+}
+
+unsigned char *sp_gzip(const unsigned char *input, size_t length, size_t *out_length) {
+    z_stream stream;
+    memset(&stream, 0, sizeof stream);
+    // 15 + 16: a gzip wrapper, as pprof files have.
+    if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return NULL;
+    size_t capacity = deflateBound(&stream, length) + 32;
+    unsigned char *output = malloc(capacity);
+    if (!output) { deflateEnd(&stream); return NULL; }
+    stream.next_in = (unsigned char *)input;
+    stream.avail_in = (uInt)length;
+    stream.next_out = output;
+    stream.avail_out = (uInt)capacity;
+    int rc = deflate(&stream, Z_FINISH);
+    *out_length = stream.total_out;
+    deflateEnd(&stream);
+    if (rc != Z_STREAM_END) { free(output); return NULL; }
+    return output;
+}
+
+unsigned char *sp_gunzip(const unsigned char *input, size_t length, size_t max_output, size_t *out_length) {
+    z_stream stream;
+    memset(&stream, 0, sizeof stream);
+    if (inflateInit2(&stream, 15 + 32) != Z_OK) return NULL;  // gzip or zlib, detected
+    size_t capacity = length * 4 + 1024;
+    if (capacity > max_output) capacity = max_output;
+    unsigned char *output = malloc(capacity);
+    if (!output) { inflateEnd(&stream); return NULL; }
+    stream.next_in = (unsigned char *)input;
+    stream.avail_in = (uInt)length;
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        if (stream.total_out == capacity) {
+            if (capacity == max_output) break;
+            size_t grown = capacity * 2 > max_output ? max_output : capacity * 2;
+            unsigned char *bigger = realloc(output, grown);
+            if (!bigger) break;
+            output = bigger;
+            capacity = grown;
+        }
+        stream.next_out = output + stream.total_out;
+        stream.avail_out = (uInt)(capacity - stream.total_out);
+        rc = inflate(&stream, Z_NO_FLUSH);
+        if (rc == Z_BUF_ERROR && stream.avail_out != 0) break;  // truncated input
+        if (rc == Z_BUF_ERROR) rc = Z_OK;
+    }
+    *out_length = stream.total_out;
+    inflateEnd(&stream);
+    if (rc != Z_STREAM_END) { free(output); return NULL; }
+    return output;
 }

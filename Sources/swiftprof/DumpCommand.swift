@@ -10,7 +10,10 @@ struct DumpCommand: ParsableCommand {
     )
 
     @Argument(help: ArgumentHelp("The process to profile.", valueName: "PID"))
-    var pid: Int32
+    var pid: Int32?
+
+    @Option(name: .long, help: ArgumentHelp("Convert a saved profile (pprof-text, JSON or pprof) instead of profiling a process.", valueName: "FILE"))
+    var input: String?
 
     @OptionGroup(title: "Output")
     var output: OutputOptions
@@ -37,7 +40,12 @@ struct DumpCommand: ParsableCommand {
     var stats = false
 
     func validate() throws {
-        guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
+        switch (pid, input) {
+        case (nil, nil): throw ValidationError("give a PID to profile, or --input FILE to convert")
+        case (.some, .some): throw ValidationError("give a PID or --input FILE, not both")
+        case (.some(let pid), nil): guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
+        case (nil, .some): break
+        }
         guard stackBytes >= 4096 && stackBytes <= 64 << 20 else {
             throw ValidationError("--stack-bytes must be between 4096 and 67108864")
         }
@@ -46,6 +54,12 @@ struct DumpCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let input {
+            _ = try output.classifier()
+            try output.emit(try output.render(try readProfile(input)))
+            return
+        }
+        guard let pid else { return }
         var options = SnapshotOptions()
         options.capture.stackBytes = stackBytes
         options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
@@ -62,7 +76,7 @@ struct DumpCommand: ParsableCommand {
             warn(error.description)
             throw ExitStatus.cannotProfile
         }
-        try output.emit(try output.render(snapshot))
+        try output.emit(try output.render(ProfileDocument(snapshot: snapshot)))
 
         if stats { warn(statistics.summary) }
         if kernel == true, let note = statistics.kernelNote { warn(note) }

@@ -7,6 +7,10 @@ enum ExitStatus {
     static let partial = ExitCode(1)
     static let cannotProfile = ExitCode(2)
     // 64 (EX_USAGE) is what ArgumentParser returns for validation errors.
+    /// An input file that is not a profile swiftprof reads (EX_DATAERR).
+    static let malformedInput = ExitCode(65)
+    /// An input file that does not exist or cannot be read (EX_NOINPUT).
+    static let noInput = ExitCode(66)
 }
 
 /// One line on stderr, prefixed like every Unix tool's.
@@ -15,8 +19,10 @@ func warn(_ message: String) {
 }
 
 /// Writes all of `text`, retrying short writes; false on error (errno set).
-func writeAll(_ fd: Int32, _ text: String) -> Bool {
-    var bytes = Array(text.utf8)[...]
+func writeAll(_ fd: Int32, _ text: String) -> Bool { writeAll(fd, Array(text.utf8)) }
+
+func writeAll(_ fd: Int32, _ data: [UInt8]) -> Bool {
+    var bytes = data[...]
     while !bytes.isEmpty {
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         if n < 0 {

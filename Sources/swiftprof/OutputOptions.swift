@@ -5,6 +5,12 @@ import SwiftProf
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case pprofText = "pprof-text"
+    case pprof
+    case folded
+    case speedscope
+    case flamegraph
+    case traceback
+    case json
     case layers
     case mermaid
 }
@@ -34,6 +40,12 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .long, help: "With --format layers: a Markdown table.")
     var markdown = false
 
+    @Flag(name: .long, help: "With --format folded: start each stack with the thread's name.")
+    var threadNames = false
+
+    @Flag(name: .long, help: "With --format speedscope: one profile for all threads instead of one a thread.")
+    var mergeThreads = false
+
     @Option(name: .long, help: ArgumentHelp("Colour the layers table: auto (on a terminal, unless NO_COLOR is set), always, never.", valueName: "WHEN"))
     var color: ColorChoice = .auto
 
@@ -49,6 +61,8 @@ struct OutputOptions: ParsableArguments {
         }
         if markdown && format != .layers { throw ValidationError("--markdown goes with --format layers") }
         if memoryMap && format != .pprofText { throw ValidationError("--memory-map goes with --format pprof-text") }
+        if threadNames && format != .folded { throw ValidationError("--thread-names goes with --format folded") }
+        if mergeThreads && format != .speedscope { throw ValidationError("--merge-threads goes with --format speedscope") }
         for rule in layerRules {
             do { _ = try LayerRule(parsing: rule) } catch { throw ValidationError(error.description) }
         }
@@ -72,17 +86,34 @@ struct OutputOptions: ParsableArguments {
         return Classifier(rules: .standard(adding: user))
     }
 
-    func render(_ snapshot: Snapshot) throws -> String {
-        let records = Grouper.records(snapshot.threads, addresses: addresses)
+    func render(_ document: ProfileDocument) throws -> [UInt8] {
+        var document = document
+        // Records sort by their "@" line, which depends on how addresses print.
+        if addresses != .absolute { document.records = Grouper.sorted(document.records, addresses: addresses) }
+        func text(_ string: String) -> [UInt8] { Array(string.utf8) }
         switch format {
         case .pprofText:
-            return PprofTextWriter(addresses: addresses, memoryMapLines: memoryMap ? snapshot.memoryMapLines : nil,
-                                   showsBlockedTime: blockedTime).write(records)
+            return text(PprofTextWriter(profileName: document.profileName, addresses: addresses,
+                                        memoryMapLines: memoryMap ? document.memoryMapLines : nil,
+                                        showsBlockedTime: blockedTime).write(document.records))
+        case .pprof:
+            return PprofProto.write(document)
+        case .folded:
+            return text(FoldedWriter(threadNames: threadNames).write(document))
+        case .speedscope:
+            return text(SpeedscopeWriter(mergeThreads: mergeThreads).write(document))
+        case .flamegraph:
+            let title = document.pid.map { "swiftprof dump \($0)" } ?? "swiftprof"
+            return text(FlameGraphWriter(title: title, classifier: try classifier()).write(document))
+        case .traceback:
+            return text(TracebackWriter().write(document))
+        case .json:
+            return text(JSONFormat.write(document, classifier: try classifier()))
         case .layers:
-            return LayersTableWriter(markdown: markdown, color: usesColor)
-                .write(InteractionMatrix.rows(records, classifier: try classifier()))
+            return text(LayersTableWriter(markdown: markdown, color: usesColor)
+                .write(InteractionMatrix.rows(document.records, classifier: try classifier())))
         case .mermaid:
-            return MermaidChartWriter().write(InteractionMatrix.rows(records, classifier: try classifier()))
+            return text(MermaidChartWriter().write(InteractionMatrix.rows(document.records, classifier: try classifier())))
         }
     }
 
@@ -94,19 +125,36 @@ struct OutputOptions: ParsableArguments {
         }
     }
 
-    func emit(_ text: String) throws {
-        guard let output else {
-            if !writeAll(STDOUT_FILENO, text) && errno != EPIPE {
-                warn("cannot write standard output: \(String(cString: strerror(errno)))")
-                throw ExitStatus.cannotProfile
-            }
-            return
-        }
-        let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0, writeAll(fd, text), close(fd) == 0 else {
-            warn("cannot write \(output): \(String(cString: strerror(errno)))")
+    func emit(_ bytes: [UInt8]) throws { try writeOutput(bytes, to: output) }
+}
+
+/// Writes to FILE, or to standard output when there is none.
+func writeOutput(_ bytes: [UInt8], to output: String?) throws {
+    guard let output else {
+        if !writeAll(STDOUT_FILENO, bytes) && errno != EPIPE {
+            warn("cannot write standard output: \(String(cString: strerror(errno)))")
             throw ExitStatus.cannotProfile
         }
+        return
+    }
+    let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0, writeAll(fd, bytes), close(fd) == 0 else {
+        warn("cannot write \(output): \(String(cString: strerror(errno)))")
+        throw ExitStatus.cannotProfile
+    }
+}
+
+/// Reads a profile file for --input and diff; a missing file or a malformed one
+/// ends the command with its own status and one line.
+func readProfile(_ path: String) throws -> ProfileDocument {
+    let bytes: [UInt8]
+    do { bytes = try readFile(path) } catch {
+        warn("cannot read \(path): \(error)")
+        throw ExitStatus.noInput
+    }
+    do { return try ProfileReader.read(bytes) } catch {
+        warn("\(path): \(error.description)")
+        throw ExitStatus.malformedInput
     }
 }
 
@@ -114,10 +162,12 @@ struct FileError: Error, CustomStringConvertible {
     let description: String
 }
 
-func readTextFile(_ path: String) throws -> String {
+func readFile(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw FileError(description: String(cString: strerror(errno))) }
     defer { close(fd) }
+    var info = stat()
+    if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { throw FileError(description: "it is a directory") }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -129,5 +179,9 @@ func readTextFile(_ path: String) throws -> String {
         if n == 0 { break }
         bytes += chunk[0..<n]
     }
-    return String(decoding: bytes, as: UTF8.self)
+    return bytes
+}
+
+func readTextFile(_ path: String) throws -> String {
+    String(decoding: try readFile(path), as: UTF8.self)
 }

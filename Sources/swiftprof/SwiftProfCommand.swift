@@ -1,5 +1,6 @@
 // The command line: one small file a command; the library never sees ArgumentParser.
 import ArgumentParser
+import SwiftProf
 
 @main
 struct SwiftProfCommand: ParsableCommand {
@@ -13,9 +14,10 @@ struct SwiftProfCommand: ParsableCommand {
             pipes into diff, sort and go tool pprof.
 
             Exit status: 0 complete snapshot; 1 printed but partial (the threads and reasons go to \
-            stderr); 2 the process cannot be profiled; 64 bad usage.
+            stderr); 2 the process cannot be profiled; 64 bad usage; 65 a malformed input file; \
+            66 an input file that cannot be read.
             """,
-        version: "0.1.0",
-        subcommands: [DumpCommand.self]
+        version: SwiftProfVersion.current,
+        subcommands: [DumpCommand.self, DiffCommand.self]
     )
 }

@@ -44,6 +44,12 @@ int sp_unw_search_remote_table(unw_addr_space_t space, uint64_t ip,
                                uint64_t table_entries, unw_proc_info_t *info,
                                int need_unwind_info, void *arg);
 
+// gzip through zlib (its init functions are macros). Both return a malloc'd buffer
+// and its length in *out_length, or NULL: on bad input, or when inflating would
+// pass max_output bytes.
+unsigned char *sp_gzip(const unsigned char *input, size_t length, size_t *out_length);
+unsigned char *sp_gunzip(const unsigned char *input, size_t length, size_t max_output, size_t *out_length);
+
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.
 char *sp_demangle_swift(const char *name);
 char *sp_demangle_cxx(const char *name);

@@ -1,0 +1,41 @@
+// `--format folded`: Brendan Gregg's collapsed stacks, the input of
+// flamegraph.pl, inferno and speedscope: `root;...;leaf count`, one line a
+// stack, sorted. Inlined functions are frames of their own; kernel frames end
+// in "_[k]" as perf's stackcollapse marks them.
+
+public struct FoldedWriter: Sendable {
+    /// Start every stack with the thread's name.
+    public var threadNames: Bool
+
+    public init(threadNames: Bool = false) { self.threadNames = threadNames }
+
+    public func write(_ document: ProfileDocument) -> String {
+        var counts: [String: Int] = [:]
+        if threadNames {
+            for thread in document.threadStacks {
+                let root = thread.name.isEmpty ? "[unnamed]" : FoldedWriter.clean(thread.name)
+                counts[([root] + FoldedWriter.frames(thread.locations)).joined(separator: ";"), default: 0] += 1
+            }
+        } else {
+            for record in document.records {
+                counts[FoldedWriter.frames(record.locations).joined(separator: ";"), default: 0] += record.count
+            }
+        }
+        return counts.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            .map { "\($0) \(counts[$0]!)\n" }.joined()
+    }
+
+    /// Root first: the outermost location's outermost line, down to the leaf.
+    static func frames(_ locations: [Location]) -> [String] {
+        locations.reversed().flatMap { location in
+            location.lines.reversed().map { line in
+                clean(Location.displayName(line, of: location)) + (location.isKernel ? "_[k]" : "")
+            }
+        }
+    }
+
+    /// ";" separates frames and the last space the count: neither may be in a name.
+    static func clean(_ name: String) -> String {
+        String(name.map { $0 == ";" ? ":" : ($0 == "\n" ? " " : $0) })
+    }
+}

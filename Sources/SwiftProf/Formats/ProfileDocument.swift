@@ -1,0 +1,51 @@
+// What every writer takes and every reader gives back: a snapshot's groups,
+// and its per-thread stacks when the source had them.
+
+public struct ProfileDocument: Sendable, Equatable {
+    /// The first word of the pprof-text header: "thread" for swiftprof, "goroutine" for Go.
+    public var profileName: String
+    public var pid: Int32?
+    /// Grouped and sorted as the pprof-text writer prints them.
+    public var records: [Record]
+    /// One stack a thread; empty when the source only had groups (pprof-text, pprof).
+    public var threads: [ThreadStack]
+    public var memoryMapLines: [String]?
+    public var failures: [ThreadFailure]
+
+    public init(profileName: String = "thread", pid: Int32? = nil, records: [Record], threads: [ThreadStack] = [],
+                memoryMapLines: [String]? = nil, failures: [ThreadFailure] = []) {
+        self.profileName = profileName
+        self.pid = pid
+        self.records = records
+        self.threads = threads
+        self.memoryMapLines = memoryMapLines
+        self.failures = failures
+    }
+
+    public init(snapshot: Snapshot, addresses: AddressMode = .absolute) {
+        self.init(pid: snapshot.pid, records: Grouper.records(snapshot.threads, addresses: addresses),
+                  threads: snapshot.threads, memoryMapLines: snapshot.memoryMapLines, failures: snapshot.failures)
+    }
+
+    public var total: Int { records.reduce(0) { $0 + $1.count } }
+
+    /// The threads, or each record expanded into its threads (with their ids when the
+    /// record lists them, 0 otherwise) when the source had groups only.
+    public var threadStacks: [ThreadStack] {
+        if !threads.isEmpty { return threads }
+        return records.flatMap { record in
+            (0..<record.count).map { index in
+                ThreadStack(tid: index < record.threadIDs.count ? record.threadIDs[index] : 0,
+                            name: record.threadNames.count == 1 ? record.threadNames[0] : "",
+                            locations: record.locations, truncation: record.truncation, state: record.state)
+            }
+        }
+    }
+}
+
+extension Location {
+    /// The name a frame shows where a single string is wanted: the function, or the address.
+    static func displayName(_ line: FrameLine, of location: Location) -> String {
+        line.function.isEmpty ? hex(location.address) : line.function
+    }
+}
