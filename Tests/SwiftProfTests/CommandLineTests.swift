@@ -9,11 +9,12 @@ struct CommandLineTests {
         return Set(pattern.matches(in: help, range: range).compactMap { Range($0.range(at: 1), in: help).map { String(help[$0]) } })
     }
 
-    @Test func manPageListsEveryOptionOfDump() throws {
-        let help = try swiftprof("dump", "--help")
+    @Test(arguments: ["dump", "diff"])
+    func manPageAndReadmeListEveryOption(_ command: String) throws {
+        let help = try swiftprof(command, "--help")
         #expect(help.status == 0)
         let options = Self.longOptions(help.stdout)
-        #expect(options.isSuperset(of: ["format", "output", "no-inline", "addresses", "memory-map", "stack-bytes"]))
+        #expect(options.isSuperset(of: command == "dump" ? ["format", "output", "no-inline", "addresses", "memory-map", "input"] : ["format", "output"]))
         let man = try String(contentsOf: Paths.packageRoot.appendingPathComponent("man/swiftprof.1"), encoding: .utf8)
         let readme = try String(contentsOf: Paths.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
         for option in options.subtracting(["help", "version"]) {

@@ -123,13 +123,14 @@ public struct FlameGraphWriter: Sendable {
         return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
     }
 
+    /// Top right, between the centred title and "Search".
     static func legend(height: Double) -> String {
-        var x = 220.0
+        var x = 760.0
         var text = ""
         for layer in Layer.allCases {
             text += "<rect x=\"\(Int(x))\" y=\"13\" width=\"12\" height=\"12\" fill=\"\(color(layer: layer, hash: 0.5))\"/>"
                 + "<text x=\"\(Int(x) + 16)\" y=\"24\">\(layer.rawValue)</text>"
-            x += 90
+            x += 82
         }
         return text
     }

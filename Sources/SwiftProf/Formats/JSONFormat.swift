@@ -96,7 +96,9 @@ public enum JSONFormat {
                                        memoryMapLines: file.memoryMap,
                                        failures: file.failures.map { ThreadFailure(tid: $0.tid, reason: $0.reason) })
         for record in file.records {
-            guard record.count > 0 else { throw FormatError(line: 1, reason: "a record with count \(record.count)") }
+            guard record.count > 0, record.count <= Record.maximumCount else {
+                throw FormatError(line: 1, reason: "a record with count \(record.count)")
+            }
             document.records.append(Record(count: record.count, locations: try locations(record.frames),
                                            truncation: record.truncated, threadIDs: record.threads,
                                            state: try record.state.map(state), threadNames: record.names))

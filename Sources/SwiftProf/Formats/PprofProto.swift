@@ -254,7 +254,10 @@ public enum PprofProto {
         }
         var records: [Record] = []
         for sample in samples where sample.value > 0 {
-            var record = Record(count: Int(clamping: sample.value), locations: [], truncation: nil)
+            guard sample.value <= Int64(Record.maximumCount) else {
+                throw ProtobufError(offset: reader.offset, reason: "a sample value of \(sample.value) is too large")
+            }
+            var record = Record(count: Int(sample.value), locations: [], truncation: nil)
             for id in sample.locations {
                 guard let location = locations[id] else {
                     throw ProtobufError(offset: reader.offset, reason: "a sample names location \(id), which is not in the profile")

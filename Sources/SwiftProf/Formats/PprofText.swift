@@ -146,7 +146,7 @@ public enum PprofTextReader {
     private static func parseHeader(_ line: String) -> (name: String, total: Int)? {
         let parts = line.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 4, !parts[0].isEmpty, parts[1] == "profile:", parts[2] == "total",
-              let total = Int(parts[3]), total >= 0 else { return nil }
+              let total = Int(parts[3]), total >= 0, total <= Int.max / 2 else { return nil }
         return (String(parts[0]), total)
     }
 
@@ -155,6 +155,7 @@ public enum PprofTextReader {
         guard parts.count >= 3, let count = Int(parts[0]), count > 0, parts[1] == "@" else {
             throw FormatError(line: number, reason: "expected \"N @ 0x...\"")
         }
+        guard count <= Record.maximumCount else { throw FormatError(line: number, reason: "count \(count) is too large") }
         var addresses: [UInt64] = []
         for part in parts[2...] {
             guard let address = parseHex(part), address > 0 else {

@@ -71,7 +71,7 @@ public enum Grouper {
     public static func atKey(_ record: Record, addresses: AddressMode) -> String {
         var key = "@"
         for location in record.locations {
-            key += " " + hex(printedAddress(location, addresses) + 1)
+            key += " " + hex(printedAddress(location, addresses) &+ 1)
         }
         return key
     }

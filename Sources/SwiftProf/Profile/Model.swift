@@ -127,6 +127,9 @@ public struct Record: Hashable, Sendable {
     /// The distinct names (comm) of those threads, sorted.
     public var threadNames: [String]
 
+    /// The largest count a reader accepts: sums of counts must not overflow.
+    public static let maximumCount = 1 << 40
+
     public init(count: Int, locations: [Location], truncation: String?, threadIDs: [Int32] = [], state: ThreadState? = nil,
                 threadNames: [String] = []) {
         self.count = count
