@@ -1,5 +1,7 @@
-// The pipeline of one snapshot: capture (target stopped), then unwind and
-// symbolize the copies (target running), then hand back plain values.
+// The library's entry points. A snapshot: capture, unwind, symbolize, hand back
+// plain values. A sampling run: the same, many times, with symbolizing done
+// once at the end. Captures run on the tracer thread; the rest does not touch
+// the target.
 
 public struct SnapshotOptions: Sendable {
     public var capture = CaptureOptions()
@@ -7,6 +9,9 @@ public struct SnapshotOptions: Sendable {
     public var symbolize = SymbolizeOptions()
     /// Put each blocked thread's kernel frames below its user frames.
     public var kernelFrames = true
+    /// Stop every thread at once (one instant for all stacks) instead of capturing
+    /// them one by one with as few stops as possible.
+    public var consistent = false
 
     public init() {}
 }
@@ -14,11 +19,14 @@ public struct SnapshotOptions: Sendable {
 /// Where the time of one snapshot went; printed by `--stats`, never in the profile.
 public struct SnapshotStatistics: Sendable {
     public var threads = 0
+    /// --consistent: from the first interrupt to the last detach. Otherwise the
+    /// longest stop of a single thread.
     public var stopWindowNanoseconds: UInt64 = 0
     public var captureNanoseconds: UInt64 = 0
     public var unwindNanoseconds: UInt64 = 0
     public var symbolizeNanoseconds: UInt64 = 0
     public var stackBytes = 0
+    public var paths = CaptureCounts()
     /// Why kernel frames are missing or have no addresses, when they are.
     public var kernelNote: String?
 }
@@ -26,6 +34,11 @@ public struct SnapshotStatistics: Sendable {
 public enum Profiler {
     public static func snapshot(pid: Int32, options: SnapshotOptions = SnapshotOptions())
         throws(TargetError) -> (Snapshot, SnapshotStatistics) {
+        options.consistent ? try consistentSnapshot(pid: pid, options: options) : try perThreadSnapshot(pid: pid, options: options)
+    }
+
+    /// Every thread stopped at once: the stacks are of one instant.
+    private static func consistentSnapshot(pid: Int32, options: SnapshotOptions) throws(TargetError) -> (Snapshot, SnapshotStatistics) {
         var statistics = SnapshotStatistics()
         let started = monotonicNanoseconds()
         let captureOptions = options.capture
@@ -36,46 +49,52 @@ public enum Profiler {
         statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
         statistics.threads = capture.threads.count
         statistics.stackBytes = capture.threads.reduce(0) { $0 + $1.stack.bytes.count }
+        statistics.paths.stopped = capture.threads.count
 
-        var clock = monotonicNanoseconds()
+        let clock = monotonicNanoseconds()
         let image = TargetImage(pid: pid, memoryMap: capture.memoryMap)
         let unwinder = LibunwindUnwinder(image: image)
-        let unwound = capture.threads.map { thread in
-            unwinder?.unwind(thread, options: options.unwind)
-                ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable")
+        let samples = capture.threads.map { thread in
+            ThreadSample(thread, unwound: unwinder?.unwind(thread, options: options.unwind)
+                            ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable"),
+                         path: .stopped, now: clock)
         }
         statistics.unwindNanoseconds = monotonicNanoseconds() - clock
+        return (symbolize(pid: pid, samples: samples, image: image, failures: capture.failures,
+                          wasStopped: capture.wasStopped, options: options, statistics: &statistics), statistics)
+    }
 
-        clock = monotonicNanoseconds()
-        let states = capture.threads.map { ThreadStates.state(of: $0, now: clock) }
-        let kernelNames = Set(states.flatMap { $0?.kernel.map(\.function) ?? [] })
-        let kallsyms = options.kernelFrames ? Kallsyms.load(kernelNames) : nil
-        let vdso = capture.memoryMap.regions.first { $0.path == "[vdso]" }
-        let symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)
-        var threads: [ThreadStack] = []
-        for ((thread, stack), state) in zip(zip(capture.threads, unwound), states) {
-            let user = stack.pcs.enumerated().map { index, pc in
-                symbolizer?.location(pc: pc, isReturnAddress: index > 0)
-                    ?? Location(address: index > 0 ? pc - 1 : pc, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
-            }
-            let kernel = options.kernelFrames ? ThreadStates.locations(state?.kernel ?? [], kallsyms: kallsyms) : []
-            let truncation = [thread.stackNote, stack.truncation].compactMap { $0 }.joined(separator: "; ")
-            threads.append(ThreadStack(tid: thread.tid, name: thread.name, locations: kernel + user,
-                                       truncation: truncation.isEmpty ? nil : truncation,
-                                       state: state.map { ThreadStates.namingRestartedCall($0.state, userLocations: user) }))
+    /// Thread by thread, blocked threads without a stop.
+    private static func perThreadSnapshot(pid: Int32, options: SnapshotOptions) throws(TargetError) -> (Snapshot, SnapshotStatistics) {
+        var statistics = SnapshotStatistics()
+        let started = monotonicNanoseconds()
+        let (samples, image, failures, counts, wasStopped) = try TracerThread.run {
+            () throws(TargetError) -> ([ThreadSample], TargetImage, [ThreadFailure], CaptureCounts, Bool) in
+            let sampler = try Sampler(pid: pid, options: options)
+            sampler.reusesIdleThreads = false
+            let samples = try sampler.sampleOnce()
+            sampler.releasePending()
+            guard !samples.isEmpty || !sampler.failures.isEmpty else { throw TargetError.exitedDuringCapture(pid: pid) }
+            return (samples, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid }, sampler.counts,
+                    sampler.sawGroupStop)
         }
-        if options.kernelFrames {
-            let blocked = states.contains { $0?.state.systemCall != nil }
-            if blocked && states.allSatisfy({ $0?.kernel.isEmpty ?? true }) {
-                statistics.kernelNote = "kernel stacks are unreadable: /proc/PID/task/TID/stack needs root"
-            } else if !kernelNames.isEmpty && kallsyms == nil {
-                statistics.kernelNote = "kernel frames have no addresses: /proc/kallsyms hides them (kernel.kptr_restrict)"
-            }
-        }
+        statistics.captureNanoseconds = monotonicNanoseconds() - started
+        statistics.threads = samples.count
+        statistics.paths = counts
+        statistics.stackBytes = counts.copiedBytes
+        statistics.stopWindowNanoseconds = counts.longestStopNanoseconds
+        return (symbolize(pid: pid, samples: samples, image: image, failures: failures, wasStopped: wasStopped,
+                          options: options, statistics: &statistics), statistics)
+    }
+
+    private static func symbolize(pid: Int32, samples: [ThreadSample], image: TargetImage, failures: [ThreadFailure],
+                                  wasStopped: Bool, options: SnapshotOptions, statistics: inout SnapshotStatistics) -> Snapshot {
+        let clock = monotonicNanoseconds()
+        let symbolizer = StackSymbolizer(pid: pid, image: image, samples: samples, options: options)
+        let threads = samples.sorted { $0.tid < $1.tid }.map(symbolizer.threadStack)
+        statistics.kernelNote = symbolizer.kernelNote
         statistics.symbolizeNanoseconds = monotonicNanoseconds() - clock
-
-        let snapshot = Snapshot(pid: pid, threads: threads, failures: capture.failures,
-                                memoryMapLines: capture.memoryMap.regions.map(\.line), wasStopped: capture.wasStopped)
-        return (snapshot, statistics)
+        return Snapshot(pid: pid, threads: threads, failures: failures,
+                        memoryMapLines: image.memoryMap.regions.map(\.line), wasStopped: wasStopped)
     }
 }

@@ -24,6 +24,9 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Print symbol names as they are in the binary.")
     var noDemangle = false
 
+    @Flag(name: .long, help: "Stop every thread at once, so that all stacks are of one instant (blocked threads then see EINTR from epoll_wait and the like). By default blocked threads are copied without a stop and running ones stopped one at a time.")
+    var consistent = false
+
     @Flag(inversion: .prefixedNo, help: "Put each blocked thread's kernel frames (from /proc/PID/task/TID/stack) below its user frames. On by default where the kernel shows them (root).")
     var kernel: Bool?
 
@@ -66,6 +69,7 @@ struct DumpCommand: ParsableCommand {
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(demangle: !noDemangle, inlineFrames: !noInline)
         options.kernelFrames = kernel ?? true
+        options.consistent = consistent
         _ = try output.classifier()  // a bad rules file is bad usage: say so before touching the target
 
         let snapshot: Snapshot
@@ -76,7 +80,9 @@ struct DumpCommand: ParsableCommand {
             warn(error.description)
             throw ExitStatus.cannotProfile
         }
-        try output.emit(try output.render(ProfileDocument(snapshot: snapshot)))
+        var document = ProfileDocument(snapshot: snapshot)
+        document.comments = ["capture: \(statistics.paths.summary)"]
+        try output.emit(try output.render(document))
 
         if stats { warn(statistics.summary) }
         if kernel == true, let note = statistics.kernelNote { warn(note) }
@@ -93,7 +99,7 @@ extension SnapshotStatistics {
             let fraction = String(micros % 1000)
             return "\(micros / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction) ms"
         }
-        return "\(threads) threads, target stopped \(ms(stopWindowNanoseconds)), capture \(ms(captureNanoseconds)), "
+        return "\(threads) threads (\(paths.summary)), longest stop \(ms(stopWindowNanoseconds)), capture \(ms(captureNanoseconds)), "
             + "unwind \(ms(unwindNanoseconds)), symbolize \(ms(symbolizeNanoseconds)), \(stackBytes / 1024) KiB of stack copied"
     }
 }

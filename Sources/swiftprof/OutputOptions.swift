@@ -95,7 +95,7 @@ struct OutputOptions: ParsableArguments {
         case .pprofText:
             return text(PprofTextWriter(profileName: document.profileName, addresses: addresses,
                                         memoryMapLines: memoryMap ? document.memoryMapLines : nil,
-                                        showsBlockedTime: blockedTime).write(document.records))
+                                        showsBlockedTime: blockedTime, comments: document.comments).write(document.records))
         case .pprof:
             return PprofProto.write(document)
         case .folded:

@@ -62,15 +62,32 @@ struct DumpErrorTests {
     }
 
     /// A thread waiting for a vfork child sits in state D and cannot reach a ptrace
-    /// stop: the snapshot goes on without it, says so, and exits 1.
+    /// stop: a consistent snapshot goes on without it, says so, and exits 1.
     @Test func threadThatCannotStopGivesAPartialSnapshot() throws {
         let fixture = try Fixture.c("vforker")
         defer { fixture.stop() }
-        let result = try swiftprof("dump", "--stop-timeout", "50", "\(fixture.pid)")
+        let result = try swiftprof("dump", "--consistent", "--stop-timeout", "50", "\(fixture.pid)")
         #expect(result.status == 1)
         #expect(result.stderr.contains("not captured: did not stop within 50 ms (state D)"))
         let profile = try parseProfile(result.stdout)
         #expect(profile.record(containing: "main") != nil)
+        fixture.expectRunning()
+    }
+
+    /// The default capture needs no stop for a blocked thread. vfork keeps its
+    /// return address in a register /proc does not give, so the walk from sp and
+    /// pc stops at __vfork: that stack is kept, marked truncated, rather than lost.
+    @Test func threadThatCannotStopKeepsWhatProcGives() throws {
+        let fixture = try Fixture.c("vforker")
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--stop-timeout", "50", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        let vforking = try #require(profile.record(containing: "__vfork"))
+        #expect(vforking.state?.code == "D")
+        #expect(vforking.state?.systemCall?.name == "vfork")
+        #expect(vforking.truncation != nil)
+        #expect(profile.record(containing: "main")?.truncation == nil)
         fixture.expectRunning()
     }
 }

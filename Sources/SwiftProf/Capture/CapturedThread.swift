@@ -31,22 +31,26 @@ public struct CapturedThread: Equatable, Sendable {
     public let stack: StackCopy
     /// Why the stack copy is shorter than asked (unreadable memory, no mapping at sp), if it is.
     public let stackNote: String?
-    /// /proc's view of the thread, read just before the stop.
+    /// /proc's view of the thread, read just before the stop (or the copy).
     public let procInfo: ThreadProcInfo?
+    /// false when copied while blocked, without a ptrace stop: the registers are then
+    /// only the pc and sp /proc gives, and /proc's view was checked unchanged after.
+    public let stoppedForCapture: Bool
 
     public init(tid: Int32, name: String, registers: RegisterSet, stack: StackCopy, stackNote: String? = nil,
-                procInfo: ThreadProcInfo? = nil) {
+                procInfo: ThreadProcInfo? = nil, stoppedForCapture: Bool = true) {
         self.tid = tid
         self.name = name
         self.registers = registers
         self.stack = stack
         self.stackNote = stackNote
         self.procInfo = procInfo
+        self.stoppedForCapture = stoppedForCapture
     }
 }
 
 /// A thread that was listed but could not be captured, and why.
-public struct ThreadFailure: Equatable, Sendable {
+public struct ThreadFailure: Error, Equatable, Sendable {
     public let tid: Int32
     public let reason: String
 

@@ -9,6 +9,9 @@ public struct RegisterSet: Equatable, Sendable {
 
     /// rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip
     public var values: [UInt64]
+    /// Which of `values` are real: all after a ptrace stop; only pc and sp when
+    /// /proc gave them. An unknown register must fail the unwind, not read as 0.
+    public var known: Set<Int> = Set(0..<RegisterSet.count)
     /// The system call number the thread entered (-1 outside one); with rax, tells
     /// whether the stop interrupted a blocking call.
     public var origRAX: UInt64
@@ -41,6 +44,6 @@ public struct RegisterSet: Equatable, Sendable {
     public var fp: UInt64 { values[RegisterSet.rbp] }
 
     public subscript(dwarf number: Int) -> UInt64? {
-        values.indices.contains(number) ? values[number] : nil
+        values.indices.contains(number) && known.contains(number) ? values[number] : nil
     }
 }

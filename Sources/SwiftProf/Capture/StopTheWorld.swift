@@ -38,20 +38,20 @@ struct StopTheWorld {
         var threads: [CapturedThread] = []
         var mapRereadDone = false
         for (tid, _) in session.stopped {
-            var raw = user_regs_struct()
-            let rc = sp_ptrace_getregs(tid, &raw)
-            if rc != 0 {
-                session.failures.append(ThreadFailure(tid: tid, reason: "PTRACE_GETREGS: \(errnoName(rc))"))
+            let registers: RegisterSet
+            switch Ptrace.registers(tid) {
+            case .success(let values): registers = values
+            case .failure(let failure):
+                session.failures.append(failure)
                 continue
             }
-            let registers = RegisterSet(raw)
             if memoryMap.region(containing: registers.sp) == nil, !mapRereadDone,
                let fresh = try? MemoryMap.read(pid: pid) {
                 // A thread stack mapped after our first read of the maps.
                 memoryMap = fresh
                 mapRereadDone = true
             }
-            let (stack, note) = copyStack(sp: registers.sp, map: memoryMap)
+            let (stack, note) = Ptrace.copyStack(pid: pid, sp: registers.sp, map: memoryMap, limit: options.stackBytes)
             threads.append(CapturedThread(tid: tid, name: "", registers: registers, stack: stack, stackNote: note,
                                           procInfo: session.procInfo[tid]))
         }
@@ -69,20 +69,6 @@ struct StopTheWorld {
         return Capture(pid: pid, threads: named.sorted { $0.tid < $1.tid },
                        failures: session.failures.sorted { $0.tid < $1.tid },
                        memoryMap: memoryMap, stopWindowNanoseconds: window, wasStopped: session.wasStopped)
-    }
-
-    private func copyStack(sp: UInt64, map: MemoryMap) -> (StackCopy, String?) {
-        guard let region = map.region(containing: sp) else {
-            return (StackCopy(start: sp, bytes: []), "sp \(hex(sp)) is in no mapping")
-        }
-        let length = Int(min(region.end - sp, UInt64(options.stackBytes)))
-        var bytes = [UInt8](repeating: 0, count: length)
-        let n = bytes.withUnsafeMutableBytes { sp_read_memory(pid, sp, $0.baseAddress, $0.count) }
-        if n < 0 {
-            return (StackCopy(start: sp, bytes: []), "process_vm_readv: \(errnoName(Int32(-n)))")
-        }
-        if n < length { bytes.removeLast(length - n) }
-        return (StackCopy(start: sp, bytes: bytes), nil)
     }
 
     /// The ptrace bookkeeping of one capture; `releaseAll` is safe to call on every path.
@@ -174,30 +160,19 @@ struct StopTheWorld {
         }
 
         private mutating func waitForStops(timeout: UInt64) {
-            let start = monotonicNanoseconds()
-            let deadline = start + timeout
-            var pause: UInt32 = 10
+            var backoff = Ptrace.Backoff()
+            let deadline = backoff.start + timeout
             while !running.isEmpty {
                 var stillRunning: [Int32] = []
                 for tid in running {
-                    var status: Int32 = 0
-                    let rc = sp_wait_thread(tid, &status, 1)
-                    if rc == 0 {
+                    switch Ptrace.poll(tid) {
+                    case nil:
                         stillRunning.append(tid)
-                    } else if rc < 0 {
+                    case .exited:
                         exited.append(tid)
-                    } else if sp_status_stopped(status) != 0 {
-                        // A signal-delivery-stop (event 0) holds a signal the target must still get.
-                        let isSignalDelivery = sp_status_event(status) == 0
-                        let signal = sp_status_stop_signal(status)
-                        stopped.append((tid, isSignalDelivery ? signal : 0))
-                        // A group-stop reports its stop signal: the process was stopped
-                        // (SIGSTOP, ^Z) before us, and detaching leaves it so.
-                        if !isSignalDelivery && [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(signal) {
-                            wasStopped = true
-                        }
-                    } else {
-                        exited.append(tid)
+                    case .stopped(let signal, let groupStop):
+                        stopped.append((tid, signal))
+                        if groupStop { wasStopped = true }
                     }
                 }
                 let progressed = stillRunning.count < running.count
@@ -205,20 +180,11 @@ struct StopTheWorld {
                 if running.isEmpty { break }
                 if monotonicNanoseconds() > deadline {
                     for tid in running {
-                        let state = (try? TaskStatus.read(pid: pid, tid: tid)).map { String($0.state) } ?? "?"
-                        failures.append(ThreadFailure(tid: tid, reason:
-                            "did not stop within \(timeout / 1_000_000) ms (state \(state))"))
+                        failures.append(ThreadFailure(tid: tid, reason: Ptrace.didNotStop(pid: pid, tid: tid, timeout: timeout)))
                     }
                     return
                 }
-                // Stops arrive within tens of microseconds: yield rather than sleep at
-                // first (a sleep costs more than the stop), back off for stragglers.
-                if progressed || monotonicNanoseconds() - start < 2_000_000 {
-                    sched_yield()
-                } else {
-                    usleep(pause)
-                    pause = min(pause * 2, 1000)
-                }
+                backoff.wait(progressed: progressed)
             }
         }
 
@@ -231,10 +197,7 @@ struct StopTheWorld {
             // Threads that never stopped: a late stop is detached here; one that stays
             // blocked keeps a pending interrupt until our exit detaches it.
             for tid in running {
-                var status: Int32 = 0
-                if sp_wait_thread(tid, &status, 1) > 0, sp_status_stopped(status) != 0 {
-                    _ = sp_ptrace_detach(tid, sp_status_event(status) == 0 ? sp_status_stop_signal(status) : 0)
-                }
+                if case .stopped(let signal, _) = Ptrace.poll(tid) { _ = sp_ptrace_detach(tid, signal) }
             }
         }
     }

@@ -30,3 +30,36 @@ enum TracerThread {
         return try outcome.value!.get()
     }
 }
+
+/// Work started on a thread of its own now and collected later: reading
+/// /proc/kallsyms (35 ms of kernel time) overlaps with symbolizing user frames.
+final class BackgroundJob<T> {
+    private let outcome = Outcome<T, Never>()
+    private var thread = pthread_t()
+    private var started = false
+    private var joined = false
+
+    init(_ body: @escaping () -> T) {
+        let outcome = self.outcome
+        let work = ThreadWork { outcome.value = .success(body()) }
+        started = pthread_create(&thread, nil, { context in
+            Unmanaged<ThreadWork>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, Unmanaged.passRetained(work).toOpaque()) == 0
+        if !started {
+            Unmanaged<ThreadWork>.passUnretained(work).release()
+            work.body()
+        }
+    }
+
+    /// Waits for the work and returns its result.
+    var value: T {
+        if started && !joined {
+            pthread_join(thread, nil)
+            joined = true
+        }
+        return try! outcome.value!.get()
+    }
+
+    deinit { _ = value }
+}

@@ -10,7 +10,9 @@ enum ThreadStates {
         var state = ThreadState(code: proc.state, wchan: proc.wchan)
         var kernel = proc.kernelStack ?? []
         if let call = proc.syscall {
-            guard thread.registers.interruptedSyscall == call.number else {
+            // A copy taken without a stop was checked against /proc already; a stopped
+            // thread must show in its registers the call /proc saw.
+            guard !thread.stoppedForCapture || thread.registers.interruptedSyscall == call.number else {
                 // It returned from the call before we stopped it: it was running.
                 return (ThreadState(code: "R"), [])
             }

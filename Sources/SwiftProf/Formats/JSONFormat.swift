@@ -16,6 +16,7 @@ public enum JSONFormat {
         var threads: [ThreadJSON]
         var failures: [FailureJSON]
         var memoryMap: [String]?
+        var comments: [String]?
     }
 
     struct RecordJSON: Codable {
@@ -75,7 +76,7 @@ public enum JSONFormat {
                            frames: frames(thread.locations, layers: classifier.layers(of: thread.locations, inSyscall: thread.state?.systemCall != nil)))
             },
             failures: document.failures.map { FailureJSON(tid: $0.tid, reason: $0.reason) },
-            memoryMap: document.memoryMapLines)
+            memoryMap: document.memoryMapLines, comments: document.comments.isEmpty ? nil : document.comments)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(file)) ?? Data()
@@ -95,6 +96,7 @@ public enum JSONFormat {
         var document = ProfileDocument(profileName: file.profile, pid: file.pid, records: [],
                                        memoryMapLines: file.memoryMap,
                                        failures: file.failures.map { ThreadFailure(tid: $0.tid, reason: $0.reason) })
+        document.comments = file.comments ?? []
         for record in file.records {
             guard record.count > 0, record.count <= Record.maximumCount else {
                 throw FormatError(line: 1, reason: "a record with count \(record.count)")

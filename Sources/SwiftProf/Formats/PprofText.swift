@@ -17,18 +17,22 @@ public struct PprofTextWriter: Sendable {
     public var memoryMapLines: [String]?
     /// Adds `blocked: N.NNNs` to the state lines (off by default: it changes with time).
     public var showsBlockedTime: Bool
+    /// "# " lines after the header, about the capture (pprof skips them).
+    public var comments: [String]
 
     public init(profileName: String = "thread", addresses: AddressMode = .absolute, memoryMapLines: [String]? = nil,
-                showsBlockedTime: Bool = false) {
+                showsBlockedTime: Bool = false, comments: [String] = []) {
         self.profileName = profileName
         self.addresses = addresses
         self.memoryMapLines = memoryMapLines
         self.showsBlockedTime = showsBlockedTime
+        self.comments = comments
     }
 
     public func write(_ records: [Record]) -> String {
         let total = records.reduce(0) { $0 + $1.count }
         var text = "\(profileName) profile: total \(total)\n"
+        for comment in comments { text += "# \(comment)\n" }
         let tabs = TabWriter()
         for var record in records {
             // A kernel frame without an address cannot be written in this format.
@@ -70,6 +74,7 @@ public struct PprofTextProfile: Equatable, Sendable {
     public var profileName: String
     public var records: [Record]
     public var memoryMapLines: [String]?
+    public var comments: [String] = []
 }
 
 public struct FormatError: Error, Equatable, CustomStringConvertible {
@@ -126,6 +131,8 @@ public enum PprofTextReader {
             } else if line.hasPrefix("# truncated: ") {
                 guard current != nil else { throw FormatError(line: number, reason: "truncation note outside a record") }
                 current!.record.truncation = String(line.dropFirst("# truncated: ".count))
+            } else if line.hasPrefix("# ") && current == nil && profile.records.isEmpty {
+                profile.comments.append(String(line.dropFirst(2)))
             } else if line.hasPrefix("#") {
                 guard current != nil else { throw FormatError(line: number, reason: "frame line outside a record") }
                 current!.frames.append(try parseFrame(line, number: number))

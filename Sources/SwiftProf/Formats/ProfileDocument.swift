@@ -11,6 +11,9 @@ public struct ProfileDocument: Sendable, Equatable {
     public var threads: [ThreadStack]
     public var memoryMapLines: [String]?
     public var failures: [ThreadFailure]
+    /// Lines about the capture itself (how threads were captured, samples, rate),
+    /// written as "# " comments after the pprof-text header.
+    public var comments: [String] = []
 
     public init(profileName: String = "thread", pid: Int32? = nil, records: [Record], threads: [ThreadStack] = [],
                 memoryMapLines: [String]? = nil, failures: [ThreadFailure] = []) {

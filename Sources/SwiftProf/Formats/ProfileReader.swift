@@ -23,8 +23,10 @@ public enum ProfileReader {
             return try JSONFormat.read(try text(bytes))
         case .pprofText:
             let profile = try PprofTextReader.read(try text(bytes))
-            return ProfileDocument(profileName: profile.profileName, records: profile.records,
-                                   memoryMapLines: profile.memoryMapLines)
+            var document = ProfileDocument(profileName: profile.profileName, records: profile.records,
+                                           memoryMapLines: profile.memoryMapLines)
+            document.comments = profile.comments
+            return document
         }
     }
 

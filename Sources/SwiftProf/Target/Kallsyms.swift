@@ -1,26 +1,46 @@
 // Kernel symbol addresses from /proc/kallsyms, which shows zeros unless the
-// reader may see them (root with kernel.kptr_restrict < 2).
+// reader may see them (root with kernel.kptr_restrict < 2). The file is about
+// 5 MB and 120,000 lines: it is scanned as bytes, and a name is compared only
+// when its hash is one of the wanted ones.
 
 public struct Kallsyms: Sendable {
     private let addresses: [String: UInt64]
 
     /// The addresses of `names` (text symbols); nil when the kernel hides them.
     public static func load(_ names: Set<String>) -> Kallsyms? {
-        guard !names.isEmpty, let text = try? ProcFile.read("/proc/kallsyms") else { return nil }
+        guard !names.isEmpty, let bytes = try? ProcFile.readBytes("/proc/kallsyms", chunk: 1 << 20) else { return nil }
+        var wanted: [UInt64: [(name: String, bytes: [UInt8])]] = [:]
+        for name in names { wanted[hash(Array(name.utf8)[...]), default: []].append((name, Array(name.utf8))) }
         var found: [String: UInt64] = [:]
-        var hidden = false
-        for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
-            // "ffffffff81731ef0 t do_epoll_wait [module]"
-            let fields = line.split(separator: UInt8(ascii: " "), maxSplits: 3)
-            guard fields.count >= 3, fields[1].count == 1, fields[1].first! | 0x20 == UInt8(ascii: "t") else { continue }
-            let name = String(decoding: fields[2].prefix { $0 != UInt8(ascii: "\t") }, as: UTF8.self)
-            guard names.contains(name), found[name] == nil else { continue }
-            let address = UInt64(String(decoding: fields[0], as: UTF8.self), radix: 16) ?? 0
-            if address == 0 { hidden = true; break }
-            found[name] = address
-            if found.count == names.count { break }
+        var lineStart = 0
+        let count = bytes.count
+        while lineStart < count, found.count < names.count {
+            var lineEnd = lineStart
+            while lineEnd < count && bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            defer { lineStart = lineEnd + 1 }
+            // "ffffffff81731ef0 t do_epoll_wait\t[module]"
+            guard lineEnd - lineStart > 19, bytes[lineStart + 16] == UInt8(ascii: " "),
+                  bytes[lineStart + 17] | 0x20 == UInt8(ascii: "t"), bytes[lineStart + 18] == UInt8(ascii: " ") else { continue }
+            var nameEnd = lineStart + 19
+            while nameEnd < lineEnd && bytes[nameEnd] != UInt8(ascii: "\t") { nameEnd += 1 }
+            let name = bytes[(lineStart + 19)..<nameEnd]
+            guard let candidates = wanted[hash(name)], let match = candidates.first(where: { $0.bytes.elementsEqual(name) }),
+                  found[match.name] == nil else { continue }
+            var address: UInt64 = 0
+            for byte in bytes[lineStart..<(lineStart + 16)] {
+                let digit = byte <= UInt8(ascii: "9") ? byte &- UInt8(ascii: "0") : (byte | 0x20) &- UInt8(ascii: "a") &+ 10
+                address = address << 4 | UInt64(digit & 0xf)
+            }
+            if address == 0 { return nil }  // hidden: every address reads 0
+            found[match.name] = address
         }
-        return hidden || found.isEmpty ? nil : Kallsyms(addresses: found)
+        return found.isEmpty ? nil : Kallsyms(addresses: found)
+    }
+
+    private static func hash(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
     }
 
     public func address(of name: String) -> UInt64? { addresses[name] }

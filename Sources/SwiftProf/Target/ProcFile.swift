@@ -23,11 +23,16 @@ public struct SystemError: Error, Equatable, CustomStringConvertible {
 
 enum ProcFile {
     static func read(_ path: String) throws(SystemError) -> String {
+        String(decoding: try readBytes(path), as: UTF8.self)
+    }
+
+    /// The whole file; `chunk` sizes each read (large ones make big /proc files cheaper).
+    static func readBytes(_ path: String, chunk size: Int = 16384) throws(SystemError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SystemError(call: "open", path: path, errno: errno) }
         defer { close(fd) }
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
+        var chunk = [UInt8](repeating: 0, count: size)
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
@@ -37,7 +42,7 @@ enum ProcFile {
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     /// The numeric entries of a /proc directory (tasks), sorted.

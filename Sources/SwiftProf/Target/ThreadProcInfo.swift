@@ -18,6 +18,11 @@ public struct ThreadProcInfo: Equatable, Sendable {
     public var state: Character
     /// The blocking system call and its six argument registers; nil when running or not in one.
     public var syscall: (number: Int, arguments: [UInt64])?
+    /// The user stack pointer and pc of a thread blocked in the kernel (in a system
+    /// call or not), as /proc/PID/task/TID/syscall gives them; nil when it is running.
+    public var blockedAt: (sp: UInt64, pc: UInt64)?
+    /// /proc/PID/task/TID/syscall as read: the same text twice means the thread has not moved.
+    public var syscallLine: String
     public var wchan: String
     /// nil when unreadable (it needs root).
     public var kernelStack: [KernelFrame]?
@@ -25,8 +30,7 @@ public struct ThreadProcInfo: Equatable, Sendable {
     public var lastRanNanoseconds: UInt64?
 
     public static func == (lhs: ThreadProcInfo, rhs: ThreadProcInfo) -> Bool {
-        lhs.state == rhs.state && lhs.syscall?.number == rhs.syscall?.number
-            && lhs.syscall?.arguments == rhs.syscall?.arguments && lhs.wchan == rhs.wchan
+        lhs.state == rhs.state && lhs.syscallLine == rhs.syscallLine && lhs.wchan == rhs.wchan
             && lhs.kernelStack == rhs.kernelStack && lhs.lastRanNanoseconds == rhs.lastRanNanoseconds
     }
 
@@ -34,12 +38,27 @@ public struct ThreadProcInfo: Equatable, Sendable {
         let base = "/proc/\(pid)/task/\(tid)"
         guard let status = try? TaskStatus.read(pid: pid, tid: tid) else { return nil }
         let wchan = (try? ProcFile.read(base + "/wchan")).map { $0 == "0" ? "" : $0.trimmedWhitespace } ?? ""
+        let syscallLine = (try? ProcFile.read(base + "/syscall")) ?? ""
         return ThreadProcInfo(
             state: status.state,
-            syscall: (try? ProcFile.read(base + "/syscall")).flatMap(parseSyscall),
+            syscall: parseSyscall(syscallLine),
+            blockedAt: parseBlockedAt(syscallLine),
+            syscallLine: syscallLine,
             wchan: wchan,
             kernelStack: (try? ProcFile.read(base + "/stack")).map(parseKernelStack),
             lastRanNanoseconds: (try? ProcFile.read(base + "/sched")).flatMap(parseExecStart))
+    }
+
+    /// The last two fields, sp and pc, of a blocked thread's syscall line.
+    static func parseBlockedAt(_ text: String) -> (sp: UInt64, pc: UInt64)? {
+        let fields = text.split(separator: " ").map { $0.trimmedWhitespace }
+        guard fields.count >= 3, fields[0] != "running", let sp = hexValue(fields[fields.count - 2]),
+              let pc = hexValue(fields[fields.count - 1]), sp != 0, pc != 0 else { return nil }
+        return (sp, pc)
+    }
+
+    private static func hexValue(_ text: String) -> UInt64? {
+        text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : nil
     }
 
     /// "nr a1 a2 a3 a4 a5 a6 sp pc", "running", or "-1 sp pc" (blocked outside a system call).
@@ -81,4 +100,11 @@ private extension String {
     func padding(toLength length: Int) -> String {
         count >= length ? String(prefix(length)) : self + String(repeating: "0", count: length - count)
     }
+}
+
+/// Cumulative time on the CPU (the first field of /proc/PID/task/TID/schedstat):
+/// unchanged between two reads means the thread has not run in between.
+public func threadRunTime(pid: Int32, tid: Int32) -> UInt64? {
+    guard let text = try? ProcFile.read("/proc/\(pid)/task/\(tid)/schedstat") else { return nil }
+    return text.split(separator: " ").first.flatMap { UInt64($0) }
 }

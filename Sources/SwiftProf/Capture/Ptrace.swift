@@ -1,0 +1,69 @@
+// The ptrace steps both capture modes share: what a wait reports, waiting
+// without blocking forever, copying a stack, and letting a thread go.
+import CSwiftProf
+import Glibc
+
+enum Ptrace {
+    enum Stop {
+        /// Stopped; `signal` is to be handed back on detach (0 for none).
+        case stopped(signal: Int32, groupStop: Bool)
+        case exited
+    }
+
+    /// One non-blocking wait: nil while the thread has not stopped yet.
+    static func poll(_ tid: Int32) -> Stop? {
+        var status: Int32 = 0
+        let rc = sp_wait_thread(tid, &status, 1)
+        if rc == 0 { return nil }
+        guard rc > 0, sp_status_stopped(status) != 0 else { return .exited }
+        // A signal-delivery-stop (event 0) holds a signal the target must still get; a
+        // group-stop reports its stop signal: the process was stopped (SIGSTOP, ^Z)
+        // before us, and detaching leaves it so.
+        let isSignalDelivery = sp_status_event(status) == 0
+        let signal = sp_status_stop_signal(status)
+        return .stopped(signal: isSignalDelivery ? signal : 0,
+                        groupStop: !isSignalDelivery && [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(signal))
+    }
+
+    /// Between polls: stops arrive within tens of microseconds, so yield rather than
+    /// sleep at first (a sleep costs more than the stop), then back off for stragglers.
+    struct Backoff {
+        let start = monotonicNanoseconds()
+        private var pause: UInt32 = 10
+
+        mutating func wait(progressed: Bool) {
+            if progressed || monotonicNanoseconds() - start < 2_000_000 {
+                sched_yield()
+            } else {
+                usleep(pause)
+                pause = min(pause * 2, 1000)
+            }
+        }
+    }
+
+    /// The stack from sp to the end of its mapping, at most `limit` bytes.
+    static func copyStack(pid: Int32, sp: UInt64, map: MemoryMap, limit: Int) -> (StackCopy, String?) {
+        guard let region = map.region(containing: sp) else {
+            return (StackCopy(start: sp, bytes: []), "sp \(hex(sp)) is in no mapping")
+        }
+        let length = Int(min(region.end - sp, UInt64(limit)))
+        var bytes = [UInt8](repeating: 0, count: length)
+        let n = bytes.withUnsafeMutableBytes { sp_read_memory(pid, sp, $0.baseAddress, $0.count) }
+        if n < 0 {
+            return (StackCopy(start: sp, bytes: []), "process_vm_readv: \(errnoName(Int32(-n)))")
+        }
+        if n < length { bytes.removeLast(length - n) }
+        return (StackCopy(start: sp, bytes: bytes), nil)
+    }
+
+    static func didNotStop(pid: Int32, tid: Int32, timeout: UInt64) -> String {
+        let state = (try? TaskStatus.read(pid: pid, tid: tid)).map { String($0.state) } ?? "?"
+        return "did not stop within \(timeout / 1_000_000) ms (state \(state))"
+    }
+
+    static func registers(_ tid: Int32) -> Result<RegisterSet, ThreadFailure> {
+        var raw = user_regs_struct()
+        let rc = sp_ptrace_getregs(tid, &raw)
+        return rc == 0 ? .success(RegisterSet(raw)) : .failure(ThreadFailure(tid: tid, reason: "PTRACE_GETREGS: \(errnoName(rc))"))
+    }
+}

@@ -1,0 +1,104 @@
+// Samples every thread of a process, one thread at a time, stopping as few as
+// it can (see ThreadCapturer), and skipping threads that have not run since
+// the last sample: their stack cannot have changed, so the last one is
+// counted again without touching them. Cost then grows with the number of
+// active threads, not of all threads. Runs on the tracer thread.
+
+final class Sampler {
+    let pid: Int32
+    let options: SnapshotOptions
+    private let capturer: ThreadCapturer
+    private var image: TargetImage
+    private var unwinder: LibunwindUnwinder?
+    private var mapGeneration: [MemoryRegion]
+    /// The last sample of each thread and its CPU time then, for idle elision.
+    private var previous: [Int32: (runTime: UInt64, sample: ThreadSample)] = [:]
+    private var names: [Int32: String] = [:]
+    private(set) var failures: [Int32: ThreadFailure] = [:]
+    /// Reuse an idle thread's last sample (off for a one-off snapshot: nothing to reuse).
+    var reusesIdleThreads = true
+
+    init(pid: Int32, options: SnapshotOptions) throws(TargetError) {
+        self.pid = pid
+        self.options = options
+        capturer = try ThreadCapturer(pid: pid, options: options.capture)
+        image = TargetImage(pid: pid, memoryMap: capturer.memoryMap)
+        unwinder = LibunwindUnwinder(image: image)
+        mapGeneration = capturer.memoryMap.regions
+    }
+
+    var counts: CaptureCounts { capturer.counts }
+    var sawGroupStop: Bool { capturer.sawGroupStop }
+    var targetImage: TargetImage { image }
+
+    /// One pass over the threads listed now. Empty when the process is gone.
+    func sampleOnce() throws(TargetError) -> [ThreadSample] {
+        let tids = threadIDs(of: pid)
+        var samples: [ThreadSample] = []
+        for tid in tids {
+            if let sample = try sample(tid) { samples.append(sample) }
+        }
+        let alive = Set(tids)
+        previous = previous.filter { alive.contains($0.key) }
+        return samples
+    }
+
+    private func sample(_ tid: Int32) throws(TargetError) -> ThreadSample? {
+        let runTime = threadRunTime(pid: pid, tid: tid)
+        if reusesIdleThreads, let runTime, let last = previous[tid], last.runTime == runTime {
+            capturer.count(.reused)
+            var reused = last.sample
+            reused.path = .reused
+            return reused
+        }
+        let name = names[tid] ?? threadName(pid: pid, tid: tid)
+        names[tid] = name
+        let now = monotonicNanoseconds()
+        var partial: ThreadSample?
+        if let copy = capturer.captureWithoutStop(tid: tid, name: name) {
+            let unwound = unwind(copy)
+            let sample = ThreadSample(copy, unwound: unwound, path: .withoutStop, now: now)
+            // sp and pc are all /proc gives: a walk that needed another register
+            // (a frame pointer) stops early. Never keep a worse stack than a stop gives.
+            if unwound.truncation == nil || unwound.truncation!.hasPrefix("depth limit") {
+                capturer.count(.withoutStop)
+                return remember(sample, runTime: runTime)
+            }
+            partial = sample
+        }
+        switch try capturer.captureStopped(tid: tid, name: name) {
+        case .captured(let thread):
+            capturer.count(.stopped)
+            failures[tid] = nil
+            return remember(ThreadSample(thread, unwound: unwind(thread), path: .stopped, now: now), runTime: runTime)
+        case .gone:
+            return nil
+        case .failed(let failure):
+            // A thread that cannot stop (state D) keeps the stack /proc allowed, marked truncated.
+            if let partial {
+                capturer.count(.withoutStop)
+                return partial
+            }
+            failures[tid] = failure
+            return nil
+        }
+    }
+
+    func releasePending() { capturer.releasePending() }
+
+    private func remember(_ sample: ThreadSample, runTime: UInt64?) -> ThreadSample {
+        if let runTime { previous[sample.tid] = (runTime, sample) }
+        return sample
+    }
+
+    private func unwind(_ thread: CapturedThread) -> UnwoundStack {
+        if capturer.memoryMap.regions != mapGeneration {
+            // The target mapped or unmapped something: start over with fresh images.
+            mapGeneration = capturer.memoryMap.regions
+            image = TargetImage(pid: pid, memoryMap: capturer.memoryMap)
+            unwinder = LibunwindUnwinder(image: image)
+        }
+        return unwinder?.unwind(thread, options: options.unwind)
+            ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable")
+    }
+}

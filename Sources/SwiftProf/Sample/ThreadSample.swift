@@ -1,0 +1,83 @@
+// One thread, captured and unwound but not yet symbolized: what a sampling
+// run keeps per sample (symbolizing is done once, at the end).
+
+struct ThreadSample {
+    var tid: Int32
+    var name: String
+    /// Leaf first, as the unwinder returns them.
+    var pcs: [UInt64]
+    var truncation: String?
+    var state: ThreadState?
+    /// From /proc, innermost first; empty when unreadable or running.
+    var kernel: [KernelFrame]
+    var path: CapturePath
+
+    /// Unwinds a capture and reads its state.
+    init(_ thread: CapturedThread, unwound: UnwoundStack, path: CapturePath, now: UInt64) {
+        tid = thread.tid
+        name = thread.name
+        pcs = unwound.pcs
+        let notes = [thread.stackNote, unwound.truncation].compactMap { $0 }
+        truncation = notes.isEmpty ? nil : notes.joined(separator: "; ")
+        let derived = ThreadStates.state(of: thread, now: now)
+        state = derived?.state
+        kernel = derived?.kernel ?? []
+        self.path = path
+    }
+
+    /// What identical samples share: the same stack, kernel frames and state.
+    struct Key: Hashable {
+        let pcs: [UInt64]
+        let kernel: [KernelFrame]
+        let truncation: String?
+        let state: String?
+    }
+
+    var key: Key { Key(pcs: pcs, kernel: kernel, truncation: truncation, state: state?.groupKey) }
+}
+
+/// Turns unwound samples into symbolized locations: each pc is looked up once
+/// however many samples hold it; kernel frames get their kallsyms addresses.
+final class StackSymbolizer {
+    private let symbolizer: Symbolizer?
+    /// Loaded on its own thread while user frames are symbolized.
+    private let kallsymsJob: BackgroundJob<Kallsyms?>
+    private let kernelFrames: Bool
+    private let kernelNames: Set<String>
+    private let unreadable: Bool
+
+    init(pid: Int32, image: TargetImage, samples: [ThreadSample], options: SnapshotOptions) {
+        kernelFrames = options.kernelFrames
+        let names = Set(samples.flatMap { $0.kernel.map(\.function) })
+        kernelNames = names
+        kallsymsJob = BackgroundJob { options.kernelFrames ? Kallsyms.load(names) : nil }
+        let vdso = image.memoryMap.regions.first { $0.path == "[vdso]" }
+        symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)
+        unreadable = samples.contains { $0.state?.systemCall != nil } && samples.allSatisfy { $0.kernel.isEmpty }
+    }
+
+    /// Why kernel frames are missing or have no addresses, when they are.
+    var kernelNote: String? {
+        guard kernelFrames else { return nil }
+        if unreadable { return "kernel stacks are unreadable: /proc/PID/task/TID/stack needs root" }
+        if !kernelNames.isEmpty && kallsymsJob.value == nil {
+            return "kernel frames have no addresses: /proc/kallsyms hides them (kernel.kptr_restrict)"
+        }
+        return nil
+    }
+
+    /// Kernel frames first, then the user frames; and the state with a restarted call named.
+    func stack(_ sample: ThreadSample) -> (locations: [Location], state: ThreadState?) {
+        let user = sample.pcs.enumerated().map { index, pc in
+            symbolizer?.location(pc: pc, isReturnAddress: index > 0)
+                ?? Location(address: index > 0 ? pc - 1 : pc, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
+        }
+        let kernel = kernelFrames && !sample.kernel.isEmpty ? ThreadStates.locations(sample.kernel, kallsyms: kallsymsJob.value) : []
+        return (kernel + user, sample.state.map { ThreadStates.namingRestartedCall($0, userLocations: user) })
+    }
+
+    func threadStack(_ sample: ThreadSample) -> ThreadStack {
+        let (locations, state) = stack(sample)
+        return ThreadStack(tid: sample.tid, name: sample.name, locations: locations, truncation: sample.truncation, state: state)
+    }
+}
