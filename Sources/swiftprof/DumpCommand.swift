@@ -18,26 +18,11 @@ struct DumpCommand: ParsableCommand {
     @OptionGroup(title: "Output")
     var output: OutputOptions
 
-    @Flag(name: .long, help: "Show physical frames only, without the functions inlined into them.")
-    var noInline = false
-
-    @Flag(name: .long, help: "Print symbol names as they are in the binary.")
-    var noDemangle = false
+    @OptionGroup(title: "Capture")
+    var capture: CaptureOptionGroup
 
     @Flag(name: .long, help: "Stop every thread at once, so that all stacks are of one instant (blocked threads then see EINTR from epoll_wait and the like). By default blocked threads are copied without a stop and running ones stopped one at a time.")
     var consistent = false
-
-    @Flag(inversion: .prefixedNo, help: "Put each blocked thread's kernel frames (from /proc/PID/task/TID/stack) below its user frames. On by default where the kernel shows them (root).")
-    var kernel: Bool?
-
-    @Option(name: .long, help: ArgumentHelp("Bytes of each thread's stack to copy, from its stack pointer up.", valueName: "BYTES"))
-    var stackBytes: Int = 512 * 1024
-
-    @Option(name: .long, help: ArgumentHelp("Deepest stack to unwind, in physical frames; a deeper one is marked truncated.", valueName: "N"))
-    var maxFrames: Int = 256
-
-    @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for a thread to stop; the others stay stopped meanwhile. A thread that does not stop (state D) is reported and skipped (exit status 1).", valueName: "MS"))
-    var stopTimeout: Int = 250
 
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
     var stats = false
@@ -49,11 +34,6 @@ struct DumpCommand: ParsableCommand {
         case (.some(let pid), nil): guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
         case (nil, .some): break
         }
-        guard stackBytes >= 4096 && stackBytes <= 64 << 20 else {
-            throw ValidationError("--stack-bytes must be between 4096 and 67108864")
-        }
-        guard stopTimeout >= 1 && stopTimeout <= 60_000 else { throw ValidationError("--stop-timeout must be between 1 and 60000 ms") }
-        guard maxFrames >= 1 && maxFrames <= 100_000 else { throw ValidationError("--max-frames must be between 1 and 100000") }
     }
 
     func run() throws {
@@ -63,12 +43,7 @@ struct DumpCommand: ParsableCommand {
             return
         }
         guard let pid else { return }
-        var options = SnapshotOptions()
-        options.capture.stackBytes = stackBytes
-        options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
-        options.unwind.maxFrames = maxFrames
-        options.symbolize = SymbolizeOptions(demangle: !noDemangle, inlineFrames: !noInline)
-        options.kernelFrames = kernel ?? true
+        var options = capture.snapshotOptions
         options.consistent = consistent
         _ = try output.classifier()  // a bad rules file is bad usage: say so before touching the target
 
@@ -85,7 +60,7 @@ struct DumpCommand: ParsableCommand {
         try output.emit(try output.render(document))
 
         if stats { warn(statistics.summary) }
-        if kernel == true, let note = statistics.kernelNote { warn(note) }
+        if capture.kernel == true, let note = statistics.kernelNote { warn(note) }
         if snapshot.wasStopped { warn("process \(pid) was stopped by a signal before the capture and stays stopped") }
         for failure in snapshot.failures { warn("thread \(failure.tid) not captured: \(failure.reason)") }
         if !snapshot.isComplete { throw ExitStatus.partial }

@@ -22,10 +22,9 @@ final class Symbolizer {
     private let options: SymbolizeOptions
     private var cache: [UInt64: Location] = [:]
 
-    /// `modules`: path → (load bias, file to open) for every ELF object to report;
+    /// `modules`: every ELF object to report, with its load bias and file;
     /// `vdso`: the target's vDSO mapping, read from its memory by libdwfl.
-    init?(pid: Int32, modules: [(path: String, bias: UInt64, file: String)], vdso: MemoryRegion?,
-          options: SymbolizeOptions) {
+    init?(pid: Int32, modules: [SymbolModule], vdso: MemoryRegion?, options: SymbolizeOptions) {
         // libdw would ask debuginfod servers when DEBUGINFOD_URLS is set: no network unless asked.
         unsetenv("DEBUGINFOD_URLS")
         callbacks = .allocate(capacity: 1)
@@ -40,7 +39,8 @@ final class Symbolizer {
         self.options = options
         dwfl_report_begin(dwfl)
         for module in modules {
-            _ = dwfl_report_elf(dwfl, module.path, module.file, -1, module.bias, true)
+            // libdwfl takes the descriptor over (and closes it).
+            _ = dwfl_report_elf(dwfl, module.path, module.file, module.descriptor, module.bias, true)
         }
         if let vdso {
             // dwfl_linux_proc_find_elf reads an in-memory image for a module named this way.

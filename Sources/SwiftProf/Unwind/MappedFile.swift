@@ -19,24 +19,31 @@ extension ByteSource {
 final class MappedFile: ByteSource, @unchecked Sendable {
     private let base: UnsafeRawPointer?
     let count: Int
+    /// Kept open: the symbolizer reads the same file through it even after the
+    /// target has exited and /proc/PID/root is gone, or the file was deleted.
+    private let descriptor: Int32
 
     /// Maps `path` whole; nil when it cannot be opened or is empty.
     init?(path: String) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size > 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
-        let size = Int(info.st_size)
-        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
+        guard fstat(fd, &info) == 0, info.st_size > 0, (info.st_mode & S_IFMT) == S_IFREG,
+              let address = mmap(nil, Int(info.st_size), PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
+            close(fd)
             return nil
         }
         base = UnsafeRawPointer(address)
-        count = size
+        count = Int(info.st_size)
+        descriptor = fd
     }
+
+    /// A new descriptor for the file, for a reader that closes what it is given.
+    func duplicateDescriptor() -> Int32 { dup(descriptor) }
 
     deinit {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        close(descriptor)
     }
 
     func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T? {

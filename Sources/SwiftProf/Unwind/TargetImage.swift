@@ -3,6 +3,15 @@
 // a container is read from its own filesystem), and the vDSO copied once.
 import CSwiftProf
 
+/// An object for the symbolizer: where it is loaded, and how to read it.
+struct SymbolModule {
+    let path: String
+    let bias: UInt64
+    let file: String
+    /// An open descriptor the symbolizer takes over, or -1 to open `file`.
+    let descriptor: Int32
+}
+
 /// One loaded ELF object of the target.
 struct LoadedModule {
     let path: String
@@ -54,15 +63,16 @@ final class TargetImage {
         return module(containing: address)?.word(at: address)
     }
 
-    /// Every ELF object with code in the target, with its load bias and the file to
-    /// open for it, for the symbolizer.
-    func symbolModules() -> [(path: String, bias: UInt64, file: String)] {
+    /// Every ELF object with code in the target, with its load bias and a descriptor
+    /// of the file already open (or -1 and a path to open), for the symbolizer.
+    func symbolModules() -> [SymbolModule] {
         var seen: Set<String> = []
-        var result: [(path: String, bias: UInt64, file: String)] = []
+        var result: [SymbolModule] = []
         for region in memoryMap.regions where region.isExecutable && region.isFileBacked && !seen.contains(region.path) {
             seen.insert(region.path)
             guard let module = module(containing: region.start) else { continue }
-            result.append((module.path, module.bias, module.openedFrom))
+            let descriptor = (module.image.source as? MappedFile)?.duplicateDescriptor() ?? -1
+            result.append(SymbolModule(path: module.path, bias: module.bias, file: module.openedFrom, descriptor: descriptor))
         }
         return result
     }

@@ -1,0 +1,116 @@
+// `swiftprof attach PID`: sample every thread over time and print the profile.
+import ArgumentParser
+import Glibc
+import SwiftProf
+
+struct SamplingOptionGroup: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Samples a second.", valueName: "HZ"))
+    var rate: Double = 100
+
+    @Option(name: .long, help: ArgumentHelp("How long to sample (10s, 500ms, 2m); without it, until Ctrl-C, SIGTERM or the end of the process.", valueName: "TIME"))
+    var duration: Duration?
+
+    @Flag(name: .long, help: "Show the progress line on stderr even when it is not a terminal (one line a report).")
+    var progress = false
+
+    @Flag(name: .long, help: "Print how the samples were taken (threads reused, copied without stop, stopped) on stderr.")
+    var stats = false
+
+    func validate() throws {
+        guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000 samples a second") }
+    }
+
+    func options(_ capture: CaptureOptionGroup) -> SamplingOptions {
+        var options = SamplingOptions()
+        options.snapshot = capture.snapshotOptions
+        options.rate = rate
+        options.durationNanoseconds = duration?.nanoseconds
+        return options
+    }
+
+    /// Samples `pid`, prints the profile, and says on stderr what a user should know.
+    func run(pid: Int32, capture: CaptureOptionGroup, output: OutputOptions) throws -> SamplingResult {
+        _ = try output.classifier()
+        StopSignals.install()
+        let live = progress || isatty(STDERR_FILENO) != 0
+        let inPlace = isatty(STDERR_FILENO) != 0
+        let result: SamplingResult
+        do {
+            result = try Profiler.sample(pid: pid, options: options(capture), shouldStop: { StopSignals.requested },
+                                         onProgress: { progress in
+                                             if live { ProgressLine.show(progress, inPlace: inPlace) }
+                                         })
+        } catch {
+            if inPlace { ProgressLine.clear() }
+            warn(error.description)
+            throw ExitStatus.cannotProfile
+        }
+        if live { ProgressLine.show(result.progress, inPlace: inPlace, last: true) }
+        try output.emit(try output.render(result.document))
+        if stats { warn("\(result.progress.samples) samples, \(result.progress.lost) lost; captures: \(result.progress.paths.summary)") }
+        if capture.kernel == true, let note = result.kernelNote { warn(note) }
+        if result.wasStopped { warn("process \(pid) was stopped by a signal and stays stopped") }
+        for failure in result.document.failures { warn("thread \(failure.tid) not captured: \(failure.reason)") }
+        return result
+    }
+}
+
+enum ProgressLine {
+    static func show(_ progress: SamplingProgress, inPlace: Bool, last: Bool = false) {
+        let seconds = Double(progress.elapsedNanoseconds) / 1e9
+        let stopped = Double(progress.paths.stoppedNanoseconds) / 1e6
+        let longest = Double(progress.paths.longestStopNanoseconds) / 1e6
+        let line = "swiftprof: \(format(seconds, 1)) s, \(progress.samples) samples, \(progress.threads) threads, "
+            + "\(progress.lost) lost, target stopped \(format(stopped, 2)) ms (longest \(format(longest, 3)) ms)"
+        _ = writeAll(STDERR_FILENO, inPlace ? "\r\u{1b}[K" + line + (last ? "\n" : "") : line + "\n")
+    }
+
+    static func clear() { _ = writeAll(STDERR_FILENO, "\r\u{1b}[K") }
+
+    static func format(_ value: Double, _ decimals: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = Int((value * scale).rounded())
+        let whole = scaled / Int(scale), fraction = String(scaled % Int(scale))
+        return decimals == 0 ? String(whole) : "\(whole).\(String(repeating: "0", count: decimals - fraction.count))\(fraction)"
+    }
+}
+
+struct AttachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach",
+        abstract: "Sample every thread of a running process over time and print the aggregated profile.",
+        discussion: """
+            Blocked threads are copied without stopping them and threads that have not run since \
+            the last sample are not touched at all; only running threads are stopped, one at a \
+            time, for their copy. Counts in the profile are samples. Ctrl-C or SIGTERM end the run \
+            and print the profile; the process goes on as before.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The process to sample.", valueName: "PID"))
+    var pid: Int32
+
+    @OptionGroup(title: "Sampling")
+    var sampling: SamplingOptionGroup
+
+    @OptionGroup(title: "Output")
+    var output: OutputOptions
+
+    @OptionGroup(title: "Capture")
+    var capture: CaptureOptionGroup
+
+    func validate() throws {
+        guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
+    }
+
+    func run() throws {
+        let result = try sampling.run(pid: pid, capture: capture, output: output)
+        if result.targetExited {
+            warn("process \(pid) exited after \(ProgressLine.format(Double(result.progress.elapsedNanoseconds) / 1e9, 1)) s")
+            // With a duration, a run cut short by the target's end is partial.
+            if sampling.duration != nil { throw ExitStatus.partial }
+        }
+        if !result.document.failures.isEmpty { throw ExitStatus.partial }
+    }
+}

@@ -1,0 +1,61 @@
+// How stacks are captured and named: shared by dump, attach and run.
+import ArgumentParser
+import SwiftProf
+
+struct CaptureOptionGroup: ParsableArguments {
+    @Flag(name: .long, help: "Show physical frames only, without the functions inlined into them.")
+    var noInline = false
+
+    @Flag(name: .long, help: "Print symbol names as they are in the binary.")
+    var noDemangle = false
+
+    @Flag(inversion: .prefixedNo, help: "Put each blocked thread's kernel frames (from /proc/PID/task/TID/stack) below its user frames. On by default where the kernel shows them (root).")
+    var kernel: Bool?
+
+    @Option(name: .long, help: ArgumentHelp("Bytes of each thread's stack to copy, from its stack pointer up.", valueName: "BYTES"))
+    var stackBytes: Int = 512 * 1024
+
+    @Option(name: .long, help: ArgumentHelp("Deepest stack to unwind, in physical frames; a deeper one is marked truncated.", valueName: "N"))
+    var maxFrames: Int = 256
+
+    @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for a thread to stop. A thread that does not stop (state D) is reported and skipped (exit status 1), or kept as far as /proc shows it.", valueName: "MS"))
+    var stopTimeout: Int = 250
+
+    func validate() throws {
+        guard stackBytes >= 4096 && stackBytes <= 64 << 20 else {
+            throw ValidationError("--stack-bytes must be between 4096 and 67108864")
+        }
+        guard stopTimeout >= 1 && stopTimeout <= 60_000 else { throw ValidationError("--stop-timeout must be between 1 and 60000 ms") }
+        guard maxFrames >= 1 && maxFrames <= 100_000 else { throw ValidationError("--max-frames must be between 1 and 100000") }
+    }
+
+    var snapshotOptions: SnapshotOptions {
+        var options = SnapshotOptions()
+        options.capture.stackBytes = stackBytes
+        options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
+        options.unwind.maxFrames = maxFrames
+        options.symbolize = SymbolizeOptions(demangle: !noDemangle, inlineFrames: !noInline)
+        options.kernelFrames = kernel ?? true
+        return options
+    }
+}
+
+/// "10s", "500ms", "2m", "1.5" (seconds).
+struct Duration: ExpressibleByArgument {
+    let nanoseconds: UInt64
+
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 1e6), ("us", 1e3), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
+        var text = Substring(argument)
+        var scale = 1e9
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            text = text.dropLast(suffix.count)
+            scale = factor
+            break
+        }
+        guard let value = Double(text), value > 0, value * scale < 1e18 else { return nil }
+        nanoseconds = UInt64(value * scale)
+    }
+
+    static var defaultValueDescription: String { "10s" }
+}

@@ -1,0 +1,126 @@
+// Sampling over time: attach, run, stop signals, EINTR-free capture, idle elision.
+import Foundation
+import Glibc
+import SwiftProf
+import Testing
+
+@Suite(.serialized)
+struct AttachTests {
+    /// One thread spends 3/4 of its time in hot_function, 1/4 in warm_function.
+    @Test func theHotFunctionIsOnTopWithItsShare() throws {
+        let fixture = try Fixture.c("hot", arguments: ["1", "2"])
+        defer { fixture.stop() }
+        let result = try swiftprof("attach", "--duration", "1.5s", "--rate", "200", "--format", "folded", "--thread-names", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        var hot = 0, warm = 0
+        for line in result.stdout.split(separator: "\n") where line.hasPrefix("burner;") {
+            let count = Int(line.split(separator: " ").last!)!
+            if line.contains(";hot_function;") { hot += count }
+            if line.contains(";warm_function;") { warm += count }
+        }
+        #expect(hot + warm > 150)
+        let share = Double(hot) / Double(hot + warm)
+        #expect(abs(share - 0.75) <= 0.10, "hot_function has \(hot) of \(hot + warm) samples")
+        // On top: the running thread's most sampled stack (by name: the pcs within the loop vary).
+        let top = result.stdout.split(separator: "\n").filter { $0.hasPrefix("burner;") }
+            .max { Int($0.split(separator: " ").last!)! < Int($1.split(separator: " ").last!)! }
+        #expect(top?.hasSuffix(";hot_function;spin_work \(hot)") == true)
+        fixture.expectRunning()
+    }
+
+    @Test func runProfilesACommandToItsExit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("run.txt").path
+        let result = try swiftprof("run", "--rate", "200", "-o", file, "--", try FixtureBuild.executable("hot"), "1", "0", "600")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.hasSuffix("swiftprof: \(try FixtureBuild.executable("hot")) exited with status 0\n"))
+        let profile = try parseProfile(try String(contentsOfFile: file, encoding: .utf8))
+        #expect(profile.record(containing: "hot_function") != nil)
+        #expect(profile.comments.first?.hasPrefix("samples: ") == true)
+    }
+
+    @Test(arguments: [SIGINT, SIGTERM])
+    func aStopSignalPrintsTheProfileAndLeavesTheTargetRunning(_ signal: Int32) throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let attach = try Streaming(Paths.swiftprof, ["attach", "--progress", "\(fixture.pid)"])
+        // The first progress line says sampling is under way.
+        let line = try #require(attach.readErrorLine())
+        #expect(line.hasPrefix("swiftprof: "))
+        kill(attach.process.processIdentifier, signal)
+        let (status, stdout) = attach.finish()
+        #expect(status == 0)
+        let profile = try parseProfile(stdout)
+        #expect(profile.records.reduce(0) { $0 + $1.count } >= 12)
+        #expect(profile.record(containing: "worker_wait") != nil)
+        fixture.expectRunning()
+        #expect(try swiftprof("dump", "\(fixture.pid)").status == 0)  // not held: another tracer can attach
+    }
+
+    /// A ptrace stop makes epoll_wait return EINTR; the default capture never stops a blocked thread.
+    @Test func blockedThreadsSeeNoEINTR() throws {
+        let fixture = try Fixture.c("eintr")
+        defer { fixture.stop() }
+        #expect(fixture.ask("report") == "eintr 0")
+        #expect(try swiftprof("dump", "\(fixture.pid)").status == 0)
+        #expect(fixture.ask("report") == "eintr 0")
+        #expect(try swiftprof("attach", "--duration", "0.5s", "--rate", "200", "\(fixture.pid)").status == 0)
+        #expect(fixture.ask("report") == "eintr 0")
+        // The fixture does see them when there are some: a consistent dump stops everything.
+        #expect(try swiftprof("dump", "--consistent", "\(fixture.pid)").status == 0)
+        let after = try #require(fixture.ask("report"))
+        #expect(after.hasPrefix("eintr ") && after != "eintr 0")
+    }
+
+    /// Threads that have not run since the last sample are captured once and then reused.
+    @Test func idleThreadsAreCapturedOnce() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let result = try swiftprof("attach", "--duration", "0.5s", "--rate", "100", "--stats", "--format", "folded", "\(fixture.pid)")
+        #expect(result.status == 0)
+        let stats = try #require(result.stderr.split(separator: "\n").last { $0.contains(" samples, ") })
+        // "swiftprof: 50 samples, 0 lost; captures: 539 reused, 11 without stop, 50 stopped"
+        let numbers = stats.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        #expect(numbers.count == 5, "\(stats)")
+        let (samples, reused, withoutStop, stopped) = (numbers[0], numbers[2], numbers[3], numbers[4])
+        #expect(withoutStop == 11)  // the blocked threads, once each
+        #expect(reused == 11 * (samples - 1))
+        #expect(stopped == samples)  // the spinner runs: it is stopped for every sample
+    }
+}
+
+/// A command whose stderr is read line by line while it runs.
+final class Streaming: @unchecked Sendable {
+    let process = Process()
+    private let errors = Pipe()
+    private let output: URL
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        output = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-stream-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = errors
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func readErrorLine() -> String? {
+        var bytes: [UInt8] = []
+        while true {
+            guard let byte = errors.fileHandleForReading.readData(ofLength: 1).first else { return nil }
+            if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(byte)
+        }
+    }
+
+    func finish() -> (Int32, String) {
+        process.waitUntilExit()
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(at: output)
+        return (process.terminationStatus, text)
+    }
+}
