@@ -36,7 +36,7 @@ test: build
 demo: build .build/fixtures/kvserver
 	@scripts/demo .build/fixtures/kvserver
 
-bench: release .build/fixtures/wide
+bench: release .build/fixtures/wide .build/fixtures/hot
 	@bench/run
 
 # Regenerates man/swiftprof.1 from the command-line definitions.

@@ -3,13 +3,27 @@
  * pthread_cond_wait; and a monitor thread that sleeps in 200 us periods and
  * records how late it wakes (the way cyclictest measures latency), so the
  * pause a profiler inflicts is measured from inside the target.
- * On each stdin line "report", prints "late_max_us N late_total_us N wakeups N"
- * since the last report and resets. Build: cc -O2 -g -pthread wide.c */
+ * A thread waits in epoll_wait on an empty set with no timeout and counts the
+ * EINTRs a profiler's ptrace stops cause.
+ * On each stdin line "report", prints "late_max_us N late_total_us N wakeups N
+ * eintr N" since the last report and resets. Build: cc -O2 -g -pthread wide.c */
 #include "fixture_ready.h"
+#include <errno.h>
+#include <sys/epoll.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
-static long late_max_ns, late_total_ns, wakeups;
+static long late_max_ns, late_total_ns, wakeups, interrupted;
+
+static void *epoll_waiter(void *arg) {
+    (void)arg;
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event events[1];
+    for (;;) {
+        if (epoll_wait(fd, events, 1, -1) < 0 && errno == EINTR) ADD(interrupted, 1);
+    }
+    return NULL;
+}
 
 __attribute__((noinline)) static void block_forever(void) {
     pthread_mutex_lock(&lock);
@@ -62,12 +76,13 @@ int main(int argc, char **argv) {
     if (threads < 1 || threads > MAX_PARKED - 1) threads = 64;
     for (int i = 0; i < threads; i++) start_thread(blocked, NULL, "blocked");
     start_thread(monitor, NULL, "monitor");
+    start_thread(epoll_waiter, NULL, "epoll");
     wait_until_parked(threads);
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
         if (strncmp(line, "report", 6) == 0) {
-            printf("late_max_us %ld late_total_us %ld wakeups %ld\n", EXCHANGE(late_max_ns, 0) / 1000,
-                   EXCHANGE(late_total_ns, 0) / 1000, EXCHANGE(wakeups, 0));
+            printf("late_max_us %ld late_total_us %ld wakeups %ld eintr %ld\n", EXCHANGE(late_max_ns, 0) / 1000,
+                   EXCHANGE(late_total_ns, 0) / 1000, EXCHANGE(wakeups, 0), EXCHANGE(interrupted, 0));
             fflush(stdout);
         }
     }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -43,6 +44,10 @@ int sp_status_stopped(int status) { return WIFSTOPPED(status); }
 int sp_status_stop_signal(int status) { return WSTOPSIG(status); }
 int sp_status_event(int status) { return (unsigned)status >> 16; }
 int sp_status_exited(int status) { return WIFEXITED(status) || WIFSIGNALED(status); }
+
+int sp_set_timer_slack(unsigned long nanoseconds) {
+    return result(prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0));
+}
 
 long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length) {
     struct iovec local = {buffer, length};

@@ -20,9 +20,10 @@ struct SamplingOptionGroup: ParsableArguments {
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000 samples a second") }
     }
 
-    func options(_ capture: CaptureOptionGroup) -> SamplingOptions {
+    func options(_ capture: CaptureOptionGroup, output: OutputOptions) -> SamplingOptions {
         var options = SamplingOptions()
         options.snapshot = capture.snapshotOptions
+        if output.blockedTime { options.snapshot.capture.procParts.insert(.lastRun) }
         options.rate = rate
         options.durationNanoseconds = duration?.nanoseconds
         return options
@@ -36,7 +37,7 @@ struct SamplingOptionGroup: ParsableArguments {
         let inPlace = isatty(STDERR_FILENO) != 0
         let result: SamplingResult
         do {
-            result = try Profiler.sample(pid: pid, options: options(capture), shouldStop: { StopSignals.requested },
+            result = try Profiler.sample(pid: pid, options: options(capture, output: output), shouldStop: { StopSignals.requested },
                                          onProgress: { progress in
                                              if live { ProgressLine.show(progress, inPlace: inPlace) }
                                          })

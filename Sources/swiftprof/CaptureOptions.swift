@@ -36,6 +36,7 @@ struct CaptureOptionGroup: ParsableArguments {
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(demangle: !noDemangle, inlineFrames: !noInline)
         options.kernelFrames = kernel ?? true
+        options.capture.procParts = options.kernelFrames ? [.kernelStack] : []
         return options
     }
 }

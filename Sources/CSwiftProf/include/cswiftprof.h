@@ -24,6 +24,9 @@ int sp_status_stop_signal(int status);
 int sp_status_event(int status);
 int sp_status_exited(int status);
 
+// prctl(PR_SET_TIMERSLACK) for the calling thread: short sleeps stay short.
+int sp_set_timer_slack(unsigned long nanoseconds);
+
 // process_vm_readv of one range; returns the bytes read or -errno.
 long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length);
 

@@ -25,19 +25,23 @@ enum Ptrace {
                         groupStop: !isSignalDelivery && [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(signal))
     }
 
-    /// Between polls: stops arrive within tens of microseconds, so yield rather than
-    /// sleep at first (a sleep costs more than the stop), then back off for stragglers.
+    /// Between polls: sleep, never spin. A thread reaches its stop only when it gets
+    /// a CPU, and on a small machine the CPU it needs may be ours: spinning (even
+    /// with sched_yield) kept stops waiting for milliseconds. Sleeps start at 10 us
+    /// (the tracer's timer slack is set to 1 us for that) and back off for stragglers.
     struct Backoff {
         let start = monotonicNanoseconds()
-        private var pause: UInt32 = 10
+        private var pause: UInt64 = 10_000
+
+        init() { _ = sp_set_timer_slack(1000) }
 
         mutating func wait(progressed: Bool) {
-            if progressed || monotonicNanoseconds() - start < 2_000_000 {
-                sched_yield()
-            } else {
-                usleep(pause)
-                pause = min(pause * 2, 1000)
+            if progressed {
+                pause = 10_000
+                return
             }
+            nanosleep(nanoseconds: pause)
+            if monotonicNanoseconds() - start > 1_000_000 { pause = min(pause * 2, 1_000_000) }
         }
     }
 

@@ -12,11 +12,15 @@ public struct CaptureOptions: Sendable {
     public var stopTimeoutNanoseconds: UInt64
     /// Read each thread's state, system call, wchan and kernel stack from /proc first.
     public var readThreadState: Bool
+    /// What of /proc to read besides state and system call (each is a file a thread).
+    public var procParts: ThreadProcInfo.Parts
 
-    public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 250_000_000, readThreadState: Bool = true) {
+    public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 250_000_000, readThreadState: Bool = true,
+                procParts: ThreadProcInfo.Parts = .all) {
         self.stackBytes = stackBytes
         self.stopTimeoutNanoseconds = stopTimeoutNanoseconds
         self.readThreadState = readThreadState
+        self.procParts = procParts
     }
 }
 
@@ -31,7 +35,7 @@ struct StopTheWorld {
         var memoryMap: MemoryMap
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
 
-        var session = Session(pid: pid, readsProcInfo: options.readThreadState)
+        var session = Session(pid: pid, readsProcInfo: options.readThreadState, parts: options.procParts)
         defer { session.releaseAll() }
         try session.stopAll(timeout: options.stopTimeoutNanoseconds)
 
@@ -91,10 +95,12 @@ struct StopTheWorld {
         /// What /proc said about each thread just before it was stopped.
         var procInfo: [Int32: ThreadProcInfo] = [:]
         let readsProcInfo: Bool
+        let parts: ThreadProcInfo.Parts
 
-        init(pid: Int32, readsProcInfo: Bool) {
+        init(pid: Int32, readsProcInfo: Bool, parts: ThreadProcInfo.Parts) {
             self.pid = pid
             self.readsProcInfo = readsProcInfo
+            self.parts = parts
         }
 
         var stopWindowNanoseconds: UInt64 { windowEnd >= windowStart ? windowEnd - windowStart : 0 }
@@ -112,7 +118,7 @@ struct StopTheWorld {
                 // The kernel side of a blocked thread is read before the stop: once
                 // stopped, /proc shows the ptrace stop instead of what it waited for.
                 if readsProcInfo {
-                    for tid in new { procInfo[tid] = ThreadProcInfo.read(pid: pid, tid: tid) }
+                    for tid in new { procInfo[tid] = ThreadProcInfo.read(pid: pid, tid: tid, parts: parts) }
                 }
                 var seized: [Int32] = []
                 for tid in new {

@@ -54,6 +54,7 @@ final class ThreadCapturer {
     /// Set once any thread was seen stopped by job control (SIGSTOP, ^Z).
     private(set) var sawGroupStop = false
     private var capturedAny = false
+    let runTimes: RunTimes
     /// Seized and interrupted, but not stopped yet (state D).
     private var pending: Set<Int32> = []
 
@@ -77,6 +78,7 @@ final class ThreadCapturer {
         try TargetPreflight.check(pid: pid)
         self.pid = pid
         self.options = options
+        runTimes = RunTimes(pid: pid)
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
     }
 
@@ -90,15 +92,15 @@ final class ThreadCapturer {
     /// to be captured (running, not readable, or moving while read).
     func captureWithoutStop(tid: Int32, name: String) -> CapturedThread? {
         for _ in 0..<2 {
-            guard let before = ThreadProcInfo.read(pid: pid, tid: tid), let at = before.blockedAt, before.state != "R",
-                  let runTime = threadRunTime(pid: pid, tid: tid) else { return nil }
+            guard let before = ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts), let at = before.blockedAt, before.state != "R",
+                  let runTime = runTimes.runTime(tid) else { return nil }
             if before.state == "T" || before.state == "t" { sawGroupStop = true }
             if memoryMap.region(containing: at.sp) == nil { refreshMemoryMap() }
             let (stack, note) = Ptrace.copyStack(pid: pid, sp: at.sp, map: memoryMap, limit: options.stackBytes)
             guard note == nil else { return nil }
             // Still exactly there, and not a nanosecond of CPU since: the copy is of this state.
             guard let after = try? ProcFile.read("/proc/\(pid)/task/\(tid)/syscall"), after == before.syscallLine,
-                  threadRunTime(pid: pid, tid: tid) == runTime else { continue }
+                  runTimes.runTime(tid) == runTime else { continue }
             capturedAny = true
             counts.copiedBytes += stack.bytes.count
             var registers = RegisterSet(pc: at.pc, sp: at.sp, fp: 0)
@@ -119,7 +121,7 @@ final class ThreadCapturer {
     /// Stops this one thread, copies it, lets it go. A refusal on the first thread
     /// of a process that is there means we may not trace it at all.
     func captureStopped(tid: Int32, name: String) throws(TargetError) -> StoppedOutcome {
-        let proc = options.readThreadState ? ThreadProcInfo.read(pid: pid, tid: tid) : nil
+        let proc = options.readThreadState ? ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts) : nil
         let start = monotonicNanoseconds()
         var outcome: Ptrace.Stop?
         if pending.contains(tid) {

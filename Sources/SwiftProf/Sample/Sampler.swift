@@ -40,11 +40,12 @@ final class Sampler {
         }
         let alive = Set(tids)
         previous = previous.filter { alive.contains($0.key) }
+        capturer.runTimes.keep(only: alive)
         return samples
     }
 
     private func sample(_ tid: Int32) throws(TargetError) -> ThreadSample? {
-        let runTime = threadRunTime(pid: pid, tid: tid)
+        let runTime = capturer.runTimes.runTime(tid)
         if reusesIdleThreads, let runTime, let last = previous[tid], last.runTime == runTime {
             capturer.count(.reused)
             var reused = last.sample

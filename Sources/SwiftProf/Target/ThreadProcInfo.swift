@@ -1,3 +1,4 @@
+import Glibc
 // What /proc says about one thread, read without stopping it: its state, the
 // system call it is blocked in (with arguments), wchan, its kernel stack, and
 // when it last ran.
@@ -34,19 +35,36 @@ public struct ThreadProcInfo: Equatable, Sendable {
             && lhs.kernelStack == rhs.kernelStack && lhs.lastRanNanoseconds == rhs.lastRanNanoseconds
     }
 
-    public static func read(pid: Int32, tid: Int32) -> ThreadProcInfo? {
+    /// Everything /proc says of the thread. A thread whose syscall line says it is
+    /// running gets only its state: its wchan, kernel stack and last-run time
+    /// would describe a moment already gone, and reading them costs a sample.
+    /// The optional files: the kernel stack (for kernel frames) and the scheduler's
+    /// last-run time (for --blocked-time).
+    public struct Parts: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public static let kernelStack = Parts(rawValue: 1)
+        public static let lastRun = Parts(rawValue: 2)
+        public static let all: Parts = [.kernelStack, .lastRun]
+    }
+
+    public static func read(pid: Int32, tid: Int32, parts: Parts = .all) -> ThreadProcInfo? {
         let base = "/proc/\(pid)/task/\(tid)"
+        let syscallLine = (try? ProcFile.read(base + "/syscall")) ?? ""
+        if syscallLine.hasPrefix("running") {
+            return ThreadProcInfo(state: "R", syscall: nil, blockedAt: nil, syscallLine: syscallLine, wchan: "",
+                                  kernelStack: nil, lastRanNanoseconds: nil)
+        }
         guard let status = try? TaskStatus.read(pid: pid, tid: tid) else { return nil }
         let wchan = (try? ProcFile.read(base + "/wchan")).map { $0 == "0" ? "" : $0.trimmedWhitespace } ?? ""
-        let syscallLine = (try? ProcFile.read(base + "/syscall")) ?? ""
         return ThreadProcInfo(
             state: status.state,
             syscall: parseSyscall(syscallLine),
             blockedAt: parseBlockedAt(syscallLine),
             syscallLine: syscallLine,
             wchan: wchan,
-            kernelStack: (try? ProcFile.read(base + "/stack")).map(parseKernelStack),
-            lastRanNanoseconds: (try? ProcFile.read(base + "/sched")).flatMap(parseExecStart))
+            kernelStack: parts.contains(.kernelStack) ? (try? ProcFile.read(base + "/stack")).map(parseKernelStack) : nil,
+            lastRanNanoseconds: parts.contains(.lastRun) ? (try? ProcFile.read(base + "/sched")).flatMap(parseExecStart) : nil)
     }
 
     /// The last two fields, sp and pc, of a blocked thread's syscall line.
@@ -103,8 +121,45 @@ private extension String {
 }
 
 /// Cumulative time on the CPU (the first field of /proc/PID/task/TID/schedstat):
-/// unchanged between two reads means the thread has not run in between.
-public func threadRunTime(pid: Int32, tid: Int32) -> UInt64? {
-    guard let text = try? ProcFile.read("/proc/\(pid)/task/\(tid)/schedstat") else { return nil }
-    return text.split(separator: " ").first.flatMap { UInt64($0) }
+/// unchanged between two reads means the thread has not run in between. The
+/// files stay open and are re-read with pread: a sample reads one per thread.
+final class RunTimes {
+    private let pid: Int32
+    private var descriptors: [Int32: Int32] = [:]
+
+    init(pid: Int32) { self.pid = pid }
+
+    deinit { for fd in descriptors.values { close(fd) } }
+
+    func runTime(_ tid: Int32) -> UInt64? {
+        let fd: Int32
+        if let open = descriptors[tid] {
+            fd = open
+        } else {
+            fd = Glibc.open("/proc/\(pid)/task/\(tid)/schedstat", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            descriptors[tid] = fd
+        }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else {
+            forget(tid)
+            return nil
+        }
+        var value: UInt64 = 0
+        for byte in buffer[0..<n] {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { break }
+            value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    /// Closes the files of threads that are gone.
+    func keep(only tids: Set<Int32>) {
+        for tid in descriptors.keys where !tids.contains(tid) { forget(tid) }
+    }
+
+    private func forget(_ tid: Int32) {
+        if let fd = descriptors.removeValue(forKey: tid) { close(fd) }
+    }
 }
