@@ -75,7 +75,10 @@ extension SnapshotStatistics {
             let fraction = String(micros % 1000)
             return "\(micros / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction) ms"
         }
-        return "\(threads) threads (\(paths.summary)), longest stop \(ms(stopWindowNanoseconds)), capture \(ms(captureNanoseconds)), "
-            + "unwind \(ms(unwindNanoseconds)), symbolize \(ms(symbolizeNanoseconds)), \(stackBytes / 1024) KiB of stack copied"
+        // Thread by thread, each copy is unwound as it is taken (to know whether it needs a stop).
+        let stages = unwindNanoseconds > 0 ? "capture \(ms(captureNanoseconds)), unwind \(ms(unwindNanoseconds))"
+            : "capture and unwind \(ms(captureNanoseconds))"
+        return "\(threads) threads (\(paths.summary)), longest stop \(ms(stopWindowNanoseconds)), \(stages), "
+            + "symbolize \(ms(symbolizeNanoseconds)), \(stackBytes / 1024) KiB of stack copied"
     }
 }

@@ -18,6 +18,6 @@ struct SwiftProfCommand: ParsableCommand {
             66 an input file that cannot be read.
             """,
         version: SwiftProfVersion.current,
-        subcommands: [DumpCommand.self, AttachCommand.self, RunCommand.self, DiffCommand.self]
+        subcommands: [DumpCommand.self, AttachCommand.self, RunCommand.self, TopCommand.self, DiffCommand.self]
     )
 }

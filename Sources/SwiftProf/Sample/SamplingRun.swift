@@ -35,8 +35,12 @@ public struct SamplingResult: Sendable {
 }
 
 extension Profiler {
+    /// `onRefresh`, when given, is called on the sampling thread every
+    /// `refreshNanoseconds` with the records so far, symbolized (for `top`).
     public static func sample(pid: Int32, options: SamplingOptions, shouldStop: @escaping @Sendable () -> Bool,
-                              onProgress: @escaping @Sendable (SamplingProgress) -> Void = { _ in })
+                              onProgress: @escaping @Sendable (SamplingProgress) -> Void = { _ in },
+                              refreshNanoseconds: UInt64 = 1_000_000_000,
+                              onRefresh: (@Sendable ([Record], SamplingProgress) -> Void)? = nil)
         throws(TargetError) -> SamplingResult {
         let (aggregate, progress, exited, image, failures, wasStopped) = try TracerThread.run {
             () throws(TargetError) -> (SampleAggregate, SamplingProgress, Bool, TargetImage, [ThreadFailure], Bool) in
@@ -47,6 +51,8 @@ extension Profiler {
             let start = monotonicNanoseconds()
             var due = start
             var lastReport = start
+            var lastRefresh = start
+            var liveSymbolizer: (image: TargetImage, symbolizer: StackSymbolizer)?
             var exited = false
             while !shouldStop() {
                 let now = monotonicNanoseconds()
@@ -72,6 +78,16 @@ extension Profiler {
                 if after - lastReport >= 200_000_000 {
                     lastReport = after
                     onProgress(progress)
+                }
+                if let onRefresh, after - lastRefresh >= refreshNanoseconds {
+                    lastRefresh = after
+                    // One symbolizer while the maps stay the same: each pc is looked up once.
+                    if liveSymbolizer?.image !== sampler.targetImage {
+                        liveSymbolizer = (sampler.targetImage, StackSymbolizer(pid: pid, image: sampler.targetImage,
+                                                                               samples: aggregate.representatives,
+                                                                               options: options.snapshot))
+                    }
+                    onRefresh(aggregate.records(liveSymbolizer!.symbolizer), progress)
                 }
                 sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)
             }

@@ -1,0 +1,116 @@
+// `swiftprof top PID`: a live view of the hottest functions, refreshed every
+// second, like py-spy top. q (or Ctrl-C) quits; the process goes on.
+import ArgumentParser
+import Glibc
+import SwiftProf
+import Synchronization
+
+struct TopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top",
+        abstract: "Show the hottest functions of a running process, live; q quits."
+    )
+
+    @Argument(help: ArgumentHelp("The process to watch.", valueName: "PID"))
+    var pid: Int32
+
+    @Option(name: .long, help: ArgumentHelp("Samples a second.", valueName: "HZ"))
+    var rate: Double = 100
+
+    @Flag(name: .long, help: "Count threads blocked in the kernel too, not only running ones.")
+    var idle = false
+
+    @OptionGroup(title: "Capture")
+    var capture: CaptureOptionGroup
+
+    func validate() throws {
+        guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
+        guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000 samples a second") }
+    }
+
+    func run() throws {
+        StopSignals.install()
+        let terminal = Terminal()
+        defer { terminal.restore() }
+        var options = SamplingOptions()
+        options.snapshot = capture.snapshotOptions
+        options.rate = rate
+        let pid = self.pid, idle = self.idle, rate = self.rate
+        let name = (try? readTextFile("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "?"
+        do {
+            let result = try Profiler.sample(pid: pid, options: options,
+                                             shouldStop: { StopSignals.requested || terminal.quitRequested },
+                                             onRefresh: { records, progress in
+                                                 let table = TopTable(records: records, includeIdle: idle)
+                                                 terminal.draw(header(pid: pid, name: name, rate: rate, progress: progress, table: table),
+                                                               table: table)
+                                             })
+            terminal.restore()
+            if result.targetExited { warn("process \(pid) exited") }
+        } catch {
+            terminal.restore()
+            warn(error.description)
+            throw ExitStatus.cannotProfile
+        }
+    }
+}
+
+private func header(pid: Int32, name: String, rate: Double, progress: SamplingProgress, table: TopTable) -> String {
+    let seconds = ProgressLine.format(Double(progress.elapsedNanoseconds) / 1e9, 1)
+    return "swiftprof top \(pid) (\(name)): \(seconds) s, \(progress.samples) samples at \(ProgressLine.format(rate, 0)) Hz, "
+        + "\(progress.threads) threads, \(table.samples) thread samples shown, \(progress.lost) lost   (q quits)"
+}
+
+/// The terminal while `top` runs: the alternate screen, no echo, keys read one
+/// at a time on a thread of their own; everything put back on the way out.
+final class Terminal: @unchecked Sendable {
+    private let interactive = isatty(STDOUT_FILENO) != 0
+    private var saved = termios()
+    private var rawInput = false
+    private let quit = Atomic<Bool>(false)
+    private let restored = Atomic<Bool>(false)
+
+    var quitRequested: Bool { quit.load(ordering: .relaxed) }
+
+    init() {
+        if isatty(STDIN_FILENO) != 0, tcgetattr(STDIN_FILENO, &saved) == 0 {
+            var raw = saved
+            raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
+            rawInput = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0
+        }
+        if interactive { _ = writeAll(STDOUT_FILENO, "\u{1b}[?1049h\u{1b}[?25l") }
+        // Keys are read on a detached thread of their own: it blocks in read(2).
+        var thread = pthread_t()
+        if pthread_create(&thread, nil, { context in
+            Unmanaged<Terminal>.fromOpaque(context!).takeRetainedValue().readKeys()
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque()) == 0 {
+            pthread_detach(thread)
+        }
+    }
+
+    private func readKeys() {
+        var byte: UInt8 = 0
+        while read(STDIN_FILENO, &byte, 1) == 1 {
+            if byte == UInt8(ascii: "q") || byte == UInt8(ascii: "Q") {
+                quit.store(true, ordering: .relaxed)
+                return
+            }
+        }
+    }
+
+    func draw(_ header: String, table: TopTable) {
+        var size = winsize()
+        let rows = interactive && ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_row > 4 ? Int(size.ws_row) : 24
+        let width = interactive && size.ws_col > 20 ? Int(size.ws_col) : 120
+        let lines = [String(header.prefix(width)), ""] + table.render(rows: rows - 3, width: width)
+        let screen = interactive ? "\u{1b}[H\u{1b}[2J" + lines.joined(separator: "\r\n") : lines.joined(separator: "\n") + "\n\n"
+        _ = writeAll(STDOUT_FILENO, screen)
+    }
+
+    func restore() {
+        guard !restored.exchange(true, ordering: .relaxed) else { return }
+        if rawInput { tcsetattr(STDIN_FILENO, TCSANOW, &saved) }
+        if interactive { _ = writeAll(STDOUT_FILENO, "\u{1b}[?25h\u{1b}[?1049l") }
+    }
+}
