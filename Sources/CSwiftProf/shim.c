@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -47,6 +50,10 @@ int sp_status_exited(int status) { return WIFEXITED(status) || WIFSIGNALED(statu
 
 int sp_set_timer_slack(unsigned long nanoseconds) {
     return result(prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0));
+}
+
+int sp_set_thread_nice(int nice) {
+    return result(setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice));
 }
 
 long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length) {

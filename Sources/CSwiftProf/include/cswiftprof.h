@@ -27,6 +27,9 @@ int sp_status_exited(int status);
 // prctl(PR_SET_TIMERSLACK) for the calling thread: short sleeps stay short.
 int sp_set_timer_slack(unsigned long nanoseconds);
 
+// setpriority for the calling thread only (Linux: nice applies per thread).
+int sp_set_thread_nice(int nice);
+
 // process_vm_readv of one range; returns the bytes read or -errno.
 long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length);
 

@@ -1,3 +1,5 @@
+import CSwiftProf
+
 // One thread, captured and unwound but not yet symbolized: what a sampling
 // run keeps per sample (symbolizing is done once, at the end).
 
@@ -50,7 +52,12 @@ final class StackSymbolizer {
         kernelFrames = options.kernelFrames
         let names = Set(samples.flatMap { $0.kernel.map(\.function) })
         kernelNames = names
-        kallsymsJob = BackgroundJob { options.kernelFrames ? Kallsyms.load(names) : nil }
+        kallsymsJob = BackgroundJob {
+            // At the lowest priority: on a small machine it must not take a core from
+            // the target's own threads.
+            _ = sp_set_thread_nice(19)
+            return options.kernelFrames ? Kallsyms.load(names) : nil
+        }
         let vdso = image.memoryMap.regions.first { $0.path == "[vdso]" }
         symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)
         unreadable = samples.contains { $0.state?.systemCall != nil } && samples.allSatisfy { $0.kernel.isEmpty }
