@@ -58,7 +58,9 @@ final class BackgroundJob<T> {
             pthread_join(thread, nil)
             joined = true
         }
-        return try! outcome.value!.get()
+        switch outcome.value! {
+        case .success(let result): return result
+        }
     }
 
     deinit { _ = value }
