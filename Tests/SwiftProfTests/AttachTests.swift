@@ -99,7 +99,7 @@ final class Streaming: @unchecked Sendable {
 
     init(_ executable: String, _ arguments: [String]) throws {
         output = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-stream-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: output)

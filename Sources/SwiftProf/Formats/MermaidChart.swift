@@ -44,16 +44,6 @@ public struct MermaidChartWriter: Sendable {
 
     /// Mermaid labels are HTML-ish: quotes and angle brackets go as entity codes.
     static func escape(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            switch character {
-            case "\"": escaped += "#34;"
-            case "<": escaped += "#60;"
-            case ">": escaped += "#62;"
-            case "#": escaped += "#35;"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
+        escaping(text, ["\"": "#34;", "<": "#60;", ">": "#62;", "#": "#35;"])
     }
 }
