@@ -6,7 +6,7 @@ PACKAGES := libunwind-dev libelf-dev libdw-dev liblzma-dev zlib1g-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FIXTURE_CFLAGS := -O2 -g -pthread
 
-.PHONY: all deps build release test demo bench man clean
+.PHONY: all deps build release test stress demo bench man clean
 
 all: build
 
@@ -30,6 +30,10 @@ release: deps
 # only wait for each other (measured: 34 s serial, 66 s parallel).
 test: build
 	$(SWIFT) test --no-parallel
+
+# The reliability tests with their long trial counts (300 tracer deaths).
+stress: build
+	SWIFTPROF_STRESS_TRIALS=300 $(SWIFT) test --no-parallel --filter ReliabilityTests
 
 .build/fixtures/%: Fixtures/c/%.c Fixtures/c/fixture_ready.h
 	@mkdir -p .build/fixtures

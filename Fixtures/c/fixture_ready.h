@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #endif
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,14 @@
 
 #define MAX_PARKED 4096
 #define RUNNING -1 /* a thread that is expected to be on the CPU, not in a syscall */
+
+/* Start like a process started from a shell: a test runner's threads may have
+ * signals blocked, and a child inherits the mask. */
+__attribute__((constructor)) static void unblock_all_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
 
 struct parked { pid_t tid; long syscalls[3]; };
 static struct parked parked_threads[MAX_PARKED];

@@ -26,7 +26,7 @@ struct CaptureOptionGroup: ParsableArguments {
             throw ValidationError("--stack-bytes must be between 4096 and 67108864")
         }
         guard stopTimeout >= 1 && stopTimeout <= 60_000 else { throw ValidationError("--stop-timeout must be between 1 and 60000 ms") }
-        guard maxFrames >= 1 && maxFrames <= 100_000 else { throw ValidationError("--max-frames must be between 1 and 100000") }
+        guard maxFrames >= 1 && maxFrames <= 1_000_000 else { throw ValidationError("--max-frames must be between 1 and 1000000") }
     }
 
     var snapshotOptions: SnapshotOptions {

@@ -88,8 +88,13 @@ struct OutputOptions: ParsableArguments {
 
     func render(_ document: ProfileDocument) throws -> [UInt8] {
         var document = document
-        // Records sort by their "@" line, which depends on how addresses print.
-        if addresses != .absolute { document.records = Grouper.sorted(document.records, addresses: addresses) }
+        if addresses == .relative {
+            // Records sort by their "@" line, which depends on how addresses print; and
+            // the comments say how this run went (paths, samples), which a comparison of
+            // runs must not see.
+            document.records = Grouper.sorted(document.records, addresses: addresses)
+            document.comments = []
+        }
         func text(_ string: String) -> [UInt8] { Array(string.utf8) }
         switch format {
         case .pprofText:

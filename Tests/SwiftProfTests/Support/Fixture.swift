@@ -79,6 +79,12 @@ final class Fixture: @unchecked Sendable {
         process.standardInput = input
         process.standardOutput = output
         try process.run()
+        // A fixture that never gets ready must fail its test, not hang the run:
+        // after 60 s it is killed, and the read below sees end of file.
+        let started = process
+        let watchdog = DispatchWorkItem { if started.isRunning { kill(started.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
+        defer { watchdog.cancel() }
         guard let line = Fixture.readLine(output.fileHandleForReading), line.hasPrefix("ready ") else {
             process.terminate()
             throw FixtureError.notReady(executable)
