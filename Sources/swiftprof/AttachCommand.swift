@@ -51,7 +51,7 @@ struct SamplingOptionGroup: ParsableArguments {
         if stats { warn("\(result.progress.samples) samples, \(result.progress.lost) lost; captures: \(result.progress.paths.summary)") }
         if capture.kernel == true, let note = result.kernelNote { warn(note) }
         if result.wasStopped { warn("process \(pid) was stopped by a signal and stays stopped") }
-        for failure in result.document.failures { warn("thread \(failure.tid) not captured: \(failure.reason)") }
+        reportFailures(result.document.failures)
         return result
     }
 }

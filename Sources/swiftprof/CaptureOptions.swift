@@ -18,6 +18,9 @@ struct CaptureOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Deepest stack to unwind, in physical frames; a deeper one is marked truncated.", valueName: "N"))
     var maxFrames: Int = 256
 
+    @Option(name: .long, help: ArgumentHelp("Capture at most N threads (the lowest thread ids); the others are reported as not captured (exit status 1). With --stack-bytes it bounds swiftprof's memory.", valueName: "N"))
+    var maxThreads: Int = 10_000
+
     @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for a thread to stop. A thread that does not stop (state D) is reported and skipped (exit status 1), or kept as far as /proc shows it.", valueName: "MS"))
     var stopTimeout: Int = 250
 
@@ -26,6 +29,7 @@ struct CaptureOptionGroup: ParsableArguments {
             throw ValidationError("--stack-bytes must be between 4096 and 67108864")
         }
         guard stopTimeout >= 1 && stopTimeout <= 60_000 else { throw ValidationError("--stop-timeout must be between 1 and 60000 ms") }
+        guard maxThreads >= 1 else { throw ValidationError("--max-threads must be at least 1") }
         guard maxFrames >= 1 && maxFrames <= 1_000_000 else { throw ValidationError("--max-frames must be between 1 and 1000000") }
     }
 
@@ -33,6 +37,7 @@ struct CaptureOptionGroup: ParsableArguments {
         var options = SnapshotOptions()
         options.capture.stackBytes = stackBytes
         options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
+        options.capture.maxThreads = maxThreads
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(demangle: !noDemangle, inlineFrames: !noInline)
         options.kernelFrames = kernel ?? true

@@ -63,7 +63,7 @@ struct DumpCommand: ParsableCommand {
         if stats { warn(statistics.summary) }
         if capture.kernel == true, let note = statistics.kernelNote { warn(note) }
         if snapshot.wasStopped { warn("process \(pid) was stopped by a signal before the capture and stays stopped") }
-        for failure in snapshot.failures { warn("thread \(failure.tid) not captured: \(failure.reason)") }
+        reportFailures(snapshot.failures)
         if !snapshot.isComplete { throw ExitStatus.partial }
     }
 }

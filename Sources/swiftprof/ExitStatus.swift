@@ -1,6 +1,7 @@
 // The documented exit statuses, in one place.
 import ArgumentParser
 import Glibc
+import SwiftProf
 
 enum ExitStatus {
     static let complete = ExitCode(0)
@@ -32,4 +33,23 @@ func writeAll(_ fd: Int32, _ data: [UInt8]) -> Bool {
         bytes = bytes.dropFirst(n)
     }
     return true
+}
+
+/// One line a reason: "thread 12 not captured: ..." or "3 threads (12, 13, 14) not captured: ...".
+func reportFailures(_ failures: [SwiftProf.ThreadFailure]) {
+    var order: [String] = []
+    var tids: [String: [Int32]] = [:]
+    for failure in failures {
+        if tids[failure.reason] == nil { order.append(failure.reason) }
+        tids[failure.reason, default: []].append(failure.tid)
+    }
+    for reason in order {
+        let list = tids[reason]!
+        if list.count == 1 {
+            warn("thread \(list[0]) not captured: \(reason)")
+        } else {
+            let shown = list.prefix(5).map(String.init).joined(separator: ", ") + (list.count > 5 ? ", ..." : "")
+            warn("\(list.count) threads (\(shown)) not captured: \(reason)")
+        }
+    }
 }

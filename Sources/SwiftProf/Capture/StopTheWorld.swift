@@ -14,6 +14,9 @@ public struct CaptureOptions: Sendable {
     public var readThreadState: Bool
     /// What of /proc to read besides state and system call (each is a file a thread).
     public var procParts: ThreadProcInfo.Parts
+    /// Threads captured at most (the lowest tids); the others are reported, not
+    /// captured. With stackBytes, it bounds the memory of a capture.
+    public var maxThreads = 10_000
 
     public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 250_000_000, readThreadState: Bool = true,
                 procParts: ThreadProcInfo.Parts = .all) {
@@ -35,7 +38,8 @@ struct StopTheWorld {
         var memoryMap: MemoryMap
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
 
-        var session = Session(pid: pid, readsProcInfo: options.readThreadState, parts: options.procParts)
+        var session = Session(pid: pid, readsProcInfo: options.readThreadState, parts: options.procParts,
+                              maxThreads: options.maxThreads)
         defer { session.releaseAll() }
         try session.stopAll(timeout: options.stopTimeoutNanoseconds)
 
@@ -96,12 +100,16 @@ struct StopTheWorld {
         var procInfo: [Int32: ThreadProcInfo] = [:]
         let readsProcInfo: Bool
         let parts: ThreadProcInfo.Parts
+        let maxThreads: Int
 
-        init(pid: Int32, readsProcInfo: Bool, parts: ThreadProcInfo.Parts) {
+        init(pid: Int32, readsProcInfo: Bool, parts: ThreadProcInfo.Parts, maxThreads: Int) {
             self.pid = pid
             self.readsProcInfo = readsProcInfo
             self.parts = parts
+            self.maxThreads = maxThreads
         }
+
+        static func overLimit(_ limit: Int) -> String { "over the limit of \(limit) threads (--max-threads)" }
 
         var stopWindowNanoseconds: UInt64 { windowEnd >= windowStart ? windowEnd - windowStart : 0 }
 
@@ -111,7 +119,15 @@ struct StopTheWorld {
                 if listed.isEmpty && seen.isEmpty { throw .noSuchProcess(pid: pid) }
                 // The leader first, so a refusal is reported for the process, not a thread.
                 if let leader = listed.firstIndex(of: pid) { listed.swapAt(0, leader) }
-                let new = listed.filter { !seen.contains($0) }
+                var new = listed.filter { !seen.contains($0) }
+                let room = max(0, maxThreads - seen.count)
+                if new.count > room {
+                    for tid in new[room...] {
+                        seen.insert(tid)
+                        failures.append(ThreadFailure(tid: tid, reason: Session.overLimit(maxThreads)))
+                    }
+                    new = Array(new.prefix(room))
+                }
                 if new.isEmpty { return }
                 // Seizing does not stop a thread: seize them all first, so the stop
                 // window opens only at the first interrupt.

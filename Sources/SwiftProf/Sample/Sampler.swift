@@ -35,8 +35,12 @@ final class Sampler {
     func sampleOnce() throws(TargetError) -> [ThreadSample] {
         let tids = threadIDs(of: pid)
         var samples: [ThreadSample] = []
-        for tid in tids {
+        let limit = options.capture.maxThreads
+        for tid in tids.prefix(limit) {
             if let sample = try sample(tid) { samples.append(sample) }
+        }
+        for tid in tids.dropFirst(limit) {
+            failures[tid] = ThreadFailure(tid: tid, reason: "over the limit of \(limit) threads (--max-threads)")
         }
         let alive = Set(tids)
         previous = previous.filter { alive.contains($0.key) }
