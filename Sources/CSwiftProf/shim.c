@@ -29,9 +29,6 @@ int sp_ptrace_interrupt(pid_t tid) { return result(ptrace(PTRACE_INTERRUPT, tid,
 int sp_ptrace_detach(pid_t tid, int signal) {
     return result(ptrace(PTRACE_DETACH, tid, 0, (void *)(long)signal));
 }
-int sp_ptrace_cont(pid_t tid, int signal) {
-    return result(ptrace(PTRACE_CONT, tid, 0, (void *)(long)signal));
-}
 int sp_ptrace_getregs(pid_t tid, struct user_regs_struct *regs) {
     return result(ptrace(PTRACE_GETREGS, tid, 0, regs));
 }
@@ -46,7 +43,6 @@ int sp_wait_thread(pid_t tid, int *status, int nohang) {
 int sp_status_stopped(int status) { return WIFSTOPPED(status); }
 int sp_status_stop_signal(int status) { return WSTOPSIG(status); }
 int sp_status_event(int status) { return (unsigned)status >> 16; }
-int sp_status_exited(int status) { return WIFEXITED(status) || WIFSIGNALED(status); }
 
 int sp_set_timer_slack(unsigned long nanoseconds) {
     return result(prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0));
@@ -70,7 +66,6 @@ void sp_unw_destroy_addr_space(unw_addr_space_t space) { unw_destroy_addr_space(
 int sp_unw_enable_global_cache(unw_addr_space_t space) {
     return unw_set_caching_policy(space, UNW_CACHE_GLOBAL);
 }
-void sp_unw_flush_cache(unw_addr_space_t space) { unw_flush_cache(space, 0, 0); }
 int sp_unw_init_remote(unw_cursor_t *cursor, unw_addr_space_t space, void *arg) {
     return unw_init_remote(cursor, space, arg);
 }

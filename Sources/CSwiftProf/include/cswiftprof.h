@@ -14,7 +14,6 @@
 int sp_ptrace_seize(pid_t tid, unsigned long options);
 int sp_ptrace_interrupt(pid_t tid);
 int sp_ptrace_detach(pid_t tid, int signal);
-int sp_ptrace_cont(pid_t tid, int signal);
 int sp_ptrace_getregs(pid_t tid, struct user_regs_struct *regs);
 
 // waitpid(tid, __WALL [| WNOHANG]); returns the pid, 0 (nothing yet) or -errno.
@@ -22,7 +21,6 @@ int sp_wait_thread(pid_t tid, int *status, int nohang);
 int sp_status_stopped(int status);
 int sp_status_stop_signal(int status);
 int sp_status_event(int status);
-int sp_status_exited(int status);
 
 // prctl(PR_SET_TIMERSLACK) for the calling thread: short sleeps stay short.
 int sp_set_timer_slack(unsigned long nanoseconds);
@@ -37,7 +35,6 @@ long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length);
 unw_addr_space_t sp_unw_create_addr_space(unw_accessors_t *accessors);
 void sp_unw_destroy_addr_space(unw_addr_space_t space);
 int sp_unw_enable_global_cache(unw_addr_space_t space);
-void sp_unw_flush_cache(unw_addr_space_t space);
 int sp_unw_init_remote(unw_cursor_t *cursor, unw_addr_space_t space, void *arg);
 int sp_unw_step(unw_cursor_t *cursor);
 int sp_unw_get_reg(unw_cursor_t *cursor, int regnum, uint64_t *value);

@@ -31,8 +31,6 @@ struct StopTheWorld {
     let pid: Int32
     let options: CaptureOptions
 
-    private static let eventStop: Int32 = 128  // PTRACE_EVENT_STOP
-
     func run() throws(TargetError) -> Capture {
         try TargetPreflight.check(pid: pid)
         var memoryMap: MemoryMap

@@ -12,7 +12,6 @@ public struct TaskStatus: Equatable, Sendable {
     /// PF_KTHREAD in include/linux/sched.h.
     public var isKernelThread: Bool { flags & 0x0020_0000 != 0 }
     public var isZombie: Bool { state == "Z" || state == "X" }
-    public var isStopped: Bool { state == "T" || state == "t" }
 
     public static func read(pid: Int32, tid: Int32? = nil) throws(SystemError) -> TaskStatus {
         let base = tid.map { "/proc/\(pid)/task/\($0)" } ?? "/proc/\(pid)"
