@@ -30,6 +30,7 @@ struct SamplingOptionGroup: ParsableArguments {
     }
 
     /// Samples `pid`, prints the profile, and says on stderr what a user should know.
+    /// A target that cannot be sampled at all is thrown back as the TargetError.
     func run(pid: Int32, capture: CaptureOptionGroup, output: OutputOptions) throws -> SamplingResult {
         _ = try output.classifier()
         StopSignals.install()
@@ -43,8 +44,7 @@ struct SamplingOptionGroup: ParsableArguments {
                                          })
         } catch {
             if inPlace { ProgressLine.clear() }
-            warn(error.description)
-            throw ExitStatus.cannotProfile
+            throw error
         }
         if live { ProgressLine.show(result.progress, inPlace: inPlace, last: true) }
         try output.emit(try output.render(result.document))
@@ -106,7 +106,11 @@ struct AttachCommand: ParsableCommand {
     }
 
     func run() throws {
-        let result = try sampling.run(pid: pid, capture: capture, output: output)
+        let result: SamplingResult
+        do { result = try sampling.run(pid: pid, capture: capture, output: output) } catch let error as TargetError {
+            warn(error.description)
+            throw ExitStatus.cannotProfile
+        }
         if result.targetExited {
             warn("process \(pid) exited after \(ProgressLine.format(Double(result.progress.elapsedNanoseconds) / 1e9, 1)) s")
             // With a duration, a run cut short by the target's end is partial.

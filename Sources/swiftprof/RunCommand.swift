@@ -35,14 +35,26 @@ struct RunCommand: ParsableCommand {
             warn("cannot run \(command[0]): \(String(cString: strerror(rc)))")
             throw ExitStatus.noInput
         }
-        let result = try sampling.run(pid: pid, capture: capture, output: output)
         var status: Int32 = 0
+        let result: SamplingResult
+        do { result = try sampling.run(pid: pid, capture: capture, output: output) } catch let error as TargetError {
+            // A command that ends at once is gone (a zombie) before the first sample.
+            if waitpid(pid, &status, WNOHANG) == pid {
+                warn("\(command[0]) \(describe(status)) before it could be sampled")
+                throw ExitStatus.partial
+            }
+            warn(error.description)
+            throw ExitStatus.cannotProfile
+        }
         if !result.targetExited {
             // Stopped by --duration or a signal: the command goes on; wait for it as its parent.
             warn("still running: \(command.joined(separator: " ")) (pid \(pid)); waiting for it to exit")
         }
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exit = (status & 0x7f) == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(status & 0x7f)"
-        warn("\(command[0]) \(exit)")
+        warn("\(command[0]) \(describe(status))")
+    }
+
+    private func describe(_ status: Int32) -> String {
+        (status & 0x7f) == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(status & 0x7f)"
     }
 }

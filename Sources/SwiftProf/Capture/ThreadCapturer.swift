@@ -39,10 +39,11 @@ public struct CaptureCounts: Sendable, Equatable {
         }
     }
 
-    /// "11 without stop, 1 stopped" (the paths that occurred).
+    /// "11 without stop, 1 stopped" (the paths that occurred), or "no thread".
     public var summary: String {
-        [(reused, "reused"), (withoutStop, "without stop"), (stopped, "stopped")]
-            .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
+        let parts = [(reused, "reused"), (withoutStop, "without stop"), (stopped, "stopped")]
+            .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+        return parts.isEmpty ? "no thread" : parts.joined(separator: ", ")
     }
 }
 
