@@ -9,6 +9,9 @@ public struct SnapshotOptions: Sendable {
     public var symbolize = SymbolizeOptions()
     /// Put each blocked thread's kernel frames below its user frames.
     public var kernelFrames = true
+    /// Give kernel frames their addresses from /proc/kallsyms (35 ms of kernel time
+    /// to read): only formats that print addresses need them.
+    public var kernelAddresses = true
     /// Stop every thread at once (one instant for all stacks) instead of capturing
     /// them one by one with as few stops as possible.
     public var consistent = false

@@ -24,6 +24,7 @@ struct SamplingOptionGroup: ParsableArguments {
         var options = SamplingOptions()
         options.snapshot = capture.snapshotOptions
         if output.blockedTime { options.snapshot.capture.procParts.insert(.lastRun) }
+        options.snapshot.kernelAddresses = output.printsAddresses
         options.rate = rate
         options.durationNanoseconds = duration?.nanoseconds
         return options

@@ -45,6 +45,7 @@ struct DumpCommand: ParsableCommand {
         guard let pid else { return }
         var options = capture.snapshotOptions
         options.consistent = consistent
+        options.kernelAddresses = output.printsAddresses
         if output.blockedTime { options.capture.procParts.insert(.lastRun) }
         _ = try output.classifier()  // a bad rules file is bad usage: say so before touching the target
 

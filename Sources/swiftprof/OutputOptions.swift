@@ -55,6 +55,9 @@ struct OutputOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read more --layer rules from FILE, one LAYER=PATTERN a line.", valueName: "FILE"))
     var layerRulesFile: String?
 
+    /// Whether the format prints addresses (kernel frames then need /proc/kallsyms).
+    var printsAddresses: Bool { [.pprofText, .pprof, .json].contains(format) }
+
     func validate() throws {
         if memoryMap && addresses == .relative {
             throw ValidationError("--memory-map needs --addresses=absolute: the map lists absolute addresses")

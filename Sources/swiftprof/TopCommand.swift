@@ -34,6 +34,7 @@ struct TopCommand: ParsableCommand {
         defer { terminal.restore() }
         var options = SamplingOptions()
         options.snapshot = capture.snapshotOptions
+        options.snapshot.kernelAddresses = false  // names only on this screen
         options.rate = rate
         let pid = self.pid, idle = self.idle, rate = self.rate
         let name = (try? readTextFile("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "?"

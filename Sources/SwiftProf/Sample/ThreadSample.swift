@@ -45,18 +45,20 @@ final class StackSymbolizer {
     /// Loaded on its own thread while user frames are symbolized.
     private let kallsymsJob: BackgroundJob<Kallsyms?>
     private let kernelFrames: Bool
+    private let kernelAddresses: Bool
     private let kernelNames: Set<String>
     private let unreadable: Bool
 
     init(pid: Int32, image: TargetImage, samples: [ThreadSample], options: SnapshotOptions) {
         kernelFrames = options.kernelFrames
+        kernelAddresses = options.kernelAddresses
         let names = Set(samples.flatMap { $0.kernel.map(\.function) })
         kernelNames = names
         kallsymsJob = BackgroundJob {
             // At the lowest priority: on a small machine it must not take a core from
             // the target's own threads.
             _ = sp_set_thread_nice(19)
-            return options.kernelFrames ? Kallsyms.load(names) : nil
+            return options.kernelFrames && options.kernelAddresses ? Kallsyms.load(names) : nil
         }
         let vdso = image.memoryMap.regions.first { $0.path == "[vdso]" }
         symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)
@@ -67,7 +69,7 @@ final class StackSymbolizer {
     var kernelNote: String? {
         guard kernelFrames else { return nil }
         if unreadable { return "kernel stacks are unreadable: /proc/PID/task/TID/stack needs root" }
-        if !kernelNames.isEmpty && kallsymsJob.value == nil {
+        if kernelAddresses && !kernelNames.isEmpty && kallsymsJob.value == nil {
             return "kernel frames have no addresses: /proc/kallsyms hides them (kernel.kptr_restrict)"
         }
         return nil
