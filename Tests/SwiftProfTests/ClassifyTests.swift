@@ -1,4 +1,5 @@
 // The classifier's rules, tables and formats on known inputs.
+import Foundation
 @testable import SwiftProf
 import Testing
 
@@ -158,5 +159,26 @@ struct InteractionMatrixTests {
 
     @Test func mermaidLabelsEscapeWhatMermaidParses() {
         #expect(MermaidChartWriter.escape("Parker<int>::park(\"x\") #1") == "Parker#60;int#62;::park(#34;x#34;) #35;1")
+    }
+}
+
+struct KallsymsCacheTests {
+    /// The cache gives the addresses the kernel gives, and keeps them private.
+    @Test func cachedAddressesAreTheKernels() throws {
+        guard KallsymsCache.kernelShowsAddresses() else {
+            Issue.record("this test needs /proc/kallsyms addresses (root)")
+            return
+        }
+        let names: Set<String> = ["do_epoll_wait", "futex_wait", "hrtimer_nanosleep"]
+        let direct = try #require(Kallsyms.load(names))
+        let first = try #require(KallsymsCache.load(names)), second = try #require(KallsymsCache.load(names))
+        for name in names {
+            #expect(first.address(of: name) == direct.address(of: name))
+            #expect(second.address(of: name) == direct.address(of: name))
+        }
+        let boot = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let home = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
+        let attributes = try FileManager.default.attributesOfItem(atPath: "\(home)/swiftprof/kallsyms-\(boot)")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
     }
 }

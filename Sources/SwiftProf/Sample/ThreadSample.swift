@@ -58,7 +58,7 @@ final class StackSymbolizer {
             // At the lowest priority: on a small machine it must not take a core from
             // the target's own threads.
             _ = sp_set_thread_nice(19)
-            return options.kernelFrames && options.kernelAddresses ? Kallsyms.load(names) : nil
+            return options.kernelFrames && options.kernelAddresses ? KallsymsCache.load(names) : nil
         }
         let vdso = image.memoryMap.regions.first { $0.path == "[vdso]" }
         symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)

@@ -6,6 +6,10 @@
 public struct Kallsyms: Sendable {
     private let addresses: [String: UInt64]
 
+    init(addresses: [String: UInt64]) { self.addresses = addresses }
+
+    var all: [String: UInt64] { addresses }
+
     /// The addresses of `names` (text symbols); nil when the kernel hides them.
     public static func load(_ names: Set<String>) -> Kallsyms? {
         guard !names.isEmpty, let bytes = try? ProcFile.readBytes("/proc/kallsyms", chunk: 1 << 20) else { return nil }

@@ -1,0 +1,70 @@
+// Kernel addresses do not change until the next boot, and reading /proc/kallsyms
+// costs 35 ms of kernel time: the addresses found are kept in
+// ~/.cache/swiftprof/kallsyms-BOOT_ID (mode 0600), like perf keeps its caches
+// in ~/.debug. The kernel is still asked, with one small read, whether this
+// reader may see addresses now: a cache never shows what the kernel would hide.
+import Glibc
+
+enum KallsymsCache {
+    /// The addresses of `names`: from the cache when it has them all, else from
+    /// /proc/kallsyms (and the cache grows by what was found).
+    static func load(_ names: Set<String>) -> Kallsyms? {
+        guard !names.isEmpty, kernelShowsAddresses() else { return nil }
+        guard let file = path() else { return Kallsyms.load(names) }
+        var cached = read(file)
+        if names.isSubset(of: Set(cached.keys)) { return Kallsyms(addresses: cached.filter { names.contains($0.key) }) }
+        guard let fresh = Kallsyms.load(names) else { return nil }
+        for (name, address) in fresh.all { cached[name] = address }
+        write(cached, to: file)
+        return fresh
+    }
+
+    /// The first line of /proc/kallsyms shows a zero address when this reader may not see them.
+    static func kernelShowsAddresses() -> Bool {
+        let fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n >= 16 else { return false }
+        return buffer[0..<16].contains { $0 != UInt8(ascii: "0") }
+    }
+
+    private static func path() -> String? {
+        guard let boot = try? ProcFile.read("/proc/sys/kernel/random/boot_id").trimmedWhitespace, !boot.isEmpty else { return nil }
+        let base: String
+        if let xdg = getenv("XDG_CACHE_HOME").map({ String(cString: $0) }), xdg.hasPrefix("/") {
+            base = xdg
+        } else if let home = getenv("HOME").map({ String(cString: $0) }), home.hasPrefix("/") {
+            base = home + "/.cache"
+        } else {
+            return nil
+        }
+        mkdir(base, 0o700)
+        mkdir(base + "/swiftprof", 0o700)
+        return base + "/swiftprof/kallsyms-" + boot
+    }
+
+    /// "name address" lines; anything else is ignored.
+    private static func read(_ file: String) -> [String: UInt64] {
+        guard let text = try? ProcFile.read(file) else { return [:] }
+        var entries: [String: UInt64] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 2, let address = UInt64(fields[1], radix: 16), address != 0 { entries[String(fields[0])] = address }
+        }
+        return entries
+    }
+
+    /// Written to a temporary file and renamed, so a reader never sees half of it.
+    private static func write(_ entries: [String: UInt64], to file: String) {
+        let temporary = file + ".\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let text = entries.keys.sorted().map { "\($0) \(String(entries[$0]!, radix: 16))\n" }.joined()
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        if written == bytes.count { rename(temporary, file) } else { unlink(temporary) }
+    }
+}
