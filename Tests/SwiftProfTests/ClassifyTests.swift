@@ -176,9 +176,11 @@ struct KallsymsCacheTests {
             #expect(first.address(of: name) == direct.address(of: name))
             #expect(second.address(of: name) == direct.address(of: name))
         }
+        // Where the library keeps it: $XDG_CACHE_HOME, else $HOME/.cache; with neither, nowhere.
+        let environment = ProcessInfo.processInfo.environment
+        guard let cache = environment["XDG_CACHE_HOME"] ?? environment["HOME"].map({ $0 + "/.cache" }) else { return }
         let boot = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let home = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
-        let attributes = try FileManager.default.attributesOfItem(atPath: "\(home)/swiftprof/kallsyms-\(boot)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: "\(cache)/swiftprof/kallsyms-\(boot)")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
     }
 }
