@@ -151,10 +151,6 @@ public enum JSONFormat {
                            wchan: json.wchan ?? "", blockedNanoseconds: json.blockedNanoseconds)
     }
 
-    private static func parseHex(_ text: String) -> UInt64? {
-        text.hasPrefix("0x") && text.count > 2 ? UInt64(text.dropFirst(2), radix: 16) : nil
-    }
-
     private static func describe(_ error: any Error) -> String {
         switch error {
         case DecodingError.dataCorrupted(let context):

@@ -179,7 +179,8 @@ public enum PprofTextReader {
             throw FormatError(line: number, reason: "expected \"#<tab>0x..<tab>func+0x..<tab>file:line\"")
         }
         if fields.count == 2 { return (address, FrameLine(function: "", offset: 0, file: "", line: 0)) }
-        guard let plus = lastOffsetMarker(in: fields[2]), let offset = parseHex(fields[2][plus...].dropFirst()),
+        // The last "+0x": function names may contain "+" (C++ operator+).
+        guard let plus = fields[2].lastRange(of: "+0x")?.lowerBound, let offset = parseHex(fields[2][plus...].dropFirst()),
               let colon = fields[3].lastIndex(of: ":"), let lineNumber = Int(fields[3][fields[3].index(after: colon)...]) else {
             throw FormatError(line: number, reason: "expected \"func+0xOFFSET\" and \"file:line\"")
         }
@@ -220,21 +221,6 @@ public enum PprofTextReader {
 
     /// x86_64 kernel addresses live in the upper canonical half.
     static let kernelHalf: UInt64 = 0xffff_8000_0000_0000
-
-    /// Where "+0x" last occurs: function names may contain "+" (C++ operator+).
-    private static func lastOffsetMarker(in text: Substring) -> Substring.Index? {
-        var index = text.endIndex
-        while index > text.startIndex {
-            index = text.index(before: index)
-            if text[index...].hasPrefix("+0x") { return index }
-        }
-        return nil
-    }
-
-    private static func parseHex<S: StringProtocol>(_ text: S) -> UInt64? {
-        guard text.hasPrefix("0x"), text.count > 2 else { return nil }
-        return UInt64(text.dropFirst(2), radix: 16)
-    }
 }
 
 /// `# state: S (sleeping) syscall: epoll_wait(3, …) wchan: do_epoll_wait threads: 12529,12530 names: poller`,
@@ -272,7 +258,7 @@ enum StateLine {
         var fields: [String: Substring] = [:]
         // Split off the marked fields from the end, in reverse order of appearance.
         for marker in markers.reversed() {
-            if let range = lastRange(of: marker, in: rest) {
+            if let range = rest.lastRange(of: marker) {
                 fields[marker] = rest[range.upperBound...]
                 rest = rest[..<range.lowerBound]
             }
@@ -299,15 +285,6 @@ enum StateLine {
         }
         let names = fields[" names: "].map { $0.split(separator: ",").map(String.init) } ?? []
         return (state, threads, names)
-    }
-
-    private static func lastRange(of marker: String, in text: Substring) -> Range<Substring.Index>? {
-        var index = text.endIndex
-        while index > text.startIndex {
-            index = text.index(before: index)
-            if text[index...].hasPrefix(marker) { return index..<text.index(index, offsetBy: marker.count) }
-        }
-        return nil
     }
 }
 

@@ -4,3 +4,21 @@
 public func hex(_ value: UInt64, prefix: String = "") -> String {
     prefix + "0x" + String(value, radix: 16)
 }
+
+/// The value of a "0x"-prefixed hex number, as `hex` prints it and /proc prints them.
+func parseHex<S: StringProtocol>(_ text: S) -> UInt64? {
+    guard text.hasPrefix("0x"), text.count > 2 else { return nil }
+    return UInt64(text.dropFirst(2), radix: 16)
+}
+
+extension Substring {
+    /// The last occurrence of `marker`, searched from the end.
+    func lastRange(of marker: String) -> Range<Substring.Index>? {
+        var index = endIndex
+        while index > startIndex {
+            index = self.index(before: index)
+            if self[index...].hasPrefix(marker) { return index..<self.index(index, offsetBy: marker.count) }
+        }
+        return nil
+    }
+}

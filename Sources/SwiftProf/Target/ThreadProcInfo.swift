@@ -70,20 +70,16 @@ public struct ThreadProcInfo: Equatable, Sendable {
     /// The last two fields, sp and pc, of a blocked thread's syscall line.
     static func parseBlockedAt(_ text: String) -> (sp: UInt64, pc: UInt64)? {
         let fields = text.split(separator: " ").map { $0.trimmedWhitespace }
-        guard fields.count >= 3, fields[0] != "running", let sp = hexValue(fields[fields.count - 2]),
-              let pc = hexValue(fields[fields.count - 1]), sp != 0, pc != 0 else { return nil }
+        guard fields.count >= 3, fields[0] != "running", let sp = parseHex(fields[fields.count - 2]),
+              let pc = parseHex(fields[fields.count - 1]), sp != 0, pc != 0 else { return nil }
         return (sp, pc)
-    }
-
-    private static func hexValue(_ text: String) -> UInt64? {
-        text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : nil
     }
 
     /// "nr a1 a2 a3 a4 a5 a6 sp pc", "running", or "-1 sp pc" (blocked outside a system call).
     static func parseSyscall(_ text: String) -> (number: Int, arguments: [UInt64])? {
         let fields = text.split(separator: " ")
         guard fields.count >= 7, let number = Int(fields[0]), number >= 0 else { return nil }
-        let arguments = fields[1...6].compactMap { $0.hasPrefix("0x") ? UInt64($0.dropFirst(2), radix: 16) : nil }
+        let arguments = fields[1...6].compactMap { parseHex($0) }
         return arguments.count == 6 ? (number, arguments) : nil
     }
 
@@ -94,7 +90,7 @@ public struct ThreadProcInfo: Equatable, Sendable {
             let symbol = line[line.index(after: space)...]
             guard let plus = symbol.lastIndex(of: "+") else { return KernelFrame(function: String(symbol), offset: 0) }
             let offsetText = symbol[symbol.index(after: plus)...].prefix { $0 != "/" }
-            let offset = offsetText.hasPrefix("0x") ? UInt64(offsetText.dropFirst(2), radix: 16) ?? 0 : 0
+            let offset = parseHex(offsetText) ?? 0
             return KernelFrame(function: String(symbol[..<plus]), offset: offset)
         }
     }
