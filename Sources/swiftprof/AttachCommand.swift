@@ -62,20 +62,12 @@ enum ProgressLine {
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         let stopped = Double(progress.paths.stoppedNanoseconds) / 1e6
         let longest = Double(progress.paths.longestStopNanoseconds) / 1e6
-        let line = "swiftprof: \(format(seconds, 1)) s, \(progress.samples) samples, \(progress.threads) threads, "
-            + "\(progress.lost) lost, target stopped \(format(stopped, 2)) ms (longest \(format(longest, 3)) ms)"
+        let line = "swiftprof: \(decimal(seconds, places: 1)) s, \(progress.samples) samples, \(progress.threads) threads, "
+            + "\(progress.lost) lost, target stopped \(decimal(stopped, places: 2)) ms (longest \(decimal(longest, places: 3)) ms)"
         _ = writeAll(STDERR_FILENO, inPlace ? "\r\u{1b}[K" + line + (last ? "\n" : "") : line + "\n")
     }
 
     static func clear() { _ = writeAll(STDERR_FILENO, "\r\u{1b}[K") }
-
-    static func format(_ value: Double, _ decimals: Int) -> String {
-        var scale = 1.0
-        for _ in 0..<decimals { scale *= 10 }
-        let scaled = Int((value * scale).rounded())
-        let whole = scaled / Int(scale), fraction = String(scaled % Int(scale))
-        return decimals == 0 ? String(whole) : "\(whole).\(String(repeating: "0", count: decimals - fraction.count))\(fraction)"
-    }
 }
 
 struct AttachCommand: ParsableCommand {
@@ -103,7 +95,7 @@ struct AttachCommand: ParsableCommand {
     var capture: CaptureOptionGroup
 
     func validate() throws {
-        guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
+        try validateProcessID(pid)
     }
 
     func run() throws {
@@ -113,7 +105,7 @@ struct AttachCommand: ParsableCommand {
             throw ExitStatus.cannotProfile
         }
         if result.targetExited {
-            warn("process \(pid) exited after \(ProgressLine.format(Double(result.progress.elapsedNanoseconds) / 1e9, 1)) s")
+            warn("process \(pid) exited after \(decimal(Double(result.progress.elapsedNanoseconds) / 1e9, places: 1)) s")
             // With a duration, a run cut short by the target's end is partial.
             if sampling.duration != nil { throw ExitStatus.partial }
         }

@@ -31,7 +31,7 @@ struct DumpCommand: ParsableCommand {
         switch (pid, input) {
         case (nil, nil): throw ValidationError("give a PID to profile, or --input FILE to convert")
         case (.some, .some): throw ValidationError("give a PID or --input FILE, not both")
-        case (.some(let pid), nil): guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
+        case (.some(let pid), nil): try validateProcessID(pid)
         case (nil, .some): break
         }
     }
@@ -71,11 +71,7 @@ struct DumpCommand: ParsableCommand {
 
 extension SnapshotStatistics {
     var summary: String {
-        func ms(_ ns: UInt64) -> String {
-            let micros = (ns + 500) / 1000
-            let fraction = String(micros % 1000)
-            return "\(micros / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction) ms"
-        }
+        func ms(_ ns: UInt64) -> String { decimal(Double(ns) / 1e6, places: 3) + " ms" }
         // Thread by thread, each copy is unwound as it is taken (to know whether it needs a stop).
         let stages = unwindNanoseconds > 0 ? "capture \(ms(captureNanoseconds)), unwind \(ms(unwindNanoseconds))"
             : "capture and unwind \(ms(captureNanoseconds))"

@@ -1,5 +1,6 @@
 // The documented exit statuses, in one place.
 import ArgumentParser
+import ArgumentParser
 import Glibc
 import SwiftProf
 
@@ -12,6 +13,11 @@ enum ExitStatus {
     static let malformedInput = ExitCode(65)
     /// An input file that does not exist or cannot be read (EX_NOINPUT).
     static let noInput = ExitCode(66)
+}
+
+/// The check every command that takes a PID makes (ArgumentParser turns it into status 64).
+func validateProcessID(_ pid: Int32) throws {
+    guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
 }
 
 /// One line on stderr, prefixed like every Unix tool's.

@@ -24,7 +24,7 @@ struct TopCommand: ParsableCommand {
     var capture: CaptureOptionGroup
 
     func validate() throws {
-        guard pid > 0 else { throw ValidationError("PID must be a positive process id, not \(pid)") }
+        try validateProcessID(pid)
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000 samples a second") }
     }
 
@@ -57,8 +57,8 @@ struct TopCommand: ParsableCommand {
 }
 
 private func header(pid: Int32, name: String, rate: Double, progress: SamplingProgress, table: TopTable) -> String {
-    let seconds = ProgressLine.format(Double(progress.elapsedNanoseconds) / 1e9, 1)
-    return "swiftprof top \(pid) (\(name)): \(seconds) s, \(progress.samples) samples at \(ProgressLine.format(rate, 0)) Hz, "
+    let seconds = decimal(Double(progress.elapsedNanoseconds) / 1e9, places: 1)
+    return "swiftprof top \(pid) (\(name)): \(seconds) s, \(progress.samples) samples at \(decimal(rate, places: 0)) Hz, "
         + "\(progress.threads) threads, \(table.samples) thread samples shown, \(progress.lost) lost   (q quits)"
 }
 

@@ -1,4 +1,5 @@
-// Addresses are printed the way Go's %#x prints them: 0x and lowercase hex, no padding.
+// How numbers are printed: addresses the way Go's %#x prints them (0x and lowercase hex, no
+// padding), and decimals with a fixed number of places.
 
 @inline(__always)
 public func hex(_ value: UInt64, prefix: String = "") -> String {
@@ -21,4 +22,14 @@ extension Substring {
         }
         return nil
     }
+}
+
+/// `value` rounded to `places` decimals, written out in full ("0.050", "12.3"): no
+/// Foundation formatter, and the same digits on every machine.
+public func decimal(_ value: Double, places: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    let scaled = Int((value * scale).rounded())
+    let whole = scaled / Int(scale), fraction = String(scaled % Int(scale))
+    return places == 0 ? String(whole) : "\(whole).\(String(repeating: "0", count: places - fraction.count))\(fraction)"
 }

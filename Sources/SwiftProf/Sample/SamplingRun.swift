@@ -103,7 +103,7 @@ extension Profiler {
         var document = ProfileDocument(pid: pid, records: Grouper.sorted(records, addresses: .absolute),
                                        memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
         document.comments = [
-            "samples: \(progress.samples) at \(formatRate(options.rate)) Hz over \(formatSeconds(seconds)) s, lost \(progress.lost)",
+            "samples: \(progress.samples) at \(formatRate(options.rate)) Hz over \(decimal(seconds, places: 1)) s, lost \(progress.lost)",
             "capture: \(progress.paths.summary)",
         ]
         return SamplingResult(document: document, progress: progress, targetExited: exited, wasStopped: wasStopped,
@@ -127,11 +127,6 @@ extension Profiler {
 
     static func formatRate(_ rate: Double) -> String {
         rate == rate.rounded() ? String(Int(rate)) : String(rate)
-    }
-
-    static func formatSeconds(_ seconds: Double) -> String {
-        let tenths = Int((seconds * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
     }
 }
 
