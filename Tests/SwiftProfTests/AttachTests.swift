@@ -108,14 +108,7 @@ final class Streaming: @unchecked Sendable {
         try process.run()
     }
 
-    func readErrorLine() -> String? {
-        var bytes: [UInt8] = []
-        while true {
-            guard let byte = errors.fileHandleForReading.readData(ofLength: 1).first else { return nil }
-            if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
-            bytes.append(byte)
-        }
-    }
+    func readErrorLine() -> String? { Fixture.readLine(errors.fileHandleForReading) }
 
     func finish() -> (Int32, String) {
         process.waitUntilExit()

@@ -197,7 +197,7 @@ struct ReliabilityTests {
         let fixture = try Fixture.c("wide", arguments: ["2000", "5"])
         defer { fixture.stop() }
         for mode in [[], ["--consistent"]] {
-            let (status, peakKiB) = runMeasured([Paths.swiftprof, "dump", "--stack-bytes", "65536"] + mode + ["\(fixture.pid)"])
+            let (status, peakKiB) = spawnDetached([Paths.swiftprof, "dump", "--stack-bytes", "65536"] + mode + ["\(fixture.pid)"])
             #expect(status == 0)
             #expect(peakKiB < 128 * 1024, "\(mode): peak RSS \(peakKiB) KiB")
         }
@@ -211,20 +211,4 @@ struct ReliabilityTests {
         #expect(capped.stderr.hasSuffix("not captured: over the limit of 100 threads (--max-threads)\n"))
         fixture.expectRunning()
     }
-}
-
-/// Runs a command to its end with its output discarded; its exit status and peak RSS.
-func runMeasured(_ arguments: [String]) -> (status: Int32, peakKiB: Int) {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    for fd in Int32(0)...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
-    var pid: pid_t = 0
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    guard posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ) == 0 else { return (-1, 0) }
-    var status: Int32 = 0
-    var usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-    return ((status >> 8) & 0xff, usage.ru_maxrss)
 }

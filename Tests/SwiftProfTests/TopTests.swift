@@ -11,7 +11,7 @@ struct TopTests {
         // inherited the fixture's stdin pipe would keep the fixture from seeing EOF.
         let tmux = ["tmux", "-L", "swiftprof-test-\(getpid())", "-f", "/dev/null"]
         #expect(spawnDetached(tmux + ["new-session", "-d", "-x", "160", "-y", "30",
-                                      "\(Paths.swiftprof) top --rate 200 \(fixture.pid)"]) == 0)
+                                      "\(Paths.swiftprof) top --rate 200 \(fixture.pid)"]).status == 0)
         defer { _ = spawnDetached(tmux + ["kill-server"]) }
 
         // The screen is redrawn every second: read it until the table shows up.
@@ -28,30 +28,10 @@ struct TopTests {
         #expect(own >= 95)
         #expect(rows.contains { $0.contains("hot_function (hot.c:") })
 
-        #expect(spawnDetached(tmux + ["send-keys", "q"]) == 0)
-        try poll { spawnDetached(tmux + ["has-session"]) != 0 }
+        #expect(spawnDetached(tmux + ["send-keys", "q"]).status == 0)
+        try poll { spawnDetached(tmux + ["has-session"]).status != 0 }
         fixture.expectRunning()
     }
-}
-
-/// Runs a command with /dev/null for stdin, stdout and stderr and no other of our
-/// descriptors, and returns its exit status.
-func spawnDetached(_ arguments: [String]) -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    for fd in Int32(0)...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
-    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-    for fd in open.compactMap(Int32.init) where fd > 2 && fcntl(fd, F_GETFD) >= 0 {
-        posix_spawn_file_actions_addclose(&actions, fd)
-    }
-    var pid: pid_t = 0
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    guard posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ) == 0 else { return -1 }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
 
 /// Checks `condition` every 50 ms for up to 20 s: for output that appears on its

@@ -137,7 +137,8 @@ final class Fixture: @unchecked Sendable {
         }
     }
 
-    private static func readLine(_ handle: FileHandle) -> String? {
+    /// One line from a pipe, byte by byte (no read-ahead past it); nil at end of file.
+    static func readLine(_ handle: FileHandle) -> String? {
         var bytes: [UInt8] = []
         while true {
             let chunk = handle.readData(ofLength: 1)
@@ -182,4 +183,25 @@ func swiftprof(_ arguments: String...) throws -> CommandResult {
 
 func swiftprof(_ arguments: [String]) throws -> CommandResult {
     try run(Paths.swiftprof, arguments)
+}
+
+/// Runs a command with /dev/null for stdin, stdout and stderr and no other of our
+/// descriptors; its exit status and peak RSS.
+func spawnDetached(_ arguments: [String]) -> (status: Int32, peakKiB: Int) {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd in Int32(0)...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    for fd in open.compactMap(Int32.init) where fd > 2 && fcntl(fd, F_GETFD) >= 0 {
+        posix_spawn_file_actions_addclose(&actions, fd)
+    }
+    var pid: pid_t = 0
+    let argv = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    guard posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ) == 0 else { return (-1, 0) }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), usage.ru_maxrss)
 }
