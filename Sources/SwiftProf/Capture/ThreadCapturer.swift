@@ -91,10 +91,12 @@ final class ThreadCapturer {
 
     /// The thread as it sits blocked in the kernel, or nil when it must be stopped
     /// to be captured (running, not readable, or moving while read).
-    func captureWithoutStop(tid: Int32, name: String) -> CapturedThread? {
-        for _ in 0..<2 {
+    /// `runTime`: the thread's CPU time if the caller has just read it (it is the
+    /// baseline of the first attempt: read earlier, so at least as strict).
+    func captureWithoutStop(tid: Int32, name: String, runTime known: UInt64? = nil) -> CapturedThread? {
+        for attempt in 0..<2 {
             guard let before = ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts), let at = before.blockedAt, before.state != "R",
-                  let runTime = runTimes.runTime(tid) else { return nil }
+                  let runTime = attempt == 0 && known != nil ? known : runTimes.runTime(tid) else { return nil }
             if before.state == "T" || before.state == "t" { sawGroupStop = true }
             if memoryMap.region(containing: at.sp) == nil { refreshMemoryMap() }
             let (stack, note) = Ptrace.copyStack(pid: pid, sp: at.sp, map: memoryMap, limit: options.stackBytes)

@@ -60,7 +60,7 @@ final class Sampler {
         names[tid] = name
         let now = monotonicNanoseconds()
         var partial: ThreadSample?
-        if let copy = capturer.captureWithoutStop(tid: tid, name: name) {
+        if let copy = capturer.captureWithoutStop(tid: tid, name: name, runTime: runTime) {
             let unwound = unwind(copy)
             let sample = ThreadSample(copy, unwound: unwound, path: .withoutStop, now: now)
             // sp and pc are all /proc gives: a walk that needed another register
