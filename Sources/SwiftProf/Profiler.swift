@@ -37,7 +37,17 @@ public struct SnapshotStatistics: Sendable {
 public enum Profiler {
     public static func snapshot(pid: Int32, options: SnapshotOptions = SnapshotOptions())
         throws(TargetError) -> (Snapshot, SnapshotStatistics) {
-        options.consistent ? try consistentSnapshot(pid: pid, options: options) : try perThreadSnapshot(pid: pid, options: options)
+        var attempt = 0
+        while true {
+            do {
+                return options.consistent ? try consistentSnapshot(pid: pid, options: options)
+                    : try perThreadSnapshot(pid: pid, options: options)
+            } catch .exitedDuringCapture where attempt < 3 && !processIsGone(pid) {
+                // Every thread vanished, yet the process is there: it was in execve, which
+                // ends all its threads but one and renames that one. Look again.
+                attempt += 1
+            }
+        }
     }
 
     /// Every thread stopped at once: the stacks are of one instant.
