@@ -42,6 +42,8 @@ struct ThreadSample {
 /// however many samples hold it; kernel frames get their kallsyms addresses.
 final class StackSymbolizer {
     private let symbolizer: Symbolizer?
+    private let image: TargetImage
+    private var goLocations: [UInt64: Location] = [:]
     /// Loaded on its own thread while user frames are symbolized.
     private let kallsymsJob: BackgroundJob<Kallsyms?>
     private let kernelFrames: Bool
@@ -50,6 +52,7 @@ final class StackSymbolizer {
     private let unreadable: Bool
 
     init(pid: Int32, image: TargetImage, samples: [ThreadSample], options: SnapshotOptions) {
+        self.image = image
         kernelFrames = options.kernelFrames
         kernelAddresses = options.kernelAddresses
         let names = Set(samples.flatMap { $0.kernel.map(\.function) })
@@ -78,11 +81,21 @@ final class StackSymbolizer {
     /// Kernel frames first, then the user frames; and the state with a restarted call named.
     func stack(_ sample: ThreadSample) -> (locations: [Location], state: ThreadState?) {
         let user = sample.pcs.enumerated().map { index, pc in
-            symbolizer?.location(pc: pc, isReturnAddress: index > 0)
-                ?? Location(address: index > 0 ? pc - 1 : pc, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
+            let address = index > 0 ? pc - 1 : pc
+            return goLocation(address) ?? symbolizer?.location(pc: pc, isReturnAddress: index > 0)
+                ?? Location(address: address, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
         }
         let kernel = kernelFrames && !sample.kernel.isEmpty ? ThreadStates.locations(sample.kernel, kallsyms: kallsymsJob.value) : []
         return (kernel + user, sample.state.map { ThreadStates.namingRestartedCall($0, userLocations: user) })
+    }
+
+    /// Go code is named from Go's own table (see GoPclntab).
+    private func goLocation(_ address: UInt64) -> Location? {
+        if let cached = goLocations[address] { return cached }
+        guard let go = image.goModule(containing: address), let lines = go.frameLines(at: address) else { return nil }
+        let location = Location(address: address, moduleBias: go.bias, module: go.path, lines: lines)
+        goLocations[address] = location
+        return location
     }
 
     func threadStack(_ sample: ThreadSample) -> ThreadStack {

@@ -71,18 +71,27 @@ final class LibunwindUnwinder {
     deinit { sp_unw_destroy_addr_space(space) }
 
     func unwind(_ thread: CapturedThread, options: UnwindOptions) -> UnwoundStack {
-        let walk = WalkSource(stack: thread.stack, registers: thread.registers, image: image)
+        unwind(registers: thread.registers, stack: thread.stack, limit: options.maxFrames)
+    }
+
+    /// Go code has no CFI: from its first Go frame on, a walk goes on with Go's own
+    /// table, and back to libunwind if it returns into C (a cgo callback).
+    private func unwind(registers: RegisterSet, stack: StackCopy, limit: Int) -> UnwoundStack {
+        if let go = image.goModule(containing: registers.pc) {
+            return goWalk(go, pc: registers.pc, sp: registers.sp, stack: stack, limit: limit, leafIsReturnAddress: false)
+        }
+        let walk = WalkSource(stack: stack, registers: registers, image: image)
         return withExtendedLifetime(walk) {
             let arg = Unmanaged.passUnretained(walk).toOpaque()
             var cursor = unw_cursor_t()
             guard sp_unw_init_remote(&cursor, space, arg) == 0 else {
-                return UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind could not start the walk")
+                return UnwoundStack(pcs: [registers.pc], truncation: "libunwind could not start the walk")
             }
-            var pcs: [UInt64] = [thread.registers.pc]
-            var sp = thread.registers.sp
+            var pcs: [UInt64] = [registers.pc]
+            var sp = registers.sp
             while true {
-                if pcs.count >= options.maxFrames {
-                    return UnwoundStack(pcs: pcs, truncation: "depth limit of \(options.maxFrames) frames reached")
+                if pcs.count >= limit {
+                    return UnwoundStack(pcs: pcs, truncation: "depth limit of \(limit) frames reached")
                 }
                 let wasSignalFrame = sp_unw_is_signal_frame(&cursor) > 0
                 let step = sp_unw_step(&cursor)
@@ -90,7 +99,7 @@ final class LibunwindUnwinder {
                     return UnwoundStack(pcs: pcs, truncation: "unwind error \(-step) at \(hex(pcs.last!))")
                 }
                 if step == 0 {
-                    return finish(pcs, cursor: &cursor, walk: walk, options: options)
+                    return finish(pcs, cursor: &cursor, walk: walk, limit: limit)
                 }
                 var pc: UInt64 = 0, nextSP: UInt64 = 0
                 _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rip), &pc)
@@ -102,9 +111,35 @@ final class LibunwindUnwinder {
                 guard nextSP > sp || wasSignalFrame else {
                     return UnwoundStack(pcs: pcs, truncation: "stack pointer did not grow at \(hex(pc))")
                 }
+                if let go = image.goModule(containing: pc - 1) {
+                    let rest = goWalk(go, pc: pc, sp: nextSP, stack: stack, limit: limit - pcs.count,
+                                      leafIsReturnAddress: true)
+                    return UnwoundStack(pcs: pcs + rest.pcs, truncation: rest.truncation)
+                }
                 pcs.append(pc)
                 sp = nextSP
             }
+        }
+    }
+
+    private func goWalk(_ go: GoModule, pc: UInt64, sp: UInt64, stack: StackCopy, limit: Int,
+                        leafIsReturnAddress: Bool) -> UnwoundStack {
+        let walk = GoStackWalk(module: go, word: { stack.word(at: $0) })
+            .walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: limit)
+        switch walk.end {
+        case .outermost:
+            return UnwoundStack(pcs: walk.pcs, truncation: nil)
+        case .truncated(let reason):
+            return UnwoundStack(pcs: walk.pcs, truncation: reason)
+        case .leftGoCode(let next, let nextSP):
+            guard image.isExecutable(next), walk.pcs.count < limit else {
+                return UnwoundStack(pcs: walk.pcs, truncation: "return address \(hex(next)) is not in executable memory")
+            }
+            // Only pc and sp are known where C code called into Go.
+            var registers = RegisterSet(pc: next, sp: nextSP, fp: 0)
+            registers.known = [RegisterSet.rip, RegisterSet.rsp]
+            let rest = unwind(registers: registers, stack: stack, limit: limit - walk.pcs.count)
+            return UnwoundStack(pcs: walk.pcs + rest.pcs, truncation: rest.truncation)
         }
     }
 
@@ -112,8 +147,7 @@ final class LibunwindUnwinder {
     /// normal end of _start and of thread starts) and when it had no CFI and its
     /// frame-pointer guess failed. Only the first is a complete stack; for the
     /// second, validated frame-pointer steps may still go on.
-    private func finish(_ pcs: [UInt64], cursor: inout unw_cursor_t, walk: WalkSource,
-                        options: UnwindOptions) -> UnwoundStack {
+    private func finish(_ pcs: [UInt64], cursor: inout unw_cursor_t, walk: WalkSource, limit: Int) -> UnwoundStack {
         let last = pcs.last!
         let lookup = pcs.count == 1 ? last : last - 1
         if hasUnwindInfo(at: lookup, walk: walk) { return UnwoundStack(pcs: pcs, truncation: nil) }
@@ -121,7 +155,7 @@ final class LibunwindUnwinder {
         _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rbp), &fp)
         _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rsp), &sp)
         let chain = FramePointerWalk(stack: walk.stack, isCode: image.isExecutable)
-            .walk(from: fp, above: sp, limit: options.maxFrames - pcs.count)
+            .walk(from: fp, above: sp, limit: limit - pcs.count)
         let all = pcs + chain.returnAddresses
         if let reason = chain.stopReason {
             let truncation = chain.returnAddresses.isEmpty

@@ -31,6 +31,7 @@ final class TargetImage {
     let pid: Int32
     let memoryMap: MemoryMap
     private var modules: [String: LoadedModule?] = [:]
+    private var goTables: [String: GoPclntab?] = [:]
 
     init(pid: Int32, memoryMap: MemoryMap) {
         self.pid = pid
@@ -47,6 +48,20 @@ final class TargetImage {
         let loaded = load(region.path)
         modules[region.path] = loaded
         return loaded
+    }
+
+    /// The Go binary whose code holds `address`, if it is one.
+    func goModule(containing address: UInt64) -> GoModule? {
+        guard let region = memoryMap.region(containing: address), region.isExecutable, region.isFileBacked else { return nil }
+        let table: GoPclntab?
+        if let cached = goTables[region.path] {
+            table = cached
+        } else {
+            table = module(containing: address).flatMap { GoPclntab(image: $0.image) }
+            goTables[region.path] = table
+        }
+        guard let table, let loaded = module(containing: address) else { return nil }
+        return GoModule(table: table, bias: loaded.bias, path: loaded.path)
     }
 
     /// A word of file-backed memory: read-only mappings from the local copy of the

@@ -1,0 +1,225 @@
+// Go's own function table (.gopclntab), read the way the Go runtime reads it:
+// function entries, names, the stack-pointer delta of every pc (how Go itself
+// unwinds), file:line and the inline tree. It is there in stripped binaries too,
+// and it is what Go's profiles print, so Go frames are named from it rather than
+// from DWARF (libdw 0.188 finds no compile unit for a Go pc: Go writes no
+// .debug_aranges). Formats of Go 1.18 to 1.19 (magic 0xfffffff0) and 1.20 and
+// later (0xfffffff1).
+
+/// A function of the table: where it starts and where its record is.
+struct GoFunction: Hashable {
+    /// Link-time address of the first instruction.
+    let entry: UInt64
+    /// Link-time address just past the last instruction.
+    let end: UInt64
+    /// File offset of its `_func` record.
+    let record: Int
+}
+
+/// One level of inlining at a pc: the inlined function and where, in its
+/// caller, the call was.
+struct GoInlinedCall {
+    let functionID: UInt8
+    let name: String
+    /// Offset from the physical function's entry of an instruction at the call site.
+    let parentPC: UInt64
+}
+
+final class GoPclntab {
+    enum Layout { case go118, go120 }
+
+    let layout: Layout
+    let textStart: UInt64
+    private let image: ElfImage
+    private let header: Int
+    private let functionCount: Int
+    private let functionTable: Int
+    private let namesAt: Int
+    private let compileUnitsAt: Int
+    private let filesAt: Int
+    private let valuesAt: Int
+    /// Link-time address of `go:func.*`, which funcdata offsets are relative to
+    /// (from the runtime's module table); nil when it cannot be found, and then
+    /// inlined frames are not expanded.
+    private let funcdataBase: UInt64?
+    private var nameCache: [Int32: String] = [:]
+    private var fileCache: [UInt32: String] = [:]
+
+    /// The `funcID` of compiler-generated wrappers, which Go's tracebacks leave out.
+    static let wrapperFunctionID: UInt8 = 21
+    private static let spDeltaTable = 0, fileTable = 1, lineTable = 2
+    private static let inlineTreeIndexData = 2, inlineTreeFuncdata = 3
+
+    init?(image: ElfImage) {
+        let sections = image.sections()
+        guard let table = sections.first(where: { $0.name == ".gopclntab" }), table.hasBytes,
+              let magic = image.source.load(UInt32.self, at: table.offset),
+              image.source.load(UInt8.self, at: table.offset + 6) == 1,  // pc quantum: 1 on amd64
+              image.source.load(UInt8.self, at: table.offset + 7) == 8 else { return nil }
+        switch magic {
+        case 0xffff_fff0: layout = .go118
+        case 0xffff_fff1: layout = .go120
+        default: return nil
+        }
+        func word(_ index: Int) -> Int? { image.source.load(UInt64.self, at: table.offset + 8 * index).map { Int($0) } }
+        guard let count = word(1), let text = word(3), let names = word(4), let units = word(5), let files = word(6),
+              let values = word(7), let functions = word(8), count > 0, count < 10_000_000 else { return nil }
+        self.image = image
+        header = table.offset
+        functionCount = count
+        textStart = UInt64(text)
+        namesAt = table.offset + names
+        compileUnitsAt = table.offset + units
+        filesAt = table.offset + files
+        valuesAt = table.offset + values
+        functionTable = table.offset + functions
+        funcdataBase = GoPclntab.findFuncdataBase(image: image, sections: sections, table: table, textStart: UInt64(text))
+    }
+
+    /// The function holding link-time address `pc`.
+    func function(at pc: UInt64) -> GoFunction? {
+        guard pc >= textStart, let last = entryOffset(functionCount), pc - textStart < UInt64(last) else { return nil }
+        let target = UInt32(pc - textStart)
+        var low = 0, high = functionCount
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            guard let entry = entryOffset(middle) else { return nil }
+            if entry <= target { low = middle } else { high = middle }
+        }
+        guard let entry = entryOffset(low), let next = entryOffset(low + 1), entry <= target,
+              let recordOffset = image.source.load(UInt32.self, at: functionTable + 8 * low + 4) else { return nil }
+        return GoFunction(entry: textStart + UInt64(entry), end: textStart + UInt64(next),
+                          record: functionTable + Int(recordOffset))
+    }
+
+    func name(of function: GoFunction) -> String {
+        name(offset: image.source.load(Int32.self, at: function.record + 4) ?? -1)
+    }
+
+    func functionID(of function: GoFunction) -> UInt8 {
+        image.source.load(UInt8.self, at: function.record + (layout == .go118 ? 36 : 40)) ?? 0
+    }
+
+    /// How far above sp the return address is, at `pc` (Go's pcsp table).
+    func spDelta(_ function: GoFunction, at pc: UInt64) -> Int? {
+        value(table: GoPclntab.spDeltaTable, of: function, at: pc).map(Int.init)
+    }
+
+    func fileLine(_ function: GoFunction, at pc: UInt64) -> (file: String, line: Int) {
+        guard let fileNumber = value(table: GoPclntab.fileTable, of: function, at: pc),
+              let line = value(table: GoPclntab.lineTable, of: function, at: pc),
+              let unit = image.source.load(UInt32.self, at: function.record + 32),
+              let fileOffset = image.source.load(UInt32.self, at: compileUnitsAt + 4 * (Int(unit) + Int(fileNumber))),
+              fileOffset != UInt32.max else { return ("?", 0) }
+        if let cached = fileCache[fileOffset] { return (cached, Int(line)) }
+        let file = image.cString(at: filesAt + Int(fileOffset))
+        fileCache[fileOffset] = file
+        return (file, Int(line))
+    }
+
+    /// The inlined call at `pc`, innermost first as Go walks them: nil when the
+    /// instruction is the function's own code.
+    func inlinedCall(_ function: GoFunction, at pc: UInt64) -> GoInlinedCall? {
+        guard let tree = funcdata(function, GoPclntab.inlineTreeFuncdata),
+              let index = pcdata(function, GoPclntab.inlineTreeIndexData, at: pc), index >= 0 else { return nil }
+        switch layout {
+        case .go118:
+            let at = tree + 20 * Int(index)
+            guard let id = image.source.load(UInt8.self, at: at + 2), let nameOffset = image.source.load(Int32.self, at: at + 12),
+                  let parent = image.source.load(Int32.self, at: at + 16) else { return nil }
+            return GoInlinedCall(functionID: id, name: name(offset: nameOffset), parentPC: UInt64(UInt32(bitPattern: parent)))
+        case .go120:
+            let at = tree + 16 * Int(index)
+            guard let id = image.source.load(UInt8.self, at: at), let nameOffset = image.source.load(Int32.self, at: at + 4),
+                  let parent = image.source.load(Int32.self, at: at + 8) else { return nil }
+            return GoInlinedCall(functionID: id, name: name(offset: nameOffset), parentPC: UInt64(UInt32(bitPattern: parent)))
+        }
+    }
+
+    // MARK: - Table internals
+
+    private func entryOffset(_ index: Int) -> UInt32? { image.source.load(UInt32.self, at: functionTable + 8 * index) }
+
+    private func name(offset: Int32) -> String {
+        if let cached = nameCache[offset] { return cached }
+        let name = offset < 0 ? "" : image.cString(at: namesAt + Int(offset))
+        nameCache[offset] = name
+        return name
+    }
+
+    private var fixedRecordSize: Int { layout == .go118 ? 40 : 44 }
+
+    private func pcdata(_ function: GoFunction, _ table: Int, at pc: UInt64) -> Int32? {
+        guard let count = image.source.load(UInt32.self, at: function.record + 28), table < count,
+              let offset = image.source.load(UInt32.self, at: function.record + fixedRecordSize + 4 * table) else { return nil }
+        return value(offset: offset, of: function, at: pc)
+    }
+
+    /// File offset of a funcdata blob.
+    private func funcdata(_ function: GoFunction, _ index: Int) -> Int? {
+        let countAt = function.record + fixedRecordSize - 1
+        guard let base = funcdataBase, let count = image.source.load(UInt8.self, at: countAt), index < count,
+              let pcdataCount = image.source.load(UInt32.self, at: function.record + 28),
+              let offset = image.source.load(UInt32.self, at: function.record + fixedRecordSize + 4 * (Int(pcdataCount) + index)),
+              offset != UInt32.max else { return nil }
+        return image.fileOffset(ofVaddr: base + UInt64(offset))
+    }
+
+    private func value(table: Int, of function: GoFunction, at pc: UInt64) -> Int32? {
+        guard let offset = image.source.load(UInt32.self, at: function.record + 16 + 4 * table) else { return nil }
+        return value(offset: offset, of: function, at: pc)
+    }
+
+    /// Go's pcvalue: (value delta, pc delta) varint pairs from the entry; the value
+    /// of the range holding `pc`.
+    private func value(offset: UInt32, of function: GoFunction, at pc: UInt64) -> Int32? {
+        guard offset != 0 else { return nil }
+        var at = valuesAt + Int(offset)
+        var value: Int32 = -1
+        var rangeEnd = function.entry
+        var first = true
+        while true {
+            guard let valueDelta = varint(&at) else { return nil }
+            if valueDelta == 0 && !first { return nil }
+            first = false
+            value &+= Int32(bitPattern: (valueDelta & 1 != 0) ? ~(valueDelta >> 1) : valueDelta >> 1)
+            guard let pcDelta = varint(&at) else { return nil }
+            rangeEnd += UInt64(pcDelta)
+            if pc < rangeEnd { return value }
+            if rangeEnd >= function.end { return nil }
+        }
+    }
+
+    private func varint(_ at: inout Int) -> UInt32? {
+        var result: UInt32 = 0
+        var shift: UInt32 = 0
+        while shift < 35 {
+            guard let byte = image.source.load(UInt8.self, at: at) else { return nil }
+            at += 1
+            result |= UInt32(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// The runtime's module table (`runtime.firstmoduledata`) starts with a pointer
+    /// to the pclntab header and lives in .noptrdata; a few words on it holds the
+    /// start of .rodata followed by `gofunc`. Found by content, so stripped
+    /// binaries work; each candidate is checked against the section table.
+    private static func findFuncdataBase(image: ElfImage, sections: [ElfSection], table: ElfSection,
+                                         textStart: UInt64) -> UInt64? {
+        guard let data = sections.first(where: { $0.name == ".noptrdata" }), data.hasBytes,
+              let rodata = sections.first(where: { $0.name == ".rodata" }) else { return nil }
+        var at = data.offset
+        while at + 8 * 48 <= data.offset + data.size {
+            defer { at += 8 }
+            guard image.source.load(UInt64.self, at: at) == table.address,
+                  image.source.load(UInt64.self, at: at + 8 * 22) == textStart else { continue }
+            for index in 36..<46 where image.source.load(UInt64.self, at: at + 8 * index) == rodata.address {
+                if let base = image.source.load(UInt64.self, at: at + 8 * (index + 1)), rodata.contains(base) { return base }
+            }
+        }
+        return nil
+    }
+}
