@@ -24,6 +24,9 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Stop every thread at once, so that all stacks are of one instant (blocked threads then see EINTR from epoll_wait and the like). By default blocked threads are copied without a stop and running ones stopped one at a time.")
     var consistent = false
 
+    @Flag(name: .long, help: "List every goroutine of a Go program, parked ones too, grouped as Go's /debug/pprof/goroutine?debug=1 prints them (needs the binary's DWARF; every thread is stopped while the goroutines are copied).")
+    var goroutines = false
+
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
     var stats = false
 
@@ -34,6 +37,9 @@ struct DumpCommand: ParsableCommand {
         case (.some(let pid), nil): try validateProcessID(pid)
         case (nil, .some): break
         }
+        if goroutines && (input != nil || consistent) {
+            throw ValidationError("--goroutines reads a live Go process (and always stops it whole): not with --input or --consistent")
+        }
     }
 
     func run() throws {
@@ -43,6 +49,10 @@ struct DumpCommand: ParsableCommand {
             return
         }
         guard let pid else { return }
+        if goroutines {
+            try dumpGoroutines(pid)
+            return
+        }
         var options = capture.snapshotOptions
         options.consistent = consistent
         options.kernelAddresses = output.printsAddresses
@@ -63,6 +73,32 @@ struct DumpCommand: ParsableCommand {
 
         if stats { warn(statistics.summary) }
         if capture.kernel == true, let note = statistics.kernelNote { warn(note) }
+        if snapshot.wasStopped { warn("process \(pid) was stopped by a signal before the capture and stays stopped") }
+        reportFailures(snapshot.failures)
+        if !snapshot.isComplete { throw ExitStatus.partial }
+    }
+}
+
+extension DumpCommand {
+    private func dumpGoroutines(_ pid: Int32) throws {
+        _ = try output.classifier()
+        let snapshot: Snapshot
+        let statistics: GoroutineStatistics
+        do {
+            (snapshot, statistics) = try Profiler.goroutines(pid: pid, options: capture.snapshotOptions)
+        } catch {
+            warn(error.description)
+            throw ExitStatus.cannotProfile
+        }
+        var document = ProfileDocument(snapshot: snapshot)
+        document.profileName = "goroutine"
+        document.comments = ["goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"]
+        try output.emit(try output.render(document))
+        if stats {
+            let window = decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)
+            warn("\(statistics.goroutines) goroutines, all threads stopped for \(window) ms, "
+                 + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied")
+        }
         if snapshot.wasStopped { warn("process \(pid) was stopped by a signal before the capture and stays stopped") }
         reportFailures(snapshot.failures)
         if !snapshot.isComplete { throw ExitStatus.partial }

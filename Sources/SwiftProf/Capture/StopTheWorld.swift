@@ -31,7 +31,11 @@ struct StopTheWorld {
     let pid: Int32
     let options: CaptureOptions
 
-    func run() throws(TargetError) -> Capture {
+    func run() throws(TargetError) -> Capture { try run { _ in () }.capture }
+
+    /// `whileStopped` runs with every thread copied and still stopped: the place to
+    /// read what must be of the same instant (a Go program's goroutine list).
+    func run<Extra>(whileStopped: ([CapturedThread]) -> Extra) throws(TargetError) -> (capture: Capture, extra: Extra) {
         try TargetPreflight.check(pid: pid)
         var memoryMap: MemoryMap
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
@@ -61,6 +65,7 @@ struct StopTheWorld {
             threads.append(CapturedThread(tid: tid, name: "", registers: registers, stack: stack, stackNote: note,
                                           procInfo: session.procInfo[tid]))
         }
+        let extra = whileStopped(threads)
         session.releaseAll()
         let window = session.stopWindowNanoseconds
 
@@ -72,9 +77,9 @@ struct StopTheWorld {
             CapturedThread(tid: $0.tid, name: threadName(pid: pid, tid: $0.tid), registers: $0.registers,
                            stack: $0.stack, stackNote: $0.stackNote, procInfo: $0.procInfo)
         }
-        return Capture(pid: pid, threads: named.sorted { $0.tid < $1.tid },
-                       failures: session.failures.sorted { $0.tid < $1.tid },
-                       memoryMap: memoryMap, stopWindowNanoseconds: window, wasStopped: session.wasStopped)
+        return (Capture(pid: pid, threads: named.sorted { $0.tid < $1.tid },
+                        failures: session.failures.sorted { $0.tid < $1.tid },
+                        memoryMap: memoryMap, stopWindowNanoseconds: window, wasStopped: session.wasStopped), extra)
     }
 
     /// The ptrace bookkeeping of one capture; `releaseAll` is safe to call on every path.

@@ -9,6 +9,8 @@ public enum TargetError: Error, Equatable, CustomStringConvertible {
     case alreadyTraced(pid: Int32, tracer: Int32, tracerName: String)
     case exitedDuringCapture(pid: Int32)
     case system(SystemError)
+    /// --goroutines on a process whose goroutines cannot be listed.
+    case noGoroutines(pid: Int32, reason: String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,8 @@ public enum TargetError: Error, Equatable, CustomStringConvertible {
             return "process \(pid) exited before any thread could be captured"
         case .system(let error):
             return error.description
+        case .noGoroutines(let pid, let reason):
+            return "cannot list the goroutines of process \(pid): \(reason)"
         }
     }
 }

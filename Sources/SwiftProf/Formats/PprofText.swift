@@ -29,6 +29,25 @@ public struct PprofTextWriter: Sendable {
         self.comments = comments
     }
 
+    /// Go's printStackRecord, for goroutine profiles: runtime.goexit never shows, nor
+    /// the runtime.* frames before the first other one (gopark and the like), unless
+    /// that would leave nothing. Indexed [location, line].
+    static func goHiddenFrames(_ locations: [Location]) -> Set<[Int]> {
+        var hidden: Set<[Int]> = []
+        var showing = false
+        for (index, location) in locations.enumerated() {
+            for (lineIndex, frame) in location.lines.enumerated() {
+                if frame.function.isEmpty { showing = true; continue }
+                if frame.function == "runtime.goexit" || (!showing && frame.function.hasPrefix("runtime.")) {
+                    hidden.insert([index, lineIndex])
+                } else {
+                    showing = true
+                }
+            }
+        }
+        return showing ? hidden : []
+    }
+
     public func write(_ records: [Record]) -> String {
         let total = records.reduce(0) { $0 + $1.count }
         var text = "\(profileName) profile: total \(total)\n"
@@ -47,9 +66,10 @@ public struct PprofTextWriter: Sendable {
                                          showsBlockedTime: showsBlockedTime) + "\n"
             }
             var frameLines: [String] = []
-            for location in record.locations {
+            let hidden = profileName == "goroutine" ? PprofTextWriter.goHiddenFrames(record.locations) : []
+            for (index, location) in record.locations.enumerated() {
                 let address = hex(Grouper.printedAddress(location, addresses))
-                for frame in location.lines {
+                for (lineIndex, frame) in location.lines.enumerated() where !hidden.contains([index, lineIndex]) {
                     if frame.function.isEmpty {
                         frameLines.append("#\t\(address)")
                     } else {

@@ -59,6 +59,33 @@ enum FixtureBuild {
     }
 }
 
+extension FixtureBuild {
+    private static let builtGo = Mutex<[String: String]>([:])
+
+    /// Builds Fixtures/go/NAME with Debian's go, once per test run; `stripped`
+    /// builds with -ldflags='-s -w' (no symbol table, no DWARF).
+    static func go(_ name: String, stripped: Bool = false) throws -> String {
+        let key = name + (stripped ? "-stripped" : "")
+        return try builtGo.withLock { cache in
+            if let path = cache[key] { return path }
+            try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
+            let output = Paths.fixtureBuild.appendingPathComponent("go-" + key).path
+            var environment = ProcessInfo.processInfo.environment
+            // No network and no home needed: the fixtures use the standard library only.
+            environment["GOCACHE"] = Paths.packageRoot.appendingPathComponent(".build/go-cache").path
+            environment["HOME"] = environment["HOME"] ?? "/tmp"
+            environment["GOFLAGS"] = "-mod=mod"
+            environment["GOPROXY"] = "off"
+            let source = Paths.packageRoot.appendingPathComponent("Fixtures/go/\(name)").path
+            let flags = stripped ? ["-ldflags=-s -w"] : []
+            let result = try run("go", ["build"] + flags + ["-o", output, source + "/main.go"], environment: environment)
+            guard result.status == 0 else { throw FixtureError.build(key, result.stderr) }
+            cache[key] = output
+            return output
+        }
+    }
+}
+
 enum FixtureError: Error {
     case build(String, String)
     case notReady(String)
@@ -69,6 +96,8 @@ final class Fixture: @unchecked Sendable {
     let pid: Int32
     /// The number on the ready line (the fixture's pid, or the process it made for the test).
     let readyPID: Int32
+    /// The words after "ready" (a port, say).
+    let readyWords: [String]
     private let input = Pipe()
     private let output = Pipe()
 
@@ -90,11 +119,16 @@ final class Fixture: @unchecked Sendable {
             throw FixtureError.notReady(executable)
         }
         pid = process.processIdentifier
-        readyPID = Int32(line.dropFirst("ready ".count)) ?? pid
+        readyWords = line.split(separator: " ").dropFirst().map(String.init)
+        readyPID = readyWords.first.flatMap { Int32($0) } ?? pid
     }
 
     static func c(_ name: String, arguments: [String] = []) throws -> Fixture {
         try Fixture(try FixtureBuild.executable(name), arguments: arguments)
+    }
+
+    static func go(_ name: String, stripped: Bool = false) throws -> Fixture {
+        try Fixture(try FixtureBuild.go(name, stripped: stripped))
     }
 
     static func swift() throws -> Fixture {

@@ -1,0 +1,56 @@
+// `dump --goroutines`: every goroutine of a Go program, parked ones too, as
+// Go's own /debug/pprof/goroutine lists them. The goroutine list and stacks
+// must be of one instant (a running program moves and frees goroutine stacks),
+// so every thread is stopped while they are copied, as with --consistent.
+import Glibc
+
+public struct GoroutineStatistics: Sendable {
+    public var goroutines = 0
+    /// Left out, as Go's profile leaves them out: started by the runtime itself.
+    public var systemGoroutines = 0
+    public var stopWindowNanoseconds: UInt64 = 0
+    public var stackBytes = 0
+}
+
+extension Profiler {
+    public static func goroutines(pid: Int32, options: SnapshotOptions = SnapshotOptions())
+        throws(TargetError) -> (Snapshot, GoroutineStatistics) {
+        try TargetPreflight.check(pid: pid)
+        let memoryMap: MemoryMap
+        do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
+        let image = TargetImage(pid: pid, memoryMap: memoryMap)
+        let (module, layout) = try goRuntime(pid: pid, image: image)
+
+        var captureOptions = options.capture
+        captureOptions.readThreadState = false
+        let reader = GoroutineReader(pid: pid, layout: layout, module: module, stackLimit: captureOptions.stackBytes)
+        let (capture, listed) = try TracerThread.run { () throws(TargetError) -> (Capture, Result<GoroutineList, TargetError>) in
+            try StopTheWorld(pid: pid, options: captureOptions).run(whileStopped: reader.read)
+        }
+        let list = try listed.get()
+        let stacks = list.goroutines.sorted { $0.id < $1.id }.map { $0.stack(in: module, maxFrames: options.unwind.maxFrames) }
+        var statistics = GoroutineStatistics()
+        statistics.goroutines = stacks.count
+        statistics.systemGoroutines = list.systemGoroutines
+        statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
+        statistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
+        let snapshot = Snapshot(pid: pid, threads: stacks, failures: capture.failures,
+                                memoryMapLines: capture.memoryMap.regions.map(\.line), wasStopped: capture.wasStopped)
+        return (snapshot, statistics)
+    }
+
+    /// The process's Go executable and where its runtime keeps goroutines.
+    private static func goRuntime(pid: Int32, image: TargetImage) throws(TargetError) -> (GoModule, GoRuntimeLayout) {
+        guard let region = image.memoryMap.regions.first(where: { $0.isExecutable && image.goModule(containing: $0.start) != nil }),
+              let module = image.goModule(containing: region.start) else {
+            throw .noGoroutines(pid: pid, reason: "it is not a Go program (no .gopclntab in any of its objects)")
+        }
+        let descriptor = (image.module(containing: region.start)?.image.source as? MappedFile)?.duplicateDescriptor() ?? -1
+        guard descriptor >= 0 else { throw .noGoroutines(pid: pid, reason: "\(module.path) cannot be opened") }
+        defer { _ = close(descriptor) }
+        switch GoRuntimeLayout.read(descriptor: descriptor) {
+        case .success(let layout): return (module, layout)
+        case .failure(let problem): throw .noGoroutines(pid: pid, reason: "\(module.path): \(problem)")
+        }
+    }
+}

@@ -1,0 +1,120 @@
+// Go programs: thread stacks through Go's own table (stripped or not), and
+// goroutines compared with what the program's own net/http/pprof prints.
+import Foundation
+import Glibc
+import Testing
+
+@Suite(.serialized)
+struct DumpGoTests {
+    /// The same process, profiled by swiftprof and by its own /debug/pprof/goroutine?debug=1.
+    /// swiftprof goes first: the request Go answers creates goroutines of its own (the
+    /// handler and its connection reader), which are the only records told apart below.
+    @Test func goroutinesMatchGosOwnProfile() throws {
+        let fixture = try Fixture.go("kvserver")
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--goroutines", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let port = try #require(fixture.readyWords.dropFirst().first.flatMap { UInt16($0) })
+        let gos = try #require(httpGet(port: port, path: "/debug/pprof/goroutine?debug=1"))
+
+        let ours = recordBlocks(result.stdout)
+        let theirs = recordBlocks(gos).filter { block in
+            // The goroutine serving the request, and the one its connection started
+            // (a method-value wrapper that has not run yet: Go shows only goexit for it).
+            !block.contains("net/http.(*conn).serve") && block.split(separator: "\n").count > 1
+        }
+        #expect(ours == theirs, "swiftprof:\n\(result.stdout)\nGo:\n\(gos)")
+        // Not trivially equal: the fixture's own goroutines are all there.
+        let profile = try parseProfile(result.stdout)
+        #expect(profile.profileName == "goroutine")
+        #expect(profile.record(containing: "main.worker")?.count == 3)
+        #expect(profile.record(containing: "main.(*Store).StartTTLGC.func1")?.frame("main.(*Store).StartTTLGC.func1")?.line
+                == sourceLine("Fixtures/go/kvserver/main.go", containing: "for range ticker.C"))
+        #expect(profile.record(containing: "main.readPipe")?.functions.first == "syscall.Syscall")
+        #expect(profile.record(containing: "net/http.(*Server).Serve") != nil)
+        fixture.expectRunning()
+    }
+
+    @Test(arguments: [false, true]) func threadStacksUnwindToTheirStart(stripped: Bool) throws {
+        let fixture = try Fixture.go("kvserver", stripped: stripped)
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        #expect(!profile.records.isEmpty)
+        for record in profile.records {
+            #expect(record.truncation == nil, "\(record.functions)")
+            #expect(["runtime.goexit", "runtime.mstart", "runtime.mcall"].contains(record.functions.last ?? ""),
+                    "\(record.functions)")
+        }
+        let reader = try #require(profile.record(containing: "main.readPipe"))
+        #expect(reader.frame("main.readPipe")?.line == sourceLine("Fixtures/go/kvserver/main.go", containing: "syscall.Read(fd, buf)"))
+        #expect(reader.frame("main.readPipe")?.file.hasSuffix("Fixtures/go/kvserver/main.go") == true)
+        #expect(reader.frame("syscall.Read") != nil, "inlined frames are expanded")
+        #expect(profile.record(containing: "main.main")?.functions.suffix(2) == ["runtime.main", "runtime.goexit"])
+        let layers = try swiftprof("dump", "--format", "layers", "\(fixture.pid)").stdout
+        let pipeRow = try #require(layers.split(separator: "\n").first { $0.contains("main.readPipe") }, "\(layers)")
+        #expect(pipeRow.split(separator: " ", omittingEmptySubsequences: true).prefix(6)
+                == ["main.main.func2", "→", "main.readPipe", "syscall.Read", "read", "pipe"], "\(pipeRow)")
+        // Every Go thread is blocked: all copied from /proc's sp and pc, none stopped
+        // (so the netpoller's epoll_pwait sees no EINTR).
+        let threads = profile.records.reduce(0) { $0 + $1.count }
+        #expect(profile.comments.contains("capture: \(threads) without stop"), "\(profile.comments)")
+        fixture.expectRunning()
+    }
+
+    @Test func goroutinesNeedDWARF() throws {
+        let fixture = try Fixture.go("kvserver", stripped: true)
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--goroutines", "\(fixture.pid)")
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("cannot list the goroutines of process \(fixture.pid)"), "\(result.stderr)")
+        #expect(result.stderr.contains("has no DWARF"), "\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+        fixture.expectRunning()
+    }
+
+    @Test func goroutinesOfANonGoProcess() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--goroutines", "\(fixture.pid)")
+        #expect(result.status == 2)
+        #expect(result.stderr == "swiftprof: cannot list the goroutines of process \(fixture.pid): it is not a Go program (no .gopclntab in any of its objects)\n")
+        fixture.expectRunning()
+    }
+
+    /// "N @ ..." records with their "#" lines, without the header and comments, sorted.
+    private func recordBlocks(_ text: String) -> [String] {
+        text.components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .newlines) }
+            .map { block in block.split(separator: "\n").filter { !$0.hasPrefix("goroutine profile:") && !$0.hasPrefix("# ") }
+                .joined(separator: "\n") }
+            .filter { !$0.isEmpty }.sorted()
+    }
+
+    /// One HTTP/1.0 GET on loopback (the server closes the connection after it).
+    private func httpGet(port: UInt16, path: String) -> String? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { return nil }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            response += buffer[..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let body = text.range(of: "\r\n\r\n") else { return nil }
+        return String(text[body.upperBound...])
+    }
+}
