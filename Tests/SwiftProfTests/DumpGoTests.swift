@@ -19,9 +19,11 @@ struct DumpGoTests {
 
         let ours = recordBlocks(result.stdout)
         let theirs = recordBlocks(gos).filter { block in
-            // The goroutine serving the request, and the one its connection started
-            // (a method-value wrapper that has not run yet: Go shows only goexit for it).
-            !block.contains("net/http.(*conn).serve") && block.split(separator: "\n").count > 1
+            // The goroutine serving the request, and the one its connection started to
+            // read ahead: blocked in its read, or not run yet (a method-value wrapper,
+            // for which Go shows only goexit's pc and no frame line).
+            !block.contains("net/http.(*conn).serve") && !block.contains("net/http.(*connReader).backgroundRead")
+                && block.split(separator: "\n").count > 1
         }
         #expect(ours == theirs, "swiftprof:\n\(result.stdout)\nGo:\n\(gos)")
         // Not trivially equal: the fixture's own goroutines are all there.
@@ -60,6 +62,31 @@ struct DumpGoTests {
         // (so the netpoller's epoll_pwait sees no EINTR).
         let threads = profile.records.reduce(0) { $0 + $1.count }
         #expect(profile.comments.contains("capture: \(threads) without stop"), "\(profile.comments)")
+        fixture.expectRunning()
+    }
+
+    /// Go calling C: the thread's stack is C frames (CFI, libunwind) on the g0 stack,
+    /// then, through what asmcgocall saved, the Go frames on the goroutine's stack.
+    @Test func cgoStackUnwindsThroughCAndGo() throws {
+        let fixture = try Fixture.go("cgo")
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        let record = try #require(profile.record(containing: "c_read_byte"), "\(result.stdout)")
+        let functions = record.functions.drop { $0 != "c_read_byte" }
+        #expect(Array(functions.prefix(2)) == ["c_read_byte", "c_wait_for_byte"])
+        #expect(Array(functions.suffix(6)) == ["runtime.asmcgocall", "runtime.cgocall", "main._Cfunc_c_wait_for_byte",
+                                               "main.waitInC", "main.main.func1", "runtime.goexit"], "\(functions)")
+        #expect(record.frame("c_read_byte")?.line == sourceLine("Fixtures/go/cgo/main.go", containing: "return (int)read(fd"))
+        #expect(record.frame("main.waitInC")?.line == sourceLine("Fixtures/go/cgo/main.go", containing: "C.c_wait_for_byte(C.int(fd))"))
+        #expect(record.truncation == nil)
+
+        let goroutines = try parseProfile(try swiftprof("dump", "--goroutines", "\(fixture.pid)").stdout)
+        let inC = try #require(goroutines.record(containing: "main.waitInC"))
+        // runtime.cgocall leads, hidden from the "#" lines as Go hides it; goexit ends it.
+        #expect(inC.functions == ["main._Cfunc_c_wait_for_byte", "main.waitInC"])
+        #expect(inC.locations.count == 4)
         fixture.expectRunning()
     }
 

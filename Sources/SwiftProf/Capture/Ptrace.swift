@@ -45,6 +45,14 @@ enum Ptrace {
         }
     }
 
+    /// `count` bytes of the target's memory, all or nothing (process_vm_readv: no stop needed).
+    static func readMemory(pid: Int32, at address: UInt64, count: Int) -> [UInt8]? {
+        guard address != 0, count > 0 else { return count == 0 ? [] : nil }
+        var buffer = [UInt8](repeating: 0, count: count)
+        let n = buffer.withUnsafeMutableBytes { sp_read_memory(pid, address, $0.baseAddress, $0.count) }
+        return n == count ? buffer : nil
+    }
+
     /// The stack from sp to the end of its mapping, at most `limit` bytes.
     static func copyStack(pid: Int32, sp: UInt64, map: MemoryMap, limit: Int) -> (StackCopy, String?) {
         guard let region = map.region(containing: sp) else {

@@ -29,9 +29,13 @@ struct GoStackWalk {
 
     let module: GoModule
     let word: (UInt64) -> UInt64?
-    /// On a thread's own stack, asmcgocall also ends the walk (what runs above it is
-    /// on a goroutine's stack, which Go reaches through the g, not the stack).
+    /// On a thread's own stack, C called through cgo returns into asmcgocall, on the
+    /// thread's g0 stack; the Go frames that made the call are on the goroutine's
+    /// stack, found through what asmcgocall saved (see `crossFromCgo`).
     var threadStack = true
+    /// Reads the target's memory (the goroutine stack is not in the thread's copy);
+    /// without it a walk ends at asmcgocall.
+    var readTarget: ((UInt64, Int) -> [UInt8]?)?
 
     static let outermostFunctions: Set<String> = [
         "runtime.goexit", "runtime.mstart", "runtime.mcall", "runtime.morestack", "runtime.rt0_go",
@@ -43,6 +47,8 @@ struct GoStackWalk {
         var result = Result()
         var pc = pc, sp = sp
         var isReturnAddress = leafIsReturnAddress
+        var goroutineStack: StackCopy?
+        func load(_ address: UInt64) -> UInt64? { word(address) ?? goroutineStack?.word(at: address) }
         while true {
             let link = pc &- module.bias
             guard let function = module.table.function(at: isReturnAddress ? link - 1 : link) else {
@@ -52,7 +58,19 @@ struct GoStackWalk {
             let lookup = isReturnAddress && link > function.entry ? link - 1 : link
             result.pcs.append(pc)
             let name = module.table.name(of: function)
-            if GoStackWalk.outermostFunctions.contains(name) || (threadStack && name == "runtime.asmcgocall") {
+            if threadStack && name == "runtime.asmcgocall" {
+                guard goroutineStack == nil, let crossed = crossFromCgo(sp: sp, load: load) else {
+                    result.end = .outermost
+                    return result
+                }
+                goroutineStack = crossed
+                guard let returnAddress = crossed.word(at: crossed.start) else { return result }
+                pc = returnAddress
+                sp = crossed.start + 8
+                isReturnAddress = true
+                continue
+            }
+            if GoStackWalk.outermostFunctions.contains(name) {
                 result.end = .outermost
                 return result
             }
@@ -64,7 +82,7 @@ struct GoStackWalk {
                 result.end = .truncated("no stack-pointer delta for \(hex(pc)) in \(name)")
                 return result
             }
-            guard let returnAddress = word(sp + UInt64(delta)) else {
+            guard let returnAddress = load(sp + UInt64(delta)) else {
                 result.end = .truncated("return address of \(name) is outside the copied stack")
                 return result
             }
@@ -74,4 +92,29 @@ struct GoStackWalk {
             isReturnAddress = true
         }
     }
+
+    /// asmcgocall (Go 1.17 and later, amd64) switched to the g0 stack and saved, at
+    /// 48(SP), the g it came from (0 when it did not switch) and at 40(SP) its depth
+    /// in that g's stack (stack.hi - SP, since the stack may move during a callback;
+    /// the original SP itself when it did not switch). asmcgocall has no frame of
+    /// its own, so the original SP points at the return address into runtime.cgocall.
+    /// A goroutine in a cgo call cannot have its stack moved, so reading it live is sound.
+    private func crossFromCgo(sp: UInt64, load: (UInt64) -> UInt64?) -> StackCopy? {
+        guard let readTarget, let g = load(sp + 48), let saved = load(sp + 40) else { return nil }
+        var originalSP = saved
+        var stackEnd = saved &+ GoStackWalk.goroutineStackWindow
+        if g != 0 {
+            // runtime.g begins with stack{lo, hi}.
+            guard let bytes = readTarget(g + 8, 8) else { return nil }
+            let hi = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            guard saved < hi else { return nil }
+            originalSP = hi - saved
+            stackEnd = min(hi, originalSP &+ GoStackWalk.goroutineStackWindow)
+        }
+        guard originalSP % 8 == 0, originalSP != 0, stackEnd > originalSP,
+              let bytes = readTarget(originalSP, Int(stackEnd - originalSP)) ?? readTarget(originalSP, 4096) else { return nil }
+        return StackCopy(start: originalSP, bytes: bytes)
+    }
+
+    static let goroutineStackWindow: UInt64 = 64 * 1024
 }

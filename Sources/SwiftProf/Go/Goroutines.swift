@@ -1,7 +1,6 @@
 // A Go program's goroutines, read from its memory while every thread is stopped:
 // runtime.allgs, each g's status and saved registers, and the bytes of each
 // goroutine's stack, so the walks run after the program goes on.
-import CSwiftProf
 
 /// A goroutine as copied while the process was stopped.
 struct CapturedGoroutine {
@@ -89,12 +88,7 @@ struct GoroutineReader {
         return name.hasPrefix("runtime.") && name != "runtime.main"
     }
 
-    private func bytes(_ address: UInt64, _ count: Int) -> [UInt8]? {
-        guard address != 0, count > 0 else { return count == 0 ? [] : nil }
-        var buffer = [UInt8](repeating: 0, count: count)
-        let n = buffer.withUnsafeMutableBytes { sp_read_memory(pid, address, $0.baseAddress, $0.count) }
-        return n == count ? buffer : nil
-    }
+    private func bytes(_ address: UInt64, _ count: Int) -> [UInt8]? { Ptrace.readMemory(pid: pid, at: address, count: count) }
 
     private func word(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
         guard offset >= 0, offset + 8 <= bytes.count else { return 0 }

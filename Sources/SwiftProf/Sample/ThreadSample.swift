@@ -92,7 +92,7 @@ final class StackSymbolizer {
     /// Go code is named from Go's own table (see GoPclntab).
     private func goLocation(_ address: UInt64) -> Location? {
         if let cached = goLocations[address] { return cached }
-        guard let go = image.goModule(containing: address), let lines = go.frameLines(at: address) else { return nil }
+        guard let go = image.goCode(containing: address), let lines = go.frameLines(at: address) else { return nil }
         let location = Location(address: address, moduleBias: go.bias, module: go.path, lines: lines)
         goLocations[address] = location
         return location

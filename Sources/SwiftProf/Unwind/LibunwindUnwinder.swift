@@ -77,7 +77,7 @@ final class LibunwindUnwinder {
     /// Go code has no CFI: from its first Go frame on, a walk goes on with Go's own
     /// table, and back to libunwind if it returns into C (a cgo callback).
     private func unwind(registers: RegisterSet, stack: StackCopy, limit: Int) -> UnwoundStack {
-        if let go = image.goModule(containing: registers.pc) {
+        if let go = image.goCode(containing: registers.pc) {
             return goWalk(go, pc: registers.pc, sp: registers.sp, stack: stack, limit: limit, leafIsReturnAddress: false)
         }
         let walk = WalkSource(stack: stack, registers: registers, image: image)
@@ -111,7 +111,7 @@ final class LibunwindUnwinder {
                 guard nextSP > sp || wasSignalFrame else {
                     return UnwoundStack(pcs: pcs, truncation: "stack pointer did not grow at \(hex(pc))")
                 }
-                if let go = image.goModule(containing: pc - 1) {
+                if let go = image.goCode(containing: pc - 1) {
                     let rest = goWalk(go, pc: pc, sp: nextSP, stack: stack, limit: limit - pcs.count,
                                       leafIsReturnAddress: true)
                     return UnwoundStack(pcs: pcs + rest.pcs, truncation: rest.truncation)
@@ -124,8 +124,10 @@ final class LibunwindUnwinder {
 
     private func goWalk(_ go: GoModule, pc: UInt64, sp: UInt64, stack: StackCopy, limit: Int,
                         leafIsReturnAddress: Bool) -> UnwoundStack {
-        let walk = GoStackWalk(module: go, word: { stack.word(at: $0) })
-            .walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: limit)
+        let pid = image.pid
+        var goWalk = GoStackWalk(module: go, word: { stack.word(at: $0) })
+        goWalk.readTarget = { Ptrace.readMemory(pid: pid, at: $0, count: $1) }
+        let walk = goWalk.walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: limit)
         switch walk.end {
         case .outermost:
             return UnwoundStack(pcs: walk.pcs, truncation: nil)

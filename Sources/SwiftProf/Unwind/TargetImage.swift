@@ -50,8 +50,14 @@ final class TargetImage {
         return loaded
     }
 
-    /// The Go binary whose code holds `address`, if it is one.
-    func goModule(containing address: UInt64) -> GoModule? {
+    /// The Go module whose Go code (not the C code cgo linked beside it) holds `address`.
+    func goCode(containing address: UInt64) -> GoModule? {
+        guard let module = goModule(mapping: address), module.function(at: address) != nil else { return nil }
+        return module
+    }
+
+    /// The Go binary mapped at `address`, if the object there is one.
+    func goModule(mapping address: UInt64) -> GoModule? {
         guard let region = memoryMap.region(containing: address), region.isExecutable, region.isFileBacked else { return nil }
         let table: GoPclntab?
         if let cached = goTables[region.path] {
