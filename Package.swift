@@ -20,7 +20,8 @@ let package = Package(
                        providers: [.apt(["libdw-dev", "libelf-dev"])]),
         // What Swift cannot call directly: variadic ptrace, libunwind's macro names, demanglers.
         .target(name: "CSwiftProf", dependencies: ["CLibunwind", "CLibdw"],
-                linkerSettings: [.linkedLibrary("stdc++"), .linkedLibrary("z")]),
+                // libiberty (static, Debian's libiberty-dev): its Rust demangler.
+                linkerSettings: [.linkedLibrary("stdc++"), .linkedLibrary("z"), .linkedLibrary("iberty")]),
         // Optimized even in debug builds: the tests run the real binary hundreds of times,
         // and unoptimized byte scanning and tab alignment made them four times slower.
         .target(name: "SwiftProf", dependencies: ["CSwiftProf"],

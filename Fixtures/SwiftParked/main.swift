@@ -1,5 +1,6 @@
 // A Swift target with known stacks: a thread parked in Store.ttlLoop() (via a
-// generic method, for demangling), main reading stdin until EOF.
+// generic method, for demangling), a task whose async function blocks in a
+// sleep (async frames), main reading stdin until EOF.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,24 +19,31 @@ final class Store: @unchecked Sendable {
     }
 }
 
+/// Runs on a thread of the concurrency pool and never returns to it.
+@inline(never)
+func blockInTask(period: Int) async -> Never {
+    var time = timespec(tv_sec: period, tv_nsec: 0)
+    while true { nanosleep(&time, nil) }
+}
+
 private func threadEntry(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     Store().park(key: "ttl")
 }
 
 var thread = pthread_t()
 pthread_create(&thread, nil, threadEntry, nil)
+Task.detached { await blockInTask(period: 100_000) }
 
-/// Waits until the thread shows as blocked in a sleep syscall, then says so.
+/// Waits until both the thread and the task show as blocked in a sleep syscall, then says so.
 func waitUntilParked() {
     let sleeps: Set<Int> = [35, 230]
     var tick = timespec(tv_sec: 0, tv_nsec: 200_000)
     while true {
-        for tid in taskIDs() where tid != getpid() {
-            if let nr = blockedSyscall(tid), sleeps.contains(nr) {
-                print("ready \(getpid())")
-                fflush(nil)
-                return
-            }
+        let sleeping = taskIDs().filter { $0 != getpid() && blockedSyscall($0).map(sleeps.contains) == true }
+        if sleeping.count >= 2 {
+            print("ready \(getpid())")
+            fflush(nil)
+            return
         }
         nanosleep(&tick, nil)
     }

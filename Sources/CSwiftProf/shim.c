@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <zlib.h>
+#include <libiberty/demangle.h>
 
 // Not in libunwind's public headers; exported by libunwind-x86_64.so (perf uses it too).
 extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t, unw_word_t, unw_dyn_info_t *,
@@ -18,6 +19,7 @@ extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t, unw_word_t, unw_
 // Exported by libswiftCore; flags must be 0.
 extern char *swift_demangle(const char *mangled, size_t length, char *output,
                             size_t *output_size, uint32_t flags);
+extern char *_swift_backtrace_demangle(const char *mangled, size_t length, char *output, size_t *output_length);
 extern char *__cxa_demangle(const char *mangled, char *output, size_t *length, int *status);
 
 static int result(long rc) { return rc == -1 ? errno : 0; }
@@ -96,6 +98,14 @@ int sp_unw_search_remote_table(unw_addr_space_t space, uint64_t ip, uint64_t sta
 
 char *sp_demangle_swift(const char *name) {
     return swift_demangle(name, strlen(name), NULL, NULL, 0);
+}
+char *sp_demangle_swift_simplified(const char *name) {
+    // The Swift runtime's backtracer form: "Store.park<A>(key:)", no module, no types.
+    return _swift_backtrace_demangle(name, strlen(name), NULL, NULL);
+}
+char *sp_demangle_rust(const char *name) {
+    // libiberty: legacy (_ZN...17h<hash>E, hash dropped) and v0 (_R...) manglings.
+    return rust_demangle(name, DMGL_PARAMS | DMGL_ANSI);
 }
 char *sp_demangle_cxx(const char *name) {
     int status = 0;

@@ -9,6 +9,15 @@ struct CaptureOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Print symbol names as they are in the binary.")
     var noDemangle = false
 
+    @Option(name: .long, help: ArgumentHelp("How Swift names are shown: full (SwiftParked.Store.park<A where A: Swift.Hashable>(key: A) -> Swift.Never) or simplified (SwiftParked.Store.park<A>(key:), async functions marked \"async\").", valueName: "full|simplified"))
+    var swiftNames: SwiftNameStyle = .full
+
+    @Flag(name: .long, help: "Leave out Swift thunks (reabstraction, partial application, @objc, dispatch thunks, protocol witnesses).")
+    var hideThunks = false
+
+    @Flag(name: .long, help: "Show C++ and Rust names without template arguments, parameter lists or return types (fixture::Parker::park).")
+    var shortNames = false
+
     @Flag(inversion: .prefixedNo, help: "Put each blocked thread's kernel frames (from /proc/PID/task/TID/stack) below its user frames. On by default where the kernel shows them (root).")
     var kernel: Bool?
 
@@ -39,12 +48,16 @@ struct CaptureOptionGroup: ParsableArguments {
         options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
         options.capture.maxThreads = maxThreads
         options.unwind.maxFrames = maxFrames
-        options.symbolize = SymbolizeOptions(demangle: !noDemangle, inlineFrames: !noInline)
+        options.symbolize = SymbolizeOptions(
+            names: NameOptions(demangle: !noDemangle, swiftNames: swiftNames, shortNames: shortNames),
+            inlineFrames: !noInline, hidesThunks: hideThunks)
         options.kernelFrames = kernel ?? true
         options.capture.procParts = options.kernelFrames ? [.kernelStack] : []
         return options
     }
 }
+
+extension SwiftNameStyle: ExpressibleByArgument {}
 
 /// "10s", "500ms", "2m", "1.5" (seconds).
 struct Duration: ExpressibleByArgument {

@@ -15,6 +15,9 @@ struct DumpLanguageTests {
         #expect(parker.truncation == nil)
         let mangled = try parseProfile(try swiftprof("dump", "--no-demangle", "\(fixture.pid)").stdout)
         #expect(mangled.record(containing: "_ZN7fixture6ParkerIiE4parkEi") != nil)
+        let short = try parseProfile(try swiftprof("dump", "--short-names", "\(fixture.pid)").stdout)
+        #expect(short.record(containing: "fixture::Parker::park") != nil, "\(short.records.map(\.functions))")
+        #expect(short.record(containing: "fixture::Parker<int>::park(int)") == nil)
     }
 
     @Test func swiftNames() throws {
@@ -30,6 +33,58 @@ struct DumpLanguageTests {
         #expect(profile.records.allSatisfy { $0.truncation == nil })
         let mangled = try swiftprof("dump", "--no-demangle", "\(fixture.pid)").stdout
         #expect(mangled.contains("$s11SwiftParked5StoreC7ttlLoops5NeverOyF+0x"))
+        fixture.expectRunning()
+    }
+
+    /// The forms Swift's own backtracer prints, with the module in front; async
+    /// functions marked; thunks (here the @convention(c) entry of a pthread) droppable.
+    @Test func swiftSimplifiedNamesAndThunks() throws {
+        let fixture = try Fixture.swift()
+        defer { fixture.stop() }
+        let simplified = try parseProfile(try swiftprof("dump", "--swift-names", "simplified", "\(fixture.pid)").stdout)
+        let functions = simplified.records.flatMap(\.functions)
+        #expect(functions.contains("SwiftParked.Store.park<A>(key:)"), "\(functions)")
+        #expect(functions.contains("SwiftParked.Store.ttlLoop()"))
+        #expect(functions.contains("Swift.readLine(strippingNewline:)"))
+        #expect(functions.contains("SwiftParked.blockInTask(period:) async"), "\(functions)")
+        #expect(functions.contains("@objc SwiftParked.threadEntry(_:)"))
+        let full = try parseProfile(try swiftprof("dump", "\(fixture.pid)").stdout).records.flatMap(\.functions)
+        #expect(full.contains { $0.contains("SwiftParked.blockInTask(period: Swift.Int) async -> Swift.Never") }, "\(full)")
+
+        let hidden = try parseProfile(try swiftprof("dump", "--swift-names", "simplified", "--hide-thunks",
+                                                    "\(fixture.pid)").stdout)
+        let parked = try #require(hidden.record(containing: "SwiftParked.Store.ttlLoop()"))
+        #expect(!parked.functions.contains { $0.hasPrefix("@objc ") }, "\(parked.functions)")
+        #expect(parked.functions.contains("SwiftParked.threadEntry(_:)"))
+        let unhidden = try #require(simplified.record(containing: "SwiftParked.Store.ttlLoop()"))
+        #expect(parked.userFunctions.count == unhidden.userFunctions.count - 1, "\(parked.userFunctions) \(unhidden.userFunctions)")
+        fixture.expectRunning()
+    }
+
+    @Test(.enabled(if: FixtureBuild.rustc != nil, "rustc is not installed: Rust names are not tested"),
+          arguments: ["legacy", "v0"])
+    func rustNames(mangling: String) throws {
+        let fixture = try Fixture(try FixtureBuild.rust("parked", mangling: mangling))
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        let expected = mangling == "v0" ? ["<parked::Store>::ttl_loop", "<parked::Store>::park::<&str>"]
+            : ["parked::Store::ttl_loop", "parked::Store::park"]
+        let parked = try #require(profile.record(containing: expected[0]), "\(profile.records.map(\.functions))")
+        #expect(parked.functions.contains(expected[1]))
+        #expect(parked.functions.contains("std::thread::functions::sleep"))
+        #expect(parked.frame(expected[0])?.line == sourceLine("Fixtures/rust/parked.rs", containing: "std::thread::sleep(self.period)"))
+        #expect(!result.stdout.contains("17h"), "no legacy hash is left")
+
+        let short = try parseProfile(try swiftprof("dump", "--short-names", "\(fixture.pid)").stdout)
+        let shortParked = try #require(short.record(containing: "parked::Store::ttl_loop"))
+        #expect(shortParked.functions.contains("parked::Store::park"))
+
+        // std is the runtime, the fixture's own code the application.
+        let layers = try swiftprof("dump", "--format", "layers", "\(fixture.pid)").stdout
+        let row = try #require(layers.split(separator: "\n").first { $0.contains("ttl_loop") }, "\(layers)")
+        #expect(row.contains("\(expected[0])  ") && row.contains("std::thread::functions::sleep"), "\(row)")
         fixture.expectRunning()
     }
 

@@ -81,3 +81,22 @@ struct ElfImageTests {
         #expect(ElfImage(source: CopiedBytes(storage: [])) == nil)
     }
 }
+
+@Suite struct ShortNameTests {
+    @Test(arguments: [
+        ("fixture::Parker<int>::park(int)", "fixture::Parker::park"),
+        ("void fixture::run<std::vector<int, std::allocator<int> > >(int) const", "fixture::run"),
+        ("std::map<int, int>::operator[](int const&)", "std::map::operator[]"),
+        ("bool operator< <int>(A<int> const&, A<int> const&)", "operator<"),
+        ("(anonymous namespace)::worker(void*)", "(anonymous namespace)::worker"),
+        ("foo(int)::{lambda(int)#1}::operator()(int) const", "foo::{lambda(int)#1}::operator()"),
+        ("operator new(unsigned long)", "operator new"),
+        ("<parked::Store>::park::<&str>", "parked::Store::park"),
+        ("<std::io::stdio::Stdin as std::io::Read>::read", "std::io::stdio::Stdin::read"),
+        ("std::rt::lang_start::<()>::{closure#0}", "std::rt::lang_start::{closure#0}"),
+        ("plain_c_function", "plain_c_function"),
+    ])
+    func trims(name: String, short: String) {
+        #expect(ShortNames.trim(name) == short)
+    }
+}

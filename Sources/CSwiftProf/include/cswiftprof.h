@@ -56,5 +56,7 @@ unsigned char *sp_gunzip(const unsigned char *input, size_t length, size_t max_o
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.
 char *sp_demangle_swift(const char *name);
 char *sp_demangle_cxx(const char *name);
+char *sp_demangle_swift_simplified(const char *name);
+char *sp_demangle_rust(const char *name);
 
 #endif

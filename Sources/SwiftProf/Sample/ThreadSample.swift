@@ -80,11 +80,13 @@ final class StackSymbolizer {
 
     /// Kernel frames first, then the user frames; and the state with a restarted call named.
     func stack(_ sample: ThreadSample) -> (locations: [Location], state: ThreadState?) {
-        let user = sample.pcs.enumerated().map { index, pc in
+        let symbolized = sample.pcs.enumerated().map { index, pc in
             let address = index > 0 ? pc - 1 : pc
             return goLocation(address) ?? symbolizer?.location(pc: pc, isReturnAddress: index > 0)
                 ?? Location(address: address, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
         }
+        // A frame that was nothing but hidden thunks has no line left: it goes.
+        let user = symbolized.filter { !$0.lines.isEmpty }
         let kernel = kernelFrames && !sample.kernel.isEmpty ? ThreadStates.locations(sample.kernel, kallsyms: kallsymsJob.value) : []
         return (kernel + user, sample.state.map { ThreadStates.namingRestartedCall($0, userLocations: user) })
     }

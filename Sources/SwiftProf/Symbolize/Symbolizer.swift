@@ -7,12 +7,16 @@ import CSwiftProf
 import Glibc
 
 public struct SymbolizeOptions: Sendable {
-    public var demangle: Bool
+    public var names: NameOptions
     public var inlineFrames: Bool
+    /// Leave out Swift's thunks (reabstraction, partial application, @objc, dispatch,
+    /// protocol witnesses); a frame that is nothing but thunks goes altogether.
+    public var hidesThunks: Bool
 
-    public init(demangle: Bool = true, inlineFrames: Bool = true) {
-        self.demangle = demangle
+    public init(names: NameOptions = NameOptions(), inlineFrames: Bool = true, hidesThunks: Bool = false) {
+        self.names = names
         self.inlineFrames = inlineFrames
+        self.hidesThunks = hidesThunks
     }
 }
 
@@ -90,8 +94,11 @@ final class Symbolizer {
             outer.line = line
             lines = [outer]
         }
-        if options.demangle {
-            lines = lines.map { var frame = $0; frame.function = Demangler.demangle(frame.function); return frame }
+        lines = lines.compactMap { line in
+            var frame = line
+            let name = Demangler.demangled(frame.function, options.names)
+            frame.function = name.display
+            return options.hidesThunks && name.isThunk ? nil : frame
         }
         return Location(address: address, moduleBias: bias, module: moduleName, lines: lines)
     }

@@ -86,6 +86,36 @@ extension FixtureBuild {
     }
 }
 
+extension FixtureBuild {
+    /// rustc from PATH or rustup's default place; nil when there is none.
+    static let rustc: String? = {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
+        return (path + [home + "/.cargo/bin", "/root/.cargo/bin"]).map { $0 + "/rustc" }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
+    private static let builtRust = Mutex<[String: String]>([:])
+
+    /// Builds Fixtures/rust/NAME.rs with the given symbol mangling (legacy or v0).
+    static func rust(_ name: String, mangling: String) throws -> String {
+        let key = "\(name)-\(mangling)"
+        return try builtRust.withLock { cache in
+            if let path = cache[key] { return path }
+            guard let rustc else { throw FixtureError.build(key, "rustc is not installed") }
+            try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
+            let output = Paths.fixtureBuild.appendingPathComponent("rust-" + key).path
+            let source = Paths.packageRoot.appendingPathComponent("Fixtures/rust/\(name).rs").path
+            // Legacy is the default (naming it needs -Z unstable-options); v0 is stable.
+            let flags = mangling == "legacy" ? [] : ["-C", "symbol-mangling-version=\(mangling)"]
+            let result = try run(rustc, ["-g", "-O"] + flags + ["-o", output, source])
+            guard result.status == 0 else { throw FixtureError.build(key, result.stderr) }
+            cache[key] = output
+            return output
+        }
+    }
+}
+
 enum FixtureError: Error {
     case build(String, String)
     case notReady(String)
