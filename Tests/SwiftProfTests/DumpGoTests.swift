@@ -87,6 +87,12 @@ struct DumpGoTests {
         // runtime.cgocall leads, hidden from the "#" lines as Go hides it; goexit ends it.
         #expect(inC.functions == ["main._Cfunc_c_wait_for_byte", "main.waitInC"])
         #expect(inC.locations.count == 4)
+        // Running (walked from its thread's registers) or preempted (from its saved ones).
+        let spinner = try #require(goroutines.record(containing: "main.spin"))
+        #expect(spinner.truncation == nil)
+        #expect(spinner.functions.last == "main.spin")
+        let loop = sourceLine("Fixtures/go/cgo/main.go", containing: "atomic.AddUint64(&spins, 1)")
+        #expect([loop - 1, loop].contains(spinner.frame("main.spin")?.line ?? 0))
         fixture.expectRunning()
     }
 

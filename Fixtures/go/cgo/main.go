@@ -1,6 +1,7 @@
 // Go calling C: a goroutine blocks in read(2) inside a C function called
-// through cgo, so its thread's stack is C frames on top of Go frames. Prints
-// "ready PID" once that thread is in the read; exits when stdin closes.
+// through cgo, so its thread's stack is C frames on top of Go frames; and a
+// goroutine that never blocks (running, or preempted, whenever it is looked at).
+// Prints "ready PID" once the first is in the read; exits when stdin closes.
 package main
 
 /*
@@ -24,12 +25,22 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 func waitInC(fd int) {
 	C.c_wait_for_byte(C.int(fd))
+}
+
+var spins uint64
+
+//go:noinline
+func spin() {
+	for {
+		atomic.AddUint64(&spins, 1)
+	}
 }
 
 func inSyscall() bool {
@@ -44,6 +55,7 @@ func main() {
 		panic(err)
 	}
 	go waitInC(pipe[0])
+	go spin()
 	for !inSyscall() {
 		time.Sleep(time.Millisecond)
 	}

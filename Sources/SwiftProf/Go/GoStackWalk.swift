@@ -50,12 +50,15 @@ struct GoStackWalk {
         var goroutineStack: StackCopy?
         func load(_ address: UInt64) -> UInt64? { word(address) ?? goroutineStack?.word(at: address) }
         while true {
+            // Go looks a return address up at itself, not at pc - 1 (its assembler pads a
+            // trailing call so the address stays inside), which also holds for the pc
+            // after runtime.asyncPreempt, where a signal, not a call, left it.
             let link = pc &- module.bias
-            guard let function = module.table.function(at: isReturnAddress ? link - 1 : link) else {
+            let lookup = module.table.function(at: link) != nil || !isReturnAddress ? link : link - 1
+            guard let function = module.table.function(at: lookup) else {
                 result.end = result.pcs.isEmpty ? .truncated("\(hex(pc)) is not in Go code") : .leftGoCode(pc: pc, sp: sp)
                 return result
             }
-            let lookup = isReturnAddress && link > function.entry ? link - 1 : link
             result.pcs.append(pc)
             let name = module.table.name(of: function)
             if threadStack && name == "runtime.asmcgocall" {
