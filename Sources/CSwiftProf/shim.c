@@ -133,6 +133,12 @@ unsigned char *sp_gzip(const unsigned char *input, size_t length, size_t *out_le
     return output;
 }
 
+int sp_inflate_zlib(const unsigned char *input, size_t length, unsigned char *output, size_t output_length) {
+    uLongf produced = (uLongf)output_length;
+    if (uncompress(output, &produced, input, (uLong)length) != Z_OK) return -1;
+    return produced == output_length ? 0 : -1;
+}
+
 unsigned char *sp_gunzip(const unsigned char *input, size_t length, size_t max_output, size_t *out_length) {
     z_stream stream;
     memset(&stream, 0, sizeof stream);

@@ -46,6 +46,11 @@ public enum Profiler {
                 // Every thread vanished, yet the process is there: it was in execve, which
                 // ends all its threads but one and renames that one. Look again.
                 attempt += 1
+            } catch .permissionDenied(_, TargetPreflight.unexplainedRefusal) where attempt < 3 && !processIsGone(pid) {
+                // Refused for no reason we can name: a process in execve is not dumpable for
+                // a moment (seen: 2 dumps in 100 landing in a re-exec). Once that is over, it is.
+                attempt += 1
+                nanosleep(nanoseconds: 2_000_000)
             }
         }
     }
@@ -54,6 +59,7 @@ public enum Profiler {
     private static func consistentSnapshot(pid: Int32, options: SnapshotOptions) throws(TargetError) -> (Snapshot, SnapshotStatistics) {
         var statistics = SnapshotStatistics()
         let started = monotonicNanoseconds()
+        let warmUp = SymbolizerWarmUp(pid: pid, options: options.symbolize)
         let captureOptions = options.capture
         let capture = try TracerThread.run { () throws(TargetError) -> Capture in
             try StopTheWorld(pid: pid, options: captureOptions).run()
@@ -74,13 +80,14 @@ public enum Profiler {
         }
         statistics.unwindNanoseconds = monotonicNanoseconds() - clock
         return (symbolize(pid: pid, samples: samples, image: image, failures: capture.failures,
-                          wasStopped: capture.wasStopped, options: options, statistics: &statistics), statistics)
+                          wasStopped: capture.wasStopped, options: options, warmUp: warmUp, statistics: &statistics), statistics)
     }
 
     /// Thread by thread, blocked threads without a stop.
     private static func perThreadSnapshot(pid: Int32, options: SnapshotOptions) throws(TargetError) -> (Snapshot, SnapshotStatistics) {
         var statistics = SnapshotStatistics()
         let started = monotonicNanoseconds()
+        let warmUp = SymbolizerWarmUp(pid: pid, options: options.symbolize)
         let (samples, image, failures, counts, wasStopped) = try TracerThread.run {
             () throws(TargetError) -> ([ThreadSample], TargetImage, [ThreadFailure], CaptureCounts, Bool) in
             let sampler = try Sampler(pid: pid, options: options)
@@ -97,13 +104,14 @@ public enum Profiler {
         statistics.stackBytes = counts.copiedBytes
         statistics.stopWindowNanoseconds = counts.longestStopNanoseconds
         return (symbolize(pid: pid, samples: samples, image: image, failures: failures, wasStopped: wasStopped,
-                          options: options, statistics: &statistics), statistics)
+                          options: options, warmUp: warmUp, statistics: &statistics), statistics)
     }
 
     private static func symbolize(pid: Int32, samples: [ThreadSample], image: TargetImage, failures: [ThreadFailure],
-                                  wasStopped: Bool, options: SnapshotOptions, statistics: inout SnapshotStatistics) -> Snapshot {
+                                  wasStopped: Bool, options: SnapshotOptions, warmUp: SymbolizerWarmUp,
+                                  statistics: inout SnapshotStatistics) -> Snapshot {
         let clock = monotonicNanoseconds()
-        let symbolizer = StackSymbolizer(pid: pid, image: image, samples: samples, options: options)
+        let symbolizer = StackSymbolizer(pid: pid, image: image, samples: samples, options: options, warmUp: warmUp)
         let threads = samples.sorted { $0.tid < $1.tid }.map(symbolizer.threadStack)
         statistics.kernelNote = symbolizer.kernelNote
         statistics.symbolizeNanoseconds = monotonicNanoseconds() - clock

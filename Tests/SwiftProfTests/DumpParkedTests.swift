@@ -48,6 +48,31 @@ struct DumpParkedTests {
         fixture.expectRunning()
     }
 
+    /// libc's separate debug file has compressed sections; the first run keeps an
+    /// inflated copy under the cache directory, and what the next run prints from
+    /// it is the same, byte for byte.
+    @Test func inflatedDebugFilesAreCachedAndChangeNothing() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: cache) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CACHE_HOME"] = cache.path
+        let arguments = ["dump", "--addresses", "relative", "--no-kernel", "\(fixture.pid)"]
+        let cold = try run(Paths.swiftprof, arguments, environment: environment)
+        let copies = (try? FileManager.default.contentsOfDirectory(atPath: cache.path + "/swiftprof/debug")) ?? []
+        let warm = try run(Paths.swiftprof, arguments, environment: environment)
+        #expect(cold.status == 0 && warm.status == 0, "\(cold.stderr)\(warm.stderr)")
+        #expect(cold.stdout.contains("./nptl/"), "libc6-dbg gives libc's frames their lines")
+        #expect(copies.count == 1 && copies[0].hasSuffix(".debug"), "\(copies)")
+        // The spinner is running: its pc moves between captures. Every blocked thread stays put.
+        func blocked(_ text: String) -> String {
+            text.components(separatedBy: "\n\n").filter { !$0.contains("spin_forever") }.joined(separator: "\n\n")
+        }
+        #expect(blocked(warm.stdout) == blocked(cold.stdout))
+        fixture.expectRunning()
+    }
+
     @Test func framesMatchEuStack() throws {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }

@@ -56,6 +56,8 @@ unsigned char *sp_gunzip(const unsigned char *input, size_t length, size_t max_o
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.
 char *sp_demangle_swift(const char *name);
 char *sp_demangle_cxx(const char *name);
+/* zlib-format data (an ELF SHF_COMPRESSED section) inflated to exactly output_length bytes: 0, or -1. */
+int sp_inflate_zlib(const unsigned char *input, size_t length, unsigned char *output, size_t output_length);
 char *sp_demangle_swift_simplified(const char *name);
 char *sp_demangle_rust(const char *name);
 

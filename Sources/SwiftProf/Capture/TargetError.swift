@@ -68,9 +68,13 @@ enum TargetPreflight {
            let level = Int(scope.trimmedWhitespace), level >= 3 {
             return .permissionDenied(pid: pid, advice: "kernel.yama.ptrace_scope=3 forbids all ptrace attaches")
         }
-        return .permissionDenied(pid: pid, advice:
-            "the kernel refused PTRACE_SEIZE (a security module, or a process that is not dumpable)")
+        return .permissionDenied(pid: pid, advice: unexplainedRefusal)
     }
+
+    /// EPERM with none of the causes above: also what a process in the middle of
+    /// execve gets (it is not dumpable for a moment), so worth another try.
+    static let unexplainedRefusal = "the kernel refused PTRACE_SEIZE (a security module, or a process that is not dumpable)"
+
 
     private static let sysPtrace = 19
 

@@ -51,7 +51,7 @@ final class StackSymbolizer {
     private let kernelNames: Set<String>
     private let unreadable: Bool
 
-    init(pid: Int32, image: TargetImage, samples: [ThreadSample], options: SnapshotOptions) {
+    init(pid: Int32, image: TargetImage, samples: [ThreadSample], options: SnapshotOptions, warmUp: SymbolizerWarmUp? = nil) {
         self.image = image
         kernelFrames = options.kernelFrames
         kernelAddresses = options.kernelAddresses
@@ -64,7 +64,8 @@ final class StackSymbolizer {
             return options.kernelFrames && options.kernelAddresses ? KallsymsCache.load(names) : nil
         }
         let vdso = image.memoryMap.regions.first { $0.path == "[vdso]" }
-        symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)
+        symbolizer = warmUp?.symbolizer(for: image.memoryMap)
+            ?? Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)
         unreadable = samples.contains { $0.state?.systemCall != nil } && samples.allSatisfy { $0.kernel.isEmpty }
     }
 

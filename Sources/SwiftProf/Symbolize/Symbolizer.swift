@@ -34,7 +34,23 @@ final class Symbolizer {
         callbacks = .allocate(capacity: 1)
         callbacks.initialize(to: Dwfl_Callbacks())
         callbacks.pointee.find_elf = dwfl_linux_proc_find_elf
-        callbacks.pointee.find_debuginfo = dwfl_standard_find_debuginfo
+        callbacks.pointee.find_debuginfo = { module, userdata, name, base, file, debuglink, crc, debugPath in
+            // A debug file found by build-id, with compressed sections: its inflated copy
+            // instead (DecompressedDebugFile). Looked up before libdwfl's own search,
+            // which keeps the file it opens and would ignore another descriptor.
+            var bits: UnsafePointer<UInt8>?
+            var vaddr: GElf_Addr = 0
+            let length = dwfl_module_build_id(module, &bits, &vaddr)
+            if length > 1, let bits, let debugPath {
+                let id = (0..<Int(length)).map { bits[$0] < 16 ? "0" + String(bits[$0], radix: 16) : String(bits[$0], radix: 16) }
+                let standard = "/usr/lib/debug/.build-id/\(id[0])/\(id[1...].joined()).debug"
+                if let copy = DecompressedDebugFile.open(standard, buildID: id.joined()) {
+                    debugPath.pointee = strdup(copy.path)
+                    return copy.descriptor
+                }
+            }
+            return dwfl_standard_find_debuginfo(module, userdata, name, base, file, debuglink, crc, debugPath)
+        }
         guard let dwfl = dwfl_begin(callbacks) else {
             callbacks.deallocate()
             return nil

@@ -31,18 +31,9 @@ enum KallsymsCache {
     }
 
     private static func path() -> String? {
-        guard let boot = try? ProcFile.read("/proc/sys/kernel/random/boot_id").trimmedWhitespace, !boot.isEmpty else { return nil }
-        let base: String
-        if let xdg = getenv("XDG_CACHE_HOME").map({ String(cString: $0) }), xdg.hasPrefix("/") {
-            base = xdg
-        } else if let home = getenv("HOME").map({ String(cString: $0) }), home.hasPrefix("/") {
-            base = home + "/.cache"
-        } else {
-            return nil
-        }
-        mkdir(base, 0o700)
-        mkdir(base + "/swiftprof", 0o700)
-        return base + "/swiftprof/kallsyms-" + boot
+        guard let boot = try? ProcFile.read("/proc/sys/kernel/random/boot_id").trimmedWhitespace, !boot.isEmpty,
+              let directory = CacheDirectory.path() else { return nil }
+        return directory + "/kallsyms-" + boot
     }
 
     /// "name address" lines; anything else is ignored.
@@ -56,15 +47,8 @@ enum KallsymsCache {
         return entries
     }
 
-    /// Written to a temporary file and renamed, so a reader never sees half of it.
     private static func write(_ entries: [String: UInt64], to file: String) {
-        let temporary = file + ".\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
         let text = entries.keys.sorted().map { "\($0) \(String(entries[$0]!, radix: 16))\n" }.joined()
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        if written == bytes.count { rename(temporary, file) } else { unlink(temporary) }
+        _ = CacheDirectory.replace(file, mode: 0o600) { fd in Array(text.utf8).withUnsafeBytes { writeFully(fd, $0) } }
     }
 }

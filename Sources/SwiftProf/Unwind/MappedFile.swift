@@ -50,6 +50,12 @@ final class MappedFile: ByteSource, @unchecked Sendable {
         guard let base, offset >= 0, offset <= count - MemoryLayout<T>.size else { return nil }
         return T(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
+
+    /// `length` bytes from `offset`, in place; nil when the file does not hold them.
+    func withBytes<R>(at offset: Int, count length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        guard let base, offset >= 0, length >= 0, offset <= count - length else { return nil }
+        return body(UnsafeRawBufferPointer(start: base + offset, count: length))
+    }
 }
 
 /// Bytes copied out of the target (the vDSO has no file behind it).
