@@ -2,8 +2,9 @@
  * every millisecond. With argument "fork" it also forks a child that exits at
  * once every 5 ms; with "exec" the process re-executes itself once, 50 ms
  * after it is ready (the new image then only blocks on stdin); with "exit" it
- * exits 100 ms after it is ready. Answers "report" with "alive". Build:
- * cc -O2 -g -pthread churn.c */
+ * exits 500 ms after it is ready (a debug build of swiftprof takes 60 ms to
+ * parse its arguments: the exit must come during the sampling, not before it).
+ * Answers "report" with "alive". Build: cc -O2 -g -pthread churn.c */
 #include "fixture_ready.h"
 #include <sys/wait.h>
 
@@ -53,7 +54,7 @@ int main(int argc, char **argv) {
     start_thread(spawner, NULL, "spawner");
     wait_until_parked(1);
     if (strcmp(mode, "exec") == 0) start_thread(later, (void *)50, "later");
-    if (strcmp(mode, "exit") == 0) start_thread(later, (void *)100, "later");
+    if (strcmp(mode, "exit") == 0) start_thread(later, (void *)500, "later");
     char line[64];
     while (fgets(line, sizeof line, stdin)) { printf("alive\n"); fflush(stdout); }
     return 0;

@@ -1,19 +1,21 @@
 /* The benchmark target: THREADS threads (argv[1], default 64), each DEPTH
  * (argv[2], default 30) frames deep in descend() and then blocked in
  * pthread_cond_wait; and a monitor thread that sleeps in 200 us periods and
- * records how late it wakes (the way cyclictest measures latency), so the
- * pause a profiler inflicts is measured from inside the target.
+ * records how late it wakes (the way cyclictest measures latency: real-time,
+ * SCHED_FIFO 80, where allowed), so the pause a profiler inflicts is measured
+ * from inside the target, and not the profiler merely using a core.
  * A thread waits in epoll_wait on an empty set with no timeout and counts the
  * EINTRs a profiler's ptrace stops cause.
  * On each stdin line "report", prints "late_max_us N late_total_us N wakeups N
- * eintr N" since the last report and resets. Build: cc -O2 -g -pthread wide.c */
+ * eintr N realtime 0|1" since the last report and resets. Build: cc -O2 -g -pthread wide.c */
 #include "fixture_ready.h"
 #include <errno.h>
+#include <sched.h>
 #include <sys/epoll.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
-static long late_max_ns, late_total_ns, wakeups, interrupted;
+static long late_max_ns, late_total_ns, wakeups, interrupted, realtime;
 
 static void *epoll_waiter(void *arg) {
     (void)arg;
@@ -54,6 +56,8 @@ static long now_ns(void) {
 
 static void *monitor(void *arg) {
     (void)arg;
+    struct sched_param priority = {.sched_priority = 80};
+    STORE(realtime, pthread_setschedparam(pthread_self(), SCHED_FIFO, &priority) == 0);
     const long period = 200000;
     long next = now_ns() + period;
     for (;;) {
@@ -81,8 +85,8 @@ int main(int argc, char **argv) {
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
         if (strncmp(line, "report", 6) == 0) {
-            printf("late_max_us %ld late_total_us %ld wakeups %ld eintr %ld\n", EXCHANGE(late_max_ns, 0) / 1000,
-                   EXCHANGE(late_total_ns, 0) / 1000, EXCHANGE(wakeups, 0), EXCHANGE(interrupted, 0));
+            printf("late_max_us %ld late_total_us %ld wakeups %ld eintr %ld realtime %ld\n", EXCHANGE(late_max_ns, 0) / 1000,
+                   EXCHANGE(late_total_ns, 0) / 1000, EXCHANGE(wakeups, 0), EXCHANGE(interrupted, 0), LOAD(realtime));
             fflush(stdout);
         }
     }

@@ -12,6 +12,9 @@
 #include <sys/wait.h>
 #include <zlib.h>
 #include <libiberty/demangle.h>
+#include <linux/perf_event.h>
+#include <sys/mman.h>
+#include <time.h>
 
 // Not in libunwind's public headers; exported by libunwind-x86_64.so (perf uses it too).
 extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t, unw_word_t, unw_dyn_info_t *,
@@ -169,4 +172,88 @@ unsigned char *sp_gunzip(const unsigned char *input, size_t length, size_t max_o
     inflateEnd(&stream);
     if (rc != Z_STREAM_END) { free(output); return NULL; }
     return output;
+}
+
+// perf registers (asm/perf_regs.h), x86_64: AX BX CX DX SI DI BP SP IP = 0..8, R8..R15 = 16..23.
+#define SP_PERF_REGS (0x1ffULL | (0xffULL << 16))
+
+int sp_perf_open(pid_t tid, uint64_t period_ns, uint32_t stack_bytes) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_TASK_CLOCK;  // the thread's own CPU time: it ticks only while it runs
+    attr.sample_period = period_ns;
+    attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+    attr.sample_regs_user = SP_PERF_REGS;
+    attr.sample_stack_user = stack_bytes;
+    attr.exclude_kernel = 1;
+    attr.exclude_hv = 1;
+    attr.use_clockid = 1;
+    attr.clockid = CLOCK_MONOTONIC;
+    long fd = syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+void *sp_perf_map(int fd, size_t data_pages) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *ring = mmap(NULL, (1 + data_pages) * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return ring == MAP_FAILED ? NULL : ring;
+}
+
+void sp_perf_unmap(void *ring, size_t data_pages) {
+    munmap(ring, (1 + data_pages) * (size_t)sysconf(_SC_PAGESIZE));
+}
+
+// Copies length bytes from the ring at a running offset, across its end.
+static void ring_copy(void *to, const uint8_t *data, uint64_t size, uint64_t at, size_t length) {
+    uint64_t start = at % size;
+    size_t first = length < size - start ? length : (size_t)(size - start);
+    memcpy(to, data + start, first);
+    if (first < length) memcpy((uint8_t *)to + first, data, length - first);
+}
+
+int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t stack_capacity, uint64_t *lost) {
+    struct perf_event_mmap_page *meta = ring;
+    uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
+    uint64_t tail = meta->data_tail;
+    const uint8_t *data = (const uint8_t *)ring + meta->data_offset;
+    uint64_t size = meta->data_size;
+    int found = 0;
+    while (size > 0 && tail + sizeof(struct perf_event_header) <= head) {
+        struct perf_event_header header;
+        ring_copy(&header, data, size, tail, sizeof header);
+        if (header.size < sizeof header || tail + header.size > head) break;
+        uint64_t at = tail + sizeof header;
+        if (header.type == PERF_RECORD_SAMPLE) {
+            uint32_t ids[2];
+            uint64_t time, abi;
+            ring_copy(ids, data, size, at, 8); at += 8;
+            ring_copy(&time, data, size, at, 8); at += 8;
+            ring_copy(&abi, data, size, at, 8); at += 8;
+            if (abi == PERF_SAMPLE_REGS_ABI_64) {
+                uint64_t regs[17];
+                ring_copy(regs, data, size, at, sizeof regs); at += sizeof regs;
+                uint64_t stack_size = 0, dynamic = 0;
+                ring_copy(&stack_size, data, size, at, 8); at += 8;
+                if (stack_size > 0) ring_copy(&dynamic, data, size, at + stack_size, 8);
+                if (dynamic > stack_size) dynamic = stack_size;
+                if (dynamic > stack_capacity) dynamic = stack_capacity;
+                ring_copy(stack, data, size, at, (size_t)dynamic);
+                static const int dwarf_from_perf[17] = {0, 3, 2, 1, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 8};
+                for (int i = 0; i < 17; i++) sample->registers[i] = regs[dwarf_from_perf[i]];
+                sample->time = time;
+                sample->tid = ids[1];
+                sample->stack_length = dynamic;
+                found = 1;
+            }
+        } else if (header.type == PERF_RECORD_LOST) {
+            uint64_t counts[2];  // id, lost
+            ring_copy(counts, data, size, at, sizeof counts);
+            *lost += counts[1];
+        }
+        tail += header.size;
+    }
+    __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
+    return found;
 }

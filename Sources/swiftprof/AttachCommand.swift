@@ -13,8 +13,11 @@ struct SamplingOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Show the progress line on stderr even when it is not a terminal (one line a report).")
     var progress = false
 
-    @Flag(name: .long, help: "Print how the samples were taken (threads reused, copied without stop, stopped) on stderr.")
+    @Flag(name: .long, help: "Print how the samples were taken (threads reused, copied without stop, sampled by the kernel, stopped) on stderr.")
     var stats = false
+
+    @Flag(name: .long, help: "Stop running threads with ptrace for each sample instead of reading the kernel's perf_event samples of them.")
+    var noPerf = false
 
     func validate() throws {
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000 samples a second") }
@@ -27,6 +30,7 @@ struct SamplingOptionGroup: ParsableArguments {
         options.snapshot.kernelAddresses = output.printsAddresses
         options.rate = rate
         options.durationNanoseconds = duration?.nanoseconds
+        options.kernelSampling = !noPerf
         return options
     }
 

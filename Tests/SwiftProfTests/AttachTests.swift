@@ -28,6 +28,33 @@ struct AttachTests {
         fixture.expectRunning()
     }
 
+    /// Running threads come from the kernel's perf samples of them: each is stopped at
+    /// most for its first tick (its event has no sample yet), not at every tick.
+    @Test func runningThreadsAreSampledByTheKernelNotStopped() throws {
+        let fixture = try Fixture.c("hot", arguments: ["2", "4"])
+        defer { fixture.stop() }
+        func paths(_ extra: [String]) throws -> [String: Int] {
+            let result = try swiftprof(["attach", "--duration", "1s", "--rate", "100"] + extra + ["\(fixture.pid)"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let profile = try parseProfile(result.stdout)
+            #expect(profile.record(containing: "hot_function") != nil)
+            let line = try #require(profile.comments.first { $0.hasPrefix("capture: ") })
+            var counts: [String: Int] = [:]
+            for part in line.dropFirst("capture: ".count).split(separator: ", ") {
+                let words = part.split(separator: " ", maxSplits: 1)
+                counts[String(words[1])] = Int(words[0])
+            }
+            return counts
+        }
+        let sampled = try paths([])
+        #expect((sampled["sampled by the kernel"] ?? 0) >= 100, "\(sampled)")
+        #expect((sampled["stopped"] ?? 0) < (sampled["sampled by the kernel"] ?? 0) / 10, "\(sampled)")
+        let stopped = try paths(["--no-perf"])
+        #expect(stopped["sampled by the kernel"] == nil, "\(stopped)")
+        #expect((stopped["stopped"] ?? 0) >= 100, "\(stopped)")
+        fixture.expectRunning()
+    }
+
     @Test func runProfilesACommandToItsExit() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -81,13 +108,17 @@ struct AttachTests {
         let result = try swiftprof("attach", "--duration", "0.5s", "--rate", "100", "--stats", "--format", "folded", "\(fixture.pid)")
         #expect(result.status == 0)
         let stats = try #require(result.stderr.split(separator: "\n").last { $0.contains(" samples, ") })
-        // "swiftprof: 50 samples, 0 lost; captures: 539 reused, 11 without stop, 50 stopped"
-        let numbers = stats.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
-        #expect(numbers.count == 5, "\(stats)")
-        let (samples, reused, withoutStop, stopped) = (numbers[0], numbers[2], numbers[3], numbers[4])
-        #expect(withoutStop == 11)  // the blocked threads, once each
-        #expect(reused == 11 * (samples - 1))
-        #expect(stopped == samples)  // the spinner runs: it is stopped for every sample
+        // "swiftprof: 50 samples, 0 lost; captures: 539 reused, 11 without stop, 48 sampled by the kernel, 2 stopped"
+        let samples = try #require(Int(stats.dropFirst("swiftprof: ".count).prefix { $0.isNumber }))
+        var paths: [String: Int] = [:]
+        for part in stats.split(separator: ";").last!.dropFirst(" captures: ".count).split(separator: ", ") {
+            let words = part.split(separator: " ", maxSplits: 1)
+            paths[String(words[1])] = Int(words[0])
+        }
+        #expect(paths["without stop"] == 11, "\(stats)")  // the blocked threads, once each
+        #expect(paths["reused"] == 11 * (samples - 1), "\(stats)")
+        // The spinner runs: captured at every sample, from the kernel's perf samples once there is one.
+        #expect((paths["sampled by the kernel"] ?? 0) + (paths["stopped"] ?? 0) == samples, "\(stats)")
     }
 }
 

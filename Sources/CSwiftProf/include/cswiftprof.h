@@ -53,6 +53,25 @@ int sp_unw_search_remote_table(unw_addr_space_t space, uint64_t ip,
 unsigned char *sp_gzip(const unsigned char *input, size_t length, size_t *out_length);
 unsigned char *sp_gunzip(const unsigned char *input, size_t length, size_t max_output, size_t *out_length);
 
+// perf_event: a thread's user registers and stack, sampled by the kernel every
+// period_ns of the thread's own CPU time, without stopping it.
+typedef struct {
+    uint64_t time;          // CLOCK_MONOTONIC, ns
+    uint64_t registers[17]; // DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip
+    uint64_t stack_length;  // valid bytes copied to the caller's stack buffer
+    uint32_t tid;
+} sp_perf_sample;
+
+// Returns the event's descriptor, or -errno.
+int sp_perf_open(pid_t tid, uint64_t period_ns, uint32_t stack_bytes);
+// Maps the event's ring (a header page and data_pages pages, a power of two); NULL on failure.
+void *sp_perf_map(int fd, size_t data_pages);
+void sp_perf_unmap(void *ring, size_t data_pages);
+// Consumes every record in the ring and keeps the newest sample: 1 if there was
+// one (in *sample, its stack in stack[0..stack_capacity)), else 0. Lost records
+// are added to *lost.
+int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t stack_capacity, uint64_t *lost);
+
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.
 char *sp_demangle_swift(const char *name);
 char *sp_demangle_cxx(const char *name);

@@ -14,6 +14,8 @@ public enum CapturePath: String, Sendable, CaseIterable {
     case reused
     /// Copied while blocked, without a stop.
     case withoutStop = "without stop"
+    /// Running: its registers and stack as the kernel's perf sampling last copied them.
+    case kernelSample = "sampled by the kernel"
     /// Stopped with ptrace for the copy.
     case stopped
 }
@@ -22,6 +24,7 @@ public enum CapturePath: String, Sendable, CaseIterable {
 public struct CaptureCounts: Sendable, Equatable {
     public var reused = 0
     public var withoutStop = 0
+    public var kernelSampled = 0
     public var stopped = 0
     /// All the time threads spent stopped, and the longest single stop.
     public var stoppedNanoseconds: UInt64 = 0
@@ -35,13 +38,15 @@ public struct CaptureCounts: Sendable, Equatable {
         switch path {
         case .reused: reused += 1
         case .withoutStop: withoutStop += 1
+        case .kernelSample: kernelSampled += 1
         case .stopped: stopped += 1
         }
     }
 
     /// "11 without stop, 1 stopped" (the paths that occurred), or "no thread".
     public var summary: String {
-        let parts = [(reused, "reused"), (withoutStop, "without stop"), (stopped, "stopped")]
+        let parts = [(reused, "reused"), (withoutStop, "without stop"), (kernelSampled, "sampled by the kernel"),
+                     (stopped, "stopped")]
             .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
         return parts.isEmpty ? "no thread" : parts.joined(separator: ", ")
     }

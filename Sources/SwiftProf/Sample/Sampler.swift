@@ -17,6 +17,9 @@ final class Sampler {
     private(set) var failures: [Int32: ThreadFailure] = [:]
     /// Reuse an idle thread's last sample (off for a one-off snapshot: nothing to reuse).
     var reusesIdleThreads = true
+    /// For a sampling run: running threads are read from the kernel's perf samples
+    /// instead of stopped (nil: always stopped).
+    var kernelSamples: KernelSamples?
 
     init(pid: Int32, options: SnapshotOptions) throws(TargetError) {
         self.pid = pid
@@ -45,6 +48,7 @@ final class Sampler {
         let alive = Set(tids)
         previous = previous.filter { alive.contains($0.key) }
         capturer.runTimes.keep(only: alive)
+        kernelSamples?.keep(only: alive)
         return samples
     }
 
@@ -70,6 +74,8 @@ final class Sampler {
                 return remember(sample, runTime: runTime)
             }
             partial = sample
+        } else if let sample = kernelSample(tid: tid, name: name, now: now) {
+            return remember(sample, runTime: runTime)
         }
         switch try capturer.captureStopped(tid: tid, name: name) {
         case .captured(let thread):
@@ -90,6 +96,22 @@ final class Sampler {
     }
 
     func releasePending() { capturer.releasePending() }
+
+    /// A running thread as the kernel sampled it within the last few periods, if its
+    /// walk is complete (a stack deeper than the kernel's copy gets a stop instead).
+    private func kernelSample(tid: Int32, name: String, now: UInt64) -> ThreadSample? {
+        guard let kernelSamples,
+              let (registers, stack) = kernelSamples.newest(tid: tid, notBefore: now &- 3 * kernelSamples.periodNanoseconds)
+        else { return nil }
+        let running = ThreadProcInfo(state: "R", syscall: nil, blockedAt: nil, syscallLine: "running", wchan: "",
+                                     kernelStack: nil, lastRanNanoseconds: nil)
+        let thread = CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: running,
+                                    stoppedForCapture: false)
+        let unwound = unwind(thread)
+        guard unwound.truncation == nil || unwound.truncation!.hasPrefix("depth limit") else { return nil }
+        capturer.count(.kernelSample)
+        return ThreadSample(thread, unwound: unwound, path: .kernelSample, now: now)
+    }
 
     private func remember(_ sample: ThreadSample, runTime: UInt64?) -> ThreadSample {
         if let runTime { previous[sample.tid] = (runTime, sample) }

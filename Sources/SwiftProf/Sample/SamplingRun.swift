@@ -10,6 +10,9 @@ public struct SamplingOptions: Sendable {
     public var rate: Double = 100
     /// How long to sample; nil: until asked to stop or the target exits.
     public var durationNanoseconds: UInt64?
+    /// Running threads from the kernel's perf_event samples instead of ptrace stops
+    /// (where perf_event_open is allowed).
+    public var kernelSampling = true
 
     public init() {}
 }
@@ -48,6 +51,9 @@ extension Profiler {
             var aggregate = SampleAggregate()
             var progress = SamplingProgress()
             let period = UInt64(1e9 / max(options.rate, 0.001))
+            if options.kernelSampling {
+                sampler.kernelSamples = KernelSamples(periodNanoseconds: period, stackBytes: options.snapshot.capture.stackBytes)
+            }
             let start = monotonicNanoseconds()
             var due = start
             var lastReport = start
@@ -132,30 +138,46 @@ extension Profiler {
 
 /// Identical samples counted together, in the order first seen.
 struct SampleAggregate {
-    private var entries: [ThreadSample.Key: (sample: ThreadSample, count: Int, tids: Set<Int32>, names: Set<String>)] = [:]
-    private var order: [ThreadSample.Key] = []
+    private struct Entry {
+        var sample: ThreadSample
+        var count: Int
+        var tids: Set<Int32>
+        var names: Set<String>
+    }
+
+    private var entries: [Entry] = []
+    private var slots: [ThreadSample.Key: Int] = [:]
+    /// Where each thread's last sample was counted: a reused sample is the same
+    /// sample again, so it is counted there without hashing its stack.
+    private var lastSlot: [Int32: Int] = [:]
 
     mutating func add(_ samples: [ThreadSample]) {
         for sample in samples {
+            if sample.path == .reused, let slot = lastSlot[sample.tid] {
+                entries[slot].count += 1
+                continue
+            }
             let key = sample.key
-            if var entry = entries[key] {
-                entry.count += 1
-                entry.tids.insert(sample.tid)
-                if !sample.name.isEmpty { entry.names.insert(sample.name) }
-                if let state = entry.sample.state, let other = sample.state { entry.sample.state = Grouper.merge(state, other) }
-                entries[key] = entry
+            if let slot = slots[key] {
+                entries[slot].count += 1
+                entries[slot].tids.insert(sample.tid)
+                if !sample.name.isEmpty { entries[slot].names.insert(sample.name) }
+                if let state = entries[slot].sample.state, let other = sample.state {
+                    entries[slot].sample.state = Grouper.merge(state, other)
+                }
+                lastSlot[sample.tid] = slot
             } else {
-                order.append(key)
-                entries[key] = (sample, 1, [sample.tid], sample.name.isEmpty ? [] : [sample.name])
+                slots[key] = entries.count
+                lastSlot[sample.tid] = entries.count
+                entries.append(Entry(sample: sample, count: 1, tids: [sample.tid], names: sample.name.isEmpty ? [] : [sample.name]))
             }
         }
     }
 
-    var representatives: [ThreadSample] { order.map { entries[$0]!.sample } }
+    var representatives: [ThreadSample] { entries.map(\.sample) }
 
     func records(_ symbolizer: StackSymbolizer) -> [Record] {
-        order.map { key in
-            let entry = entries[key]!
+        entries.map { entry in
             let (locations, state) = symbolizer.stack(entry.sample)
             return Record(count: entry.count, locations: locations, truncation: entry.sample.truncation,
                           threadIDs: entry.tids.sorted(), state: state, threadNames: entry.names.sorted())
