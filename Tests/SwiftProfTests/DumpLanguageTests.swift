@@ -36,6 +36,32 @@ struct DumpLanguageTests {
         fixture.expectRunning()
     }
 
+    /// Swift's runtime, Foundation and Dispatch keep frame pointers, so a walk from
+    /// the sp and pc /proc gives needs rbp: recovered from the copied stack, the
+    /// blocked threads are captured without a stop, with the same stack a stop gives.
+    /// Not the task's thread: its frame is entered through an indirect call, which
+    /// proves nothing about a candidate slot, so that one thread is stopped once.
+    @Test func swiftThreadsNeedNoStop() throws {
+        let fixture = try Fixture.swift()
+        defer { fixture.stop() }
+        let plain = try swiftprof("dump", "--no-kernel", "\(fixture.pid)").stdout
+        let stopped = try swiftprof("dump", "--no-kernel", "--consistent", "\(fixture.pid)").stdout
+        let threads = try parseProfile(plain).records.reduce(0) { $0 + $1.count }
+        #expect(plain.contains("# capture: \(threads - 1) without stop, 1 stopped\n"), "\(plain)")
+        func stacks(_ text: String) -> String {
+            text.split(separator: "\n").filter { !$0.hasPrefix("# capture") && !$0.hasPrefix("# state") }.joined(separator: "\n")
+        }
+        #expect(stacks(plain) == stacks(stopped))
+        #expect(plain.contains("Swift.readLine(strippingNewline: Swift.Bool)"))
+        // Sampling: each thread is stopped once at most (its rbp is then known while it waits), then reused.
+        let attach = try swiftprof("attach", "--duration", "0.5s", "--stats", "\(fixture.pid)")
+        let stats = try #require(attach.stderr.split(separator: "\n").last { $0.contains(" samples, ") })
+        let stops = stats.contains(" stopped") ? Int(stats.split(separator: " ").dropLast().last!) ?? 0 : 0
+        #expect(stops <= threads, "\(stats)")
+        #expect(stats.contains(" reused"), "\(stats)")
+        fixture.expectRunning()
+    }
+
     /// The forms Swift's own backtracer prints, with the module in front; async
     /// functions marked; thunks (here the @convention(c) entry of a pthread) droppable.
     @Test func swiftSimplifiedNamesAndThunks() throws {

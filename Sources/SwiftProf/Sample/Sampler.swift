@@ -14,6 +14,8 @@ final class Sampler {
     /// The last sample of each thread and its CPU time then, for idle elision.
     private var previous: [Int32: (runTime: UInt64, sample: ThreadSample)] = [:]
     private var names: [Int32: String] = [:]
+    /// Each thread's registers at its last ptrace stop.
+    private var stoppedAt: [Int32: RegisterSet] = [:]
     private(set) var failures: [Int32: ThreadFailure] = [:]
     /// Reuse an idle thread's last sample (off for a one-off snapshot: nothing to reuse).
     var reusesIdleThreads = true
@@ -47,6 +49,7 @@ final class Sampler {
         }
         let alive = Set(tids)
         previous = previous.filter { alive.contains($0.key) }
+        stoppedAt = stoppedAt.filter { alive.contains($0.key) }
         capturer.runTimes.keep(only: alive)
         kernelSamples?.keep(only: alive)
         return samples
@@ -73,6 +76,10 @@ final class Sampler {
                 capturer.count(.withoutStop)
                 return remember(sample, runTime: runTime)
             }
+            if let recovered = framePointerWalk(copy, partial: unwound) {
+                capturer.count(.withoutStop)
+                return remember(ThreadSample(copy, unwound: recovered, path: .withoutStop, now: now), runTime: runTime)
+            }
             partial = sample
         } else if let sample = kernelSample(tid: tid, name: name, now: now) {
             return remember(sample, runTime: runTime)
@@ -81,6 +88,7 @@ final class Sampler {
         case .captured(let thread):
             capturer.count(.stopped)
             failures[tid] = nil
+            stoppedAt[tid] = thread.registers
             return remember(ThreadSample(thread, unwound: unwind(thread), path: .stopped, now: now), runTime: runTime)
         case .gone:
             return nil
@@ -96,6 +104,26 @@ final class Sampler {
     }
 
     func releasePending() { capturer.releasePending() }
+
+    /// The walk of a copy taken without a stop that needed rbp, with rbp found:
+    /// the one read at this thread's last stop if it is blocked exactly where it
+    /// was then (same pc and sp: rbp is callee-saved, and waiting in the kernel
+    /// does not touch it), or one recovered from the stack (FramePointerRecovery).
+    /// A thread that needs a stop once is then not stopped again while it waits,
+    /// so it stays idle and its samples are reused.
+    private func framePointerWalk(_ copy: CapturedThread, partial: UnwoundStack) -> UnwoundStack? {
+        guard let unwinder else { return nil }
+        if let known = stoppedAt[copy.tid], known.pc == copy.registers.pc, known.sp == copy.registers.sp {
+            var registers = copy.registers
+            registers.values[RegisterSet.rbp] = known.fp
+            registers.known.insert(RegisterSet.rbp)
+            let walk = unwinder.unwind(CapturedThread(tid: copy.tid, name: copy.name, registers: registers, stack: copy.stack,
+                                                      stackNote: copy.stackNote, procInfo: copy.procInfo, stoppedForCapture: false),
+                                       options: options.unwind)
+            if walk.truncation == nil { return walk }
+        }
+        return FramePointerRecovery(unwinder: unwinder, image: image).recover(copy, partial: partial, options: options.unwind)
+    }
 
     /// A running thread as the kernel sampled it within the last few periods, if its
     /// walk is complete (a stack deeper than the kernel's copy gets a stop instead).

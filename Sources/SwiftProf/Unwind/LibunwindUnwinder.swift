@@ -96,7 +96,7 @@ final class LibunwindUnwinder {
                 let wasSignalFrame = sp_unw_is_signal_frame(&cursor) > 0
                 let step = sp_unw_step(&cursor)
                 if step < 0 {
-                    return UnwoundStack(pcs: pcs, truncation: "unwind error \(-step) at \(hex(pcs.last!))")
+                    return UnwoundStack(pcs: pcs, truncation: "unwind error \(-step) at \(hex(pcs.last!))", lastFrameSP: sp)
                 }
                 if step == 0 {
                     return finish(pcs, cursor: &cursor, walk: walk, limit: limit)
@@ -167,13 +167,22 @@ final class LibunwindUnwinder {
         return UnwoundStack(pcs: all, truncation: nil)
     }
 
-    private func hasUnwindInfo(at pc: UInt64, walk: WalkSource) -> Bool {
-        guard let module = image.module(containing: pc), case .success(let table) = module.table else { return false }
+    private func hasUnwindInfo(at pc: UInt64, walk: WalkSource) -> Bool { procedure(at: pc, walk: walk) != nil }
+
+    /// The first address of the function holding `pc`, as its CFI says.
+    func functionStart(containing pc: UInt64) -> UInt64? {
+        let walk = WalkSource(stack: StackCopy(start: 0, bytes: []), registers: RegisterSet(pc: pc, sp: 0, fp: 0), image: image)
+        return procedure(at: pc, walk: walk)?.start_ip
+    }
+
+    private func procedure(at pc: UInt64, walk: WalkSource) -> unw_proc_info_t? {
+        guard let module = image.module(containing: pc), case .success(let table) = module.table else { return nil }
         var info = unw_proc_info_t()
-        return withExtendedLifetime(walk) {
+        let found = withExtendedLifetime(walk) {
             sp_unw_search_remote_table(space, pc, module.start, module.end, module.bias &+ table.headerVaddr,
                                        module.bias &+ table.tableVaddr, table.entryCount, &info, 0,
                                        Unmanaged.passUnretained(walk).toOpaque()) == 0
         }
+        return found ? info : nil
     }
 }

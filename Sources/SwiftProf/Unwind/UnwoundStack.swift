@@ -5,10 +5,17 @@ public struct UnwoundStack: Equatable, Sendable {
     public let pcs: [UInt64]
     /// Why the walk stopped before the outermost frame; nil when it reached it.
     public let truncation: String?
+    /// The stack pointer of the last frame, when the walk failed to step from it.
+    var lastFrameSP: UInt64?
 
     public init(pcs: [UInt64], truncation: String?) {
         self.pcs = pcs
         self.truncation = truncation
+    }
+
+    init(pcs: [UInt64], truncation: String, lastFrameSP: UInt64) {
+        self.init(pcs: pcs, truncation: truncation)
+        self.lastFrameSP = lastFrameSP
     }
 }
 
