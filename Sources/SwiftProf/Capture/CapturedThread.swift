@@ -17,11 +17,13 @@ public struct StackCopy: Equatable, Sendable {
     /// The little-endian word at `address`, if the copy holds all of its bytes.
     public func word(at address: UInt64) -> UInt64? {
         guard address >= start, address &+ 8 <= end, address &+ 8 > address else { return nil }
-        let offset = Int(address - start)
-        var value: UInt64 = 0
-        for index in (0..<8).reversed() { value = value << 8 | UInt64(bytes[offset + index]) }
-        return value
+        return littleEndianWord(bytes, at: Int(address - start))
     }
+}
+
+/// The little-endian 64-bit word at `offset` of `bytes` (which must hold it).
+func littleEndianWord(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+    (0..<8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[offset + $1]) }
 }
 
 public struct CapturedThread: Equatable, Sendable {

@@ -91,8 +91,7 @@ struct GoroutineReader {
     private func bytes(_ address: UInt64, _ count: Int) -> [UInt8]? { Ptrace.readMemory(pid: pid, at: address, count: count) }
 
     private func word(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
-        guard offset >= 0, offset + 8 <= bytes.count else { return 0 }
-        return (0..<8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[offset + $1]) }
+        offset >= 0 && offset + 8 <= bytes.count ? littleEndianWord(bytes, at: offset) : 0
     }
 }
 

@@ -81,7 +81,7 @@ enum DecompressedDebugFile {
             guard inflated == true, bytes.withUnsafeBytes({ writeFully(fd, $0) }) else { return false }
             position += padding
             // sh_flags without SHF_COMPRESSED, sh_offset, sh_size, sh_addralign.
-            set(&sections[index].header, at: 8, to: littleEndian(sections[index].header, at: 8) & ~compressedFlag)
+            set(&sections[index].header, at: 8, to: littleEndianWord(sections[index].header, at: 8) & ~compressedFlag)
             set(&sections[index].header, at: 24, to: UInt64(position))
             set(&sections[index].header, at: 32, to: UInt64(stream.size))
             set(&sections[index].header, at: 48, to: UInt64(stream.alignment))
@@ -94,10 +94,6 @@ enum DecompressedDebugFile {
         // e_shoff, the only change to the ELF header.
         var shoff = UInt64(position + padding).littleEndian
         return withUnsafeBytes(of: &shoff) { pwrite(fd, $0.baseAddress, 8, 40) } == 8
-    }
-
-    private static func littleEndian(_ bytes: [UInt8], at offset: Int) -> UInt64 {
-        (0..<8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[offset + $1]) }
     }
 
     private static func set(_ bytes: inout [UInt8], at offset: Int, to value: UInt64) {
