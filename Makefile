@@ -39,8 +39,14 @@ stress: build
 	@mkdir -p .build/fixtures
 	cc $(FIXTURE_CFLAGS) -o $@ $<
 
-demo: build .build/fixtures/kvserver
+demo: build .build/fixtures/kvserver .build/fixtures/go-kvserver
 	@scripts/demo .build/fixtures/kvserver
+	@scripts/demo .build/fixtures/go-kvserver
+
+# The Go fixture, built offline with Debian's go (standard library only).
+.build/fixtures/go-%: Fixtures/go/%/main.go
+	@mkdir -p .build/fixtures
+	HOME=$${HOME:-/tmp} GOCACHE=$(CURDIR)/.build/go-cache GOFLAGS=-mod=mod GOPROXY=off go build -o $@ $<
 
 bench: release .build/fixtures/wide .build/fixtures/hot
 	@bench/run
