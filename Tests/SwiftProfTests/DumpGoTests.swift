@@ -9,8 +9,9 @@ struct DumpGoTests {
     /// The same process, profiled by swiftprof and by its own /debug/pprof/goroutine?debug=1.
     /// swiftprof goes first: the request Go answers creates goroutines of its own (the
     /// handler and its connection reader), which are the only records told apart below.
-    @Test func goroutinesMatchGosOwnProfile() throws {
-        let fixture = try Fixture.go("kvserver")
+    @Test(arguments: [FixtureBuild.GoBuild.plain, .pie])
+    func goroutinesMatchGosOwnProfile(_ build: FixtureBuild.GoBuild) throws {
+        let fixture = try Fixture.go("kvserver", build)
         defer { fixture.stop() }
         let result = try swiftprof("dump", "--goroutines", "\(fixture.pid)")
         #expect(result.status == 0, "\(result.stderr)")
@@ -37,8 +38,9 @@ struct DumpGoTests {
         fixture.expectRunning()
     }
 
-    @Test(arguments: [false, true]) func threadStacksUnwindToTheirStart(stripped: Bool) throws {
-        let fixture = try Fixture.go("kvserver", stripped: stripped)
+    @Test(arguments: FixtureBuild.GoBuild.allCases)
+    func threadStacksUnwindToTheirStart(_ build: FixtureBuild.GoBuild) throws {
+        let fixture = try Fixture.go("kvserver", build)
         defer { fixture.stop() }
         let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
         #expect(result.status == 0, "\(result.stderr)")
@@ -97,7 +99,7 @@ struct DumpGoTests {
     }
 
     @Test func goroutinesNeedDWARF() throws {
-        let fixture = try Fixture.go("kvserver", stripped: true)
+        let fixture = try Fixture.go("kvserver", .stripped)
         defer { fixture.stop() }
         let result = try swiftprof("dump", "--goroutines", "\(fixture.pid)")
         #expect(result.status == 2)

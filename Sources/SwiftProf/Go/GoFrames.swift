@@ -9,7 +9,7 @@ extension GoModule {
     /// innermost first.
     func frameLines(at address: UInt64) -> [FrameLine]? {
         let link = address &- bias
-        guard let function = function(at: link) else { return nil }
+        guard let function = table.function(at: link) else { return nil }
         let offset = link - function.entry
         var lines: [FrameLine] = []
         var pc = link
@@ -34,7 +34,7 @@ extension GoModule {
         func keeps(_ id: UInt8) -> Bool { id != GoPclntab.wrapperFunctionID }
         for address in returnAddresses {
             var pc = address &- bias
-            guard let function = function(at: pc - 1) ?? function(at: pc) else {
+            guard let function = table.function(at: pc - 1) ?? table.function(at: pc) else {
                 pcs.append(address)
                 continue
             }
@@ -56,7 +56,7 @@ extension GoModule {
     /// The one logical frame Go's CallersFrames gives for a recorded pc.
     func runtimeFrame(pc: UInt64) -> Location {
         let link = pc &- bias - 1
-        guard let function = function(at: link) else {
+        guard let function = table.function(at: link) else {
             return Location(address: pc - 1, moduleBias: bias, module: path,
                             lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
         }

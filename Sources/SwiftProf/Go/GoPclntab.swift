@@ -52,7 +52,8 @@ final class GoPclntab {
 
     init?(image: ElfImage) {
         let sections = image.sections()
-        guard let table = sections.first(where: { $0.name == ".gopclntab" }), table.hasBytes,
+        // PIE builds put it in .data.rel.ro.gopclntab.
+        guard let table = sections.first(where: { $0.name == ".gopclntab" || $0.name == ".data.rel.ro.gopclntab" }), table.hasBytes,
               let magic = image.source.load(UInt32.self, at: table.offset),
               image.source.load(UInt8.self, at: table.offset + 6) == 1,  // pc quantum: 1 on amd64
               image.source.load(UInt8.self, at: table.offset + 7) == 8 else { return nil }

@@ -9,6 +9,7 @@ struct GoModule {
     let bias: UInt64
     let path: String
 
+    /// The function holding runtime address `address`.
     func function(at address: UInt64) -> GoFunction? { table.function(at: address &- bias) }
 }
 

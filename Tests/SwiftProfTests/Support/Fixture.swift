@@ -62,10 +62,26 @@ enum FixtureBuild {
 extension FixtureBuild {
     private static let builtGo = Mutex<[String: String]>([:])
 
-    /// Builds Fixtures/go/NAME with Debian's go, once per test run; `stripped`
-    /// builds with -ldflags='-s -w' (no symbol table, no DWARF).
-    static func go(_ name: String, stripped: Bool = false) throws -> String {
-        let key = name + (stripped ? "-stripped" : "")
+    /// How a Go fixture is linked.
+    enum GoBuild: String, CaseIterable, Sendable {
+        case plain
+        /// -ldflags='-s -w': no symbol table, no DWARF.
+        case stripped
+        /// -buildmode=pie: loaded at a random address, its table in .data.rel.ro.gopclntab.
+        case pie
+
+        var flags: [String] {
+            switch self {
+            case .plain: return []
+            case .stripped: return ["-ldflags=-s -w"]
+            case .pie: return ["-buildmode=pie"]
+            }
+        }
+    }
+
+    /// Builds Fixtures/go/NAME with Debian's go, once per test run and kind of build.
+    static func go(_ name: String, _ build: GoBuild = .plain) throws -> String {
+        let key = build == .plain ? name : "\(name)-\(build.rawValue)"
         return try builtGo.withLock { cache in
             if let path = cache[key] { return path }
             try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
@@ -77,7 +93,7 @@ extension FixtureBuild {
             environment["GOFLAGS"] = "-mod=mod"
             environment["GOPROXY"] = "off"
             let source = Paths.packageRoot.appendingPathComponent("Fixtures/go/\(name)").path
-            let flags = stripped ? ["-ldflags=-s -w"] : []
+            let flags = build.flags
             let result = try run("go", ["build"] + flags + ["-o", output, source + "/main.go"], environment: environment)
             guard result.status == 0 else { throw FixtureError.build(key, result.stderr) }
             cache[key] = output
@@ -157,8 +173,8 @@ final class Fixture: @unchecked Sendable {
         try Fixture(try FixtureBuild.executable(name), arguments: arguments)
     }
 
-    static func go(_ name: String, stripped: Bool = false) throws -> Fixture {
-        try Fixture(try FixtureBuild.go(name, stripped: stripped))
+    static func go(_ name: String, _ build: FixtureBuild.GoBuild = .plain) throws -> Fixture {
+        try Fixture(try FixtureBuild.go(name, build))
     }
 
     static func swift() throws -> Fixture {
