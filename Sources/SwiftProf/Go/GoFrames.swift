@@ -14,7 +14,7 @@ extension GoModule {
         var lines: [FrameLine] = []
         var pc = link
         while let call = table.inlinedCall(function, at: pc) {
-            if call.functionID != GoPclntab.wrapperFunctionID {
+            if call.functionID != table.wrapperFunctionID {
                 let (file, line) = table.fileLine(function, at: pc)
                 lines.append(FrameLine(function: call.name, offset: offset, file: file, line: line))
             }
@@ -31,7 +31,8 @@ extension GoModule {
     /// which a parked goroutine is not in).
     func runtimePCs(_ returnAddresses: [UInt64]) -> [UInt64] {
         var pcs: [UInt64] = []
-        func keeps(_ id: UInt8) -> Bool { id != GoPclntab.wrapperFunctionID }
+        let wrapper = table.wrapperFunctionID
+        func keeps(_ id: UInt8) -> Bool { id != wrapper }
         for address in returnAddresses {
             var pc = address &- bias
             guard let function = table.function(at: pc - 1) ?? table.function(at: pc) else {

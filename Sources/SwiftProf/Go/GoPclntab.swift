@@ -41,12 +41,28 @@ final class GoPclntab {
     /// Link-time address of `go:func.*`, which funcdata offsets are relative to
     /// (from the runtime's module table); nil when it cannot be found, and then
     /// inlined frames are not expanded.
-    private let funcdataBase: UInt64?
+    private let funcdataCandidates: [UInt64]
+    /// The candidate that gives every sampled inline tree real function names.
+    private lazy var funcdataBase: UInt64? = funcdataCandidates.first { validates(funcdataBase: $0) }
     private var nameCache: [Int32: String] = [:]
     private var fileCache: [UInt32: String] = [:]
 
     /// The `funcID` of compiler-generated wrappers, which Go's tracebacks leave out.
-    static let wrapperFunctionID: UInt8 = 21
+    /// Its number grows as Go adds special functions (21 in Go 1.19, 23 in 1.27), so
+    /// it is read off a function that is always one: a method value's "-fm" wrapper
+    /// or a generated equality function.
+    private(set) lazy var wrapperFunctionID: UInt8? = {
+        for index in 0..<functionCount {
+            guard let recordOffset = image.source.load(UInt32.self, at: functionTable + 8 * index + 4) else { return nil }
+            let record = functionTable + Int(recordOffset)
+            let name = self.name(offset: image.source.load(Int32.self, at: record + 4) ?? -1)
+            if name.hasSuffix("-fm") || name.hasPrefix("type:.eq.") || name.hasPrefix("type..eq.") {
+                let id = image.source.load(UInt8.self, at: record + (layout == .go118 ? 36 : 40)) ?? 0
+                if id != 0 { return id }
+            }
+        }
+        return nil
+    }()
     private static let spDeltaTable = 0, fileTable = 1, lineTable = 2
     private static let inlineTreeIndexData = 2, inlineTreeFuncdata = 3
 
@@ -63,8 +79,16 @@ final class GoPclntab {
         default: return nil
         }
         func word(_ index: Int) -> Int? { image.source.load(UInt64.self, at: table.offset + 8 * index).map { Int($0) } }
-        guard let count = word(1), let text = word(3), let names = word(4), let units = word(5), let files = word(6),
+        guard let count = word(1), var text = word(3), let names = word(4), let units = word(5), let files = word(6),
               let values = word(7), let functions = word(8), count > 0, count < 10_000_000 else { return nil }
+        // Newer linkers leave textStart 0 (the runtime takes moduledata.text, which is
+        // not where .text starts when gcc linked C code in front of it).
+        let module = GoPclntab.findModuleData(image: image, sections: sections, table: table,
+                                              textStart: text == 0 ? nil : UInt64(text))
+        if text == 0 {
+            guard let moduleText = module?.text else { return nil }
+            text = Int(moduleText)
+        }
         self.image = image
         header = table.offset
         functionCount = count
@@ -74,7 +98,7 @@ final class GoPclntab {
         filesAt = table.offset + files
         valuesAt = table.offset + values
         functionTable = table.offset + functions
-        funcdataBase = GoPclntab.findFuncdataBase(image: image, sections: sections, table: table, textStart: UInt64(text))
+        funcdataCandidates = module?.funcdataCandidates ?? []
     }
 
     /// The function holding link-time address `pc`.
@@ -205,22 +229,49 @@ final class GoPclntab {
     }
 
     /// The runtime's module table (`runtime.firstmoduledata`) starts with a pointer
-    /// to the pclntab header and lives in .noptrdata; a few words on it holds the
-    /// start of .rodata followed by `gofunc`. Found by content, so stripped
-    /// binaries work; each candidate is checked against the section table.
-    private static func findFuncdataBase(image: ElfImage, sections: [ElfSection], table: ElfSection,
-                                         textStart: UInt64) -> UInt64? {
-        guard let data = sections.first(where: { $0.name == ".noptrdata" }), data.hasBytes,
-              let rodata = sections.first(where: { $0.name == ".rodata" }) else { return nil }
-        var at = data.offset
-        while at + 8 * 48 <= data.offset + data.size {
-            defer { at += 8 }
-            guard image.source.load(UInt64.self, at: at) == table.address,
-                  image.source.load(UInt64.self, at: at + 8 * 22) == textStart else { continue }
-            for index in 36..<46 where image.source.load(UInt64.self, at: at + 8 * index) == rodata.address {
-                if let base = image.source.load(UInt64.self, at: at + 8 * (index + 1)), rodata.contains(base) { return base }
+    /// to the pclntab header and lives in .noptrdata (Go 1.26 and later: a section of
+    /// its own); its 23rd word is `text`, and `gofunc` is one of its words 37 to 46,
+    /// depending on the version. Found by content, so stripped binaries work: the
+    /// candidates for gofunc are the words there that point into the file, and the
+    /// one whose inline trees name real functions is kept (see `validates`).
+    private static func findModuleData(image: ElfImage, sections: [ElfSection], table: ElfSection,
+                                       textStart: UInt64?) -> (text: UInt64, funcdataCandidates: [UInt64])? {
+        guard let code = sections.first(where: { $0.name == ".text" }) else { return nil }
+        for data in sections where [".go.module", ".noptrdata"].contains(data.name) && data.hasBytes {
+            var at = data.offset
+            while at + 8 * 48 <= data.offset + data.size {
+                defer { at += 8 }
+                guard image.source.load(UInt64.self, at: at) == table.address,
+                      let text = image.source.load(UInt64.self, at: at + 8 * 22), code.contains(text),
+                      textStart == nil || text == textStart else { continue }
+                let candidates = (36..<47).compactMap { image.source.load(UInt64.self, at: at + 8 * $0) }.filter { word in
+                    sections.contains { $0.hasBytes && $0.address != 0 && $0.contains(word) && $0.name != ".text" }
+                }
+                return (text, candidates)
             }
         }
         return nil
+    }
+
+    /// Whether funcdata offsets taken from `base` lead, for the first functions that
+    /// have an inline tree, to entries whose names are Go function names.
+    private func validates(funcdataBase base: UInt64) -> Bool {
+        var checked = 0
+        for index in 0..<functionCount where checked < 8 {
+            guard let recordOffset = image.source.load(UInt32.self, at: functionTable + 8 * index + 4) else { return false }
+            let record = functionTable + Int(recordOffset)
+            guard let count = image.source.load(UInt8.self, at: record + fixedRecordSize - 1),
+                  count > UInt8(GoPclntab.inlineTreeFuncdata),
+                  let pcdataCount = image.source.load(UInt32.self, at: record + 28),
+                  let offset = image.source.load(UInt32.self,
+                                                 at: record + fixedRecordSize + 4 * (Int(pcdataCount) + GoPclntab.inlineTreeFuncdata)),
+                  offset != UInt32.max else { continue }
+            guard let tree = image.fileOffset(ofVaddr: base + UInt64(offset)),
+                  let nameOffset = image.source.load(Int32.self, at: tree + (layout == .go118 ? 12 : 4)) else { return false }
+            let name = self.name(offset: nameOffset)
+            guard name.contains("."), name.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { return false }
+            checked += 1
+        }
+        return checked > 0
     }
 }

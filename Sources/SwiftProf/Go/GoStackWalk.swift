@@ -63,14 +63,18 @@ struct GoStackWalk {
             result.pcs.append(pc)
             let name = module.table.name(of: function)
             if threadStack && name == "runtime.asmcgocall" {
-                guard goroutineStack == nil, let crossed = crossFromCgo(sp: sp, load: load) else {
+                guard readTarget != nil else {
                     result.end = .outermost
                     return result
                 }
-                goroutineStack = crossed
-                guard let returnAddress = crossed.word(at: crossed.start) else { return result }
+                guard goroutineStack == nil, let crossed = crossFromCgo(sp: sp, load: load),
+                      let returnAddress = crossed.stack.word(at: crossed.returnAddressAt) else {
+                    result.end = .truncated("the goroutine stack runtime.asmcgocall came from is not found")
+                    return result
+                }
+                goroutineStack = crossed.stack
                 pc = returnAddress
-                sp = crossed.start + 8
+                sp = crossed.returnAddressAt + 8
                 isReturnAddress = true
                 continue
             }
@@ -97,27 +101,39 @@ struct GoStackWalk {
         }
     }
 
-    /// asmcgocall (Go 1.17 and later, amd64) switched to the g0 stack and saved, at
-    /// 48(SP), the g it came from (0 when it did not switch) and at 40(SP) its depth
-    /// in that g's stack (stack.hi - SP, since the stack may move during a callback;
-    /// the original SP itself when it did not switch). asmcgocall has no frame of
-    /// its own, so the original SP points at the return address into runtime.cgocall.
+    /// asmcgocall switched to the g0 stack and saved there the g it came from (0
+    /// when it did not switch) and its depth in that g's stack (stack.hi - SP, since
+    /// the stack may move during a callback; the original SP itself when it did not
+    /// switch): at 48(SP) and 40(SP) in Go 1.17 to 1.2x, at 8(SP) and 0(SP) in later
+    /// ones. The original SP points at the return address into runtime.cgocall (or
+    /// at BP saved below it), which is what tells the layouts apart.
     /// A goroutine in a cgo call cannot have its stack moved, so reading it live is sound.
-    private func crossFromCgo(sp: UInt64, load: (UInt64) -> UInt64?) -> StackCopy? {
-        guard let readTarget, let g = load(sp + 48), let saved = load(sp + 40) else { return nil }
-        var originalSP = saved
-        var stackEnd = saved &+ GoStackWalk.goroutineStackWindow
-        if g != 0 {
-            // runtime.g begins with stack{lo, hi}.
-            guard let bytes = readTarget(g + 8, 8) else { return nil }
-            let hi = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-            guard saved < hi else { return nil }
-            originalSP = hi - saved
-            stackEnd = min(hi, originalSP &+ GoStackWalk.goroutineStackWindow)
+    private func crossFromCgo(sp: UInt64, load: (UInt64) -> UInt64?) -> (stack: StackCopy, returnAddressAt: UInt64)? {
+        guard let readTarget else { return nil }
+        for (gAt, depthAt) in [(UInt64(48), UInt64(40)), (8, 0)] {
+            guard let g = load(sp + gAt), let saved = load(sp + depthAt) else { continue }
+            var originalSP = saved
+            var stackEnd = saved &+ GoStackWalk.goroutineStackWindow
+            if g != 0 {
+                // runtime.g begins with stack{lo, hi}.
+                guard let bytes = readTarget(g + 8, 8) else { continue }
+                let hi = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                guard saved < hi else { continue }
+                originalSP = hi - saved
+                stackEnd = min(hi, originalSP &+ GoStackWalk.goroutineStackWindow)
+            }
+            guard originalSP % 8 == 0, originalSP != 0, stackEnd > originalSP,
+                  let bytes = readTarget(originalSP, Int(stackEnd - originalSP)) ?? readTarget(originalSP, 4096) else { continue }
+            let copy = StackCopy(start: originalSP, bytes: bytes)
+            // Newer assemblers save BP in asmcgocall's prologue, before it takes SP:
+            // the return address is then one word higher.
+            for at in [originalSP, originalSP + 8] {
+                guard let returnAddress = copy.word(at: at), let caller = module.function(at: returnAddress),
+                      module.table.name(of: caller) == "runtime.cgocall" else { continue }
+                return (copy, at)
+            }
         }
-        guard originalSP % 8 == 0, originalSP != 0, stackEnd > originalSP,
-              let bytes = readTarget(originalSP, Int(stackEnd - originalSP)) ?? readTarget(originalSP, 4096) else { return nil }
-        return StackCopy(start: originalSP, bytes: bytes)
+        return nil
     }
 
     static let goroutineStackWindow: UInt64 = 64 * 1024

