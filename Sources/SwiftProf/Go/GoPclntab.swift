@@ -53,8 +53,7 @@ final class GoPclntab {
     /// or a generated equality function.
     private(set) lazy var wrapperFunctionID: UInt8? = {
         for index in 0..<functionCount {
-            guard let recordOffset = image.source.load(UInt32.self, at: functionTable + 8 * index + 4) else { return nil }
-            let record = functionTable + Int(recordOffset)
+            guard let record = record(index) else { return nil }
             let name = self.name(offset: image.source.load(Int32.self, at: record + 4) ?? -1)
             if name.hasSuffix("-fm") || name.hasPrefix("type:.eq.") || name.hasPrefix("type..eq.") {
                 let id = image.source.load(UInt8.self, at: record + (layout == .go118 ? 36 : 40)) ?? 0
@@ -112,9 +111,8 @@ final class GoPclntab {
             if entry <= target { low = middle } else { high = middle }
         }
         guard let entry = entryOffset(low), let next = entryOffset(low + 1), entry <= target,
-              let recordOffset = image.source.load(UInt32.self, at: functionTable + 8 * low + 4) else { return nil }
-        return GoFunction(entry: textStart + UInt64(entry), end: textStart + UInt64(next),
-                          record: functionTable + Int(recordOffset))
+              let record = record(low) else { return nil }
+        return GoFunction(entry: textStart + UInt64(entry), end: textStart + UInt64(next), record: record)
     }
 
     func name(of function: GoFunction) -> String {
@@ -164,6 +162,11 @@ final class GoPclntab {
     // MARK: - Table internals
 
     private func entryOffset(_ index: Int) -> UInt32? { image.source.load(UInt32.self, at: functionTable + 8 * index) }
+
+    /// File offset of the `_func` record of function `index`.
+    private func record(_ index: Int) -> Int? {
+        image.source.load(UInt32.self, at: functionTable + 8 * index + 4).map { functionTable + Int($0) }
+    }
 
     private func name(offset: Int32) -> String {
         if let cached = nameCache[offset] { return cached }
@@ -258,8 +261,7 @@ final class GoPclntab {
     private func validates(funcdataBase base: UInt64) -> Bool {
         var checked = 0
         for index in 0..<functionCount where checked < 8 {
-            guard let recordOffset = image.source.load(UInt32.self, at: functionTable + 8 * index + 4) else { return false }
-            let record = functionTable + Int(recordOffset)
+            guard let record = record(index) else { return false }
             guard let count = image.source.load(UInt8.self, at: record + fixedRecordSize - 1),
                   count > UInt8(GoPclntab.inlineTreeFuncdata),
                   let pcdataCount = image.source.load(UInt32.self, at: record + 28),
