@@ -54,7 +54,9 @@ func taskIDs() -> [Int32] {
     defer { closedir(dir) }
     var ids: [Int32] = []
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        // d_name in place: the entry is only d_reclen bytes long, not a whole struct.
+        let name = String(cString: UnsafeRawPointer(entry).advanced(by: MemoryLayout<dirent>.offset(of: \dirent.d_name)!)
+            .assumingMemoryBound(to: CChar.self))
         if let id = Int32(name) { ids.append(id) }
     }
     return ids

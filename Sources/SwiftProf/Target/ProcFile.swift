@@ -50,20 +50,25 @@ enum ProcFile {
         guard let dir = opendir(path) else { throw SystemError(call: "opendir", path: path, errno: errno) }
         defer { closedir(dir) }
         var ids: [Int32] = []
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        let lengthOffset = MemoryLayout<dirent>.offset(of: \dirent.d_reclen)!
         while let entry = readdir(dir) {
-            // Read the digits in place: sampling lists the threads 100 times a second.
-            let id = withUnsafeBytes(of: entry.pointee.d_name) { raw -> Int32? in
-                var value: Int32 = 0
-                var digits = 0
-                for byte in raw {
-                    if byte == 0 { break }
-                    guard byte >= 48 && byte <= 57, value < Int32.max / 10 - 9 else { return nil }
-                    value = value * 10 + Int32(byte - 48)
-                    digits += 1
-                }
-                return digits > 0 ? value : nil
+            // Only d_reclen bytes of an entry exist: copying the struct (its 256-byte
+            // d_name) reads past the last entry of readdir's buffer, which crashed
+            // on 2,000 threads when the buffer ended at a page boundary.
+            let name = UnsafeRawPointer(entry) + nameOffset
+            let length = Int(UnsafeRawPointer(entry).loadUnaligned(fromByteOffset: lengthOffset, as: UInt16.self)) - nameOffset
+            var value: Int32 = 0
+            var digits = 0
+            var valid = length > 0
+            for index in 0..<max(0, length) {
+                let byte = name.load(fromByteOffset: index, as: UInt8.self)
+                if byte == 0 { break }
+                guard byte >= 48 && byte <= 57, value < Int32.max / 10 - 9 else { valid = false; break }
+                value = value * 10 + Int32(byte - 48)
+                digits += 1
             }
-            if let id { ids.append(id) }
+            if valid && digits > 0 { ids.append(value) }
         }
         return ids.sorted()
     }
