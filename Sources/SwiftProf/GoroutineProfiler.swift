@@ -23,7 +23,10 @@ extension Profiler {
 
         var captureOptions = options.capture
         captureOptions.readThreadState = false
-        let reader = GoroutineReader(pid: pid, layout: layout, module: module, stackLimit: captureOptions.stackBytes)
+        var reader = GoroutineReader(pid: pid, layout: layout, module: module, stackLimit: captureOptions.stackBytes)
+        if let reasons = layout.waitReasonStrings {
+            reader.waitReasons = module.table.staticStrings(at: reasons, limit: 64)
+        }
         let (capture, listed) = try TracerThread.run { () throws(TargetError) -> (Capture, Result<GoroutineList, TargetError>) in
             try StopTheWorld(pid: pid, options: captureOptions).run(whileStopped: reader.read)
         }

@@ -46,6 +46,17 @@ struct DumpGoTests {
                 == sourceLine("Fixtures/go/kvserver/main.go", containing: "for range ticker.C"))
         #expect(profile.record(containing: "main.readPipe")?.functions.first == "syscall.Syscall")
         #expect(profile.record(containing: "net/http.(*Server).Serve") != nil)
+
+        // Each goroutine with its id and state, as Go's debug=2 heads it ("goroutine 19 [chan receive]:").
+        let traceback = try swiftprof("dump", "--goroutines", "--format", "traceback", "\(fixture.pid)").stdout
+        let gos2 = try #require(httpGet(port: port, path: "/debug/pprof/goroutine?debug=2"))
+        func headers(_ text: String) -> Set<String> { Set(text.split(separator: "\n").filter { $0.hasPrefix("goroutine ") }.map(String.init)) }
+        let ourHeaders = headers(traceback), theirHeaders = headers(gos2)
+        #expect(ourHeaders.count == profile.records.reduce(0) { $0 + $1.count })
+        #expect(ourHeaders.isSubset(of: theirHeaders), "ours: \(ourHeaders.sorted())\nGo's: \(theirHeaders.sorted())")
+        // Go's has the goroutines serving that request besides.
+        #expect(theirHeaders.count - ourHeaders.count <= 2, "ours: \(ourHeaders.sorted())\nGo's: \(theirHeaders.sorted())")
+        #expect(ourHeaders.filter { $0.hasSuffix(" [chan receive]:") }.count == 4)
         fixture.expectRunning()
     }
 

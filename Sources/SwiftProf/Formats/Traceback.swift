@@ -6,6 +6,9 @@
 //   	../sysdeps/unix/sysv/linux/epoll_wait.c:30 +0x56
 //   poll_forever(...)
 //   	/src/parked.c:38 +0x23
+//
+// Goroutines (`dump --goroutines`) are headed as Go heads them:
+//   goroutine 18 [chan receive]:
 
 public struct TracebackWriter: Sendable {
     public init() {}
@@ -14,7 +17,13 @@ public struct TracebackWriter: Sendable {
         let threads = document.threadStacks.enumerated().sorted { lhs, rhs in
             lhs.element.tid != rhs.element.tid ? lhs.element.tid < rhs.element.tid : lhs.offset < rhs.offset
         }.map(\.element)
-        return threads.map(block).joined(separator: "\n")
+        let goroutines = document.profileName == "goroutine"
+        return threads.map { goroutines ? goroutineBlock($0) : block($0) }.joined(separator: "\n")
+    }
+
+    /// A goroutine's name is its state, as the reader gave it.
+    private func goroutineBlock(_ goroutine: ThreadStack) -> String {
+        "goroutine \(goroutine.tid) [\(goroutine.name)]:\n" + frames(goroutine)
     }
 
     private func block(_ thread: ThreadStack) -> String {
@@ -24,7 +33,12 @@ public struct TracebackWriter: Sendable {
             if let call = state.systemCall { status.append(call.name) }
         }
         let tid = thread.tid == 0 ? "?" : String(thread.tid)
-        var text = "thread \(tid) \"\(thread.name)\"" + (status.isEmpty ? "" : " [\(status.joined(separator: ", "))]") + ":\n"
+        return "thread \(tid) \"\(thread.name)\"" + (status.isEmpty ? "" : " [\(status.joined(separator: ", "))]") + ":\n"
+            + frames(thread)
+    }
+
+    private func frames(_ thread: ThreadStack) -> String {
+        var text = ""
         for location in thread.locations {
             for line in location.lines {
                 let file = line.file.isEmpty ? "??" : line.file

@@ -159,6 +159,25 @@ final class GoPclntab {
         }
     }
 
+    /// A Go `[N]string` initialized at link time (its string headers are in the
+    /// file, their bytes in .rodata), read from the binary: at most `limit`, up to
+    /// the first header that does not point into the file.
+    func staticStrings(at address: UInt64, limit: Int) -> [String] {
+        var strings: [String] = []
+        for index in 0..<limit {
+            guard let pointer = image.load(UInt64.self, atVaddr: address + 16 * UInt64(index)),
+                  let length = image.load(UInt64.self, atVaddr: address + 16 * UInt64(index) + 8), length < 256 else { break }
+            if length == 0 {
+                strings.append("")
+                continue
+            }
+            guard let start = image.fileOffset(ofVaddr: pointer), image.fileOffset(ofVaddr: pointer + length - 1) != nil,
+                  let bytes = image.source.bytes(at: start, count: Int(length)) else { break }
+            strings.append(String(decoding: bytes, as: UTF8.self))
+        }
+        return strings
+    }
+
     // MARK: - Table internals
 
     private func entryOffset(_ index: Int) -> UInt32? { image.source.load(UInt32.self, at: functionTable + 8 * index) }

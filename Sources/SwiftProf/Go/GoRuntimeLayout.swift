@@ -21,6 +21,8 @@ struct GoRuntimeLayout: Equatable {
     var mProcID = 0
     /// Link-time address of `runtime.allgs`, a []*g.
     var allgs: UInt64 = 0
+    /// Link-time address of `runtime.waitReasonStrings`, a [N]string, when the DWARF has it.
+    var waitReasonStrings: UInt64?
 
     enum Problem: Error, Equatable, CustomStringConvertible {
         case noDebugInfo
@@ -39,7 +41,7 @@ struct GoRuntimeLayout: Equatable {
         guard let dwarf = dwarf_begin(descriptor, DWARF_C_READ) else { return .failure(.noDebugInfo) }
         defer { dwarf_end(dwarf) }
         var wanted: [String: Dwarf_Die] = [:]
-        let names: Set<String> = ["runtime.g", "runtime.m", "runtime.allgs"]
+        let names: Set<String> = ["runtime.g", "runtime.m", "runtime.allgs", "runtime.waitReasonStrings"]
         var offset: Dwarf_Off = 0, next: Dwarf_Off = 0, headerSize = 0
         scan: while dwarf_nextcu(dwarf, offset, &next, &headerSize, nil, nil, nil) == 0 {
             defer { offset = next }
@@ -62,6 +64,7 @@ struct GoRuntimeLayout: Equatable {
         let gFields = members(&g)
         let mFields = members(&m)
         var layout = GoRuntimeLayout(gSize: Int(dwarf_bytesize(&g)), allgs: address)
+        if var reasons = wanted["runtime.waitReasonStrings"] { layout.waitReasonStrings = staticAddress(&reasons) }
         func field(_ path: String, in fields: [String: (offset: Int, type: Dwarf_Die?)]) -> Int? {
             let parts = path.split(separator: ".").map(String.init)
             guard let first = fields[parts[0]] else { return nil }

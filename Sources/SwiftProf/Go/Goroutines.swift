@@ -12,6 +12,8 @@ struct CapturedGoroutine {
     let stack: StackCopy
     /// Why its stack could not be copied, when it could not.
     let note: String?
+    /// What Go's tracebacks print in brackets: "chan receive", "syscall", "running"...
+    var state = ""
 }
 
 struct GoroutineList {
@@ -25,6 +27,8 @@ struct GoroutineReader {
     let layout: GoRuntimeLayout
     let module: GoModule
     let stackLimit: Int
+    /// runtime.waitReasonStrings, read from the binary (empty when it is not there).
+    var waitReasons: [String] = []
 
     // runtime2.go: _Gidle, _Grunning, _Gdead, _Gdeadextra (Go 1.26 and later: a dead g
     // kept for a C thread that may call into Go); _Gscan is a bit over them.
@@ -48,7 +52,9 @@ struct GoroutineReader {
                 list.systemGoroutines += 1
                 continue
             }
-            list.goroutines.append(capture(g, status: status, threads: threads))
+            var goroutine = capture(g, status: status, threads: threads)
+            goroutine.state = stateName(status: status, waitReason: Int(g[layout.waitReason]))
+            list.goroutines.append(goroutine)
         }
         return .success(list)
     }
@@ -82,6 +88,19 @@ struct GoroutineReader {
                                  note: copy == nil ? "its stack is unreadable" : nil)
     }
 
+    /// goroutineheader's words: the status, or for a waiting goroutine its reason.
+    private func stateName(status: UInt32, waitReason: Int) -> String {
+        switch status {
+        case 1: return "runnable"
+        case 2: return "running"
+        case 3: return "syscall"
+        case 4: return waitReason > 0 && waitReason < waitReasons.count ? waitReasons[waitReason] : "waiting"
+        case 8: return "copystack"
+        case 9: return "preempted"
+        default: return "status \(status)"
+        }
+    }
+
     /// Go's isSystemGoroutine: started by a runtime function other than runtime.main.
     /// (The finalizer goroutine counts as the runtime's, as Go counts it while idle.)
     private func isSystem(startPC: UInt64) -> Bool {
@@ -113,6 +132,6 @@ extension CapturedGoroutine {
         case .leftGoCode(let next, _): truncation = "returns into non-Go code at \(hex(next))"
         }
         if let note { truncation = note }
-        return ThreadStack(tid: Int32(truncatingIfNeeded: id), name: "", locations: locations, truncation: truncation)
+        return ThreadStack(tid: Int32(truncatingIfNeeded: id), name: state, locations: locations, truncation: truncation)
     }
 }
