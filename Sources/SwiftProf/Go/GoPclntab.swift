@@ -54,10 +54,9 @@ final class GoPclntab {
     private(set) lazy var wrapperFunctionID: UInt8? = {
         for index in 0..<functionCount {
             guard let record = record(index) else { return nil }
-            let name = self.name(offset: image.source.load(Int32.self, at: record + 4) ?? -1)
-            if name.hasSuffix("-fm") || name.hasPrefix("type:.eq.") || name.hasPrefix("type..eq.") {
-                let id = image.source.load(UInt8.self, at: record + (layout == .go118 ? 36 : 40)) ?? 0
-                if id != 0 { return id }
+            let name = name(record: record)
+            if name.hasSuffix("-fm") || name.hasPrefix("type:.eq.") || name.hasPrefix("type..eq."), functionID(record: record) != 0 {
+                return functionID(record: record)
             }
         }
         return nil
@@ -115,13 +114,9 @@ final class GoPclntab {
         return GoFunction(entry: textStart + UInt64(entry), end: textStart + UInt64(next), record: record)
     }
 
-    func name(of function: GoFunction) -> String {
-        name(offset: image.source.load(Int32.self, at: function.record + 4) ?? -1)
-    }
+    func name(of function: GoFunction) -> String { name(record: function.record) }
 
-    func functionID(of function: GoFunction) -> UInt8 {
-        image.source.load(UInt8.self, at: function.record + (layout == .go118 ? 36 : 40)) ?? 0
-    }
+    func functionID(of function: GoFunction) -> UInt8 { functionID(record: function.record) }
 
     /// How far above sp the return address is, at `pc` (Go's pcsp table).
     func spDelta(_ function: GoFunction, at pc: UInt64) -> Int? {
@@ -143,20 +138,21 @@ final class GoPclntab {
     /// The inlined call at `pc`, innermost first as Go walks them: nil when the
     /// instruction is the function's own code.
     func inlinedCall(_ function: GoFunction, at pc: UInt64) -> GoInlinedCall? {
-        guard let tree = funcdata(function, GoPclntab.inlineTreeFuncdata),
+        guard let base = funcdataBase, let offset = funcdataOffset(record: function.record, GoPclntab.inlineTreeFuncdata),
+              let tree = image.fileOffset(ofVaddr: base + UInt64(offset)),
               let index = pcdata(function, GoPclntab.inlineTreeIndexData, at: pc), index >= 0 else { return nil }
-        switch layout {
-        case .go118:
-            let at = tree + 20 * Int(index)
-            guard let id = image.source.load(UInt8.self, at: at + 2), let nameOffset = image.source.load(Int32.self, at: at + 12),
-                  let parent = image.source.load(Int32.self, at: at + 16) else { return nil }
-            return GoInlinedCall(functionID: id, name: name(offset: nameOffset), parentPC: UInt64(UInt32(bitPattern: parent)))
-        case .go120:
-            let at = tree + 16 * Int(index)
-            guard let id = image.source.load(UInt8.self, at: at), let nameOffset = image.source.load(Int32.self, at: at + 4),
-                  let parent = image.source.load(Int32.self, at: at + 8) else { return nil }
-            return GoInlinedCall(functionID: id, name: name(offset: nameOffset), parentPC: UInt64(UInt32(bitPattern: parent)))
-        }
+        return inlineTreeEntry(tree, Int(index))
+    }
+
+    /// Entry `index` of the inline tree at file offset `tree`.
+    private func inlineTreeEntry(_ tree: Int, _ index: Int) -> GoInlinedCall? {
+        // Go 1.18-1.19: parent int16, funcID, pad, file, line, nameOff, parentPc (20 bytes);
+        // 1.20 and later: funcID, pad[3], nameOff, parentPc, startLine (16 bytes).
+        let (size, idAt, nameAt, parentAt) = layout == .go118 ? (20, 2, 12, 16) : (16, 0, 4, 8)
+        let at = tree + size * index
+        guard let id = image.source.load(UInt8.self, at: at + idAt), let nameOffset = image.source.load(Int32.self, at: at + nameAt),
+              let parent = image.source.load(Int32.self, at: at + parentAt) else { return nil }
+        return GoInlinedCall(functionID: id, name: name(offset: nameOffset), parentPC: UInt64(UInt32(bitPattern: parent)))
     }
 
     /// A Go `[N]string` initialized at link time (its string headers are in the
@@ -202,14 +198,20 @@ final class GoPclntab {
         return value(offset: offset, of: function, at: pc)
     }
 
-    /// File offset of a funcdata blob.
-    private func funcdata(_ function: GoFunction, _ index: Int) -> Int? {
-        let countAt = function.record + fixedRecordSize - 1
-        guard let base = funcdataBase, let count = image.source.load(UInt8.self, at: countAt), index < count,
-              let pcdataCount = image.source.load(UInt32.self, at: function.record + 28),
-              let offset = image.source.load(UInt32.self, at: function.record + fixedRecordSize + 4 * (Int(pcdataCount) + index)),
+    /// Where funcdata `index` of the function whose record is at `record` is, as an
+    /// offset from gofunc; nil when the function has none.
+    private func funcdataOffset(record: Int, _ index: Int) -> UInt32? {
+        guard let count = image.source.load(UInt8.self, at: record + fixedRecordSize - 1), index < count,
+              let pcdataCount = image.source.load(UInt32.self, at: record + 28),
+              let offset = image.source.load(UInt32.self, at: record + fixedRecordSize + 4 * (Int(pcdataCount) + index)),
               offset != UInt32.max else { return nil }
-        return image.fileOffset(ofVaddr: base + UInt64(offset))
+        return offset
+    }
+
+    private func name(record: Int) -> String { name(offset: image.source.load(Int32.self, at: record + 4) ?? -1) }
+
+    private func functionID(record: Int) -> UInt8 {
+        image.source.load(UInt8.self, at: record + fixedRecordSize - 4) ?? 0
     }
 
     private func value(table: Int, of function: GoFunction, at pc: UInt64) -> Int32? {
@@ -281,16 +283,9 @@ final class GoPclntab {
         var checked = 0
         for index in 0..<functionCount where checked < 8 {
             guard let record = record(index) else { return false }
-            guard let count = image.source.load(UInt8.self, at: record + fixedRecordSize - 1),
-                  count > UInt8(GoPclntab.inlineTreeFuncdata),
-                  let pcdataCount = image.source.load(UInt32.self, at: record + 28),
-                  let offset = image.source.load(UInt32.self,
-                                                 at: record + fixedRecordSize + 4 * (Int(pcdataCount) + GoPclntab.inlineTreeFuncdata)),
-                  offset != UInt32.max else { continue }
-            guard let tree = image.fileOffset(ofVaddr: base + UInt64(offset)),
-                  let nameOffset = image.source.load(Int32.self, at: tree + (layout == .go118 ? 12 : 4)) else { return false }
-            let name = self.name(offset: nameOffset)
-            guard name.contains("."), name.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { return false }
+            guard let offset = funcdataOffset(record: record, GoPclntab.inlineTreeFuncdata) else { continue }
+            guard let tree = image.fileOffset(ofVaddr: base + UInt64(offset)), let name = inlineTreeEntry(tree, 0)?.name,
+                  name.contains("."), name.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { return false }
             checked += 1
         }
         return checked > 0
