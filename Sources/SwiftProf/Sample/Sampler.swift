@@ -114,12 +114,7 @@ final class Sampler {
     private func framePointerWalk(_ copy: CapturedThread, partial: UnwoundStack) -> UnwoundStack? {
         guard let unwinder else { return nil }
         if let known = stoppedAt[copy.tid], known.pc == copy.registers.pc, known.sp == copy.registers.sp {
-            var registers = copy.registers
-            registers.values[RegisterSet.rbp] = known.fp
-            registers.known.insert(RegisterSet.rbp)
-            let walk = unwinder.unwind(CapturedThread(tid: copy.tid, name: copy.name, registers: registers, stack: copy.stack,
-                                                      stackNote: copy.stackNote, procInfo: copy.procInfo, stoppedForCapture: false),
-                                       options: options.unwind)
+            let walk = unwinder.unwind(copy, framePointer: known.fp, options: options.unwind)
             if walk.truncation == nil { return walk }
         }
         return FramePointerRecovery(unwinder: unwinder, image: image).recover(copy, partial: partial, options: options.unwind)
@@ -131,9 +126,7 @@ final class Sampler {
         guard let kernelSamples,
               let (registers, stack) = kernelSamples.newest(tid: tid, notBefore: now &- 3 * kernelSamples.periodNanoseconds)
         else { return nil }
-        let running = ThreadProcInfo(state: "R", syscall: nil, blockedAt: nil, syscallLine: "running", wchan: "",
-                                     kernelStack: nil, lastRanNanoseconds: nil)
-        let thread = CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: running,
+        let thread = CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: .running(),
                                     stoppedForCapture: false)
         let unwound = unwind(thread)
         guard unwound.truncation == nil || unwound.truncation!.hasPrefix("depth limit") else { return nil }

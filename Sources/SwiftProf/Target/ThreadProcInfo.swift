@@ -48,12 +48,17 @@ public struct ThreadProcInfo: Equatable, Sendable {
         public static let all: Parts = [.kernelStack, .lastRun]
     }
 
+    /// A thread on a CPU: /proc says "running" and nothing more.
+    static func running(syscallLine: String = "running") -> ThreadProcInfo {
+        ThreadProcInfo(state: "R", syscall: nil, blockedAt: nil, syscallLine: syscallLine, wchan: "", kernelStack: nil,
+                       lastRanNanoseconds: nil)
+    }
+
     public static func read(pid: Int32, tid: Int32, parts: Parts = .all) -> ThreadProcInfo? {
         let base = "/proc/\(pid)/task/\(tid)"
         let syscallLine = (try? ProcFile.read(base + "/syscall")) ?? ""
         if syscallLine.hasPrefix("running") {
-            return ThreadProcInfo(state: "R", syscall: nil, blockedAt: nil, syscallLine: syscallLine, wchan: "",
-                                  kernelStack: nil, lastRanNanoseconds: nil)
+            return .running(syscallLine: syscallLine)
         }
         guard let status = try? TaskStatus.read(pid: pid, tid: tid) else { return nil }
         let wchan = (try? ProcFile.read(base + "/wchan")).map { $0 == "0" ? "" : $0.trimmedWhitespace } ?? ""

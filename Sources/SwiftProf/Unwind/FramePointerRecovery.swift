@@ -37,12 +37,7 @@ struct FramePointerRecovery {
         let fromPrologue = prologueFrameSize(function).map { frameSP + $0 }
         let candidates = (fromPrologue.map { [$0] } ?? []) + direct.filter { $0 != fromPrologue }
         for rbp in candidates {
-            var registers = thread.registers
-            registers.values[RegisterSet.rbp] = rbp
-            registers.known.insert(RegisterSet.rbp)
-            let candidate = CapturedThread(tid: thread.tid, name: thread.name, registers: registers, stack: stack,
-                                           stackNote: thread.stackNote, procInfo: thread.procInfo, stoppedForCapture: false)
-            let walk = unwinder.unwind(candidate, options: options)
+            let walk = unwinder.unwind(thread, framePointer: rbp, options: options)
             if walk.truncation == nil && walk.pcs.count > partial.pcs.count { return walk }
         }
         return nil

@@ -74,6 +74,14 @@ final class LibunwindUnwinder {
         unwind(registers: thread.registers, stack: thread.stack, limit: options.maxFrames)
     }
 
+    /// The walk of a copy taken without rbp (from /proc), with rbp known after all.
+    func unwind(_ thread: CapturedThread, framePointer: UInt64, options: UnwindOptions) -> UnwoundStack {
+        var registers = thread.registers
+        registers.values[RegisterSet.rbp] = framePointer
+        registers.known.insert(RegisterSet.rbp)
+        return unwind(registers: registers, stack: thread.stack, limit: options.maxFrames)
+    }
+
     /// Go code has no CFI: from its first Go frame on, a walk goes on with Go's own
     /// table, and back to libunwind if it returns into C (a cgo callback).
     private func unwind(registers: RegisterSet, stack: StackCopy, limit: Int) -> UnwoundStack {
