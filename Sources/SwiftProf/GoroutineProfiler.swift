@@ -44,8 +44,8 @@ extension Profiler {
 
     /// The process's Go executable and where its runtime keeps goroutines.
     private static func goRuntime(pid: Int32, image: TargetImage) throws(TargetError) -> (GoModule, GoRuntimeLayout) {
-        guard let region = image.memoryMap.regions.first(where: { $0.isExecutable && image.goModule(mapping: $0.start) != nil }),
-              let module = image.goModule(mapping: region.start) else {
+        guard let (region, module) = image.memoryMap.regions.lazy.filter(\.isExecutable)
+            .compactMap({ region in image.goModule(mapping: region.start).map { (region, $0) } }).first else {
             throw .noGoroutines(pid: pid, reason: "it is not a Go program (no .gopclntab in any of its objects)")
         }
         let descriptor = (image.module(containing: region.start)?.image.source as? MappedFile)?.duplicateDescriptor() ?? -1

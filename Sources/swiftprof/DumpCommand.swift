@@ -73,7 +73,12 @@ struct DumpCommand: ParsableCommand {
 
         if stats { warn(statistics.summary) }
         if capture.kernel == true, let note = statistics.kernelNote { warn(note) }
-        if snapshot.wasStopped { warn("process \(pid) was stopped by a signal before the capture and stays stopped") }
+        try finish(snapshot)
+    }
+
+    /// What a user should know after the profile is out, and the exit status it gives.
+    private func finish(_ snapshot: Snapshot) throws {
+        if snapshot.wasStopped { warn("process \(snapshot.pid) was stopped by a signal before the capture and stays stopped") }
         reportFailures(snapshot.failures)
         if !snapshot.isComplete { throw ExitStatus.partial }
     }
@@ -99,9 +104,7 @@ extension DumpCommand {
             warn("\(statistics.goroutines) goroutines, all threads stopped for \(window) ms, "
                  + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied")
         }
-        if snapshot.wasStopped { warn("process \(pid) was stopped by a signal before the capture and stays stopped") }
-        reportFailures(snapshot.failures)
-        if !snapshot.isComplete { throw ExitStatus.partial }
+        try finish(snapshot)
     }
 }
 
