@@ -72,7 +72,7 @@ final class Sampler {
             let sample = ThreadSample(copy, unwound: unwound, path: .withoutStop, now: now)
             // sp and pc are all /proc gives: a walk that needed another register
             // (a frame pointer) stops early. Never keep a worse stack than a stop gives.
-            if unwound.truncation == nil || unwound.truncation!.hasPrefix("depth limit") {
+            if unwound.isAsGoodAsAStop {
                 capturer.count(.withoutStop)
                 return remember(sample, runTime: runTime)
             }
@@ -129,7 +129,7 @@ final class Sampler {
         let thread = CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: .running(),
                                     stoppedForCapture: false)
         let unwound = unwind(thread)
-        guard unwound.truncation == nil || unwound.truncation!.hasPrefix("depth limit") else { return nil }
+        guard unwound.isAsGoodAsAStop else { return nil }
         capturer.count(.kernelSample)
         return ThreadSample(thread, unwound: unwound, path: .kernelSample, now: now)
     }

@@ -13,6 +13,9 @@ public struct UnwoundStack: Equatable, Sendable {
         self.truncation = truncation
     }
 
+    /// Complete, or cut only by the depth limit: a ptrace stop would give no more.
+    var isAsGoodAsAStop: Bool { truncation == nil || truncation!.hasPrefix("depth limit") }
+
     init(pcs: [UInt64], truncation: String, lastFrameSP: UInt64) {
         self.init(pcs: pcs, truncation: truncation)
         self.lastFrameSP = lastFrameSP
