@@ -41,27 +41,34 @@ enum Paths {
 enum FixtureBuild {
     private static let built = Mutex<[String: String]>([:])
 
+    /// .build/fixtures/FILE, made once per test run: `command` gets the path to write
+    /// to (renamed into place once it succeeded) and says what to run.
+    private static func once(_ file: String,
+                             _ command: (_ output: String) throws -> (String, [String], [String: String]?)) throws -> String {
+        try built.withLock { cache in
+            if let path = cache[file] { return path }
+            try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
+            let output = Paths.fixtureBuild.appendingPathComponent(file).path
+            let (executable, arguments, environment) = try command(output + ".tmp")
+            let result = try run(executable, arguments, environment: environment)
+            guard result.status == 0 else { throw FixtureError.build(file, result.stderr) }
+            _ = rename(output + ".tmp", output)
+            cache[file] = output
+            return output
+        }
+    }
+
     /// Compiles Fixtures/c/NAME.c (or .cpp) with the system compiler, once per test run.
     static func executable(_ name: String, flags: [String] = ["-O2", "-g"]) throws -> String {
-        try built.withLock { cache in
-            if let path = cache[name] { return path }
+        try once(name) { output in
             let source = ["c", "cpp"].map { Paths.packageRoot.appendingPathComponent("Fixtures/c/\(name).\($0)") }
                 .first { FileManager.default.fileExists(atPath: $0.path) }!
-            try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
-            let output = Paths.fixtureBuild.appendingPathComponent(name).path
-            let compiler = source.pathExtension == "cpp" ? "c++" : "cc"
-            let result = try run(compiler, flags + ["-pthread", "-o", output + ".tmp", source.path])
-            guard result.status == 0 else { throw FixtureError.build(name, result.stderr) }
-            _ = rename(output + ".tmp", output)
-            cache[name] = output
-            return output
+            return (source.pathExtension == "cpp" ? "c++" : "cc", flags + ["-pthread", "-o", output, source.path], nil)
         }
     }
 }
 
 extension FixtureBuild {
-    private static let builtGo = Mutex<[String: String]>([:])
-
     /// How a Go fixture is linked.
     enum GoBuild: String, CaseIterable, Sendable {
         case plain
@@ -99,15 +106,12 @@ extension FixtureBuild {
     static func go(_ name: String, _ build: GoBuild = .plain, toolchain: GoToolchain = .debian) throws -> String {
         let key = [name, build == .plain ? nil : build.rawValue, toolchain == .debian ? nil : toolchain.rawValue]
             .compactMap { $0 }.joined(separator: "-")
-        return try builtGo.withLock { cache in
-            if let path = cache[key] { return path }
-            try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
-            let output = Paths.fixtureBuild.appendingPathComponent("go-" + key).path
+        return try once("go-" + key) { output in
+            guard let command = toolchain.goCommand else { throw FixtureError.build(key, "no \(toolchain.rawValue) Go toolchain") }
             var environment = ProcessInfo.processInfo.environment
             // No network and no home needed: the fixtures use the standard library only.
             environment["GOCACHE"] = Paths.packageRoot.appendingPathComponent(".build/go-cache-\(toolchain.rawValue)").path
             environment["GOTOOLCHAIN"] = "local"
-            guard let command = toolchain.goCommand else { throw FixtureError.build(key, "no \(toolchain.rawValue) Go toolchain") }
             if toolchain == .recent {
                 environment["GOROOT"] = URL(fileURLWithPath: command).deletingLastPathComponent().deletingLastPathComponent().path
             }
@@ -115,11 +119,7 @@ extension FixtureBuild {
             environment["GOFLAGS"] = "-mod=mod"
             environment["GOPROXY"] = "off"
             let source = Paths.packageRoot.appendingPathComponent("Fixtures/go/\(name)").path
-            let flags = build.flags
-            let result = try run(command, ["build"] + flags + ["-o", output, source + "/main.go"], environment: environment)
-            guard result.status == 0 else { throw FixtureError.build(key, result.stderr) }
-            cache[key] = output
-            return output
+            return (command, ["build"] + build.flags + ["-o", output, source + "/main.go"], environment)
         }
     }
 }
@@ -133,23 +133,15 @@ extension FixtureBuild {
             .first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
-    private static let builtRust = Mutex<[String: String]>([:])
-
     /// Builds Fixtures/rust/NAME.rs with the given symbol mangling (legacy or v0).
     static func rust(_ name: String, mangling: String) throws -> String {
         let key = "\(name)-\(mangling)"
-        return try builtRust.withLock { cache in
-            if let path = cache[key] { return path }
+        return try once("rust-" + key) { output in
             guard let rustc else { throw FixtureError.build(key, "rustc is not installed") }
-            try FileManager.default.createDirectory(at: Paths.fixtureBuild, withIntermediateDirectories: true)
-            let output = Paths.fixtureBuild.appendingPathComponent("rust-" + key).path
             let source = Paths.packageRoot.appendingPathComponent("Fixtures/rust/\(name).rs").path
             // Legacy is the default (naming it needs -Z unstable-options); v0 is stable.
             let flags = mangling == "legacy" ? [] : ["-C", "symbol-mangling-version=\(mangling)"]
-            let result = try run(rustc, ["-g", "-O"] + flags + ["-o", output, source])
-            guard result.status == 0 else { throw FixtureError.build(key, result.stderr) }
-            cache[key] = output
-            return output
+            return (rustc, ["-g", "-O"] + flags + ["-o", output, source], nil)
         }
     }
 }
