@@ -152,35 +152,70 @@ enum FixtureError: Error {
 }
 
 final class Fixture: @unchecked Sendable {
-    let process = Process()
     let pid: Int32
     /// The number on the ready line (the fixture's pid, or the process it made for the test).
     let readyPID: Int32
     /// The words after "ready" (a port, say).
     let readyWords: [String]
-    private let input = Pipe()
-    private let output = Pipe()
+    /// Our ends of its stdin and stdout.
+    private let input: FileHandle
+    private let output: FileHandle
+    private let exit = Mutex<Int32?>(nil)
 
     /// Starts `executable` and returns once it printed "ready PID".
+    ///
+    /// Spawned with exactly three descriptors (the two pipes and our stderr), an empty
+    /// signal mask and default dispositions: whatever the test process has open or
+    /// blocked (Foundation's pipes, the runner's masked SIGTERM) would otherwise leak
+    /// into the fixture and change what a snapshot shows (`epoll_wait(3, …)` in one
+    /// run, `epoll_wait(4, …)` in the next).
     init(_ executable: String, arguments: [String] = []) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        // A fixture that never gets ready must fail its test, not hang the run:
-        // after 60 s it is killed, and the read below sees end of file.
-        let started = process
-        let watchdog = DispatchWorkItem { if started.isRunning { kill(started.processIdentifier, SIGKILL) } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
-        defer { watchdog.cancel() }
-        guard let line = Fixture.readLine(output.fileHandleForReading), line.hasPrefix("ready ") else {
-            process.terminate()
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0 else { throw FixtureError.notReady(executable) }
+        guard pipe(&fromChild) == 0 else {
+            close(toChild[0]); close(toChild[1])
             throw FixtureError.notReady(executable)
         }
-        pid = process.processIdentifier
+        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        closeInheritedDescriptors(&actions)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var child: pid_t = 0
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let spawned = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        close(toChild[0])
+        close(fromChild[1])
+        input = FileHandle(fileDescriptor: toChild[1], closeOnDealloc: true)
+        output = FileHandle(fileDescriptor: fromChild[0], closeOnDealloc: true)
+        guard spawned == 0 else { throw FixtureError.notReady("\(executable): \(String(cString: strerror(spawned)))") }
+        pid = child
+        // A fixture that never gets ready must fail its test, not hang the run:
+        // after 60 s it is killed, and the read below sees end of file.
+        let watchdog = DispatchWorkItem { [pid = child] in kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
+        let line = Fixture.readLine(output)
+        watchdog.cancel()
+        guard let line, line.hasPrefix("ready ") else {
+            kill(child, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+            throw FixtureError.notReady(executable)
+        }
         readyWords = line.split(separator: " ").dropFirst().map(String.init)
-        readyPID = readyWords.first.flatMap { Int32($0) } ?? pid
+        readyPID = readyWords.first.flatMap { Int32($0) } ?? child
     }
 
     static func c(_ name: String, arguments: [String] = []) throws -> Fixture {
@@ -198,8 +233,8 @@ final class Fixture: @unchecked Sendable {
 
     /// Sends a line to the fixture and returns its one-line answer.
     func ask(_ line: String) -> String? {
-        input.fileHandleForWriting.write(Data((line + "\n").utf8))
-        return Fixture.readLine(output.fileHandleForReading)
+        input.write(Data((line + "\n").utf8))
+        return Fixture.readLine(output)
     }
 
     /// The state letter of every thread (R S D T t Z ...), from /proc.
@@ -221,14 +256,26 @@ final class Fixture: @unchecked Sendable {
 
     /// Closes stdin (the fixture exits on EOF) and waits for the exit.
     func stop() {
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
+        try? input.close()
+        _ = wait()
+    }
+
+    /// Reaps the fixture once; its wait status.
+    @discardableResult
+    private func wait() -> Int32 {
+        exit.withLock { status in
+            if let status { return status }
+            var raw: Int32 = 0
+            while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+            status = raw
+            return raw
+        }
     }
 
     deinit {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        if exit.withLock({ $0 }) == nil {
+            kill(pid, SIGTERM)
+            wait()
         }
     }
 
@@ -280,6 +327,15 @@ func swiftprof(_ arguments: [String]) throws -> CommandResult {
     try run(Paths.swiftprof, arguments)
 }
 
+/// Closes every descriptor above 2 in the child (glibc ignores a close action on
+/// one that was closed meanwhile); Glibc's Swift module has no closefrom.
+func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    for fd in open.compactMap(Int32.init) where fd > 2 && fcntl(fd, F_GETFD) >= 0 {
+        posix_spawn_file_actions_addclose(&actions, fd)
+    }
+}
+
 /// Runs a command with /dev/null for stdin, stdout and stderr and no other of our
 /// descriptors; its exit status and peak RSS.
 func spawnDetached(_ arguments: [String]) -> (status: Int32, peakKiB: Int) {
@@ -287,10 +343,7 @@ func spawnDetached(_ arguments: [String]) -> (status: Int32, peakKiB: Int) {
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     for fd in Int32(0)...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
-    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-    for fd in open.compactMap(Int32.init) where fd > 2 && fcntl(fd, F_GETFD) >= 0 {
-        posix_spawn_file_actions_addclose(&actions, fd)
-    }
+    closeInheritedDescriptors(&actions)
     var pid: pid_t = 0
     let argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
