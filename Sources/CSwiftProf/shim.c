@@ -187,11 +187,19 @@ int sp_perf_open(pid_t tid, uint64_t period_ns, uint32_t stack_bytes) {
     attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
     attr.sample_regs_user = SP_PERF_REGS;
     attr.sample_stack_user = stack_bytes;
-    attr.exclude_kernel = 1;
     attr.exclude_hv = 1;
     attr.use_clockid = 1;
     attr.clockid = CLOCK_MONOTONIC;
+    // Kernel time counted too: a thread on its CPU in a system call (entering a sleep,
+    // coming back from one) is sampled there, with the user registers it entered with.
+    // Excluding it skips those moments and so credits them to the user code around them
+    // (measured: 0.35 instead of 0.23 for 0.23 ms bursts every 1 ms). Not allowed to
+    // unprivileged users under perf_event_paranoid 2: then user time only.
     long fd = syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+        attr.exclude_kernel = 1;
+        fd = syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    }
     return fd < 0 ? -errno : (int)fd;
 }
 
@@ -247,6 +255,9 @@ int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t sta
                 sample->stack_length = dynamic;
                 found = 1;
             }
+            tail += header.size;
+            if (found) break;  /* one sample a call: the caller unwinds each */
+            continue;
         } else if (header.type == PERF_RECORD_LOST) {
             uint64_t counts[2];  // id, lost
             ring_copy(counts, data, size, at, sizeof counts);

@@ -92,7 +92,7 @@ public enum Profiler {
             () throws(TargetError) -> ([ThreadSample], TargetImage, [ThreadFailure], CaptureCounts, Bool) in
             let sampler = try Sampler(pid: pid, options: options)
             sampler.reusesIdleThreads = false
-            let samples = try sampler.sampleOnce()
+            let samples = try sampler.snapshot()
             sampler.releasePending()
             guard !samples.isEmpty || !sampler.failures.isEmpty else { throw TargetError.exitedDuringCapture(pid: pid) }
             return (samples, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid }, sampler.counts,

@@ -3,6 +3,8 @@ import ArgumentParser
 import Glibc
 import SwiftProf
 
+extension SamplingMode: ExpressibleByArgument {}
+
 struct SamplingOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Samples a second.", valueName: "HZ"))
     var rate: Double = 100
@@ -19,6 +21,9 @@ struct SamplingOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Stop running threads with ptrace for each sample instead of reading the kernel's perf_event samples of them.")
     var noPerf = false
 
+    @Option(name: .long, help: ArgumentHelp("wall: every thread at every tick, blocked or not (where the time goes); cpu: only threads runnable or on a CPU at the tick (where the CPU goes, as perf counts).", valueName: "wall|cpu"))
+    var mode: SamplingMode = .wall
+
     func validate() throws {
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000 samples a second") }
     }
@@ -31,6 +36,7 @@ struct SamplingOptionGroup: ParsableArguments {
         options.rate = rate
         options.durationNanoseconds = duration?.nanoseconds
         options.kernelSampling = !noPerf
+        options.mode = mode
         return options
     }
 
@@ -53,7 +59,7 @@ struct SamplingOptionGroup: ParsableArguments {
         }
         if live { ProgressLine.show(result.progress, inPlace: inPlace, last: true) }
         try output.emit(try output.render(result.document))
-        if stats { warn("\(result.progress.samples) samples, \(result.progress.lost) lost; captures: \(result.progress.paths.summary)") }
+        if stats { warn("\(result.progress.samples) samples, \(result.progress.lossSummary); captures: \(result.progress.paths.summary)") }
         if capture.kernel == true, let note = result.kernelNote { warn(note) }
         if result.wasStopped { warn("process \(pid) was stopped by a signal and stays stopped") }
         reportFailures(result.document.failures)
@@ -67,7 +73,7 @@ enum ProgressLine {
         let stopped = Double(progress.paths.stoppedNanoseconds) / 1e6
         let longest = Double(progress.paths.longestStopNanoseconds) / 1e6
         let line = "swiftprof: \(decimal(seconds, places: 1)) s, \(progress.samples) samples, \(progress.threads) threads, "
-            + "\(progress.lost) lost, target stopped \(decimal(stopped, places: 2)) ms (longest \(decimal(longest, places: 3)) ms)"
+            + "\(progress.lossSummary), target stopped \(decimal(stopped, places: 2)) ms (longest \(decimal(longest, places: 3)) ms)"
         _ = writeAll(STDERR_FILENO, inPlace ? "\r\u{1b}[K" + line + (last ? "\n" : "") : line + "\n")
     }
 
@@ -79,9 +85,11 @@ struct AttachCommand: ParsableCommand {
         commandName: "attach",
         abstract: "Sample every thread of a running process over time and print the aggregated profile.",
         discussion: """
-            Blocked threads are copied without stopping them and threads that have not run since \
-            the last sample are not touched at all; only running threads are stopped, one at a \
-            time, for their copy. Counts in the profile are samples. Ctrl-C or SIGTERM end the run \
+            Blocked threads are copied without stopping them and threads that provably have not \
+            run since the last sample are not copied again; running threads are read from the \
+            kernel's perf_event samples of their current stint on the CPU, or stopped one at a \
+            time for their copy where there is none (or with --no-perf). Ticks are jittered \
+            around the rate. Counts in the profile are samples. Ctrl-C or SIGTERM end the run \
             and print the profile; the process goes on as before.
             """
     )

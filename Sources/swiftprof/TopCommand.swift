@@ -36,6 +36,8 @@ struct TopCommand: ParsableCommand {
         options.snapshot = capture.snapshotOptions
         options.snapshot.kernelAddresses = false  // names only on this screen
         options.rate = rate
+        // Without --idle only running threads are shown: blocked ones need not be copied.
+        options.mode = idle ? .wall : .cpu
         let pid = self.pid, idle = self.idle, rate = self.rate
         let name = (try? readTextFile("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "?"
         do {

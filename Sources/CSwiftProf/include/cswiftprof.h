@@ -67,9 +67,9 @@ int sp_perf_open(pid_t tid, uint64_t period_ns, uint32_t stack_bytes);
 // Maps the event's ring (a header page and data_pages pages, a power of two); NULL on failure.
 void *sp_perf_map(int fd, size_t data_pages);
 void sp_perf_unmap(void *ring, size_t data_pages);
-// Consumes every record in the ring and keeps the newest sample: 1 if there was
-// one (in *sample, its stack in stack[0..stack_capacity)), else 0. Lost records
-// are added to *lost.
+// Consumes the ring's records up to and including the next sample: 1 if there was
+// one (in *sample, its stack in stack[0..stack_capacity)), else 0 (the ring is
+// empty). Lost records are added to *lost.
 int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t stack_capacity, uint64_t *lost);
 
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.

@@ -60,7 +60,7 @@ final class ThreadCapturer {
     /// Set once any thread was seen stopped by job control (SIGSTOP, ^Z).
     private(set) var sawGroupStop = false
     private var capturedAny = false
-    let runTimes: RunTimes
+    let activity: ThreadActivity
     /// Seized and interrupted, but not stopped yet (state D).
     private var pending: Set<Int32> = []
 
@@ -84,7 +84,7 @@ final class ThreadCapturer {
         try TargetPreflight.check(pid: pid)
         self.pid = pid
         self.options = options
-        runTimes = RunTimes(pid: pid)
+        activity = ThreadActivity(pid: pid)
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
     }
 
@@ -96,25 +96,30 @@ final class ThreadCapturer {
 
     /// The thread as it sits blocked in the kernel, or nil when it must be stopped
     /// to be captured (running, not readable, or moving while read).
-    /// `runTime`: the thread's CPU time if the caller has just read it (it is the
-    /// baseline of the first attempt: read earlier, so at least as strict).
-    func captureWithoutStop(tid: Int32, name: String, runTime known: UInt64? = nil) -> CapturedThread? {
+    /// `look`: what ThreadActivity said of the thread just now, the baseline of the
+    /// first attempt. The window in which the thread must stay put is kept short:
+    /// look, copy, look again; /proc's other files (state, wchan, kernel stack, the
+    /// slow one) are read after it and kept only if the thread has still not moved.
+    func captureWithoutStop(tid: Int32, name: String, look first: ThreadActivity.Look) -> CapturedThread? {
+        var look: ThreadActivity.Look? = first
         for attempt in 0..<2 {
-            guard let before = ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts), let at = before.blockedAt, before.state != "R",
-                  let runTime = attempt == 0 && known != nil ? known : runTimes.runTime(tid) else { return nil }
-            if before.state == "T" || before.state == "t" { sawGroupStop = true }
+            if attempt > 0 { look = activity.look(tid) }
+            guard let before = look, let at = ThreadProcInfo.parseBlockedAt(before.syscallLine),
+                  !before.syscallLine.hasPrefix("running") else { return nil }
             if memoryMap.region(containing: at.sp) == nil { refreshMemoryMap() }
             let (stack, note) = Ptrace.copyStack(pid: pid, sp: at.sp, map: memoryMap, limit: options.stackBytes)
             guard note == nil else { return nil }
             // Still exactly there, and not a nanosecond of CPU since: the copy is of this state.
-            guard let after = try? ProcFile.read("/proc/\(pid)/task/\(tid)/syscall"), after == before.syscallLine,
-                  runTimes.runTime(tid) == runTime else { continue }
+            guard activity.look(tid) == before,
+                  let info = ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts),
+                  info.syscallLine == before.syscallLine, activity.runTime(tid) == before.runTime else { continue }
+            if info.state == "T" || info.state == "t" { sawGroupStop = true }
             capturedAny = true
             counts.copiedBytes += stack.bytes.count
             var registers = RegisterSet(pc: at.pc, sp: at.sp, fp: 0)
             registers.known = [RegisterSet.rip, RegisterSet.rsp]
-            registers.origRAX = before.syscall.map { UInt64($0.number) } ?? UInt64.max
-            return CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: before,
+            registers.origRAX = info.syscall.map { UInt64($0.number) } ?? UInt64.max
+            return CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: info,
                                   stoppedForCapture: false)
         }
         return nil

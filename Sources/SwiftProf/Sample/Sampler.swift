@@ -1,8 +1,7 @@
 // Samples every thread of a process, one thread at a time, stopping as few as
-// it can (see ThreadCapturer), and skipping threads that have not run since
-// the last sample: their stack cannot have changed, so the last one is
-// counted again without touching them. Cost then grows with the number of
-// active threads, not of all threads. Runs on the tracer thread.
+// it can (see ThreadCapturer), and skipping threads that provably have not run
+// since the last sample (ThreadActivity): their stack cannot have changed, so the
+// last one is counted again without being copied. Runs on the tracer thread.
 
 final class Sampler {
     let pid: Int32
@@ -11,9 +10,8 @@ final class Sampler {
     private var image: TargetImage
     private var unwinder: LibunwindUnwinder?
     private var mapGeneration: [MemoryRegion]
-    /// The last sample of each thread and its CPU time then, for idle elision.
-    private var previous: [Int32: (runTime: UInt64, sample: ThreadSample)] = [:]
-    private var names: [Int32: String] = [:]
+    /// The last sample of each thread, with its syscall line and CPU time then, for idle elision.
+    private var previous: [Int32: (look: ThreadActivity.Look, sample: ThreadSample)] = [:]
     /// Each thread's registers at its last ptrace stop.
     private var stoppedAt: [Int32: RegisterSet] = [:]
     private(set) var failures: [Int32: ThreadFailure] = [:]
@@ -22,6 +20,13 @@ final class Sampler {
     /// For a sampling run: running threads are read from the kernel's perf samples
     /// instead of stopped (nil: always stopped).
     var kernelSamples: KernelSamples?
+    /// CPU-time sampling: only threads that are runnable or on a CPU (state R) at
+    /// the tick are sampled; the others are not even copied.
+    var onlyRunning = false
+    /// Each thread's name when last read, for the kernel's samples of it.
+    private var lastNames: [Int32: String] = [:]
+    /// Thread captures that failed (a thread that would not stop, say), over all ticks.
+    private(set) var unreadable = 0
 
     init(pid: Int32, options: SnapshotOptions) throws(TargetError) {
         self.pid = pid
@@ -36,13 +41,33 @@ final class Sampler {
     var sawGroupStop: Bool { capturer.sawGroupStop }
     var targetImage: TargetImage { image }
 
-    /// One pass over the threads listed now. Empty when the process is gone.
-    func sampleOnce() throws(TargetError) -> [ThreadSample] {
-        let tids = threadIDs(of: pid)
+    /// What one pass over the threads found.
+    struct Tick {
+        /// The threads captured or reused at this tick.
         var samples: [ThreadSample] = []
+        /// Threads running at this tick whose stacks the kernel samples: where they
+        /// were is drawn from those samples (SampleAggregate).
+        var running: [(tid: Int32, name: String)] = []
+        /// The kernel's samples of running threads since the last tick, unwound.
+        var kernelSamples: [ThreadSample] = []
+
+        var isEmpty: Bool { samples.isEmpty && running.isEmpty }
+    }
+
+    /// One pass over the threads listed now. Empty when the process is gone.
+    func sampleOnce() throws(TargetError) -> Tick {
+        let tids = threadIDs(of: pid)
+        var tick = Tick()
+        kernelSamples?.drainAll { tid, registers, stack in
+            tick.kernelSamples.append(kernelSample(tid: tid, registers: registers, stack: stack))
+        }
         let limit = options.capture.maxThreads
         for tid in tids.prefix(limit) {
-            if let sample = try sample(tid) { samples.append(sample) }
+            switch try sample(tid) {
+            case .captured(let sample): tick.samples.append(sample)
+            case .running(let name): tick.running.append((tid, name))
+            case nil: break
+            }
         }
         for tid in tids.dropFirst(limit) {
             failures[tid] = ThreadFailure(tid: tid, reason: "over the limit of \(limit) threads (--max-threads)")
@@ -50,55 +75,87 @@ final class Sampler {
         let alive = Set(tids)
         previous = previous.filter { alive.contains($0.key) }
         stoppedAt = stoppedAt.filter { alive.contains($0.key) }
-        capturer.runTimes.keep(only: alive)
+        lastNames = lastNames.filter { alive.contains($0.key) }
+        capturer.activity.keep(only: alive)
         kernelSamples?.keep(only: alive)
-        return samples
+        return tick
     }
 
-    private func sample(_ tid: Int32) throws(TargetError) -> ThreadSample? {
-        let runTime = capturer.runTimes.runTime(tid)
-        if reusesIdleThreads, let runTime, let last = previous[tid], last.runTime == runTime {
+    /// For a one-off snapshot: every thread captured once.
+    func snapshot() throws(TargetError) -> [ThreadSample] { try sampleOnce().samples }
+
+    private enum Outcome {
+        case captured(ThreadSample)
+        /// On a CPU, and sampled by the kernel: placed later.
+        case running(name: String)
+    }
+
+    private func sample(_ tid: Int32) throws(TargetError) -> Outcome? {
+        guard let look = capturer.activity.look(tid) else { return nil }
+        var running = look.isRunning
+        if reusesIdleThreads, let last = previous[tid], look.isWaitingSinceBlocked(last.look) {
+            // Woken, waiting for a CPU: where it blocked, and not on a CPU.
+            running = false
+            if onlyRunning { return nil }
             capturer.count(.reused)
             var reused = last.sample
             reused.path = .reused
-            return reused
+            return .captured(reused)
         }
-        let name = names[tid] ?? threadName(pid: pid, tid: tid)
-        names[tid] = name
+        if onlyRunning && !running { return nil }
+        if reusesIdleThreads, !running, let last = previous[tid], last.look == look {
+            capturer.count(.reused)
+            var reused = last.sample
+            reused.path = .reused
+            return .captured(reused)
+        }
+        // Read at every capture: a thread renames itself (prctl) or its process execs.
+        let name = threadName(pid: pid, tid: tid)
+        lastNames[tid] = name
         let now = monotonicNanoseconds()
+        if running, let kernelSamples, kernelSamples.samples(tid) {
+            capturer.count(.kernelSample)
+            return .running(name: name)
+        }
+        // A thread seen running may be blocked again by now: copied without a stop
+        // then, as a stop would make its epoll_wait or recv return EINTR.
         var partial: ThreadSample?
-        if let copy = capturer.captureWithoutStop(tid: tid, name: name, runTime: runTime) {
+        if let copy = capturer.captureWithoutStop(tid: tid, name: name, look: look) {
             let unwound = unwind(copy)
             let sample = ThreadSample(copy, unwound: unwound, path: .withoutStop, now: now)
             // sp and pc are all /proc gives: a walk that needed another register
             // (a frame pointer) stops early. Never keep a worse stack than a stop gives.
             if unwound.isAsGoodAsAStop {
                 capturer.count(.withoutStop)
-                return remember(sample, runTime: runTime)
+                return .captured(remember(sample, look: look))
             }
             if let recovered = framePointerWalk(copy, partial: unwound) {
                 capturer.count(.withoutStop)
-                return remember(ThreadSample(copy, unwound: recovered, path: .withoutStop, now: now), runTime: runTime)
+                return .captured(remember(ThreadSample(copy, unwound: recovered, path: .withoutStop, now: now), look: look))
             }
             partial = sample
-        } else if let sample = kernelSample(tid: tid, name: name, now: now) {
-            return remember(sample, runTime: runTime)
+        } else if let kernelSamples, capturer.activity.look(tid)?.isRunning == true, kernelSamples.samples(tid) {
+            // It woke while being copied: running now, which the kernel's samples place
+            // without the late landing of a stop.
+            capturer.count(.kernelSample)
+            return .running(name: name)
         }
         switch try capturer.captureStopped(tid: tid, name: name) {
         case .captured(let thread):
             capturer.count(.stopped)
             failures[tid] = nil
             stoppedAt[tid] = thread.registers
-            return remember(ThreadSample(thread, unwound: unwind(thread), path: .stopped, now: now), runTime: runTime)
+            return .captured(remember(ThreadSample(thread, unwound: unwind(thread), path: .stopped, now: now), look: look))
         case .gone:
             return nil
         case .failed(let failure):
             // A thread that cannot stop (state D) keeps the stack /proc allowed, marked truncated.
             if let partial {
                 capturer.count(.withoutStop)
-                return partial
+                return .captured(partial)
             }
             failures[tid] = failure
+            unreadable += 1
             return nil
         }
     }
@@ -120,22 +177,20 @@ final class Sampler {
         return FramePointerRecovery(unwinder: unwinder, image: image).recover(copy, partial: partial, options: options.unwind)
     }
 
-    /// A running thread as the kernel sampled it within the last few periods, if its
-    /// walk is complete (a stack deeper than the kernel's copy gets a stop instead).
-    private func kernelSample(tid: Int32, name: String, now: UInt64) -> ThreadSample? {
-        guard let kernelSamples,
-              let (registers, stack) = kernelSamples.newest(tid: tid, notBefore: now &- 3 * kernelSamples.periodNanoseconds)
-        else { return nil }
-        let thread = CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: .running(),
-                                    stoppedForCapture: false)
-        let unwound = unwind(thread)
-        guard unwound.isAsGoodAsAStop else { return nil }
-        capturer.count(.kernelSample)
-        return ThreadSample(thread, unwound: unwound, path: .kernelSample, now: now)
+    /// One of the kernel's samples of a running thread, unwound (marked truncated
+    /// where the stack is deeper than the kernel's copy of it).
+    private func kernelSample(tid: Int32, registers: RegisterSet, stack: StackCopy) -> ThreadSample {
+        let thread = CapturedThread(tid: tid, name: lastNames[tid] ?? "", registers: registers, stack: stack,
+                                    procInfo: .running(), stoppedForCapture: false)
+        return ThreadSample(thread, unwound: unwind(thread), path: .kernelSample, now: 0)
     }
 
-    private func remember(_ sample: ThreadSample, runTime: UInt64?) -> ThreadSample {
-        if let runTime { previous[sample.tid] = (runTime, sample) }
+    /// Kept for idle elision with what /proc said just before the capture: a later
+    /// look that finds the thread blocked with the same line and CPU time means it
+    /// has not run since. A stop makes the thread run (it handles the interrupt), so
+    /// the look after a stop never matches: the next sample copies it without stop.
+    private func remember(_ sample: ThreadSample, look: ThreadActivity.Look) -> ThreadSample {
+        previous[sample.tid] = (look, sample)
         return sample
     }
 

@@ -1,8 +1,21 @@
-// `attach` and `run`: sample at a fixed rate until the duration ends, the
-// caller asks to stop, or the target exits. Ticks keep to the schedule (the
-// next one is due one period after the last was due, not after it ended); when
-// a sample takes longer than a period, the ticks it overran are counted as lost.
+// `attach` and `run`: sample at a rate until the duration ends, the caller asks
+// to stop, or the target exits. Ticks keep to the schedule (the next one is due
+// one interval after the last was due, not after it ended); when a sample takes
+// longer than that, the ticks it overran are counted as lost. Each interval is
+// drawn uniformly between half and one and a half periods: a fixed rate would
+// land on the same phase of periodic work every time (a 20 ms cycle sampled
+// every 10 ms), the jitter spreads the ticks over every phase, and the mean rate
+// stays the one asked for.
 import Glibc
+
+/// What a sampling run counts.
+public enum SamplingMode: String, Sendable, CaseIterable {
+    /// Every thread at every tick, blocked or not: where the time goes.
+    case wall
+    /// Only threads that are runnable or on a CPU (state R) at the tick, as perf
+    /// and py-spy without --idle count: where the CPU goes.
+    case cpu
+}
 
 public struct SamplingOptions: Sendable {
     public var snapshot = SnapshotOptions()
@@ -13,6 +26,7 @@ public struct SamplingOptions: Sendable {
     /// Running threads from the kernel's perf_event samples instead of ptrace stops
     /// (where perf_event_open is allowed).
     public var kernelSampling = true
+    public var mode = SamplingMode.wall
 
     public init() {}
 }
@@ -25,7 +39,19 @@ public struct SamplingProgress: Sendable {
     public var threads = 0
     /// Ticks that could not be taken on time.
     public var lost = 0
+    /// perf records the kernel dropped because a ring was full.
+    public var lostKernelRecords: UInt64 = 0
+    /// Thread captures that failed (a thread that would not stop in time, say).
+    public var unreadable = 0
     public var paths = CaptureCounts()
+
+    /// "lost 0 ticks" and, where there were any, the records and threads lost too.
+    public var lossSummary: String {
+        var parts = ["lost \(lost) ticks"]
+        if lostKernelRecords > 0 { parts.append("\(lostKernelRecords) kernel records") }
+        if unreadable > 0 { parts.append("\(unreadable) thread captures") }
+        return parts.joined(separator: ", ")
+    }
 }
 
 public struct SamplingResult: Sendable {
@@ -52,8 +78,12 @@ extension Profiler {
             var progress = SamplingProgress()
             let period = UInt64(1e9 / max(options.rate, 0.001))
             if options.kernelSampling {
-                sampler.kernelSamples = KernelSamples(periodNanoseconds: period, stackBytes: options.snapshot.capture.stackBytes)
+                // Two of the kernel's samples per period of CPU time: where a running thread
+                // was at the ticks is drawn from them, so more of them mean less noise.
+                sampler.kernelSamples = KernelSamples(periodNanoseconds: period / 2, stackBytes: options.snapshot.capture.stackBytes)
             }
+            sampler.onlyRunning = options.mode == .cpu
+            var jitter = SystemRandomNumberGenerator()
             let start = monotonicNanoseconds()
             var due = start
             var lastReport = start
@@ -63,17 +93,19 @@ extension Profiler {
             while !shouldStop() {
                 let now = monotonicNanoseconds()
                 if let duration = options.durationNanoseconds, now - start >= duration { break }
-                let samples = try sampler.sampleOnce()
-                if samples.isEmpty && processIsGone(pid) {
+                let tick = try sampler.sampleOnce()
+                if tick.isEmpty && processIsGone(pid) {
                     exited = true
                     break
                 }
                 sampler.releasePending()
-                aggregate.add(samples)
+                aggregate.add(tick)
                 progress.samples += 1
-                progress.threads = samples.count
+                progress.threads = tick.samples.count + tick.running.count
                 progress.paths = sampler.counts
-                due += period
+                progress.unreadable = sampler.unreadable
+                progress.lostKernelRecords = sampler.kernelSamples?.lost ?? 0
+                due += period / 2 + UInt64.random(in: 0..<period, using: &jitter)
                 let after = monotonicNanoseconds()
                 if after > due {
                     let missed = Int((after - due) / period)
@@ -100,6 +132,8 @@ extension Profiler {
             sampler.releasePending()
             progress.elapsedNanoseconds = monotonicNanoseconds() - start
             progress.paths = sampler.counts
+            progress.unreadable = sampler.unreadable
+            progress.lostKernelRecords = sampler.kernelSamples?.lost ?? 0
             return (aggregate, progress, exited, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid },
                     sampler.sawGroupStop)
         }
@@ -109,7 +143,8 @@ extension Profiler {
         var document = ProfileDocument(pid: pid, records: Grouper.sorted(records, addresses: .absolute),
                                        memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
         document.comments = [
-            "samples: \(progress.samples) at \(formatRate(options.rate)) Hz over \(decimal(seconds, places: 1)) s, lost \(progress.lost)",
+            "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over \(decimal(seconds, places: 1)) s, "
+                + "mode \(options.mode.rawValue), \(progress.lossSummary)",
             "capture: \(progress.paths.summary)",
         ]
         return SamplingResult(document: document, progress: progress, targetExited: exited, wasStopped: wasStopped,
@@ -137,6 +172,14 @@ extension Profiler {
 }
 
 /// Identical samples counted together, in the order first seen.
+///
+/// A thread found running at a tick, whose stack the kernel samples, is counted
+/// as running at that tick; where it was is drawn from the kernel's samples of it
+/// over the run: its running ticks are spread over its distinct sampled stacks in
+/// proportion to how often each was sampled (largest remainders, so the counts
+/// add up to the ticks exactly). The kernel samples every period of the thread's
+/// own CPU time, so those proportions are its CPU time's, and the ticks say how
+/// much of the wall-clock time that was.
 struct SampleAggregate {
     private struct Entry {
         var sample: ThreadSample
@@ -150,6 +193,19 @@ struct SampleAggregate {
     /// Where each thread's last sample was counted: a reused sample is the same
     /// sample again, so it is counted there without hashing its stack.
     private var lastSlot: [Int32: Int] = [:]
+    /// Per thread: the ticks it was running at, and the kernel's samples of it.
+    private var running: [Int32: (ticks: Int, name: String, stacks: [ThreadSample.Key: (sample: ThreadSample, count: Int)])] = [:]
+
+    mutating func add(_ tick: Sampler.Tick) {
+        add(tick.samples)
+        for (tid, name) in tick.running {
+            running[tid, default: (0, name, [:])].ticks += 1
+            running[tid]!.name = name
+        }
+        for sample in tick.kernelSamples {
+            running[sample.tid, default: (0, sample.name, [:])].stacks[sample.key, default: (sample, 0)].count += 1
+        }
+    }
 
     mutating func add(_ samples: [ThreadSample]) {
         for sample in samples {
@@ -157,27 +213,62 @@ struct SampleAggregate {
                 entries[slot].count += 1
                 continue
             }
-            let key = sample.key
-            if let slot = slots[key] {
-                entries[slot].count += 1
-                entries[slot].tids.insert(sample.tid)
-                if !sample.name.isEmpty { entries[slot].names.insert(sample.name) }
-                if let state = entries[slot].sample.state, let other = sample.state {
-                    entries[slot].sample.state = Grouper.merge(state, other)
-                }
-                lastSlot[sample.tid] = slot
-            } else {
-                slots[key] = entries.count
-                lastSlot[sample.tid] = entries.count
-                entries.append(Entry(sample: sample, count: 1, tids: [sample.tid], names: sample.name.isEmpty ? [] : [sample.name]))
-            }
+            lastSlot[sample.tid] = add(sample, count: 1)
         }
     }
 
-    var representatives: [ThreadSample] { entries.map(\.sample) }
+    /// Counts `sample` `count` times; its slot.
+    @discardableResult
+    private mutating func add(_ sample: ThreadSample, count: Int) -> Int {
+        let key = sample.key
+        if let slot = slots[key] {
+            entries[slot].count += count
+            entries[slot].tids.insert(sample.tid)
+            if !sample.name.isEmpty { entries[slot].names.insert(sample.name) }
+            if let state = entries[slot].sample.state, let other = sample.state {
+                entries[slot].sample.state = Grouper.merge(state, other)
+            }
+            return slot
+        }
+        slots[key] = entries.count
+        entries.append(Entry(sample: sample, count: count, tids: [sample.tid], names: sample.name.isEmpty ? [] : [sample.name]))
+        return entries.count - 1
+    }
+
+    /// The samples and, for each running thread, its ticks spread over its stacks.
+    private var placed: SampleAggregate {
+        var all = self
+        for tid in running.keys.sorted() {
+            let thread = running[tid]!
+            guard thread.ticks > 0 else { continue }
+            let stacks = thread.stacks.values.sorted { $0.count != $1.count ? $0.count > $1.count : $0.sample.pcs.lexicographicallyPrecedes($1.sample.pcs) }
+            let sampled = stacks.reduce(0) { $0 + $1.count }
+            guard sampled > 0 else {
+                // Ran less than a period of CPU in all: no sample of it. Its last
+                // captured stack (a stop at the tick it was first seen running) stands in.
+                if let slot = lastSlot[tid] { all.entries[slot].count += thread.ticks }
+                continue
+            }
+            var shares = stacks.map { (sample: $0.sample, whole: thread.ticks * $0.count / sampled,
+                                       remainder: thread.ticks * $0.count % sampled) }
+            var left = thread.ticks - shares.reduce(0) { $0 + $1.whole }
+            for index in shares.indices.sorted(by: { (shares[$0].remainder, $1) > (shares[$1].remainder, $0) }) where left > 0 {
+                shares[index].whole += 1
+                left -= 1
+            }
+            for share in shares where share.whole > 0 {
+                var sample = share.sample
+                sample.name = thread.name
+                all.add(sample, count: share.whole)
+            }
+        }
+        return all
+    }
+
+    var representatives: [ThreadSample] { placed.entries.map(\.sample) }
 
     func records(_ symbolizer: StackSymbolizer) -> [Record] {
-        entries.map { entry in
+        placed.entries.map { entry in
             let (locations, state) = symbolizer.stack(entry.sample)
             return Record(count: entry.count, locations: locations, truncation: entry.sample.truncation,
                           threadIDs: entry.tids.sorted(), state: state, threadNames: entry.names.sorted())

@@ -121,38 +121,60 @@ private extension String {
     }
 }
 
-/// Cumulative time on the CPU (the first field of /proc/PID/task/TID/schedstat):
-/// unchanged between two reads means the thread has not run in between. The
-/// files stay open and are re-read with pread: a sample reads one per thread.
-final class RunTimes {
+/// Whether a thread can have run since it was last looked at, from two files kept
+/// open and re-read with pread: /proc/PID/task/TID/syscall ("running" while the
+/// thread is runnable or on a CPU, else where it is blocked) and the first field of
+/// schedstat, its cumulative CPU time.
+///
+/// The CPU time alone does not say it: the kernel adds to it at a scheduler tick or
+/// when the thread is switched out, so a thread that woke since the last tick and is
+/// computing right now still shows the old sum. Read in this order, the two do: if
+/// the thread is not running when its syscall file is read, any run it had since the
+/// last look ended before that read, was added to the sum when it was switched out,
+/// and shows in the sum read next.
+final class ThreadActivity {
     private let pid: Int32
-    private var descriptors: [Int32: Int32] = [:]
+    private var descriptors: [Int32: (syscall: Int32, schedstat: Int32)] = [:]
+    private var buffer = [UInt8](repeating: 0, count: 256)
 
     init(pid: Int32) { self.pid = pid }
 
-    deinit { for fd in descriptors.values { close(fd) } }
+    deinit { for pair in descriptors.values { close(pair.syscall); close(pair.schedstat) } }
 
-    func runTime(_ tid: Int32) -> UInt64? {
-        let fd: Int32
-        if let open = descriptors[tid] {
-            fd = open
-        } else {
-            fd = Glibc.open("/proc/\(pid)/task/\(tid)/schedstat", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return nil }
-            descriptors[tid] = fd
+    /// The syscall line, then schedstat read after it.
+    struct Look: Equatable {
+        var syscallLine: String
+        /// Cumulative time on a CPU (se.sum_exec_runtime).
+        var runTime: UInt64
+        /// How many times the thread was switched onto a CPU (sched_info.pcount):
+        /// counted when it gets the CPU, so a thread woken but still waiting for one
+        /// shows the count it had.
+        var timeslices: UInt64
+
+        var isRunning: Bool { syscallLine.hasPrefix("running") }
+
+        /// Runnable now, but not switched onto a CPU since `earlier` found it blocked:
+        /// it has not run an instruction since, so its stack is the one of then.
+        func isWaitingSinceBlocked(_ earlier: Look) -> Bool {
+            isRunning && !earlier.isRunning && runTime == earlier.runTime && timeslices == earlier.timeslices
         }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else {
+    }
+
+    /// The thread now; nil once it is gone.
+    func look(_ tid: Int32) -> Look? {
+        guard let files = files(tid), let line = read(files.syscall), let sum = read(files.schedstat) else {
             forget(tid)
             return nil
         }
-        var value: UInt64 = 0
-        for byte in buffer[0..<n] {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { break }
-            value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
-        }
-        return value
+        let fields = sum.split(separator: " ")
+        return Look(syscallLine: line, runTime: Self.leadingNumber(sum),
+                    timeslices: fields.count > 2 ? Self.leadingNumber(String(fields[2])) : 0)
+    }
+
+    /// The CPU time alone: unchanged across a copy means the thread did not run during it.
+    func runTime(_ tid: Int32) -> UInt64? {
+        guard let files = files(tid), let sum = read(files.schedstat) else { return nil }
+        return Self.leadingNumber(sum)
     }
 
     /// Closes the files of threads that are gone.
@@ -160,7 +182,40 @@ final class RunTimes {
         for tid in descriptors.keys where !tids.contains(tid) { forget(tid) }
     }
 
+    private func files(_ tid: Int32) -> (syscall: Int32, schedstat: Int32)? {
+        if let open = descriptors[tid] { return open }
+        let base = "/proc/\(pid)/task/\(tid)/"
+        let syscall = Glibc.open(base + "syscall", O_RDONLY | O_CLOEXEC)
+        guard syscall >= 0 else { return nil }
+        let schedstat = Glibc.open(base + "schedstat", O_RDONLY | O_CLOEXEC)
+        guard schedstat >= 0 else {
+            close(syscall)
+            return nil
+        }
+        descriptors[tid] = (syscall, schedstat)
+        return (syscall, schedstat)
+    }
+
+    private func read(_ fd: Int32) -> String? {
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return nil }
+        // As read, newline and all: the same text ThreadProcInfo.read gives.
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+
+    private static func leadingNumber(_ text: String) -> UInt64 {
+        var value: UInt64 = 0
+        for byte in text.utf8 {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { break }
+            value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
     private func forget(_ tid: Int32) {
-        if let fd = descriptors.removeValue(forKey: tid) { close(fd) }
+        if let pair = descriptors.removeValue(forKey: tid) {
+            close(pair.syscall)
+            close(pair.schedstat)
+        }
     }
 }
