@@ -8,3 +8,87 @@ func escaping(_ text: String, _ replacements: [Character: String]) -> String {
     }
     return escaped
 }
+
+/// The one rule for a target-chosen name (a thread's comm, a goroutine's state)
+/// in the text formats: written bare when it is plain (printable, and none of
+/// space, `"`, `\`, `,`), else quoted as Go's %q does: `"…"` with `\"`, `\\`,
+/// `\n`, `\t`, `\r` and `\xNN` for any other control character. A name can then
+/// neither end its line, start a record, nor split a list; `unquoted` reads it back.
+public enum NameQuoting {
+    public static func quoted(_ name: String) -> String {
+        guard name.isEmpty || name.unicodeScalars.contains(where: needsQuotes) else { return name }
+        var text = "\""
+        for scalar in name.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\t": text += "\\t"
+            case "\r": text += "\\r"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f {
+                    text += "\\x" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+                } else {
+                    text.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return text + "\""
+    }
+
+    private static func needsQuotes(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value <= 0x20 || scalar.value == 0x7f || scalar == "\"" || scalar == "\\" || scalar == ","
+            || (scalar.value >= 0x80 && scalar.properties.generalCategory == .control)
+    }
+
+    /// Names as `quoted` wrote them, separated by `separator`; nil if malformed.
+    public static func list(_ text: Substring, separator: Character = ",") -> [String]? {
+        var names: [String] = []
+        var rest = text
+        while !rest.isEmpty {
+            guard let (name, after) = one(rest) else { return nil }
+            names.append(name)
+            rest = after
+            if rest.isEmpty { break }
+            guard rest.first == separator else { return nil }
+            rest = rest.dropFirst()
+            if rest.isEmpty { return nil }
+        }
+        return names
+    }
+
+    /// One name at the start of `text` (bare up to the separator, or quoted), and what follows.
+    static func one(_ text: Substring, separator: Character = ",") -> (String, Substring)? {
+        guard text.first == "\"" else {
+            let end = text.firstIndex(of: separator) ?? text.endIndex
+            let bare = text[..<end]
+            guard !bare.isEmpty, !bare.unicodeScalars.contains(where: needsQuotes) else { return nil }
+            return (String(bare), text[end...])
+        }
+        var name = String.UnicodeScalarView()
+        var scalars = text.unicodeScalars.dropFirst()
+        while let scalar = scalars.first {
+            scalars = scalars.dropFirst()
+            switch scalar {
+            case "\"": return (String(name), Substring(scalars))
+            case "\\":
+                guard let escape = scalars.first else { return nil }
+                scalars = scalars.dropFirst()
+                switch escape {
+                case "\"", "\\": name.append(escape)
+                case "n": name.append("\n")
+                case "t": name.append("\t")
+                case "r": name.append("\r")
+                case "x":
+                    let digits = String(String.UnicodeScalarView(scalars.prefix(2)))
+                    guard digits.count == 2, let value = UInt32(digits, radix: 16), let byte = Unicode.Scalar(value) else { return nil }
+                    name.append(byte)
+                    scalars = scalars.dropFirst(2)
+                default: return nil
+                }
+            default: name.append(scalar)
+            }
+        }
+        return nil
+    }
+}

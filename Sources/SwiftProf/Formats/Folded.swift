@@ -34,8 +34,11 @@ public struct FoldedWriter: Sendable {
         }
     }
 
-    /// ";" separates frames and the last space the count: neither may be in a name.
+    /// ";" separates frames, a line ends a stack and the last space the count: a
+    /// name keeps none of them (control characters become spaces).
     static func clean(_ name: String) -> String {
-        String(name.map { $0 == ";" ? ":" : ($0 == "\n" ? " " : $0) })
+        String(String.UnicodeScalarView(name.unicodeScalars.map { scalar in
+            scalar == ";" ? ":" : (scalar.value < 0x20 || scalar.value == 0x7f ? " " : scalar)
+        }))
     }
 }

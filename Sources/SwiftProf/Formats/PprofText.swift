@@ -268,7 +268,7 @@ enum StateLine {
             line += " blocked: \(millis / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
         }
         if !threadIDs.isEmpty { line += " threads: " + threadIDs.map(String.init).joined(separator: ",") }
-        if !names.isEmpty { line += " names: " + names.joined(separator: ",") }
+        if !names.isEmpty { line += " names: " + names.map(NameQuoting.quoted).joined(separator: ",") }
         return line
     }
 
@@ -276,8 +276,14 @@ enum StateLine {
         var rest = Substring(line.dropFirst(prefix.count))
         guard let code = rest.first else { return nil }
         var fields: [String: Substring] = [:]
-        // Split off the marked fields from the end, in reverse order of appearance.
-        for marker in markers.reversed() {
+        // The names come last and are the target's to choose: they start at the first
+        // marker (a quoted name may hold " names: " itself). The other fields are split
+        // off from the end, in reverse order of appearance.
+        if let range = rest.firstRange(of: " names: ") {
+            fields[" names: "] = rest[range.upperBound...]
+            rest = rest[..<range.lowerBound]
+        }
+        for marker in markers.reversed() where marker != " names: " {
             if let range = rest.lastRange(of: marker) {
                 fields[marker] = rest[range.upperBound...]
                 rest = rest[..<range.lowerBound]
@@ -303,7 +309,11 @@ enum StateLine {
                 threads.append(tid)
             }
         }
-        let names = fields[" names: "].map { $0.split(separator: ",").map(String.init) } ?? []
+        var names: [String] = []
+        if let list = fields[" names: "] {
+            guard let read = NameQuoting.list(list) else { return nil }
+            names = read
+        }
         return (state, threads, names)
     }
 }

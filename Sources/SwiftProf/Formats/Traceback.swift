@@ -23,7 +23,7 @@ public struct TracebackWriter: Sendable {
 
     /// A goroutine's name is its state, as the reader gave it.
     private func goroutineBlock(_ goroutine: ThreadStack) -> String {
-        "goroutine \(goroutine.tid) [\(goroutine.name)]:\n" + frames(goroutine)
+        "goroutine \(goroutine.tid) [\(goroutine.name.filter { !$0.isNewline })]:\n" + frames(goroutine)
     }
 
     private func block(_ thread: ThreadStack) -> String {
@@ -33,7 +33,9 @@ public struct TracebackWriter: Sendable {
             if let call = state.systemCall { status.append(call.name) }
         }
         let tid = thread.tid == 0 ? "?" : String(thread.tid)
-        return "thread \(tid) \"\(thread.name)\"" + (status.isEmpty ? "" : " [\(status.joined(separator: ", "))]") + ":\n"
+        // Always quoted, as Go's %q: a name cannot end the header or start a frame line.
+        let name = NameQuoting.quoted(thread.name)
+        return "thread \(tid) \(name.hasPrefix("\"") ? name : "\"\(name)\"")" + (status.isEmpty ? "" : " [\(status.joined(separator: ", "))]") + ":\n"
             + frames(thread)
     }
 
