@@ -87,8 +87,8 @@ struct AttachCommand: ParsableCommand {
         discussion: """
             Blocked threads are copied without stopping them and threads that provably have not \
             run since the last sample are not copied again; running threads are read from the \
-            kernel's perf_event samples of their current stint on the CPU, or stopped one at a \
-            time for their copy where there is none (or with --no-perf). Ticks are jittered \
+            kernel's perf_event samples of their CPU time (each running tick placed over them), or \
+            stopped one at a time for their copy where perf is refused (or with --no-perf). Ticks are jittered \
             around the rate. Counts in the profile are samples. Ctrl-C or SIGTERM end the run \
             and print the profile; the process goes on as before.
             """
