@@ -39,8 +39,7 @@ __attribute__((noinline)) static void poll_forever(int fd) {
 }
 
 static void *poller(void *arg) {
-    (void)arg;
-    int fd = epoll_create1(EPOLL_CLOEXEC);
+    int fd = (int)(long)arg;
     announce(SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT, SYS_EPOLL_PWAIT2);
     poll_forever(fd);
     return NULL;
@@ -79,8 +78,12 @@ __attribute__((noinline)) static void wait_for_eof(void) {
 }
 
 int main(void) {
+    /* Made here, before any thread runs: made by the poller it would race with main's
+     * reads of /proc in wait_until_parked for the lowest free descriptor, and
+     * epoll_wait(3, ...) in one run would be epoll_wait(4, ...) in the next. */
+    int epoll = epoll_create1(EPOLL_CLOEXEC);
     start_thread(sleeper, NULL, "sleeper");
-    start_thread(poller, NULL, "poller");
+    start_thread(poller, (void *)(long)epoll, "poller");
     for (int i = 0; i < WORKERS; i++) start_thread(worker, NULL, "worker");
     start_thread(spinner, NULL, "spinner");
     wait_until_parked(WORKERS + 3);
