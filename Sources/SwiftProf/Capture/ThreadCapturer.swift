@@ -101,11 +101,11 @@ final class ThreadCapturer {
     /// look, copy, look again; /proc's other files (state, wchan, kernel stack, the
     /// slow one) are read after it and kept only if the thread has still not moved.
     func captureWithoutStop(tid: Int32, name: String, look first: ThreadActivity.Look) -> CapturedThread? {
-        var look: ThreadActivity.Look? = first
+        // A thread the caller saw running may be blocked by now: looked at again.
+        var look: ThreadActivity.Look? = first.isRunning ? activity.look(tid) : first
         for attempt in 0..<2 {
             if attempt > 0 { look = activity.look(tid) }
-            guard let before = look, let at = ThreadProcInfo.parseBlockedAt(before.syscallLine),
-                  !before.syscallLine.hasPrefix("running") else { return nil }
+            guard let before = look, !before.isRunning, let at = ThreadProcInfo.parseBlockedAt(before.syscallLine) else { return nil }
             if memoryMap.region(containing: at.sp) == nil { refreshMemoryMap() }
             let (stack, note) = Ptrace.copyStack(pid: pid, sp: at.sp, map: memoryMap, limit: options.stackBytes)
             guard note == nil else { return nil }

@@ -13,7 +13,7 @@ func escaping(_ text: String, _ replacements: [Character: String]) -> String {
 /// in the text formats: written bare when it is plain (printable, and none of
 /// space, `"`, `\`, `,`), else quoted as Go's %q does: `"…"` with `\"`, `\\`,
 /// `\n`, `\t`, `\r` and `\xNN` for any other control character. A name can then
-/// neither end its line, start a record, nor split a list; `unquoted` reads it back.
+/// neither end its line, start a record, nor split a list; `list` reads them back.
 public enum NameQuoting {
     public static func quoted(_ name: String) -> String {
         guard name.isEmpty || name.unicodeScalars.contains(where: needsQuotes) else { return name }
@@ -41,8 +41,8 @@ public enum NameQuoting {
             || (scalar.value >= 0x80 && scalar.properties.generalCategory == .control)
     }
 
-    /// Names as `quoted` wrote them, separated by `separator`; nil if malformed.
-    public static func list(_ text: Substring, separator: Character = ",") -> [String]? {
+    /// Names as `quoted` wrote them, separated by commas; nil if malformed.
+    public static func list(_ text: Substring) -> [String]? {
         var names: [String] = []
         var rest = text
         while !rest.isEmpty {
@@ -50,17 +50,17 @@ public enum NameQuoting {
             names.append(name)
             rest = after
             if rest.isEmpty { break }
-            guard rest.first == separator else { return nil }
+            guard rest.first == "," else { return nil }
             rest = rest.dropFirst()
             if rest.isEmpty { return nil }
         }
         return names
     }
 
-    /// One name at the start of `text` (bare up to the separator, or quoted), and what follows.
-    static func one(_ text: Substring, separator: Character = ",") -> (String, Substring)? {
+    /// One name at the start of `text` (bare up to a comma, or quoted), and what follows.
+    private static func one(_ text: Substring) -> (String, Substring)? {
         guard text.first == "\"" else {
-            let end = text.firstIndex(of: separator) ?? text.endIndex
+            let end = text.firstIndex(of: ",") ?? text.endIndex
             let bare = text[..<end]
             guard !bare.isEmpty, !bare.unicodeScalars.contains(where: needsQuotes) else { return nil }
             return (String(bare), text[end...])

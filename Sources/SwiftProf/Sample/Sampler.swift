@@ -92,31 +92,21 @@ final class Sampler {
 
     private func sample(_ tid: Int32) throws(TargetError) -> Outcome? {
         guard let look = capturer.activity.look(tid) else { return nil }
-        var running = look.isRunning
-        if reusesIdleThreads, let last = previous[tid], look.isWaitingSinceBlocked(last.look) {
-            // Woken, waiting for a CPU: where it blocked, and not on a CPU.
-            running = false
+        // Not run since its last capture: blocked just as it was, or woken but not yet
+        // switched onto a CPU. Its stack is the one of then, and it is not on a CPU.
+        if reusesIdleThreads, let last = previous[tid], (!look.isRunning && look == last.look) || look.isWaitingSinceBlocked(last.look) {
             if onlyRunning { return nil }
             capturer.count(.reused)
             var reused = last.sample
             reused.path = .reused
             return .captured(reused)
         }
-        if onlyRunning && !running { return nil }
-        if reusesIdleThreads, !running, let last = previous[tid], last.look == look {
-            capturer.count(.reused)
-            var reused = last.sample
-            reused.path = .reused
-            return .captured(reused)
-        }
+        if onlyRunning && !look.isRunning { return nil }
         // Read at every capture: a thread renames itself (prctl) or its process execs.
         let name = threadName(pid: pid, tid: tid)
         lastNames[tid] = name
         let now = monotonicNanoseconds()
-        if running, let kernelSamples, kernelSamples.samples(tid) {
-            capturer.count(.kernelSample)
-            return .running(name: name)
-        }
+        if look.isRunning, countedAsRunning(tid) { return .running(name: name) }
         // A thread seen running may be blocked again by now: copied without a stop
         // then, as a stop would make its epoll_wait or recv return EINTR.
         var partial: ThreadSample?
@@ -134,10 +124,9 @@ final class Sampler {
                 return .captured(remember(ThreadSample(copy, unwound: recovered, path: .withoutStop, now: now), look: look))
             }
             partial = sample
-        } else if let kernelSamples, capturer.activity.look(tid)?.isRunning == true, kernelSamples.samples(tid) {
+        } else if capturer.activity.look(tid)?.isRunning == true, countedAsRunning(tid) {
             // It woke while being copied: running now, which the kernel's samples place
             // without the late landing of a stop.
-            capturer.count(.kernelSample)
             return .running(name: name)
         }
         switch try capturer.captureStopped(tid: tid, name: name) {
@@ -158,6 +147,14 @@ final class Sampler {
             unreadable += 1
             return nil
         }
+    }
+
+    /// Whether a running thread is counted as running at this tick, to be placed
+    /// over the kernel's samples of it: only if the kernel samples it.
+    private func countedAsRunning(_ tid: Int32) -> Bool {
+        guard let kernelSamples, kernelSamples.samples(tid) else { return false }
+        capturer.count(.kernelSample)
+        return true
     }
 
     func releasePending() { capturer.releasePending() }

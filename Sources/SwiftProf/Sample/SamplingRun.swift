@@ -120,12 +120,13 @@ extension Profiler {
                 if let onRefresh, after - lastRefresh >= refreshNanoseconds {
                     lastRefresh = after
                     // One symbolizer while the maps stay the same: each pc is looked up once.
+                    let placed = aggregate.placed
                     if liveSymbolizer?.image !== sampler.targetImage {
                         liveSymbolizer = (sampler.targetImage, StackSymbolizer(pid: pid, image: sampler.targetImage,
-                                                                               samples: aggregate.representatives,
+                                                                               samples: placed.representatives,
                                                                                options: options.snapshot))
                     }
-                    onRefresh(aggregate.records(liveSymbolizer!.symbolizer), progress)
+                    onRefresh(placed.records(liveSymbolizer!.symbolizer), progress)
                 }
                 sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)
             }
@@ -137,8 +138,9 @@ extension Profiler {
             return (aggregate, progress, exited, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid },
                     sampler.sawGroupStop)
         }
-        let symbolizer = StackSymbolizer(pid: pid, image: image, samples: aggregate.representatives, options: options.snapshot)
-        let records = aggregate.records(symbolizer)
+        let placed = aggregate.placed
+        let symbolizer = StackSymbolizer(pid: pid, image: image, samples: placed.representatives, options: options.snapshot)
+        let records = placed.records(symbolizer)
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         var document = ProfileDocument(pid: pid, records: Grouper.sorted(records, addresses: .absolute),
                                        memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
@@ -181,7 +183,7 @@ extension Profiler {
 /// own CPU time, so those proportions are its CPU time's, and the ticks say how
 /// much of the wall-clock time that was.
 struct SampleAggregate {
-    private struct Entry {
+    fileprivate struct Entry {
         var sample: ThreadSample
         var count: Int
         var tids: Set<Int32>
@@ -236,7 +238,7 @@ struct SampleAggregate {
     }
 
     /// The samples and, for each running thread, its ticks spread over its stacks.
-    private var placed: SampleAggregate {
+    var placed: PlacedSamples {
         var all = self
         for tid in running.keys.sorted() {
             let thread = running[tid]!
@@ -262,13 +264,18 @@ struct SampleAggregate {
                 all.add(sample, count: share.whole)
             }
         }
-        return all
+        return PlacedSamples(entries: all.entries)
     }
+}
 
-    var representatives: [ThreadSample] { placed.entries.map(\.sample) }
+/// Every sample counted where it belongs, running ticks included.
+struct PlacedSamples {
+    fileprivate let entries: [SampleAggregate.Entry]
+
+    var representatives: [ThreadSample] { entries.map(\.sample) }
 
     func records(_ symbolizer: StackSymbolizer) -> [Record] {
-        placed.entries.map { entry in
+        entries.map { entry in
             let (locations, state) = symbolizer.stack(entry.sample)
             return Record(count: entry.count, locations: locations, truncation: entry.sample.truncation,
                           threadIDs: entry.tids.sorted(), state: state, threadNames: entry.names.sorted())
