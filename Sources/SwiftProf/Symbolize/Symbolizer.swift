@@ -25,6 +25,8 @@ final class Symbolizer {
     private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
     private let options: SymbolizeOptions
     private var cache: [UInt64: Location] = [:]
+    /// Per module without .debug_aranges, its units by their ranges (nil: no DWARF).
+    private var unitIndexes: [OpaquePointer: CompileUnitIndex?] = [:]
 
     /// `modules`: every ELF object to report, with its load bias and file;
     /// `vdso`: the target's vDSO mapping, read from its memory by libdwfl.
@@ -120,26 +122,49 @@ final class Symbolizer {
     }
 
     private func sourceLine(_ module: OpaquePointer, _ address: UInt64) -> (String, Int) {
-        guard let lineRecord = dwfl_module_getsrc(module, address) else { return ("", 0) }
+        if let lineRecord = dwfl_module_getsrc(module, address) {
+            var line: Int32 = 0
+            guard let file = dwfl_lineinfo(lineRecord, nil, &line, nil, nil, nil) else { return ("", 0) }
+            return (String(cString: file), Int(line))
+        }
+        // No .debug_aranges entry: the line table of the unit found by its ranges.
+        guard let index = unitIndex(module), var unit = index.unit(containing: address),
+              let lineRecord = dwarf_getsrc_die(&unit, address - index.bias),
+              let file = dwarf_linesrc(lineRecord, nil, nil) else { return ("", 0) }
         var line: Int32 = 0
-        guard let file = dwfl_lineinfo(lineRecord, nil, &line, nil, nil, nil) else { return ("", 0) }
+        _ = dwarf_lineno(lineRecord, &line)
         return (String(cString: file), Int(line))
+    }
+
+    /// The compile unit holding `address` and the module's bias: libdw's lookup
+    /// through .debug_aranges, else the units' own ranges (CompileUnitIndex).
+    private func withCompileUnit<T>(_ module: OpaquePointer, _ address: UInt64,
+                                    _ body: (UnsafeMutablePointer<Dwarf_Die>, Dwarf_Addr) -> T) -> T? {
+        var bias: Dwarf_Addr = 0
+        if let unit = dwfl_module_addrdie(module, address, &bias) { return body(unit, bias) }
+        guard let index = unitIndex(module), var unit = index.unit(containing: address) else { return nil }
+        return body(&unit, index.bias)
+    }
+
+    private func unitIndex(_ module: OpaquePointer) -> CompileUnitIndex? {
+        if let known = unitIndexes[module] { return known }
+        let index = CompileUnitIndex(module: module)
+        unitIndexes[module] = index
+        return index
     }
 
     /// eu-stack -i's walk: the innermost function-like scope at the address, then
     /// each enclosing inlined_subroutine outwards up to the subprogram. A caller's
     /// line is the call site recorded on the scope inside it.
     private func scopeFrames(_ module: OpaquePointer, _ address: UInt64, offset: UInt64) -> [FrameLine] {
-        var bias: Dwarf_Addr = 0
-        guard let cu = dwfl_module_addrdie(module, address, &bias) else { return [] }
-        var scopes: UnsafeMutablePointer<Dwarf_Die>?
-        let count = dwarf_getscopes(cu, address - bias, &scopes)
-        defer { free(scopes) }
-        guard count > 0, let scopes,
-              let innermost = (0..<Int(count)).first(where: { isFunctionScope(&scopes[$0]) }) else { return [] }
+        withCompileUnit(module, address) { cu, bias in scopeFrames(module, address, offset: offset, cu: cu, bias: bias) } ?? []
+    }
 
+    private func scopeFrames(_ module: OpaquePointer, _ address: UInt64, offset: UInt64,
+                             cu: UnsafeMutablePointer<Dwarf_Die>, bias: Dwarf_Addr) -> [FrameLine] {
+        guard var innermost = innermostFunctionScope(cu, address - bias) else { return [] }
         var chain: UnsafeMutablePointer<Dwarf_Die>?
-        let chainCount = dwarf_getscopes_die(&scopes[innermost], &chain)
+        let chainCount = dwarf_getscopes_die(&innermost, &chain)
         defer { free(chain) }
         guard chainCount > 0, let chain else { return [] }
 
@@ -153,6 +178,18 @@ final class Symbolizer {
             callSite = index
         }
         return frames
+    }
+
+    /// libdw's lookup, or where it finds no function (Swift's DW_TAG_module hides
+    /// them from it), a search that descends into such containers.
+    private func innermostFunctionScope(_ cu: UnsafeMutablePointer<Dwarf_Die>, _ address: Dwarf_Addr) -> Dwarf_Die? {
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = dwarf_getscopes(cu, address, &scopes)
+        defer { free(scopes) }
+        if count > 0, let scopes, let innermost = (0..<Int(count)).first(where: { isFunctionScope(&scopes[$0]) }) {
+            return scopes[innermost]
+        }
+        return FunctionScopeSearch.innermost(in: cu, at: address)
     }
 
     private func isFunctionScope(_ die: UnsafeMutablePointer<Dwarf_Die>) -> Bool {

@@ -58,12 +58,23 @@ enum FixtureBuild {
         }
     }
 
-    /// Compiles Fixtures/c/NAME.c (or .cpp) with the system compiler, once per test run.
-    static func executable(_ name: String, flags: [String] = ["-O2", "-g"]) throws -> String {
-        try once(name) { output in
+    /// Compiles Fixtures/c/NAME.c (or .cpp) with the system compiler, once per test run;
+    /// with `clang`, the toolchain's clang instead (it writes no .debug_aranges).
+    static func executable(_ name: String, flags: [String] = ["-O2", "-g"], clang: Bool = false) throws -> String {
+        try once(clang ? name + "-clang" : name) { output in
             let source = ["c", "cpp"].map { Paths.packageRoot.appendingPathComponent("Fixtures/c/\(name).\($0)") }
                 .first { FileManager.default.fileExists(atPath: $0.path) }!
-            return (source.pathExtension == "cpp" ? "c++" : "cc", flags + ["-pthread", "-o", output, source.path], nil)
+            let compiler = clang ? (source.pathExtension == "cpp" ? "clang++" : "clang")
+                : (source.pathExtension == "cpp" ? "c++" : "cc")
+            return (compiler, flags + ["-pthread", "-o", output, source.path], nil)
+        }
+    }
+
+    /// Fixtures/SwiftParked built by swiftc with -O -g (the package builds it -Onone for the tests).
+    static func optimizedSwift() throws -> String {
+        try once("SwiftParked-O") { output in
+            let source = Paths.packageRoot.appendingPathComponent("Fixtures/SwiftParked/main.swift").path
+            return ("swiftc", ["-O", "-g", "-o", output, source], nil)
         }
     }
 }
@@ -228,8 +239,10 @@ final class Fixture: @unchecked Sendable {
     }
 
     static func swift() throws -> Fixture {
-        try Fixture(Paths.products.appendingPathComponent("SwiftParked").path)
+        try Fixture(swiftExecutable)
     }
+
+    static var swiftExecutable: String { Paths.products.appendingPathComponent("SwiftParked").path }
 
     /// Sends a line to the fixture and returns its one-line answer.
     func ask(_ line: String) -> String? {
