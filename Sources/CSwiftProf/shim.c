@@ -213,6 +213,26 @@ void sp_perf_unmap(void *ring, size_t data_pages) {
     munmap(ring, (1 + data_pages) * (size_t)sysconf(_SC_PAGESIZE));
 }
 
+int sp_switch_open(pid_t tid) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CONTEXT_SWITCHES;
+    attr.sample_period = 1;  // every switch out: where the thread stays while off the CPU
+    attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER;
+    attr.sample_regs_user = SP_PERF_REGS;
+    attr.context_switch = 1;  // PERF_RECORD_SWITCH, in and out
+    attr.task = 1;            // PERF_RECORD_EXIT when the thread ends
+    attr.sample_id_all = 1;
+    attr.exclude_hv = 1;
+    attr.use_clockid = 1;
+    attr.clockid = CLOCK_MONOTONIC;
+    // The switch happens in the kernel: excluding kernel events would drop them all.
+    long fd = syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
 // Copies length bytes from the ring at a running offset, across its end.
 static void ring_copy(void *to, const uint8_t *data, uint64_t size, uint64_t at, size_t length) {
     uint64_t start = at % size;
@@ -267,4 +287,69 @@ int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t sta
     }
     __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
     return found;
+}
+
+void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff) {
+    int cut = 0;
+    struct perf_event_mmap_page *meta = ring;
+    uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
+    uint64_t tail = meta->data_tail;
+    const uint8_t *data = (const uint8_t *)ring + meta->data_offset;
+    uint64_t size = meta->data_size;
+    while (size > 0 && tail + sizeof(struct perf_event_header) <= head) {
+        struct perf_event_header header;
+        ring_copy(&header, data, size, tail, sizeof header);
+        if (header.size < sizeof header || tail + header.size > head) break;
+        uint64_t at = tail + sizeof header;
+        // Every record carries its time: a sample 8 bytes in (after pid, tid), the
+        // others in their sample_id at the end (pid, tid, time).
+        uint64_t record_time = 0;
+        if (header.type == PERF_RECORD_SAMPLE) {
+            if (header.size >= sizeof header + 16) ring_copy(&record_time, data, size, at + 8, 8);
+        } else if (header.size >= sizeof header + 16) {
+            ring_copy(&record_time, data, size, tail + header.size - 8, 8);
+        }
+        if (!cut && record_time > cutoff) {
+            *at_cutoff = *state;
+            cut = 1;
+        }
+        if (header.type == PERF_RECORD_SAMPLE && header.size >= sizeof header + 24 + 17 * 8) {
+            uint32_t ids[2];
+            uint64_t time, abi;
+            ring_copy(ids, data, size, at, 8); at += 8;
+            ring_copy(&time, data, size, at, 8); at += 8;
+            ring_copy(&abi, data, size, at, 8); at += 8;
+            if (abi == PERF_SAMPLE_REGS_ABI_64) {
+                uint64_t regs[17];
+                ring_copy(regs, data, size, at, sizeof regs);
+                static const int dwarf_from_perf[17] = {0, 3, 2, 1, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 8};
+                for (int i = 0; i < 17; i++) state->registers[i] = regs[dwarf_from_perf[i]];
+                state->has_registers = 1;
+            } else {
+                state->has_registers = 0;  // a switch out of a kernel-only moment: no user registers
+            }
+            state->switch_out_time = time;
+        } else if (header.type == PERF_RECORD_SWITCH) {
+            if (header.misc & PERF_RECORD_MISC_SWITCH_OUT) {
+                state->on_cpu = 0;
+            } else {
+                state->on_cpu = 1;
+                state->switch_ins++;
+            }
+        } else if (header.type == PERF_RECORD_EXIT) {
+            uint32_t ids[4];  // pid, ppid, tid, ptid
+            ring_copy(ids, data, size, at, sizeof ids);
+            if (state->tid == 0 || ids[2] == (uint32_t)state->tid) state->exited = 1;
+        } else if (header.type == PERF_RECORD_LOST) {
+            uint64_t counts[2];  // id, lost
+            ring_copy(counts, data, size, at, sizeof counts);
+            state->lost += counts[1] > 0 ? counts[1] : 1;
+            // What was dropped may have moved the thread: unknown until the next records say.
+            state->on_cpu = -1;
+            state->has_registers = 0;
+        }
+        tail += header.size;
+    }
+    if (!cut) *at_cutoff = *state;
+    __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
 }

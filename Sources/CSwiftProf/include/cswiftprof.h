@@ -72,6 +72,26 @@ void sp_perf_unmap(void *ring, size_t data_pages);
 // empty). Lost records are added to *lost.
 int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t stack_capacity, uint64_t *lost);
 
+// perf_event: a thread's context switches, as the kernel records them. A software
+// event sampled at every switch out of the thread keeps the user registers it
+// left the CPU with; context-switch records say when it came back.
+typedef struct {
+    uint64_t registers[17];  // user registers at the last switch out, DWARF order (see above)
+    uint64_t switch_out_time; // CLOCK_MONOTONIC ns of that switch
+    uint64_t switch_ins;     // switches onto a CPU recorded so far
+    uint64_t lost;           // records the kernel dropped (ring full) so far
+    int32_t on_cpu;          // the last switch recorded: 1 in, 0 out, -1 none yet
+    int32_t has_registers;   // registers holds a switch out
+    int32_t exited;          // the thread has ended
+    int32_t tid;             // the thread (set by the caller): whose exit counts
+} sp_switch_state;
+
+// Returns the event's descriptor, or -errno.
+int sp_switch_open(pid_t tid);
+// Consumes every record in the ring into *state; *at_cutoff gets the state as of
+// CLOCK_MONOTONIC time `cutoff` (records up to it), which may be earlier.
+void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff);
+
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.
 char *sp_demangle_swift(const char *name);
 char *sp_demangle_cxx(const char *name);

@@ -51,6 +51,14 @@ public struct CapturedThread: Equatable, Sendable {
     }
 }
 
+extension CapturedThread {
+    /// The same capture under another name (read after the capture, when reading it first would delay it).
+    func renamed(_ name: String) -> CapturedThread {
+        CapturedThread(tid: tid, name: name, registers: registers, stack: stack, stackNote: stackNote, procInfo: procInfo,
+                       stoppedForCapture: stoppedForCapture)
+    }
+}
+
 /// A thread that was listed but could not be captured, and why.
 public struct ThreadFailure: Error, Equatable, Sendable {
     public let tid: Int32

@@ -16,17 +16,35 @@
 import CSwiftProf
 import Glibc
 
-final class KernelSamples {
-    private final class Event {
-        let descriptor: Int32
-        let ring: UnsafeMutableRawPointer
+/// One perf event and its ring buffer, unmapped and closed with it.
+final class PerfEvent {
+    let descriptor: Int32
+    let ring: UnsafeMutableRawPointer
+    private let pages: Int
 
-        init(descriptor: Int32, ring: UnsafeMutableRawPointer) {
-            self.descriptor = descriptor
-            self.ring = ring
+    /// Takes `descriptor` over (closed here if its ring cannot be mapped).
+    init?(descriptor: Int32, pages: Int) {
+        guard let ring = sp_perf_map(descriptor, pages) else {
+            Glibc.close(descriptor)
+            return nil
         }
+        self.descriptor = descriptor
+        self.ring = ring
+        self.pages = pages
     }
 
+    deinit {
+        sp_perf_unmap(ring, pages)
+        Glibc.close(descriptor)
+    }
+
+    /// perf_event_open refusals that hold for every thread (not allowed, not built in).
+    static func isRefusal(_ errno: Int32) -> Bool {
+        [EACCES, EPERM, ENOSYS, ENOENT, EINVAL, EOPNOTSUPP].contains(errno)
+    }
+}
+
+final class KernelSamples {
     let periodNanoseconds: UInt64
     /// Bytes of stack the kernel copies with each sample (perf record --call-graph dwarf
     /// copies 8 KiB); a deeper stack is marked truncated.
@@ -36,7 +54,7 @@ final class KernelSamples {
     /// Why perf_event_open is refused for this process, once it was.
     private(set) var refusal: Int32?
     /// nil: no event could be opened for that thread.
-    private var events: [Int32: Event?] = [:]
+    private var events: [Int32: PerfEvent?] = [:]
     private var buffer: [UInt8]
     /// 256 KiB a thread: room for more than ten samples of 16 KiB, so that a late tick
     /// or two lose none.
@@ -47,8 +65,6 @@ final class KernelSamples {
         self.stackBytes = min(16384, max(4096, stackBytes)) & ~7
         buffer = [UInt8](repeating: 0, count: self.stackBytes)
     }
-
-    deinit { for case let event? in events.values { close(event) } }
 
     /// Whether the kernel samples `tid` (an event is open for it). The first call for
     /// a thread opens its event: false then, as there is no sample yet.
@@ -77,28 +93,16 @@ final class KernelSamples {
 
     /// Closes the events of threads that are gone.
     func keep(only tids: Set<Int32>) {
-        for tid in events.keys where !tids.contains(tid) {
-            if case let event?? = events[tid] { close(event) }
-            events[tid] = nil
-        }
+        for tid in events.keys where !tids.contains(tid) { events[tid] = nil }
     }
 
-    private func open(_ tid: Int32) -> Event? {
+    private func open(_ tid: Int32) -> PerfEvent? {
         let descriptor = sp_perf_open(tid, periodNanoseconds, UInt32(stackBytes))
         guard descriptor >= 0 else {
-            // Refused outright (not allowed, not built in): not worth asking for every thread.
-            if [EACCES, EPERM, ENOSYS, ENOENT, EINVAL, EOPNOTSUPP].contains(-descriptor) { refusal = -descriptor }
+            // Refused outright: not worth asking for every thread.
+            if PerfEvent.isRefusal(-descriptor) { refusal = -descriptor }
             return nil
         }
-        guard let ring = sp_perf_map(descriptor, KernelSamples.ringPages) else {
-            Glibc.close(descriptor)
-            return nil
-        }
-        return Event(descriptor: descriptor, ring: ring)
-    }
-
-    private func close(_ event: Event) {
-        sp_perf_unmap(event.ring, KernelSamples.ringPages)
-        Glibc.close(event.descriptor)
+        return PerfEvent(descriptor: descriptor, pages: KernelSamples.ringPages)
     }
 }

@@ -125,6 +125,24 @@ final class ThreadCapturer {
         return nil
     }
 
+    /// A thread off the CPU since `registers` were recorded at its switch out
+    /// (ThreadSwitches): its stack copied now, kept if `stillOff` says after the copy
+    /// that it has not been switched back in meanwhile. All its registers are known,
+    /// so the walk is a stop's, without the stop.
+    func captureSwitchedOut(tid: Int32, name: String, registers: RegisterSet, stillOff: () -> Bool) -> CapturedThread? {
+        if memoryMap.region(containing: registers.sp) == nil { refreshMemoryMap() }
+        let (stack, note) = Ptrace.copyStack(pid: pid, sp: registers.sp, map: memoryMap, limit: options.stackBytes)
+        guard note == nil, stillOff() else { return nil }
+        // /proc after the copy (the copy first: the sooner, the likelier the thread is
+        // still off the CPU); if it shows the thread blocked elsewhere, it moved since.
+        let info = options.readThreadState ? ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts) : nil
+        if let at = info?.blockedAt, at.sp != registers.sp || at.pc != registers.pc { return nil }
+        if let state = info?.state, state == "T" || state == "t" { sawGroupStop = true }
+        capturedAny = true
+        counts.copiedBytes += stack.bytes.count
+        return CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: info, stoppedForCapture: false)
+    }
+
     enum StoppedOutcome {
         case captured(CapturedThread)
         case gone
@@ -133,8 +151,12 @@ final class ThreadCapturer {
 
     /// Stops this one thread, copies it, lets it go. A refusal on the first thread
     /// of a process that is there means we may not trace it at all.
-    func captureStopped(tid: Int32, name: String) throws(TargetError) -> StoppedOutcome {
-        let proc = options.readThreadState ? ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts) : nil
+    /// `seenRunning`: /proc has just said the thread is running, so it is not read
+    /// again before the stop: every microsecond before the interrupt is one by which
+    /// the stop lands later than the tick (a short burst can be over by then).
+    func captureStopped(tid: Int32, name: String, seenRunning: Bool = false) throws(TargetError) -> StoppedOutcome {
+        let proc = !options.readThreadState ? nil
+            : seenRunning ? ThreadProcInfo.running() : ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts)
         let start = monotonicNanoseconds()
         var outcome: Ptrace.Stop?
         if pending.contains(tid) {

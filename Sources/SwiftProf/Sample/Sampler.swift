@@ -1,7 +1,8 @@
 // Samples every thread of a process, one thread at a time, stopping as few as
 // it can (see ThreadCapturer), and skipping threads that provably have not run
-// since the last sample (ThreadActivity): their stack cannot have changed, so the
-// last one is counted again without being copied. Runs on the tracer thread.
+// since the last sample (ThreadSwitches where perf allows, else ThreadActivity):
+// their stack cannot have changed, so the last one is counted again without being
+// copied. Runs on the tracer thread.
 
 final class Sampler {
     let pid: Int32
@@ -10,8 +11,10 @@ final class Sampler {
     private var image: TargetImage
     private var unwinder: LibunwindUnwinder?
     private var mapGeneration: [MemoryRegion]
-    /// The last sample of each thread, with its syscall line and CPU time then, for idle elision.
-    private var previous: [Int32: (look: ThreadActivity.Look, sample: ThreadSample)] = [:]
+    /// The last sample of each thread, for idle elision: with what /proc said then
+    /// (its syscall line and CPU time), and the switch epoch if it was captured off
+    /// a CPU while its switches were recorded.
+    private var previous: [Int32: (look: ThreadActivity.Look?, epoch: ThreadSwitches.Epoch?, sample: ThreadSample)] = [:]
     /// Each thread's registers at its last ptrace stop.
     private var stoppedAt: [Int32: RegisterSet] = [:]
     private(set) var failures: [Int32: ThreadFailure] = [:]
@@ -20,9 +23,13 @@ final class Sampler {
     /// For a sampling run: running threads are read from the kernel's perf samples
     /// instead of stopped (nil: always stopped).
     var kernelSamples: KernelSamples?
+    /// For a sampling run: every thread's context switches, where perf allows.
+    var switches: ThreadSwitches?
     /// CPU-time sampling: only threads that are runnable or on a CPU (state R) at
     /// the tick are sampled; the others are not even copied.
     var onlyRunning = false
+    /// Per thread, stacks copied at a switch out, by the registers it left the CPU with.
+    private var switchedOutAt: [Int32: [SwitchedOutRegisters: ThreadSample]] = [:]
     /// Each thread's name when last read, for the kernel's samples of it.
     private var lastNames: [Int32: String] = [:]
     /// Thread captures that failed (a thread that would not stop, say), over all ticks.
@@ -38,6 +45,8 @@ final class Sampler {
     }
 
     var counts: CaptureCounts { capturer.counts }
+    /// perf records the kernel dropped: samples of running threads, and switches.
+    var lostKernelRecords: UInt64 { (kernelSamples?.lost ?? 0) + (switches?.lost ?? 0) }
     var sawGroupStop: Bool { capturer.sawGroupStop }
     var targetImage: TargetImage { image }
 
@@ -54,8 +63,12 @@ final class Sampler {
         var isEmpty: Bool { samples.isEmpty && running.isEmpty }
     }
 
-    /// One pass over the threads listed now. Empty when the process is gone.
-    func sampleOnce() throws(TargetError) -> Tick {
+    /// One pass over the threads listed now, for the moment `due` (CLOCK_MONOTONIC):
+    /// where the switch records say where a thread was then, that is where it is
+    /// counted. Empty when the process is gone.
+    func sampleOnce(due: UInt64 = monotonicNanoseconds()) throws(TargetError) -> Tick {
+        // First: the later the rings are read, the more threads have moved since the tick.
+        switches?.drainAll(tick: due)
         let tids = threadIDs(of: pid)
         var tick = Tick()
         kernelSamples?.drainAll { tid, registers, stack in
@@ -76,8 +89,10 @@ final class Sampler {
         previous = previous.filter { alive.contains($0.key) }
         stoppedAt = stoppedAt.filter { alive.contains($0.key) }
         lastNames = lastNames.filter { alive.contains($0.key) }
+        switchedOutAt = switchedOutAt.filter { alive.contains($0.key) }
         capturer.activity.keep(only: alive)
         kernelSamples?.keep(only: alive)
+        switches?.keep(only: alive)
         return tick
     }
 
@@ -90,21 +105,43 @@ final class Sampler {
         case running(name: String)
     }
 
+    /// What the switch records settle for a thread, or that /proc must be asked.
+    private enum Decision {
+        case settled(Outcome?)
+        case askProc
+    }
+
     private func sample(_ tid: Int32) throws(TargetError) -> Outcome? {
+        // Tracked before the thread is first looked at: every switch after the look is recorded.
+        var epoch: ThreadSwitches.Epoch?
+        if let switches, switches.track(tid), let status = switches.status(tid) {
+            if case .settled(let outcome) = sampleFromSwitches(tid, status, switches) { return outcome }
+            // The look below is later than the drain: any switch in after it shows as a new epoch.
+            epoch = status.atDrain.epoch
+        }
         guard let look = capturer.activity.look(tid) else { return nil }
         // Not run since its last capture: blocked just as it was, or woken but not yet
         // switched onto a CPU. Its stack is the one of then, and it is not on a CPU.
-        if reusesIdleThreads, let last = previous[tid], (!look.isRunning && look == last.look) || look.isWaitingSinceBlocked(last.look) {
-            if onlyRunning { return nil }
-            capturer.count(.reused)
-            var reused = last.sample
-            reused.path = .reused
-            return .captured(reused)
+        if reusesIdleThreads, let last = previous[tid], let lastLook = last.look,
+           (!look.isRunning && look == lastLook) || look.isWaitingSinceBlocked(lastLook) {
+            return reuse(last.sample)
         }
         if onlyRunning && !look.isRunning { return nil }
-        // Read at every capture: a thread renames itself (prctl) or its process execs.
-        let name = threadName(pid: pid, tid: tid)
-        lastNames[tid] = name
+        if look.isRunning, kernelSamples?.samples(tid) != true {
+            // No kernel samples of it: stopped at once, its name read once it is.
+            let now = monotonicNanoseconds()
+            switch try capturer.captureStopped(tid: tid, name: "", seenRunning: true) {
+            case .captured(let thread):
+                return .captured(stopped(thread.renamed(currentName(tid)), look: look, now: now))
+            case .gone:
+                return nil
+            case .failed(let failure):
+                failures[tid] = failure
+                unreadable += 1
+                return nil
+            }
+        }
+        let name = currentName(tid)
         let now = monotonicNanoseconds()
         if look.isRunning, countedAsRunning(tid) { return .running(name: name) }
         // A thread seen running may be blocked again by now: copied without a stop
@@ -117,11 +154,12 @@ final class Sampler {
             // (a frame pointer) stops early. Never keep a worse stack than a stop gives.
             if unwound.isAsGoodAsAStop {
                 capturer.count(.withoutStop)
-                return .captured(remember(sample, look: look))
+                return .captured(remember(sample, look: look, epoch: epoch))
             }
             if let recovered = framePointerWalk(copy, partial: unwound) {
                 capturer.count(.withoutStop)
-                return .captured(remember(ThreadSample(copy, unwound: recovered, path: .withoutStop, now: now), look: look))
+                return .captured(remember(ThreadSample(copy, unwound: recovered, path: .withoutStop, now: now), look: look,
+                                          epoch: epoch))
             }
             partial = sample
         } else if capturer.activity.look(tid)?.isRunning == true, countedAsRunning(tid) {
@@ -131,10 +169,7 @@ final class Sampler {
         }
         switch try capturer.captureStopped(tid: tid, name: name) {
         case .captured(let thread):
-            capturer.count(.stopped)
-            failures[tid] = nil
-            stoppedAt[tid] = thread.registers
-            return .captured(remember(ThreadSample(thread, unwound: unwind(thread), path: .stopped, now: now), look: look))
+            return .captured(stopped(thread, look: look, now: now))
         case .gone:
             return nil
         case .failed(let failure):
@@ -147,6 +182,76 @@ final class Sampler {
             unreadable += 1
             return nil
         }
+    }
+
+    private func stopped(_ thread: CapturedThread, look: ThreadActivity.Look, now: UInt64) -> ThreadSample {
+        capturer.count(.stopped)
+        failures[thread.tid] = nil
+        stoppedAt[thread.tid] = thread.registers
+        return remember(ThreadSample(thread, unwound: unwind(thread), path: .stopped, now: now), look: look, epoch: nil)
+    }
+
+    /// A thread whose switches are recorded, placed where it was at the tick: reused
+    /// if it had not been switched onto a CPU since a capture made while it was off
+    /// one; counted as running if it was on one; else where its last switch out
+    /// before the tick left it (blocked, woken and waiting for a CPU, or preempted:
+    /// it had not run since). That stack is copied now if the thread has not run
+    /// since the tick either; if it has, it is a stack captured earlier at exactly
+    /// those registers (a loop that blocks at the same place each time), if any.
+    private func sampleFromSwitches(_ tid: Int32, _ status: (atTick: ThreadSwitches.Status, atDrain: ThreadSwitches.Status),
+                                    _ switches: ThreadSwitches) -> Decision {
+        let atTick = status.atTick
+        if status.atDrain.exited { return .settled(nil) }
+        if reusesIdleThreads, let last = previous[tid], let epoch = last.epoch, epoch == atTick.epoch {
+            return .settled(reuse(last.sample))
+        }
+        switch atTick.onCPU {
+        case true?:
+            let name = currentName(tid)
+            return countedAsRunning(tid) ? .settled(.running(name: name)) : .askProc
+        case false?:
+            if onlyRunning { return .settled(nil) }
+            guard let registers = atTick.lastOut else { return .askProc }
+            let key = SwitchedOutRegisters(registers)
+            let name = currentName(tid)
+            let now = monotonicNanoseconds()
+            guard status.atDrain.epoch == atTick.epoch,
+                  let copy = capturer.captureSwitchedOut(tid: tid, name: name, registers: registers,
+                                                         stillOff: { switches.drain(tid)?.epoch == atTick.epoch })
+            else {
+                // It ran since the tick: the stack it had then is gone, unless one was
+                // copied before at the same place.
+                guard let earlier = switchedOutAt[tid]?[key] else { return .askProc }
+                // Not marked reused: it need not be the thread's last sample, so it is
+                // counted by its stack.
+                capturer.count(.reused)
+                return .settled(.captured(earlier))
+            }
+            capturer.count(.withoutStop)
+            let sample = remember(ThreadSample(copy, unwound: unwind(copy), path: .withoutStop, now: now), look: nil,
+                                  epoch: atTick.epoch)
+            if switchedOutAt[tid, default: [:]].count >= 32 { switchedOutAt[tid] = [:] }
+            switchedOutAt[tid, default: [:]][key] = sample
+            return .settled(.captured(sample))
+        case nil:
+            return .askProc
+        }
+    }
+
+    /// The last sample again; nothing in CPU mode, as the thread is not on a CPU.
+    private func reuse(_ last: ThreadSample) -> Outcome? {
+        if onlyRunning { return nil }
+        capturer.count(.reused)
+        var reused = last
+        reused.path = .reused
+        return .captured(reused)
+    }
+
+    /// Read at every capture: a thread renames itself (prctl) or its process execs.
+    private func currentName(_ tid: Int32) -> String {
+        let name = threadName(pid: pid, tid: tid)
+        lastNames[tid] = name
+        return name
     }
 
     /// Whether a running thread is counted as running at this tick, to be placed
@@ -182,12 +287,14 @@ final class Sampler {
         return ThreadSample(thread, unwound: unwind(thread), path: .kernelSample, now: 0)
     }
 
-    /// Kept for idle elision with what /proc said just before the capture: a later
+    /// Kept for idle elision with what /proc said just before the capture (a later
     /// look that finds the thread blocked with the same line and CPU time means it
-    /// has not run since. A stop makes the thread run (it handles the interrupt), so
-    /// the look after a stop never matches: the next sample copies it without stop.
-    private func remember(_ sample: ThreadSample, look: ThreadActivity.Look) -> ThreadSample {
-        previous[sample.tid] = (look, sample)
+    /// has not run since) and with its switch epoch when it was off a CPU (the same
+    /// epoch later means the same). A stop makes the thread run (it handles the
+    /// interrupt), so the look after a stop never matches and it has no epoch: the
+    /// next sample copies it without stop.
+    private func remember(_ sample: ThreadSample, look: ThreadActivity.Look?, epoch: ThreadSwitches.Epoch?) -> ThreadSample {
+        previous[sample.tid] = (look, epoch, sample)
         return sample
     }
 
@@ -200,5 +307,19 @@ final class Sampler {
         }
         return unwinder?.unwind(thread, options: options.unwind)
             ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable")
+    }
+}
+
+/// Where a thread left the CPU: pc and sp. Two switches out at the same pc and sp
+/// are, in practice, the same point of the same calls (a worker's loop blocking in
+/// the same place each time): the return addresses above sp are the same words.
+/// The other registers are not compared: at -O2 they hold the loop's variables.
+struct SwitchedOutRegisters: Hashable {
+    let pc: UInt64
+    let sp: UInt64
+
+    init(_ registers: RegisterSet) {
+        pc = registers.pc
+        sp = registers.sp
     }
 }
