@@ -294,6 +294,10 @@ void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_swi
     struct perf_event_mmap_page *meta = ring;
     uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
     uint64_t tail = meta->data_tail;
+    if (head == tail) {  // most threads at most ticks: nothing happened
+        if (at_cutoff->generation != state->generation) *at_cutoff = *state;
+        return;
+    }
     const uint8_t *data = (const uint8_t *)ring + meta->data_offset;
     uint64_t size = meta->data_size;
     while (size > 0 && tail + sizeof(struct perf_event_header) <= head) {
@@ -313,6 +317,7 @@ void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_swi
             *at_cutoff = *state;
             cut = 1;
         }
+        state->generation++;
         if (header.type == PERF_RECORD_SAMPLE && header.size >= sizeof header + 24 + 17 * 8) {
             uint32_t ids[2];
             uint64_t time, abi;
@@ -332,9 +337,18 @@ void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_swi
         } else if (header.type == PERF_RECORD_SWITCH) {
             if (header.misc & PERF_RECORD_MISC_SWITCH_OUT) {
                 state->on_cpu = 0;
+                state->preempted = (header.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) != 0;
             } else {
                 state->on_cpu = 1;
                 state->switch_ins++;
+            }
+        } else if (header.type == PERF_RECORD_FORK) {
+            uint32_t ids[4];  // pid, ppid, tid, ptid
+            ring_copy(ids, data, size, at, sizeof ids);
+            // A new thread of the process (a child process has a pid of its own).
+            if (ids[0] == (uint32_t)state->pid && ids[1] == (uint32_t)state->pid) {
+                if (state->forked_count < 16) state->forked[state->forked_count++] = (int32_t)ids[2];
+                else state->forked_overflow = 1;
             }
         } else if (header.type == PERF_RECORD_EXIT) {
             uint32_t ids[4];  // pid, ppid, tid, ptid

@@ -59,7 +59,11 @@ struct SamplingOptionGroup: ParsableArguments {
         }
         if live { ProgressLine.show(result.progress, inPlace: inPlace, last: true) }
         try output.emit(try output.render(result.document))
-        if stats { warn("\(result.progress.samples) samples, \(result.progress.lossSummary); captures: \(result.progress.paths.summary)") }
+        if stats {
+            let firstPass = decimal(Double(result.progress.firstPassNanoseconds) / 1e6, places: 1)
+            warn("\(result.progress.samples) samples, \(result.progress.lossSummary), first pass \(firstPass) ms; "
+                 + "captures: \(result.progress.paths.summary)")
+        }
         if capture.kernel == true, let note = result.kernelNote { warn(note) }
         if result.wasStopped { warn("process \(pid) was stopped by a signal and stays stopped") }
         reportFailures(result.document.failures)

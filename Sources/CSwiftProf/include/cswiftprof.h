@@ -82,14 +82,21 @@ typedef struct {
     uint64_t lost;           // records the kernel dropped (ring full) so far
     int32_t on_cpu;          // the last switch recorded: 1 in, 0 out, -1 none yet
     int32_t has_registers;   // registers holds a switch out
+    int32_t preempted;       // the last switch out was a preemption: the thread stayed runnable
     int32_t exited;          // the thread has ended
     int32_t tid;             // the thread (set by the caller): whose exit counts
+    int32_t pid;             // its process (set by the caller): whose new threads count
+    int32_t forked_count;    // threads it started, in forked[], since the caller last emptied it
+    int32_t forked_overflow; // more than fit in forked[]
+    int32_t forked[16];
+    uint64_t generation;     // records consumed so far
 } sp_switch_state;
 
 // Returns the event's descriptor, or -errno.
 int sp_switch_open(pid_t tid);
 // Consumes every record in the ring into *state; *at_cutoff gets the state as of
-// CLOCK_MONOTONIC time `cutoff` (records up to it), which may be earlier.
+// CLOCK_MONOTONIC time `cutoff` (records up to it), which may be earlier. With no
+// new record, and *at_cutoff already of the same generation, nothing is copied.
 void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff);
 
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.

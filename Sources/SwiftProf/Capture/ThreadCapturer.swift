@@ -129,13 +129,16 @@ final class ThreadCapturer {
     /// (ThreadSwitches): its stack copied now, kept if `stillOff` says after the copy
     /// that it has not been switched back in meanwhile. All its registers are known,
     /// so the walk is a stop's, without the stop.
-    func captureSwitchedOut(tid: Int32, name: String, registers: RegisterSet, stillOff: () -> Bool) -> CapturedThread? {
+    /// `preempted`: it left the CPU runnable, so /proc has nothing to add (state R, no system call).
+    func captureSwitchedOut(tid: Int32, name: String, registers: RegisterSet, preempted: Bool,
+                            stillOff: () -> Bool) -> CapturedThread? {
         if memoryMap.region(containing: registers.sp) == nil { refreshMemoryMap() }
         let (stack, note) = Ptrace.copyStack(pid: pid, sp: registers.sp, map: memoryMap, limit: options.stackBytes)
         guard note == nil, stillOff() else { return nil }
         // /proc after the copy (the copy first: the sooner, the likelier the thread is
         // still off the CPU); if it shows the thread blocked elsewhere, it moved since.
-        let info = options.readThreadState ? ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts) : nil
+        let info = !options.readThreadState ? nil
+            : preempted ? ThreadProcInfo.running() : ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts)
         if let at = info?.blockedAt, at.sp != registers.sp || at.pc != registers.pc { return nil }
         if let state = info?.state, state == "T" || state == "t" { sawGroupStop = true }
         capturedAny = true

@@ -16,15 +16,25 @@ import CSwiftProf
 import Glibc
 
 final class ThreadSwitches {
-    /// What the kernel recorded of one thread, up to the last drain.
+    /// What the kernel recorded of one thread, up to a drain. Read for every thread
+    /// at every tick: it points at the thread's record instead of copying it, and is
+    /// to be used before the next drain of all threads.
     struct Status {
+        fileprivate let state: UnsafePointer<sp_switch_state>
+
         /// nil until a switch is recorded.
-        var onCPU: Bool?
+        var onCPU: Bool? { state.pointee.on_cpu < 0 ? nil : state.pointee.on_cpu == 1 }
+        /// Switched out while runnable (preempted), not to wait for something.
+        var wasPreempted: Bool { state.pointee.preempted != 0 }
         /// The thread has ended (a zombie leader stays listed in /proc).
-        var exited: Bool
+        var exited: Bool { state.pointee.exited != 0 }
+        var epoch: Epoch { Epoch(switchIns: state.pointee.switch_ins, lost: state.pointee.lost) }
+
         /// The user registers of the last switch out, if there was one with user registers.
-        var lastOut: RegisterSet?
-        var epoch: Epoch
+        var lastOut: RegisterSet? {
+            guard state.pointee.has_registers != 0 else { return nil }
+            return RegisterSet(values: withUnsafeBytes(of: state.pointee.registers) { Array($0.bindMemory(to: UInt64.self)) })
+        }
     }
 
     /// Switches in and records lost so far: the same epoch at two drains means the
@@ -35,36 +45,51 @@ final class ThreadSwitches {
         var lost: UInt64
     }
 
+    /// A thread's event and its two records, kept at fixed addresses for the C drain.
     private final class Thread {
         let event: PerfEvent
-        var state = sp_switch_state()
+        let state = UnsafeMutablePointer<sp_switch_state>.allocate(capacity: 1)
         /// The state as of the last drain's cutoff (the tick).
-        var atTick = sp_switch_state()
+        let atTick = UnsafeMutablePointer<sp_switch_state>.allocate(capacity: 1)
 
-        init(event: PerfEvent, tid: Int32) {
+        init(event: PerfEvent, pid: Int32, tid: Int32) {
             self.event = event
-            state.on_cpu = -1
-            state.tid = tid
-            atTick = state
+            state.initialize(to: sp_switch_state())
+            state.pointee.on_cpu = -1
+            state.pointee.tid = tid
+            state.pointee.pid = pid
+            atTick.initialize(to: state.pointee)
+        }
+
+        deinit {
+            state.deallocate()
+            atTick.deallocate()
         }
 
         func drain(cutoff: UInt64) {
-            sp_switch_drain(event.ring, &state, cutoff, &atTick)
+            sp_switch_drain(event.ring, state, cutoff, atTick)
         }
 
         /// Up to now, leaving the state at the tick as it was.
         func drainNow() {
             var ignored = sp_switch_state()
-            sp_switch_drain(event.ring, &state, .max, &ignored)
+            sp_switch_drain(event.ring, state, .max, &ignored)
         }
     }
 
+    let pid: Int32
     /// nil: no event could be opened for that thread.
     private var threads: [Int32: Thread?] = [:]
+    /// How many of `threads` are nil.
+    private var untracked = 0
+    /// An event was opened since the caller last listed the threads (and cleared this).
+    var openedSinceListing = false
+
+    init(pid: Int32) { self.pid = pid }
     /// Why perf_event_open is refused for this process, once it was.
     private(set) var refusal: Int32?
     /// Records dropped over the threads (a ring filled between two ticks).
-    var lost: UInt64 { threads.values.reduce(0) { $0 + ($1?.state.lost ?? 0) } }
+    var lost: UInt64 { threads.values.reduce(0) { $0 + ($1?.state.pointee.lost ?? 0) } }
     /// 32 KiB a thread: about 150 switches between two drains.
     private static let ringPages = 8
 
@@ -78,10 +103,13 @@ final class ThreadSwitches {
         guard descriptor >= 0 else {
             if PerfEvent.isRefusal(-descriptor) { refusal = -descriptor }
             threads[tid] = .some(nil)
+            untracked += 1
             return false
         }
-        let thread = PerfEvent(descriptor: descriptor, pages: Self.ringPages).map { Thread(event: $0, tid: tid) }
+        let thread = PerfEvent(descriptor: descriptor, pages: Self.ringPages).map { Thread(event: $0, pid: pid, tid: tid) }
         threads[tid] = .some(thread)
+        openedSinceListing = true
+        if thread == nil { untracked += 1 }
         return thread != nil
     }
 
@@ -90,29 +118,56 @@ final class ThreadSwitches {
         for case let thread? in threads.values { thread.drain(cutoff: tick) }
     }
 
+    /// The threads `known` and those they started since the last call, without
+    /// those that ended, in order; nil when the records cannot say (a thread not
+    /// tracked, whose new threads would go unseen, or more new ones than recorded).
+    func threads(following known: [Int32]) -> [Int32]? {
+        // The known threads are the tracked ones (the sampler tracks every thread it
+        // lists, and drops the others): the rings are walked, nothing is looked up.
+        guard untracked == 0, threads.count == known.count else { return nil }
+        var started: [Int32] = []
+        var ended: [Int32] = []
+        for case let (tid, thread?) in threads {
+            let state = thread.state
+            guard state.pointee.forked_overflow == 0 else { return nil }
+            if state.pointee.exited != 0 { ended.append(tid) }
+            let count = Int(state.pointee.forked_count)
+            if count > 0 {
+                started += withUnsafeBytes(of: state.pointee.forked) { Array($0.bindMemory(to: Int32.self).prefix(count)) }
+                state.pointee.forked_count = 0
+            }
+        }
+        guard !started.isEmpty || !ended.isEmpty else { return known }
+        return Set(known + started).subtracting(ended).sorted()
+    }
+
+    /// Forgets new threads recorded so far (a listing of /proc has just found them).
+    func forgetStarted() {
+        for case let thread? in threads.values {
+            thread.state.pointee.forked_count = 0
+            thread.state.pointee.forked_overflow = 0
+        }
+    }
+
     /// Reads one thread's ring and says where it is now; nil when not tracked.
     func drain(_ tid: Int32) -> Status? {
         guard case let thread?? = threads[tid] else { return nil }
         thread.drainNow()
-        return status(thread.state)
+        return Status(state: thread.state)
     }
 
     /// Where the thread was at the last drain's tick, and where it was at the drain
     /// (later, and maybe switched in since); nil when not tracked.
     func status(_ tid: Int32) -> (atTick: Status, atDrain: Status)? {
         guard case let thread?? = threads[tid] else { return nil }
-        return (status(thread.atTick), status(thread.state))
-    }
-
-    private func status(_ state: sp_switch_state) -> Status {
-        let registers = state.has_registers != 0
-            ? RegisterSet(values: withUnsafeBytes(of: state.registers) { Array($0.bindMemory(to: UInt64.self)) }) : nil
-        return Status(onCPU: state.on_cpu < 0 ? nil : state.on_cpu == 1, exited: state.exited != 0, lastOut: registers,
-                      epoch: Epoch(switchIns: state.switch_ins, lost: state.lost))
+        return (Status(state: thread.atTick), Status(state: thread.state))
     }
 
     /// Closes the events of threads that are gone.
     func keep(only tids: Set<Int32>) {
-        for tid in threads.keys where !tids.contains(tid) { threads[tid] = nil }
+        for tid in threads.keys where !tids.contains(tid) {
+            if case .some(nil) = threads[tid] { untracked -= 1 }
+            threads[tid] = nil
+        }
     }
 }
