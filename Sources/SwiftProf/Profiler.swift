@@ -94,7 +94,11 @@ public enum Profiler {
             sampler.reusesIdleThreads = false
             let samples = try sampler.snapshot()
             sampler.releasePending()
-            guard !samples.isEmpty || !sampler.failures.isEmpty else { throw TargetError.exitedDuringCapture(pid: pid) }
+            // Nothing captured: the process is gone, unless --threads chose none of its threads.
+            guard !samples.isEmpty || !sampler.failures.isEmpty
+                || (!options.capture.threadNames.admitsAll && !processIsGone(pid)) else {
+                throw TargetError.exitedDuringCapture(pid: pid)
+            }
             return (samples, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid }, sampler.counts,
                     sampler.sawGroupStop)
         }

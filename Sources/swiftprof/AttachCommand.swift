@@ -18,10 +18,10 @@ struct SamplingOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Print how the samples were taken (threads reused, copied without stop, sampled by the kernel, stopped) on stderr.")
     var stats = false
 
-    @Flag(name: .long, help: "Stop running threads with ptrace for each sample instead of reading the kernel's perf_event samples of them.")
+    @Flag(name: .long, help: "No perf_event: look at threads in /proc at each tick and stop running ones with ptrace, instead of the kernel's records of their switches and samples of their CPU time.")
     var noPerf = false
 
-    @Option(name: .long, help: ArgumentHelp("wall: every thread at every tick, blocked or not (where the time goes); cpu: only threads runnable or on a CPU at the tick (where the CPU goes, as perf counts).", valueName: "wall|cpu"))
+    @Option(name: .long, help: ArgumentHelp("wall: every thread at every tick, blocked or not (where the time goes); cpu: only threads on a CPU at the tick (where the CPU goes, as perf counts).", valueName: "wall|cpu"))
     var mode: SamplingMode = .wall
 
     func validate() throws {
@@ -89,12 +89,13 @@ struct AttachCommand: ParsableCommand {
         commandName: "attach",
         abstract: "Sample every thread of a running process over time and print the aggregated profile.",
         discussion: """
-            Blocked threads are copied without stopping them and threads that provably have not \
-            run since the last sample are not copied again; running threads are read from the \
-            kernel's perf_event samples of their CPU time (each running tick placed over them), or \
-            stopped one at a time for their copy where perf is refused (or with --no-perf). Ticks are jittered \
-            around the rate. Counts in the profile are samples. Ctrl-C or SIGTERM end the run \
-            and print the profile; the process goes on as before.
+            Every thread is placed where it was at the tick, from the kernel's records of its \
+            context switches: one off a CPU is copied where its last switch out left it, without \
+            a stop, and not copied again until it runs; one on a CPU is placed over the kernel's \
+            samples of its CPU time. Where perf is refused (or with --no-perf), /proc says which \
+            threads have run and running ones are stopped one at a time for their copy. Ticks are \
+            jittered around the rate. Counts in the profile are samples. Ctrl-C or SIGTERM end the \
+            run and print the profile; the process goes on as before.
             """
     )
 

@@ -30,6 +30,9 @@ struct CaptureOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Capture at most N threads (the lowest thread ids); the others are reported as not captured (exit status 1). With --stack-bytes it bounds swiftprof's memory.", valueName: "N"))
     var maxThreads: Int = 10_000
 
+    @Option(name: .long, help: ArgumentHelp("Capture only the threads whose name matches GLOB (the shell's patterns: 'worker-*'); repeat it for more. The others are not read at all.", valueName: "GLOB"))
+    var threads: [String] = []
+
     @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for a thread to stop. A thread that does not stop (state D) is reported and skipped (exit status 1), or kept as far as /proc shows it.", valueName: "MS"))
     var stopTimeout: Int = 250
 
@@ -47,6 +50,7 @@ struct CaptureOptionGroup: ParsableArguments {
         options.capture.stackBytes = stackBytes
         options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
         options.capture.maxThreads = maxThreads
+        options.capture.threadNames = ThreadNameFilter(threads)
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(
             names: NameOptions(demangle: !noDemangle, swiftNames: swiftNames, shortNames: shortNames),

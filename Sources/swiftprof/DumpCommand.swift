@@ -68,7 +68,7 @@ struct DumpCommand: ParsableCommand {
             throw ExitStatus.cannotProfile
         }
         var document = ProfileDocument(snapshot: snapshot)
-        document.comments = ["capture: \(statistics.paths.summary)"]
+        document.comments = ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
         try output.emit(try output.render(document))
 
         if stats { warn(statistics.summary) }

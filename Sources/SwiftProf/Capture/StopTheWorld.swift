@@ -17,6 +17,8 @@ public struct CaptureOptions: Sendable {
     /// Threads captured at most (the lowest tids); the others are reported, not
     /// captured. With stackBytes, it bounds the memory of a capture.
     public var maxThreads = 10_000
+    /// Only the threads named as these patterns say (--threads).
+    public var threadNames = ThreadNameFilter()
 
     public init(stackBytes: Int = 512 * 1024, stopTimeoutNanoseconds: UInt64 = 250_000_000, readThreadState: Bool = true,
                 procParts: ThreadProcInfo.Parts = .all) {
@@ -42,6 +44,7 @@ struct StopTheWorld {
 
         var session = Session(pid: pid, readsProcInfo: options.readThreadState, parts: options.procParts,
                               maxThreads: options.maxThreads)
+        session.threadNames = options.threadNames
         defer { session.releaseAll() }
         try session.stopAll(timeout: options.stopTimeoutNanoseconds)
 
@@ -69,7 +72,8 @@ struct StopTheWorld {
         session.releaseAll()
         let window = session.stopWindowNanoseconds
 
-        if threads.isEmpty && session.failures.isEmpty {
+        // Nothing captured: the process is gone, unless --threads chose none of its threads.
+        if threads.isEmpty && session.failures.isEmpty && (options.threadNames.admitsAll || Profiler.processIsGone(pid)) {
             throw .exitedDuringCapture(pid: pid)
         }
         // Names are read after the target runs again: they are not part of the stop.
@@ -104,6 +108,7 @@ struct StopTheWorld {
         let readsProcInfo: Bool
         let parts: ThreadProcInfo.Parts
         let maxThreads: Int
+        var threadNames = ThreadNameFilter()
 
         init(pid: Int32, readsProcInfo: Bool, parts: ThreadProcInfo.Parts, maxThreads: Int) {
             self.pid = pid
@@ -123,6 +128,11 @@ struct StopTheWorld {
                 // The leader first, so a refusal is reported for the process, not a thread.
                 if let leader = listed.firstIndex(of: pid) { listed.swapAt(0, leader) }
                 var new = listed.filter { !seen.contains($0) }
+                if !threadNames.admitsAll {
+                    // Not chosen: never seized, and not asked about again.
+                    for tid in new where !threadNames.admits(threadName(pid: pid, tid: tid)) { seen.insert(tid) }
+                    new = new.filter { !seen.contains($0) }
+                }
                 let room = max(0, maxThreads - seen.count)
                 if new.count > room {
                     for tid in new[room...] {

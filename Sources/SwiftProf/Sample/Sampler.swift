@@ -31,6 +31,9 @@ final class Sampler {
     /// CPU-time sampling: only threads that are runnable or on a CPU (state R) at
     /// the tick are sampled; the others are not even copied.
     var onlyRunning = false
+    /// --threads: whether each thread is chosen, and when these were decided.
+    private var choices: [Int32: Bool] = [:]
+    private var choicesMade: UInt64 = 0
     /// The threads of the last tick, and when /proc last listed them.
     private var knownThreads: [Int32] = []
     /// The list the per-thread state was last pruned to.
@@ -80,12 +83,19 @@ final class Sampler {
     func sampleOnce(due: UInt64 = monotonicNanoseconds()) throws(TargetError) -> Tick {
         // First: the later the rings are read, the more threads have moved since the tick.
         switches?.drainAll(tick: due)
-        let tids = threadList()
+        let listed = threadList()
         var tick = Tick()
         kernelSamples?.drainAll { tid, registers, stack in
             tick.kernelSamples.append(kernelSample(tid: tid, registers: registers, stack: stack))
         }
         let limit = options.capture.maxThreads
+        var tids = listed
+        if !options.capture.threadNames.admitsAll {
+            tids = listed.filter(isChosen)
+            // The others' switches are recorded too, though never read: their records
+            // list the threads they start, which spares listing /proc at every tick.
+            if let switches { for tid in listed { _ = switches.track(tid) } }
+        }
         for tid in tids.prefix(limit) {
             switch try sample(tid) {
             case .captured(let sample): tick.samples.append(sample)
@@ -98,9 +108,9 @@ final class Sampler {
             failures[tid] = ThreadFailure(tid: tid, reason: "over the limit of \(limit) threads (--max-threads)")
         }
         // Per-thread state of threads that are gone, dropped when the list changes.
-        if tids != lastPruned {
-            lastPruned = tids
-            let alive = Set(tids)
+        if listed != lastPruned {
+            lastPruned = listed
+            let alive = Set(listed)
             previous = previous.filter { alive.contains($0.key) }
             previousEpoch = previousEpoch.filter { alive.contains($0.key) }
             stoppedAt = stoppedAt.filter { alive.contains($0.key) }
@@ -132,6 +142,21 @@ final class Sampler {
         knownThreads = threadIDs(of: pid)
         lastListing = now
         return knownThreads
+    }
+
+    /// Whether --threads chose the thread, by its name when first seen: a thread
+    /// chosen is renamed at its captures; the others' names are read again once a
+    /// second (reading every name at every tick would cost what --threads saves).
+    private func isChosen(_ tid: Int32) -> Bool {
+        let now = monotonicNanoseconds()
+        if now - choicesMade > 1_000_000_000 {
+            choices = [:]
+            choicesMade = now
+        }
+        if let known = choices[tid] { return known }
+        let chosen = options.capture.threadNames.admits(lastNames[tid] ?? threadName(pid: pid, tid: tid))
+        choices[tid] = chosen
+        return chosen
     }
 
     /// For a one-off snapshot: every thread captured once.

@@ -13,8 +13,9 @@ import Glibc
 public enum SamplingMode: String, Sendable, CaseIterable {
     /// Every thread at every tick, blocked or not: where the time goes.
     case wall
-    /// Only threads that are runnable or on a CPU (state R) at the tick, as perf
-    /// and py-spy without --idle count: where the CPU goes.
+    /// Only threads on a CPU at the tick (where the kernel records switches; else
+    /// those runnable or on a CPU, state R), as perf and py-spy without --idle
+    /// count: where the CPU goes.
     case cpu
 }
 
@@ -168,7 +169,7 @@ extension Profiler {
             "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over \(decimal(seconds, places: 1)) s, "
                 + "mode \(options.mode.rawValue), \(progress.lossSummary)",
             "capture: \(progress.paths.summary)",
-        ]
+        ] + [options.snapshot.capture.threadNames.comment].compactMap { $0 }
         return SamplingResult(document: document, progress: progress, targetExited: exited, wasStopped: wasStopped,
                               kernelNote: symbolizer.kernelNote)
     }
