@@ -11,9 +11,13 @@ struct FramePointerWalk {
         var returnAddresses: [UInt64] = []
         /// nil when the chain ended with a zero frame pointer.
         var stopReason: String?
+        /// Where `until` stopped the walk: the frame of its last return address.
+        var exit: (returnAddress: UInt64, sp: UInt64, fp: UInt64)?
     }
 
-    func walk(from fp: UInt64, above sp: UInt64, limit: Int) -> Result {
+    /// `until`: stop after the first return address it accepts (code another
+    /// unwinder knows), with that frame's sp and fp in `exit`.
+    func walk(from fp: UInt64, above sp: UInt64, limit: Int, until: ((UInt64) -> Bool)? = nil) -> Result {
         var result = Result()
         var fp = fp
         var floor = sp
@@ -37,6 +41,10 @@ struct FramePointerWalk {
                 return result
             }
             result.returnAddresses.append(returnAddress)
+            if let until, until(returnAddress) {
+                result.exit = (returnAddress, fp + 16, next)
+                return result
+            }
             floor = fp + 16
             fp = next
         }

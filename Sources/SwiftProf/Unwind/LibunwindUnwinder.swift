@@ -101,6 +101,12 @@ final class LibunwindUnwinder {
                 if pcs.count >= limit {
                     return UnwoundStack(pcs: pcs, truncation: "depth limit of \(limit) frames reached")
                 }
+                // JIT code has no CFI, and libunwind's guess there is not validated.
+                let current = pcs.count == 1 ? pcs[0] : pcs[pcs.count - 1] - 1
+                if isJITCode(current) {
+                    let callers = jitWalk(cursor: &cursor, stack: stack, limit: limit - pcs.count, isLeaf: pcs.count == 1)
+                    return UnwoundStack(pcs: pcs + callers.pcs, truncation: callers.truncation)
+                }
                 let wasSignalFrame = sp_unw_is_signal_frame(&cursor) > 0
                 let step = sp_unw_step(&cursor)
                 if step < 0 {
@@ -151,6 +157,67 @@ final class LibunwindUnwinder {
             let rest = unwind(registers: registers, stack: stack, limit: limit - walk.pcs.count)
             return UnwoundStack(pcs: walk.pcs + rest.pcs, truncation: rest.truncation)
         }
+    }
+
+    /// Code in anonymous executable memory: what a JIT (a JVM, V8) writes at run time.
+    private func isJITCode(_ address: UInt64) -> Bool {
+        image.isExecutable(address) && image.module(containing: address) == nil && image.goCode(containing: address) == nil
+    }
+
+    /// The callers of a frame in JIT code, which has no CFI: frame-pointer steps,
+    /// each validated (FramePointerWalk), until a return address lands in code with
+    /// unwind info, where libunwind goes on, as eu-stack does. The frame pointer is
+    /// the cursor's: from the registers of a stop or a kernel sample, or restored by
+    /// the CFI of the frames below; a copy without one stops here, marked truncated
+    /// (the sampler then recovers rbp or stops the thread, as for any such walk).
+    ///
+    /// A leaf in JIT code may not have pushed its frame pointer yet (its first
+    /// instruction, or a function with no frame of its own): rbp is then its
+    /// caller's, and a frame-pointer walk would skip that caller (as eu-stack's
+    /// does). When the word at sp is the address just after a call instruction, it
+    /// is taken as the leaf's return address, with rbp left as it is.
+    private func jitWalk(cursor: inout unw_cursor_t, stack: StackCopy, limit: Int, isLeaf: Bool) -> UnwoundStack {
+        var fp: UInt64 = 0, sp: UInt64 = 0
+        _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rbp), &fp)
+        _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rsp), &sp)
+        if isLeaf, limit > 0, let top = stack.word(at: sp), image.isExecutable(top), follows(callAt: top) {
+            if isJITCode(top - 1) {
+                let callers = FramePointerWalk(stack: stack, isCode: image.isExecutable)
+                    .walk(from: fp, above: sp + 8, limit: limit - 1, until: { !self.isJITCode($0 - 1) })
+                return finishJITWalk([top] + callers.returnAddresses, chain: callers, stack: stack, limit: limit)
+            }
+            var registers = RegisterSet(pc: top, sp: sp + 8, fp: fp)
+            registers.known = [RegisterSet.rip, RegisterSet.rsp, RegisterSet.rbp]
+            let rest = unwind(registers: registers, stack: stack, limit: limit)
+            return UnwoundStack(pcs: rest.pcs, truncation: rest.truncation)
+        }
+        guard fp != 0 else { return UnwoundStack(pcs: [], truncation: "JIT code and no frame pointer to follow") }
+        let chain = FramePointerWalk(stack: stack, isCode: image.isExecutable)
+            .walk(from: fp, above: sp, limit: limit, until: { !self.isJITCode($0 - 1) })
+        return finishJITWalk(chain.returnAddresses, chain: chain, stack: stack, limit: limit)
+    }
+
+    /// Back in code with CFI where the chain left JIT code: libunwind from that
+    /// return address on (its first frame, already in `pcs`).
+    private func finishJITWalk(_ pcs: [UInt64], chain: FramePointerWalk.Result, stack: StackCopy, limit: Int) -> UnwoundStack {
+        guard let exit = chain.exit else { return UnwoundStack(pcs: pcs, truncation: chain.stopReason) }
+        var registers = RegisterSet(pc: exit.returnAddress, sp: exit.sp, fp: exit.fp)
+        registers.known = [RegisterSet.rip, RegisterSet.rsp, RegisterSet.rbp]
+        let rest = unwind(registers: registers, stack: stack, limit: limit - pcs.count + 1)
+        return UnwoundStack(pcs: pcs + rest.pcs.dropFirst(), truncation: rest.truncation)
+    }
+
+    /// Whether the bytes before `address` end in a call: e8 rel32, or ff /2 (an
+    /// indirect call through a register or memory, with 0, 1 or 4 bytes of
+    /// displacement). A pointer to code that is not a return address rarely is.
+    private func follows(callAt address: UInt64) -> Bool {
+        guard address >= 8, let bytes = Ptrace.readMemory(pid: image.pid, at: address - 8, count: 8), bytes.count == 8 else {
+            return false
+        }
+        if bytes[3] == 0xe8 { return true }
+        // ff, then a ModRM byte whose reg field is 2, ending 2, 3, 6 or 7 bytes before `address`.
+        for length in [2, 3, 6, 7] where bytes[8 - length] == 0xff && (bytes[9 - length] >> 3) & 7 == 2 { return true }
+        return false
     }
 
     /// libunwind reports the end both when CFI marks the outermost frame (the
