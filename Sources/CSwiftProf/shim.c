@@ -241,6 +241,25 @@ static void ring_copy(void *to, const uint8_t *data, uint64_t size, uint64_t at,
     if (first < length) memcpy((uint8_t *)to + first, data, length - first);
 }
 
+// The head of a sample record of type TID | TIME | REGS_USER: its tid and time, and
+// the user registers in DWARF order. Returns the offset just after the registers,
+// or 0 when the sample has none (a switch out of a kernel-only moment).
+static uint64_t sample_registers(const uint8_t *data, uint64_t size, uint64_t at, uint32_t *tid, uint64_t *time,
+                                 uint64_t dwarf_registers[17]) {
+    uint32_t ids[2];
+    uint64_t abi;
+    ring_copy(ids, data, size, at, 8); at += 8;
+    ring_copy(time, data, size, at, 8); at += 8;
+    ring_copy(&abi, data, size, at, 8); at += 8;
+    *tid = ids[1];
+    if (abi != PERF_SAMPLE_REGS_ABI_64) return 0;
+    uint64_t regs[17];
+    ring_copy(regs, data, size, at, sizeof regs);
+    static const int dwarf_from_perf[17] = {0, 3, 2, 1, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 8};
+    for (int i = 0; i < 17; i++) dwarf_registers[i] = regs[dwarf_from_perf[i]];
+    return at + sizeof regs;
+}
+
 int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t stack_capacity, uint64_t *lost) {
     struct perf_event_mmap_page *meta = ring;
     uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
@@ -254,24 +273,18 @@ int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t sta
         if (header.size < sizeof header || tail + header.size > head) break;
         uint64_t at = tail + sizeof header;
         if (header.type == PERF_RECORD_SAMPLE) {
-            uint32_t ids[2];
-            uint64_t time, abi;
-            ring_copy(ids, data, size, at, 8); at += 8;
-            ring_copy(&time, data, size, at, 8); at += 8;
-            ring_copy(&abi, data, size, at, 8); at += 8;
-            if (abi == PERF_SAMPLE_REGS_ABI_64) {
-                uint64_t regs[17];
-                ring_copy(regs, data, size, at, sizeof regs); at += sizeof regs;
+            uint32_t tid;
+            uint64_t time;
+            at = sample_registers(data, size, at, &tid, &time, sample->registers);
+            if (at != 0) {
                 uint64_t stack_size = 0, dynamic = 0;
                 ring_copy(&stack_size, data, size, at, 8); at += 8;
                 if (stack_size > 0) ring_copy(&dynamic, data, size, at + stack_size, 8);
                 if (dynamic > stack_size) dynamic = stack_size;
                 if (dynamic > stack_capacity) dynamic = stack_capacity;
                 ring_copy(stack, data, size, at, (size_t)dynamic);
-                static const int dwarf_from_perf[17] = {0, 3, 2, 1, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 8};
-                for (int i = 0; i < 17; i++) sample->registers[i] = regs[dwarf_from_perf[i]];
                 sample->time = time;
-                sample->tid = ids[1];
+                sample->tid = tid;
                 sample->stack_length = dynamic;
                 found = 1;
             }
@@ -319,21 +332,9 @@ void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_swi
         }
         state->generation++;
         if (header.type == PERF_RECORD_SAMPLE && header.size >= sizeof header + 24 + 17 * 8) {
-            uint32_t ids[2];
-            uint64_t time, abi;
-            ring_copy(ids, data, size, at, 8); at += 8;
-            ring_copy(&time, data, size, at, 8); at += 8;
-            ring_copy(&abi, data, size, at, 8); at += 8;
-            if (abi == PERF_SAMPLE_REGS_ABI_64) {
-                uint64_t regs[17];
-                ring_copy(regs, data, size, at, sizeof regs);
-                static const int dwarf_from_perf[17] = {0, 3, 2, 1, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 8};
-                for (int i = 0; i < 17; i++) state->registers[i] = regs[dwarf_from_perf[i]];
-                state->has_registers = 1;
-            } else {
-                state->has_registers = 0;  // a switch out of a kernel-only moment: no user registers
-            }
-            state->switch_out_time = time;
+            uint32_t tid;
+            state->has_registers =
+                sample_registers(data, size, at, &tid, &state->switch_out_time, state->registers) != 0;
         } else if (header.type == PERF_RECORD_SWITCH) {
             if (header.misc & PERF_RECORD_MISC_SWITCH_OUT) {
                 state->on_cpu = 0;
