@@ -116,6 +116,7 @@ struct AttachCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputTarget.check(output.output)
         let result: SamplingResult
         do { result = try sampling.run(pid: pid, capture: capture, output: output) } catch let error as TargetError {
             warn(error.description)

@@ -26,6 +26,7 @@ struct DiffCommand: ParsableCommand {
     var output: String?
 
     func run() throws {
+        try OutputTarget.check(output)
         let diff = StackDiff(before: try readProfile(before), after: try readProfile(after))
         let writer = StackDiffWriter()
         try writeOutput(format == .text ? Array(writer.write(diff).utf8) : writer.writePprof(diff), to: output)

@@ -43,6 +43,7 @@ struct DumpCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputTarget.check(output.output)
         if let input {
             _ = try output.classifier()
             try output.emit(try output.render(try readProfile(input)))

@@ -13,6 +13,10 @@ enum ExitStatus {
     static let malformedInput = ExitCode(65)
     /// An input file that does not exist or cannot be read (EX_NOINPUT).
     static let noInput = ExitCode(66)
+    /// The output file cannot be created (EX_CANTCREAT): checked before any work.
+    static let cannotCreateOutput = ExitCode(73)
+    /// Writing the output failed (EX_IOERR): a full disk, a closed terminal.
+    static let writeFailed = ExitCode(74)
 }
 
 /// The check every command that takes a PID makes (ArgumentParser turns it into status 64).

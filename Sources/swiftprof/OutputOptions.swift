@@ -136,19 +136,81 @@ struct OutputOptions: ParsableArguments {
     func emit(_ bytes: [UInt8]) throws { try writeOutput(bytes, to: output) }
 }
 
-/// Writes to FILE, or to standard output when there is none.
+/// Writes to FILE, or to standard output when there is none. A regular file is
+/// written whole or not at all: into a temporary file beside it, renamed over it
+/// once complete (a full disk leaves the old file, not half a profile). A device
+/// or a pipe (`-o /dev/stderr`) is written in place.
 func writeOutput(_ bytes: [UInt8], to output: String?) throws {
     guard let output else {
         if !writeAll(STDOUT_FILENO, bytes) && errno != EPIPE {
             warn("cannot write standard output: \(String(cString: strerror(errno)))")
-            throw ExitStatus.cannotProfile
+            throw ExitStatus.writeFailed
         }
         return
     }
-    let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0, writeAll(fd, bytes), close(fd) == 0 else {
+    guard OutputTarget.isRegularOrAbsent(output) else {
+        let fd = open(output, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw OutputTarget.cannotCreate(output) }
+        let written = writeAll(fd, bytes)
+        let failure = errno
+        close(fd)
+        guard written else {
+            warn("cannot write \(output): \(String(cString: strerror(failure)))")
+            throw ExitStatus.writeFailed
+        }
+        return
+    }
+    let (fd, temporary) = try OutputTarget.temporaryFile(beside: output)
+    let written = writeAll(fd, bytes) && fsync(fd) == 0
+    let failure = errno
+    guard close(fd) == 0, written, rename(temporary, output) == 0 else {
+        let reason = String(cString: strerror(written ? errno : failure))
+        unlink(temporary)
+        warn("cannot write \(output): \(reason)")
+        throw ExitStatus.writeFailed
+    }
+}
+
+/// The output file, checked before any work: a profile that took minutes to sample
+/// is not lost to a mistyped directory.
+enum OutputTarget {
+    /// Creates (and removes) the temporary file the profile will be written to, or
+    /// opens a device or pipe for writing: one line and EX_CANTCREAT if it cannot.
+    static func check(_ output: String?) throws {
+        guard let output else { return }
+        guard isRegularOrAbsent(output) else {
+            let fd = open(output, O_WRONLY | O_CLOEXEC | O_NONBLOCK)
+            // A pipe with no reader yet (ENXIO) may have one by the time the profile is written.
+            guard fd >= 0 || errno == ENXIO else { throw cannotCreate(output) }
+            if fd >= 0 { close(fd) }
+            return
+        }
+        let (fd, temporary) = try temporaryFile(beside: output)
+        close(fd)
+        unlink(temporary)
+    }
+
+    static func isRegularOrAbsent(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) != 0 || (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// A new file in the output's directory, so that the rename cannot cross file systems.
+    static func temporaryFile(beside output: String) throws -> (Int32, String) {
+        var template = Array((output + ".swiftprof-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw cannotCreate(output) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        // mkostemp makes it 0600: what open(2) with 0644 would have made, under the umask.
+        let mask = umask(0)
+        umask(mask)
+        _ = fchmod(fd, 0o644 & ~mask)
+        return (fd, String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+
+    static func cannotCreate(_ output: String) -> ExitCode {
         warn("cannot write \(output): \(String(cString: strerror(errno)))")
-        throw ExitStatus.cannotProfile
+        return ExitStatus.cannotCreateOutput
     }
 }
 

@@ -27,6 +27,8 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Before the command starts: an unwritable -o would lose its whole run.
+        try OutputTarget.check(output.output)
         var pid: pid_t = 0
         let arguments = command.map { strdup($0) } + [nil]
         defer { arguments.forEach { free($0) } }

@@ -15,7 +15,8 @@ struct SwiftProfCommand: ParsableCommand {
 
             Exit status: 0 complete snapshot; 1 printed but partial (the threads and reasons go to \
             stderr); 2 the process cannot be profiled; 64 bad usage; 65 a malformed input file; \
-            66 an input file that cannot be read.
+            66 an input file that cannot be read; 73 the output file cannot be created (checked \
+            before any work); 74 writing the output failed.
             """,
         version: SwiftProfVersion.current,
         subcommands: [DumpCommand.self, AttachCommand.self, RunCommand.self, TopCommand.self, DiffCommand.self]
