@@ -131,6 +131,17 @@ struct ReliabilityTests {
         let all = try swiftprof("dump", "--no-kernel", "--max-frames", "100010", "--stack-bytes", "16777216", "\(fixture.pid)")
         let deep = try #require(try parseProfile(all.stdout).record(containing: "deep"))
         #expect(deep.userFunctions.filter { $0 == "deep" }.count == 100_001)
+        // Every writer, and reading the result back, without recursing per frame (the
+        // flame graph did, and crashed on its 8 MiB stack).
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-deep-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let saved = directory + "/deep.txt"
+        try all.stdout.write(toFile: saved, atomically: false, encoding: .utf8)
+        for format in ["flamegraph", "folded", "speedscope", "pprof", "json", "traceback", "layers", "mermaid"] {
+            let converted = try swiftprof("dump", "--input", saved, "--format", format, "-o", directory + "/out." + format)
+            #expect(converted.status == 0, "\(format): \(converted.stderr.prefix(300))")
+        }
         fixture.expectRunning()
         #expect(fixture.ask("report") == "alive")
     }

@@ -25,6 +25,18 @@ public struct FlameGraphWriter: Sendable {
             self.layer = layer
         }
 
+        /// Releases a tree without recursing: each node's children are taken from it
+        /// before it goes (a chain of a million nodes would otherwise be released by a
+        /// million nested deinits).
+        static func dismantle(_ root: Node) {
+            var pending = [root]
+            while let node = pending.popLast() {
+                pending += node.children
+                node.children = []
+                node.childIndex = [:]
+            }
+        }
+
         func child(_ name: String, layer: Layer) -> Node {
             let key = name + "\u{0}" + layer.rawValue
             if let index = childIndex[key] { return children[index] }
@@ -55,13 +67,18 @@ public struct FlameGraphWriter: Sendable {
 
     public func write(_ document: ProfileDocument) -> String {
         let root = tree(document)
+        // A stack may be a million frames deep (--max-frames): nothing here recurses
+        // per frame, not even the tree's release (Node.dismantle).
+        defer { Node.dismantle(root) }
         let depth = Self.depth(root)
         let height = Self.top + Double(depth + 1) * Self.frameHeight + Self.bottom
         let frameBottom = height - Self.bottom
         let usable = Self.width - 2 * Self.padding
         var boxes = ""
         // Laid out here for viewers without scripts (an <img>, rsvg); the script redoes it on zoom.
-        func emit(_ node: Node, start: Int, level: Int) {
+        // Depth first, children in name order, from a stack of boxes still to draw.
+        var pending: [(node: Node, start: Int, level: Int)] = [(root, 0, 0)]
+        while let (node, start, level) = pending.popLast() {
             let share = root.value > 0 ? Double(node.value) / Double(root.value) : 0
             let startShare = root.value > 0 ? Double(start) / Double(root.value) : 0
             let percent = (share * 10000).rounded() / 100
@@ -74,12 +91,13 @@ public struct FlameGraphWriter: Sendable {
                 + " height=\"\(format(Self.frameHeight - 1))\" rx=\"2\" fill=\"\(Self.color(node))\"/>"
                 + "<text x=\"\(format(x + 3))\" y=\"\(format(y + Self.frameHeight - 5))\">\(Self.escape(Self.fitted(node.name, width: w)))</text></g>\n"
             var offset = start
+            var children: [(node: Node, start: Int, level: Int)] = []
             for child in node.children.sorted(by: { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }) {
-                emit(child, start: offset, level: level + 1)
+                children.append((child, offset, level + 1))
                 offset += child.value
             }
+            pending += children.reversed()
         }
-        emit(root, start: 0, level: 0)
         let heading = "\(title): \(root.value) \(root.value == 1 ? "thread" : "threads")"
         return """
             <?xml version="1.0" encoding="UTF-8" standalone="no"?>
@@ -109,7 +127,15 @@ public struct FlameGraphWriter: Sendable {
             """
     }
 
-    static func depth(_ node: Node) -> Int { node.children.map { depth($0) + 1 }.max() ?? 0 }
+    static func depth(_ root: Node) -> Int {
+        var deepest = 0
+        var pending = [(root, 0)]
+        while let (node, level) = pending.popLast() {
+            deepest = max(deepest, level)
+            pending += node.children.map { ($0, level + 1) }
+        }
+        return deepest
+    }
 
     /// The name cut to the box, about 7 pixels a character, as the script does.
     static func fitted(_ name: String, width: Double) -> String {
