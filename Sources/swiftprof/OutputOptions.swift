@@ -114,6 +114,12 @@ struct OutputOptions: ParsableArguments {
             let title = document.pid.map { "swiftprof dump \($0)" } ?? "swiftprof"
             return text(FlameGraphWriter(title: title, classifier: try classifier()).write(document))
         case .traceback:
+            // One block a thread: a file's groups could expand into 2^40 of them.
+            guard document.threadStackCount <= ProfileDocument.maximumThreadStacks else {
+                warn("--format traceback prints one block a thread: \(document.threadStackCount) is more than "
+                     + "\(ProfileDocument.maximumThreadStacks); use pprof-text or folded")
+                throw ExitStatus.malformedInput
+            }
             return text(TracebackWriter().write(document))
         case .json:
             return text(JSONFormat.write(document, classifier: try classifier()))

@@ -74,3 +74,35 @@ struct OutputFileTests {
         return path
     }
 }
+
+/// An input file's counts go up to 2^40: no writer expands them one by one.
+@Suite(.serialized)
+struct HugeCountTests {
+    @Test(.timeLimit(.minutes(1)))
+    func aCountOf2To40IsWrittenWithoutExpandingIt() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        // Relative addresses: no thread ids, so a group stands for `count` threads.
+        var lines = try swiftprof("dump", "--no-kernel", "--addresses", "relative", "\(fixture.pid)").stdout
+            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let huge = 1 << 40
+        lines[0] = "thread profile: total \(huge + 4)"
+        let workers = try #require(lines.firstIndex { $0.hasPrefix("8 @ ") })
+        lines[workers] = "\(huge)" + lines[workers].dropFirst()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-huge-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/huge.txt"
+        try lines.joined(separator: "\n").write(toFile: file, atomically: false, encoding: .utf8)
+
+        let folded = try swiftprof("dump", "--input", file, "--format", "folded", "--thread-names")
+        #expect(folded.status == 0, "\(folded.stderr)")
+        #expect(folded.stdout.split(separator: "\n").contains { $0.hasPrefix("worker;") && $0.hasSuffix(" \(huge)") }, "\(folded.stdout)")
+        let traceback = try swiftprof("dump", "--input", file, "--format", "traceback")
+        #expect(traceback.status == 65)
+        #expect(traceback.stderr == "swiftprof: --format traceback prints one block a thread: \(huge + 4) is more than 1000000; use pprof-text or folded\n")
+        for format in ["speedscope", "flamegraph", "json", "pprof", "layers", "mermaid", "pprof-text"] {
+            #expect(try swiftprof("dump", "--input", file, "--format", format, "-o", directory + "/out").status == 0, "\(format)")
+        }
+    }
+}

@@ -11,10 +11,16 @@ public struct FoldedWriter: Sendable {
 
     public func write(_ document: ProfileDocument) -> String {
         var counts: [String: Int] = [:]
-        if threadNames {
-            for thread in document.threadStacks {
-                let root = thread.name.isEmpty ? "[unnamed]" : FoldedWriter.clean(thread.name)
-                counts[([root] + FoldedWriter.frames(thread.locations)).joined(separator: ";"), default: 0] += 1
+        if threadNames && !document.threads.isEmpty {
+            for thread in document.threads {
+                counts[([FoldedWriter.root(thread.name)] + FoldedWriter.frames(thread.locations)).joined(separator: ";"), default: 0] += 1
+            }
+        } else if threadNames {
+            // Groups: weighted by their counts, never expanded (an input's count may be 2^40).
+            for record in document.records {
+                let name = record.threadNames.count == 1 ? record.threadNames[0] : ""
+                counts[([FoldedWriter.root(name)] + FoldedWriter.frames(record.locations)).joined(separator: ";"), default: 0]
+                    += record.count
             }
         } else {
             for record in document.records {
@@ -24,6 +30,8 @@ public struct FoldedWriter: Sendable {
         return counts.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             .map { "\($0) \(counts[$0]!)\n" }.joined()
     }
+
+    static func root(_ threadName: String) -> String { threadName.isEmpty ? "[unnamed]" : clean(threadName) }
 
     /// Root first: the outermost location's outermost line, down to the leaf.
     static func frames(_ locations: [Location]) -> [String] {

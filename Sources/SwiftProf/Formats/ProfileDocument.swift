@@ -32,12 +32,26 @@ public struct ProfileDocument: Sendable, Equatable {
 
     public var total: Int { records.reduce(0) { $0 + $1.count } }
 
-    /// The threads, or each record expanded into its threads (with their ids when the
-    /// record lists them, 0 otherwise) when the source had groups only.
+    /// How many threads `threadStacks` holds: an input file's counts go up to 2^40,
+    /// so a writer that needs them one by one (traceback) asks first.
+    public var threadStackCount: Int {
+        threads.isEmpty ? records.reduce(0) { $0 &+ Self.threadCount($1) } : threads.count
+    }
+
+    /// The most threads a document is expanded into (ThreadStack a thread).
+    public static let maximumThreadStacks = 1_000_000
+
+    private static func threadCount(_ record: Record) -> Int {
+        record.threadIDs.isEmpty ? record.count : record.threadIDs.count
+    }
+
+    /// The threads, or each record expanded into its threads when the source had
+    /// groups only: one a listed thread id (a sampled record's count is samples, not
+    /// threads), or `count` of them, id 0, when it lists none.
     public var threadStacks: [ThreadStack] {
         if !threads.isEmpty { return threads }
         return records.flatMap { record in
-            (0..<record.count).map { index in
+            (0..<Self.threadCount(record)).map { index in
                 ThreadStack(tid: index < record.threadIDs.count ? record.threadIDs[index] : 0,
                             name: record.threadNames.count == 1 ? record.threadNames[0] : "",
                             locations: record.locations, truncation: record.truncation, state: record.state)
