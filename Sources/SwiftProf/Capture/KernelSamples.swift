@@ -38,9 +38,15 @@ final class PerfEvent {
         Glibc.close(descriptor)
     }
 
-    /// perf_event_open refusals that hold for every thread (not allowed, not built in).
-    static func isRefusal(_ errno: Int32) -> Bool {
-        [EACCES, EPERM, ENOSYS, ENOENT, EINVAL, EOPNOTSUPP].contains(errno)
+    /// The event a sp_perf_*_open call gave (a descriptor, or -errno) with its ring
+    /// mapped; nil if either failed. A refusal that holds for every thread (not
+    /// allowed, not built in) is kept in `refusal`: not worth asking for every thread.
+    static func opened(_ result: Int32, pages: Int, refusal: inout Int32?) -> PerfEvent? {
+        guard result >= 0 else {
+            if [EACCES, EPERM, ENOSYS, ENOENT, EINVAL, EOPNOTSUPP].contains(-result) { refusal = -result }
+            return nil
+        }
+        return PerfEvent(descriptor: result, pages: pages)
     }
 }
 
@@ -97,12 +103,7 @@ final class KernelSamples {
     }
 
     private func open(_ tid: Int32) -> PerfEvent? {
-        let descriptor = sp_perf_open(tid, periodNanoseconds, UInt32(stackBytes))
-        guard descriptor >= 0 else {
-            // Refused outright: not worth asking for every thread.
-            if PerfEvent.isRefusal(-descriptor) { refusal = -descriptor }
-            return nil
-        }
-        return PerfEvent(descriptor: descriptor, pages: KernelSamples.ringPages)
+        PerfEvent.opened(sp_perf_open(tid, periodNanoseconds, UInt32(stackBytes)), pages: KernelSamples.ringPages,
+                         refusal: &refusal)
     }
 }

@@ -31,6 +31,13 @@ public struct RegisterSet: Equatable, Sendable {
         self.origRAX = UInt64.max
     }
 
+    /// A frame an unwinder resumes from, with only pc, sp and rbp known.
+    static func frame(pc: UInt64, sp: UInt64, fp: UInt64) -> RegisterSet {
+        var registers = RegisterSet(pc: pc, sp: sp, fp: fp)
+        registers.known = [RegisterSet.rip, RegisterSet.rsp, RegisterSet.rbp]
+        return registers
+    }
+
     /// The system call the stop interrupted: orig_rax holds its number and rax one of
     /// the kernel's restart codes (-ERESTARTSYS ... -ERESTART_RESTARTBLOCK) or -EINTR.
     public var interruptedSyscall: Int? {

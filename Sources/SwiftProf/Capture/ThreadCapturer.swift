@@ -113,9 +113,7 @@ final class ThreadCapturer {
             guard activity.look(tid) == before,
                   let info = ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts),
                   info.syscallLine == before.syscallLine, activity.runTime(tid) == before.runTime else { continue }
-            if info.state == "T" || info.state == "t" { sawGroupStop = true }
-            capturedAny = true
-            counts.copiedBytes += stack.bytes.count
+            copied(stack, state: info.state)
             var registers = RegisterSet(pc: at.pc, sp: at.sp, fp: 0)
             registers.known = [RegisterSet.rip, RegisterSet.rsp]
             registers.origRAX = info.syscall.map { UInt64($0.number) } ?? UInt64.max
@@ -140,10 +138,15 @@ final class ThreadCapturer {
         let info = !options.readThreadState ? nil
             : preempted ? ThreadProcInfo.running() : ThreadProcInfo.read(pid: pid, tid: tid, parts: options.procParts)
         if let at = info?.blockedAt, at.sp != registers.sp || at.pc != registers.pc { return nil }
-        if let state = info?.state, state == "T" || state == "t" { sawGroupStop = true }
+        copied(stack, state: info?.state)
+        return CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: info, stoppedForCapture: false)
+    }
+
+    /// A copy made without a stop: counted, and a thread found stopped by job control noted.
+    private func copied(_ stack: StackCopy, state: Character?) {
+        if state == "T" || state == "t" { sawGroupStop = true }
         capturedAny = true
         counts.copiedBytes += stack.bytes.count
-        return CapturedThread(tid: tid, name: name, registers: registers, stack: stack, procInfo: info, stoppedForCapture: false)
     }
 
     enum StoppedOutcome {

@@ -99,17 +99,10 @@ final class ThreadSwitches {
     func track(_ tid: Int32) -> Bool {
         guard refusal == nil else { return false }
         if let known = threads[tid] { return known != nil }
-        let descriptor = sp_switch_open(tid)
-        guard descriptor >= 0 else {
-            if PerfEvent.isRefusal(-descriptor) { refusal = -descriptor }
-            threads[tid] = .some(nil)
-            untracked += 1
-            return false
-        }
-        let thread = PerfEvent(descriptor: descriptor, pages: Self.ringPages).map { Thread(event: $0, pid: pid, tid: tid) }
+        let thread = PerfEvent.opened(sp_switch_open(tid), pages: Self.ringPages, refusal: &refusal)
+            .map { Thread(event: $0, pid: pid, tid: tid) }
         threads[tid] = .some(thread)
-        openedSinceListing = true
-        if thread == nil { untracked += 1 }
+        if thread == nil { untracked += 1 } else { openedSinceListing = true }
         return thread != nil
     }
 

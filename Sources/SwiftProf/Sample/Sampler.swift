@@ -11,12 +11,11 @@ final class Sampler {
     private var image: TargetImage
     private var unwinder: LibunwindUnwinder?
     private var mapGeneration: [MemoryRegion]
-    /// The last sample of each thread, for idle elision: with what /proc said then
-    /// (its syscall line and CPU time), and the switch epoch if it was captured off
-    /// a CPU while its switches were recorded.
-    /// Always the thread's last sample counted, so that a reuse counts it again.
-    private var previous: [Int32: (look: ThreadActivity.Look?, sample: ThreadSample)] = [:]
-    /// Apart, as it is consulted for every thread at every tick and the sample need not be touched then.
+    /// For idle elision, what was known of each thread at its last capture: what
+    /// /proc said then (its syscall line and CPU time), and its switch epoch if it was
+    /// captured off a CPU while its switches were recorded. A reuse counts the
+    /// thread's last sample again (SampleAggregate keeps where it went).
+    private var previousLook: [Int32: ThreadActivity.Look] = [:]
     private var previousEpoch: [Int32: ThreadSwitches.Epoch] = [:]
     /// Each thread's registers at its last ptrace stop.
     private var stoppedAt: [Int32: RegisterSet] = [:]
@@ -56,8 +55,14 @@ final class Sampler {
     }
 
     var counts: CaptureCounts { capturer.counts }
-    /// perf records the kernel dropped: samples of running threads, and switches.
-    var lostKernelRecords: UInt64 { (kernelSamples?.lost ?? 0) + (switches?.lost ?? 0) }
+    /// What the sampler counted so far, into `progress`: ways of capture, failed
+    /// captures, and the perf records the kernel dropped (summed over every thread's
+    /// rings: asked for when progress is shown, not at every tick).
+    func account(_ progress: inout SamplingProgress) {
+        progress.paths = capturer.counts
+        progress.unreadable = unreadable
+        progress.lostKernelRecords = (kernelSamples?.lost ?? 0) + (switches?.lost ?? 0)
+    }
     var sawGroupStop: Bool { capturer.sawGroupStop }
     var targetImage: TargetImage { image }
 
@@ -111,7 +116,7 @@ final class Sampler {
         if listed != lastPruned {
             lastPruned = listed
             let alive = Set(listed)
-            previous = previous.filter { alive.contains($0.key) }
+            previousLook = previousLook.filter { alive.contains($0.key) }
             previousEpoch = previousEpoch.filter { alive.contains($0.key) }
             stoppedAt = stoppedAt.filter { alive.contains($0.key) }
             lastNames = lastNames.filter { alive.contains($0.key) }
@@ -187,7 +192,7 @@ final class Sampler {
         guard let look = capturer.activity.look(tid) else { return nil }
         // Not run since its last capture: blocked just as it was, or woken but not yet
         // switched onto a CPU. Its stack is the one of then, and it is not on a CPU.
-        if reusesIdleThreads, let last = previous[tid], let lastLook = last.look,
+        if reusesIdleThreads, let lastLook = previousLook[tid],
            (!look.isRunning && look == lastLook) || look.isWaitingSinceBlocked(lastLook) {
             return reuse()
         }
@@ -357,7 +362,7 @@ final class Sampler {
     /// interrupt), so the look after a stop never matches and it has no epoch: the
     /// next sample copies it without stop.
     private func remember(_ sample: ThreadSample, look: ThreadActivity.Look?, epoch: ThreadSwitches.Epoch?) -> ThreadSample {
-        previous[sample.tid] = (look, sample)
+        previousLook[sample.tid] = look
         previousEpoch[sample.tid] = epoch
         return sample
     }

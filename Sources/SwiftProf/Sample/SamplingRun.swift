@@ -117,9 +117,6 @@ extension Profiler {
                 aggregate.add(tick)
                 progress.samples += 1
                 progress.threads = tick.threads
-                progress.paths = sampler.counts
-                progress.unreadable = sampler.unreadable
-                progress.lostKernelRecords = sampler.lostKernelRecords
                 let after = monotonicNanoseconds()
                 if progress.samples == 1 {
                     // The first pass copies every thread once (0.65 s at 1,000 threads):
@@ -136,6 +133,7 @@ extension Profiler {
                 progress.elapsedNanoseconds = after - start
                 if after - lastReport >= 200_000_000 {
                     lastReport = after
+                    sampler.account(&progress)
                     onProgress(progress)
                 }
                 if let onRefresh, after - lastRefresh >= refreshNanoseconds {
@@ -147,15 +145,14 @@ extension Profiler {
                                                                                samples: placed.representatives,
                                                                                options: options.snapshot))
                     }
+                    sampler.account(&progress)
                     onRefresh(placed.records(liveSymbolizer!.symbolizer), progress)
                 }
                 sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)
             }
             sampler.releasePending()
             progress.elapsedNanoseconds = monotonicNanoseconds() - start
-            progress.paths = sampler.counts
-            progress.unreadable = sampler.unreadable
-            progress.lostKernelRecords = sampler.lostKernelRecords
+            sampler.account(&progress)
             return (aggregate, progress, exited, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid },
                     sampler.sawGroupStop)
         }

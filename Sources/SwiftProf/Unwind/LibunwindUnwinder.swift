@@ -186,9 +186,7 @@ final class LibunwindUnwinder {
                     .walk(from: fp, above: sp + 8, limit: limit - 1, until: { !self.isJITCode($0 - 1) })
                 return finishJITWalk([top] + callers.returnAddresses, chain: callers, stack: stack, limit: limit)
             }
-            var registers = RegisterSet(pc: top, sp: sp + 8, fp: fp)
-            registers.known = [RegisterSet.rip, RegisterSet.rsp, RegisterSet.rbp]
-            let rest = unwind(registers: registers, stack: stack, limit: limit)
+            let rest = unwind(registers: .frame(pc: top, sp: sp + 8, fp: fp), stack: stack, limit: limit)
             return UnwoundStack(pcs: rest.pcs, truncation: rest.truncation)
         }
         guard fp != 0 else { return UnwoundStack(pcs: [], truncation: "JIT code and no frame pointer to follow") }
@@ -201,9 +199,8 @@ final class LibunwindUnwinder {
     /// return address on (its first frame, already in `pcs`).
     private func finishJITWalk(_ pcs: [UInt64], chain: FramePointerWalk.Result, stack: StackCopy, limit: Int) -> UnwoundStack {
         guard let exit = chain.exit else { return UnwoundStack(pcs: pcs, truncation: chain.stopReason) }
-        var registers = RegisterSet(pc: exit.returnAddress, sp: exit.sp, fp: exit.fp)
-        registers.known = [RegisterSet.rip, RegisterSet.rsp, RegisterSet.rbp]
-        let rest = unwind(registers: registers, stack: stack, limit: limit - pcs.count + 1)
+        let rest = unwind(registers: .frame(pc: exit.returnAddress, sp: exit.sp, fp: exit.fp), stack: stack,
+                          limit: limit - pcs.count + 1)
         return UnwoundStack(pcs: pcs + rest.pcs.dropFirst(), truncation: rest.truncation)
     }
 
