@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <sched.h>
 #include "cswiftprof.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -51,6 +52,12 @@ int sp_status_event(int status) { return (unsigned)status >> 16; }
 
 int sp_set_timer_slack(unsigned long nanoseconds) {
     return result(prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0));
+}
+
+int sp_set_thread_realtime(int on) {
+    struct sched_param param = {.sched_priority = on ? sched_get_priority_min(SCHED_FIFO) : 0};
+    /* pid 0: the calling thread alone (Linux schedules threads, not processes). */
+    return result(sched_setscheduler(0, on ? SCHED_FIFO : SCHED_OTHER, &param));
 }
 
 int sp_set_thread_nice(int nice) {

@@ -38,6 +38,11 @@ struct AttachTests {
             #expect(result.status == 0, "\(result.stderr)")
             let profile = try parseProfile(result.stdout)
             #expect(profile.record(containing: "hot_function") != nil)
+            if extra.contains("--no-perf"), SamplingTruthTests.realTimeAllowed {
+                #expect(profile.comments.first?.hasSuffix("; ticks at real-time priority") == true, "\(profile.comments)")
+            } else if extra.isEmpty {
+                #expect(profile.comments.first?.contains("priority") == false, "\(profile.comments)")
+            }
             let line = try #require(profile.comments.first { $0.hasPrefix("capture: ") })
             var counts: [String: Int] = [:]
             for part in line.dropFirst("capture: ".count).split(separator: ", ") {

@@ -26,6 +26,8 @@ int sp_status_event(int status);
 int sp_set_timer_slack(unsigned long nanoseconds);
 
 // setpriority for the calling thread only (Linux: nice applies per thread).
+/* The calling thread at the lowest SCHED_FIFO priority (on) or back to SCHED_OTHER; 0 or errno. */
+int sp_set_thread_realtime(int on);
 int sp_set_thread_nice(int nice);
 
 // process_vm_readv of one range; returns the bytes read or -errno.

@@ -48,6 +48,7 @@ public struct SamplingProgress: Sendable {
     /// Thread captures that failed (a thread that would not stop in time, say).
     public var unreadable = 0
     public var paths = CaptureCounts()
+    public var tickPriority = TickPriority.normal
 
     /// "lost 0 ticks" and, where there were any, the records and threads lost too.
     public var lossSummary: String {
@@ -55,6 +56,16 @@ public struct SamplingProgress: Sendable {
         if lostKernelRecords > 0 { parts.append("\(lostKernelRecords) kernel records") }
         if unreadable > 0 { parts.append("\(unreadable) thread captures") }
         return parts.joined(separator: ", ")
+    }
+
+    /// Said where looks depend on it: /proc read at the tick, without switch records.
+    public var tickPriorityNote: String? {
+        switch tickPriority {
+        case .normal: nil
+        case .realtime: "ticks at real-time priority"
+        case .refused: "ticks at normal priority (real time refused): short bursts may be undercounted"
+        case .dropped: "ticks back at normal priority (their work took over a quarter of the time)"
+        }
     }
 }
 
@@ -91,6 +102,8 @@ extension Profiler {
                 raiseDescriptorLimit()
             }
             sampler.onlyRunning = options.mode == .cpu
+            var timely = TimelyTicks(wanted: false)
+            defer { timely.end() }
             // Wake at the tick itself: with the default 50 us of timer slack the kernel
             // moves a wake-up onto another timer that expires in that window, such as a
             // periodic target's own, and the ticks then land where it wakes up
@@ -106,7 +119,9 @@ extension Profiler {
             while !shouldStop() {
                 let now = monotonicNanoseconds()
                 if let duration = options.durationNanoseconds, now - start >= duration { break }
+                let cpuBefore = threadCPUNanoseconds()
                 let tick = try sampler.sampleOnce(due: due)
+                let worked = threadCPUNanoseconds() - cpuBefore
                 // Asked when nothing was sampled, and every 16 ticks anyway: a thread reused
                 // from its switch records needs no read that would fail once it is gone.
                 if (tick.isEmpty || progress.samples % 16 == 15) && processIsGone(pid) {
@@ -123,6 +138,12 @@ extension Profiler {
                     // the schedule starts after it, its length is said apart.
                     progress.firstPassNanoseconds = after - start
                     due = after
+                    // Known once every thread was tracked or refused.
+                    timely = TimelyTicks(wanted: sampler.switches?.refusal != nil || sampler.switches == nil)
+                    progress.tickPriority = timely.priority
+                } else {
+                    timely.account(workNanoseconds: worked, periodNanoseconds: period)
+                    progress.tickPriority = timely.priority
                 }
                 due += period / 2 + UInt64.random(in: 0..<period, using: &jitter)
                 if after > due {
@@ -152,6 +173,7 @@ extension Profiler {
             }
             sampler.releasePending()
             progress.elapsedNanoseconds = monotonicNanoseconds() - start
+            progress.tickPriority = timely.priority
             sampler.account(&progress)
             return (aggregate, progress, exited, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid },
                     sampler.sawGroupStop)
@@ -164,7 +186,8 @@ extension Profiler {
                                        memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
         document.comments = [
             "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over \(decimal(seconds, places: 1)) s, "
-                + "mode \(options.mode.rawValue), \(progress.lossSummary)",
+                + "mode \(options.mode.rawValue), \(progress.lossSummary)"
+                + (progress.tickPriorityNote.map { "; \($0)" } ?? ""),
             "capture: \(progress.paths.summary)",
         ] + [options.snapshot.capture.threadNames.comment].compactMap { $0 }
         return SamplingResult(document: document, progress: progress, targetExited: exited, wasStopped: wasStopped,
