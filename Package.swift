@@ -32,7 +32,9 @@ let package = Package(
         ]),
         // A Swift target program with known stacks, profiled by the tests.
         .executableTarget(name: "SwiftParked", path: "Fixtures/SwiftParked"),
-        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "swiftprof", "SwiftParked"]),
+        // Async tasks suspended in known functions, in known numbers (dump --tasks).
+        .executableTarget(name: "SwiftTasks", path: "Fixtures/SwiftTasks"),
+        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "swiftprof", "SwiftParked", "SwiftTasks"]),
     ],
     swiftLanguageModes: [.v6]
 )

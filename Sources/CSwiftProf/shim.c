@@ -375,3 +375,126 @@ void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_swi
     if (!cut) *at_cutoff = *state;
     __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
 }
+
+/* ---- libswiftRemoteMirror ---------------------------------------------- */
+#include <dlfcn.h>
+
+typedef const void *(*sp_read_bytes_fn)(void *, uint64_t, uint64_t, void **);
+typedef void (*sp_free_bytes_fn)(void *, const void *, void *);
+typedef uint64_t (*sp_string_length_fn)(void *, uint64_t);
+typedef uint64_t (*sp_symbol_address_fn)(void *, const char *, uint64_t);
+typedef int (*sp_data_layout_fn)(void *, int, void *, void *);
+typedef void *(*sp_create_context_fn)(void *, sp_data_layout_fn, sp_free_bytes_fn, sp_read_bytes_fn,
+                                      sp_string_length_fn, sp_symbol_address_fn);
+typedef sp_task_info (*sp_task_info_fn)(void *, uint64_t);
+typedef void (*sp_destroy_context_fn)(void *);
+
+struct sp_mirror {
+    void *library;
+    void *context;
+    pid_t pid;
+    sp_symbol_lookup lookup;
+    void *lookup_context;
+    sp_task_info_fn task_info;
+    sp_destroy_context_fn destroy;
+};
+
+/* The library's reads of the target: process_vm_readv into a malloc'd copy, all or nothing. */
+static const void *mirror_read(void *context, uint64_t address, uint64_t size, void **free_context) {
+    struct sp_mirror *mirror = context;
+    if (free_context) *free_context = NULL;
+    if (size == 0 || size > (64u << 20)) return NULL;
+    void *buffer = malloc(size);
+    if (!buffer) return NULL;
+    if (sp_read_memory(mirror->pid, address, buffer, size) != (long)size) {
+        free(buffer);
+        return NULL;
+    }
+    return buffer;
+}
+
+static void mirror_free(void *context, const void *bytes, void *free_context) {
+    (void)context; (void)free_context;
+    free((void *)bytes);
+}
+
+/* A C string's length in the target, read 256 bytes at a time; 0 past 64 KiB or on a failed read. */
+static uint64_t mirror_string_length(void *context, uint64_t address) {
+    struct sp_mirror *mirror = context;
+    char chunk[256];
+    for (uint64_t length = 0; length < 65536; length += sizeof chunk) {
+        /* A read may cross into an unmapped page: fall back to smaller pieces. */
+        long got = sp_read_memory(mirror->pid, address + length, chunk, sizeof chunk);
+        if (got <= 0) {
+            for (size_t i = 0; i < sizeof chunk; i++) {
+                if (sp_read_memory(mirror->pid, address + length + i, chunk + i, 1) != 1) return 0;
+                if (chunk[i] == 0) return length + i;
+            }
+            continue;
+        }
+        for (long i = 0; i < got; i++)
+            if (chunk[i] == 0) return length + (uint64_t)i;
+        if (got < (long)sizeof chunk) return 0;
+    }
+    return 0;
+}
+
+static uint64_t mirror_symbol(void *context, const char *name, uint64_t length) {
+    struct sp_mirror *mirror = context;
+    return mirror->lookup ? mirror->lookup(mirror->lookup_context, name, length) : 0;
+}
+
+enum { sp_dlq_pointer_size = 0, sp_dlq_size_size = 1 };
+
+/* x86_64: 8-byte pointers and sizes. Other queries are left to the library's own
+ * defaults for the platform (it falls back to them when a client answers 0); their
+ * numbering moved between versions, so none is answered here by guess. */
+static int mirror_data_layout(void *context, int query, void *in, void *out) {
+    (void)context; (void)in;
+    if (!out) return 0;
+    switch (query) {
+    case sp_dlq_pointer_size:
+    case sp_dlq_size_size: *(uint8_t *)out = 8; return 1;
+    default: return 0;
+    }
+}
+
+void *sp_mirror_open(const char *path, pid_t pid, sp_symbol_lookup lookup, void *lookup_context, const char **error) {
+    void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        *error = dlerror();
+        return NULL;
+    }
+    sp_create_context_fn create = (sp_create_context_fn)dlsym(library, "swift_reflection_createReflectionContextWithDataLayout");
+    sp_task_info_fn task_info = (sp_task_info_fn)dlsym(library, "swift_reflection_asyncTaskInfo");
+    sp_destroy_context_fn destroy = (sp_destroy_context_fn)dlsym(library, "swift_reflection_destroyReflectionContext");
+    struct sp_mirror *mirror = calloc(1, sizeof *mirror);
+    if (!create || !task_info || !destroy || !mirror) {
+        *error = "the library has no swift_reflection_asyncTaskInfo";
+        free(mirror);
+        dlclose(library);
+        return NULL;
+    }
+    *mirror = (struct sp_mirror){library, NULL, pid, lookup, lookup_context, task_info, destroy};
+    mirror->context = create(mirror, mirror_data_layout, mirror_free, mirror_read, mirror_string_length, mirror_symbol);
+    if (!mirror->context) {
+        *error = "the library made no reflection context";
+        free(mirror);
+        dlclose(library);
+        return NULL;
+    }
+    return mirror;
+}
+
+void sp_mirror_task_info(void *handle, uint64_t task, sp_task_info *out) {
+    struct sp_mirror *mirror = handle;
+    *out = mirror->task_info(mirror->context, task);
+}
+
+void sp_mirror_close(void *handle) {
+    struct sp_mirror *mirror = handle;
+    if (!mirror) return;
+    mirror->destroy(mirror->context);
+    dlclose(mirror->library);
+    free(mirror);
+}

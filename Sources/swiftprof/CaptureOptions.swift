@@ -9,8 +9,8 @@ struct CaptureOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Print symbol names as they are in the binary.")
     var noDemangle = false
 
-    @Option(name: .long, help: ArgumentHelp("How Swift names are shown: full (SwiftParked.Store.park<A where A: Swift.Hashable>(key: A) -> Swift.Never) or simplified (SwiftParked.Store.park<A>(key:), async functions marked \"async\").", valueName: "full|simplified"))
-    var swiftNames: SwiftNameStyle = .full
+    @Option(name: .long, help: ArgumentHelp("How Swift names are shown: full (SwiftParked.Store.park<A where A: Swift.Hashable>(key: A) -> Swift.Never) or simplified (SwiftParked.Store.park<A>(key:), async functions marked \"async\"). Default: full for threads, simplified for --tasks (where full also shows thunks).", valueName: "full|simplified"))
+    var swiftNames: SwiftNameStyle?
 
     @Flag(name: .long, help: "Leave out Swift thunks (reabstraction, partial application, @objc, dispatch thunks, protocol witnesses).")
     var hideThunks = false
@@ -53,7 +53,7 @@ struct CaptureOptionGroup: ParsableArguments {
         options.capture.threadNames = ThreadNameFilter(threads)
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(
-            names: NameOptions(demangle: !noDemangle, swiftNames: swiftNames, shortNames: shortNames),
+            names: NameOptions(demangle: !noDemangle, swiftNames: swiftNames ?? .full, shortNames: shortNames),
             inlineFrames: !noInline, hidesThunks: hideThunks)
         options.kernelFrames = kernel ?? true
         options.capture.procParts = options.kernelFrames ? [.kernelStack] : []

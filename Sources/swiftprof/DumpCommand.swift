@@ -27,6 +27,9 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "List every goroutine of a Go program, parked ones too, grouped as Go's /debug/pprof/goroutine?debug=1 prints them (needs the binary's DWARF; every thread is stopped while the goroutines are copied).")
     var goroutines = false
 
+    @Flag(name: .long, help: "List every async task of a Swift program, suspended ones too, with its async backtrace, grouped like goroutines (read with the Swift runtime's reflection library, without a stop).")
+    var tasks = false
+
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
     var stats = false
 
@@ -40,6 +43,9 @@ struct DumpCommand: ParsableCommand {
         if goroutines && (input != nil || consistent) {
             throw ValidationError("--goroutines reads a live Go process (and always stops it whole): not with --input or --consistent")
         }
+        if tasks && (input != nil || consistent || goroutines) {
+            throw ValidationError("--tasks reads a live Swift process: not with --input, --consistent or --goroutines")
+        }
     }
 
     func run() throws {
@@ -52,6 +58,10 @@ struct DumpCommand: ParsableCommand {
         guard let pid else { return }
         if goroutines {
             try dumpGoroutines(pid)
+            return
+        }
+        if tasks {
+            try dumpTasks(pid)
             return
         }
         var options = capture.snapshotOptions
@@ -104,6 +114,33 @@ extension DumpCommand {
             let window = decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)
             warn("\(statistics.goroutines) goroutines, all threads stopped for \(window) ms, "
                  + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied")
+        }
+        try finish(snapshot)
+    }
+}
+
+extension DumpCommand {
+    private func dumpTasks(_ pid: Int32) throws {
+        _ = try output.classifier()
+        let snapshot: Snapshot
+        let statistics: TaskStatistics
+        do {
+            // Swift's own backtracer's names, without thunks, unless full names are asked for.
+            var options = capture.snapshotOptions
+            options.symbolize.names.swiftNames = capture.swiftNames ?? .simplified
+            options.symbolize.hidesThunks = capture.hideThunks || capture.swiftNames != .full
+            (snapshot, statistics) = try Profiler.tasks(pid: pid, options: options)
+        } catch {
+            warn(error.description)
+            throw ExitStatus.cannotProfile
+        }
+        var document = ProfileDocument(snapshot: snapshot)
+        document.profileName = "task"
+        document.comments = ["tasks: \(statistics.tasks), read without a stop"]
+        try output.emit(try output.render(document))
+        if stats {
+            warn("\(statistics.tasks) tasks (\(statistics.finished) finished not shown, \(statistics.rejected) task-like words rejected), "
+                 + "\(statistics.scannedBytes / 1024) KiB of memory scanned in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 1)) ms")
         }
         try finish(snapshot)
     }

@@ -109,4 +109,44 @@ int sp_inflate_zlib(const unsigned char *input, size_t length, unsigned char *ou
 char *sp_demangle_swift_simplified(const char *name);
 char *sp_demangle_rust(const char *name);
 
+// Swift's remote reflection library (libswiftRemoteMirror.so, the one LLDB and
+// swift-inspect use), loaded at run time from the toolchain's runtime directory.
+// sp_task_info repeats the library's swift_async_task_info_t of Swift 6.2 and
+// later (include/swift/SwiftRemoteMirror/SwiftRemoteMirrorTypes.h): its header
+// is not installed. The arrays are copied out before the next call.
+typedef struct sp_task_info {
+    const char *error;
+    unsigned kind;
+    unsigned enqueue_priority;
+    _Bool is_child_task;
+    _Bool is_future;
+    _Bool is_group_child_task;
+    _Bool is_async_let_task;
+    _Bool is_synchronous_start_task;
+    unsigned max_priority;
+    _Bool is_cancelled;
+    _Bool is_status_record_locked;
+    _Bool is_escalated;
+    _Bool has_is_running;
+    _Bool is_running;
+    _Bool is_enqueued;
+    _Bool has_thread_port;
+    uint32_t thread_port;
+    uint64_t id;
+    uint64_t run_job;
+    uint64_t allocator_slab;
+    unsigned child_task_count;
+    uint64_t *child_tasks;
+    unsigned async_backtrace_count;
+    uint64_t *async_backtrace;
+} sp_task_info;
+
+// Where a symbol of the target is (0: unknown), asked by the library.
+typedef uint64_t (*sp_symbol_lookup)(void *context, const char *name, uint64_t length);
+// The library at `path` with a context reading process `pid`; NULL with *error set.
+void *sp_mirror_open(const char *path, pid_t pid, sp_symbol_lookup lookup, void *lookup_context, const char **error);
+// The library's view of the task object at `task`; out->error set when it is not one.
+void sp_mirror_task_info(void *mirror, uint64_t task, sp_task_info *out);
+void sp_mirror_close(void *mirror);
+
 #endif

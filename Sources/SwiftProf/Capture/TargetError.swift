@@ -11,6 +11,8 @@ public enum TargetError: Error, Equatable, CustomStringConvertible {
     case system(SystemError)
     /// --goroutines on a process whose goroutines cannot be listed.
     case noGoroutines(pid: Int32, reason: String)
+    /// --tasks on a process whose Swift tasks cannot be listed.
+    case noTasks(pid: Int32, reason: String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,8 @@ public enum TargetError: Error, Equatable, CustomStringConvertible {
             return error.description
         case .noGoroutines(let pid, let reason):
             return "cannot list the goroutines of process \(pid): \(reason)"
+        case .noTasks(let pid, let reason):
+            return "cannot list the Swift tasks of process \(pid): \(reason)"
         }
     }
 }

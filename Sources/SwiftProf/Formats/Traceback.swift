@@ -7,8 +7,10 @@
 //   poll_forever(...)
 //   	/src/parked.c:38 +0x23
 //
-// Goroutines (`dump --goroutines`) are headed as Go heads them:
+// Goroutines (`dump --goroutines`) are headed as Go heads them, tasks (`dump
+// --tasks`) the same way:
 //   goroutine 18 [chan receive]:
+//   task 7 [suspended, task group child of task 5]:
 
 public struct TracebackWriter: Sendable {
     public init() {}
@@ -17,13 +19,14 @@ public struct TracebackWriter: Sendable {
         let threads = document.threadStacks.enumerated().sorted { lhs, rhs in
             lhs.element.tid != rhs.element.tid ? lhs.element.tid < rhs.element.tid : lhs.offset < rhs.offset
         }.map(\.element)
-        let goroutines = document.profileName == "goroutine"
-        return threads.map { goroutines ? goroutineBlock($0) : block($0) }.joined(separator: "\n")
+        // Goroutines and tasks are headed by their kind, id and state, as Go heads goroutines.
+        let kind = ["goroutine", "task"].contains(document.profileName) ? document.profileName : nil
+        return threads.map { thread in kind.map { stateBlock($0, thread) } ?? block(thread) }.joined(separator: "\n")
     }
 
-    /// A goroutine's name is its state, as the reader gave it.
-    private func goroutineBlock(_ goroutine: ThreadStack) -> String {
-        "goroutine \(goroutine.tid) [\(goroutine.name.filter { !$0.isNewline })]:\n" + frames(goroutine)
+    /// A goroutine's or task's name is its state, as the reader gave it.
+    private func stateBlock(_ kind: String, _ goroutine: ThreadStack) -> String {
+        "\(kind) \(goroutine.tid) [\(goroutine.name.filter { !$0.isNewline })]:\n" + frames(goroutine)
     }
 
     private func block(_ thread: ThreadStack) -> String {

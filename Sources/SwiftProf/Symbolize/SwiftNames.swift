@@ -62,6 +62,8 @@ enum SwiftNames {
     /// in waitUntilParked()" → "closure #1 in SwiftParked.waitUntilParked()"), when
     /// the full name has it there.
     static func qualified(_ simple: String, module: String, full: String) -> String {
+        // A closure of top-level code has the module as its whole context: "closure #2 in ".
+        if simple.hasSuffix(" in "), full.hasSuffix(" in \(module)") { return simple + module }
         var start = simple.startIndex
         for marker in [" in ", " of ", " for "] {
             if let range = lastTopLevel(marker, in: simple), range.upperBound > start { start = range.upperBound }

@@ -76,6 +76,34 @@ final class Symbolizer {
         callbacks.deallocate()
     }
 
+    /// Where the target's symbol `name` is (its address in the target), from the
+    /// symbol tables of every module; nil when no module defines it.
+    func address(ofSymbol name: String) -> UInt64? {
+        for module in modules() {
+            let count = dwfl_module_getsymtab(module)
+            guard count > 1 else { continue }
+            var symbol = GElf_Sym()
+            var address: GElf_Addr = 0
+            for index in 1..<count {
+                guard let symbolName = dwfl_module_getsym_info(module, index, &symbol, &address, nil, nil, nil),
+                      symbol.st_shndx != UInt16(SHN_UNDEF), strcmp(symbolName, name) == 0 else { continue }
+                return address
+            }
+        }
+        return nil
+    }
+
+    private func modules() -> [OpaquePointer] {
+        var list: [OpaquePointer] = []
+        withUnsafeMutablePointer(to: &list) { pointer in
+            _ = dwfl_getmodules(dwfl, { module, _, _, _, argument in
+                if let module, let argument { argument.assumingMemoryBound(to: [OpaquePointer].self).pointee.append(module) }
+                return 0  // DWARF_CB_OK
+            }, pointer, 0)
+        }
+        return list
+    }
+
     /// The logical frames at `pc`. Return addresses are looked up at pc - 1, inside
     /// the call instruction, so the line is the call's and not the next statement's.
     func location(pc: UInt64, isReturnAddress: Bool) -> Location {

@@ -1,0 +1,90 @@
+// The Swift runtime's own reflection library (libswiftRemoteMirror.so, what LLDB
+// and swift-inspect use) reads a task object of the target: its id, flags, child
+// tasks and async backtrace, by the layout of the runtime that wrote it, instead
+// of a hand decoding of that private layout. It ships with the toolchain, next to
+// the libswiftCore.so this program runs with, and is loaded from there at run time.
+import CSwiftProf
+import Glibc
+
+/// What the runtime's reflection library says of one task object.
+struct TaskInfo: Sendable, Hashable {
+    var address: UInt64
+    var id: UInt64
+    var isChild: Bool
+    var isFuture: Bool
+    var isGroupChild: Bool
+    var isAsyncLet: Bool
+    var isCancelled: Bool
+    /// nil where the runtime does not keep the flag.
+    var isRunning: Bool?
+    var isEnqueued: Bool
+    /// The job it runs next: the partial function it resumes in.
+    var resumeFunction: UInt64
+    var children: [UInt64]
+    /// The resume functions of its async frames, innermost first.
+    var asyncFrames: [UInt64]
+    var enqueuePriority: UInt32
+    var maxPriority: UInt32
+}
+
+final class RemoteMirror {
+    private let handle: UnsafeMutableRawPointer
+    private let lookup: SymbolLookup
+
+    /// Resolves the target's symbols for the library (it asks for the runtime's
+    /// debug variables by name).
+    final class SymbolLookup {
+        let resolve: (String) -> UInt64?
+        init(_ resolve: @escaping (String) -> UInt64?) { self.resolve = resolve }
+    }
+
+    /// nil with the reason when the library cannot be found or loaded.
+    init(pid: Int32, symbols: @escaping (String) -> UInt64?) throws(TargetError) {
+        guard let path = Self.libraryPath() else {
+            throw .noTasks(pid: pid, reason: "libswiftRemoteMirror.so is not next to this program's libswiftCore.so")
+        }
+        lookup = SymbolLookup(symbols)
+        var error: UnsafePointer<CChar>?
+        let context = Unmanaged.passUnretained(lookup).toOpaque()
+        guard let handle = sp_mirror_open(path, pid, { context, name, length in
+            guard let context, let name else { return 0 }
+            let bytes = UnsafeRawBufferPointer(start: name, count: Int(length))
+            let symbol = String(decoding: bytes, as: UTF8.self)
+            return Unmanaged<SymbolLookup>.fromOpaque(context).takeUnretainedValue().resolve(symbol) ?? 0
+        }, context, &error) else {
+            throw .noTasks(pid: pid, reason: "\(path): \(error.map { String(cString: $0) } ?? "cannot be loaded")")
+        }
+        self.handle = handle
+    }
+
+    deinit { sp_mirror_close(handle) }
+
+    /// The task at `address`, or nil when the library does not read a task there.
+    func task(at address: UInt64) -> TaskInfo? {
+        var raw = sp_task_info()
+        sp_mirror_task_info(handle, address, &raw)
+        guard raw.error == nil else { return nil }
+        // The arrays live until the library's next call: copied now.
+        let children = raw.child_tasks.map { Array(UnsafeBufferPointer(start: $0, count: Int(raw.child_task_count))) } ?? []
+        let frames = raw.async_backtrace.map { Array(UnsafeBufferPointer(start: $0, count: Int(raw.async_backtrace_count))) } ?? []
+        return TaskInfo(address: address, id: raw.id, isChild: raw.is_child_task, isFuture: raw.is_future,
+                        isGroupChild: raw.is_group_child_task, isAsyncLet: raw.is_async_let_task, isCancelled: raw.is_cancelled,
+                        isRunning: raw.has_is_running ? raw.is_running : nil, isEnqueued: raw.is_enqueued,
+                        resumeFunction: raw.run_job, children: children, asyncFrames: frames,
+                        enqueuePriority: UInt32(raw.enqueue_priority), maxPriority: UInt32(raw.max_priority))
+    }
+
+    /// libswiftRemoteMirror.so in the directory of the libswiftCore.so mapped into
+    /// this process (/proc/self/maps), as the toolchain installs them together.
+    static func libraryPath() -> String? {
+        guard let maps = try? ProcFile.read("/proc/self/maps") else { return nil }
+        for line in maps.split(separator: "\n") {
+            guard let slash = line.firstIndex(of: "/") else { continue }
+            let path = String(line[slash...])
+            guard path.hasSuffix("/libswiftCore.so") else { continue }
+            let candidate = String(path.dropLast("libswiftCore.so".count)) + "libswiftRemoteMirror.so"
+            return access(candidate, R_OK) == 0 ? candidate : nil
+        }
+        return nil
+    }
+}
