@@ -498,3 +498,29 @@ void sp_mirror_close(void *handle) {
     dlclose(mirror->library);
     free(mirror);
 }
+
+long sp_own_task_layout_version(void) {
+    const unsigned *version = dlsym(RTLD_DEFAULT, "_swift_concurrency_debug_internal_layout_version");
+    return version ? (long)*version : -1;
+}
+
+long sp_scan_words(pid_t pid, uint64_t start, uint64_t length, uint64_t value, uint64_t *out, size_t capacity,
+                   uint64_t *scanned) {
+    enum { chunk = 1 << 20 };
+    uint64_t *buffer = malloc(chunk);
+    if (!buffer) return -1;
+    long found = 0;
+    *scanned = 0;
+    for (uint64_t offset = 0; offset < length; offset += chunk) {
+        size_t size = length - offset < chunk ? (size_t)(length - offset) : chunk;
+        if (sp_read_memory(pid, start + offset, buffer, size) != (long)size) continue;
+        *scanned += size;
+        for (size_t i = 0; i + 1 <= size / 8; i += 2) {
+            if (buffer[i] != value) continue;
+            if ((size_t)found < capacity) out[found] = start + offset + i * 8;
+            found++;
+        }
+    }
+    free(buffer);
+    return found;
+}

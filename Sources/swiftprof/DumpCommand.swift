@@ -43,8 +43,8 @@ struct DumpCommand: ParsableCommand {
         if goroutines && (input != nil || consistent) {
             throw ValidationError("--goroutines reads a live Go process (and always stops it whole): not with --input or --consistent")
         }
-        if tasks && (input != nil || consistent || goroutines) {
-            throw ValidationError("--tasks reads a live Swift process: not with --input, --consistent or --goroutines")
+        if tasks && (input != nil || goroutines) {
+            throw ValidationError("--tasks reads a live Swift process: not with --input or --goroutines")
         }
     }
 
@@ -129,6 +129,7 @@ extension DumpCommand {
             var options = capture.snapshotOptions
             options.symbolize.names.swiftNames = capture.swiftNames ?? .simplified
             options.symbolize.hidesThunks = capture.hideThunks || capture.swiftNames != .full
+            options.consistent = consistent
             (snapshot, statistics) = try Profiler.tasks(pid: pid, options: options)
         } catch {
             warn(error.description)
@@ -136,11 +137,12 @@ extension DumpCommand {
         }
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "task"
-        document.comments = ["tasks: \(statistics.tasks), read without a stop"]
+        document.comments = ["capture: \(statistics.tasks) tasks, " + (consistent ? "read with every thread stopped" : "read without a stop")]
         try output.emit(try output.render(document))
         if stats {
             warn("\(statistics.tasks) tasks (\(statistics.finished) finished not shown, \(statistics.rejected) task-like words rejected), "
-                 + "\(statistics.scannedBytes / 1024) KiB of memory scanned in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 1)) ms")
+                 + "\(statistics.scannedBytes / 1024) KiB of memory scanned in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 1)) ms"
+                 + (statistics.stopWindowNanoseconds.map { ", all threads stopped for \(decimal(Double($0) / 1e6, places: 3)) ms" } ?? ""))
         }
         try finish(snapshot)
     }

@@ -20,10 +20,12 @@ import Testing
         profile.records.filter { record in functions.allSatisfy(record.functions.contains) }
     }
 
-    @Test func everyTaskIsListedWithItsAsyncBacktrace() throws {
+    /// Without a stop (the default) and with every thread stopped (--consistent): the same tasks.
+    @Test(arguments: [[], ["--consistent"]])
+    func everyTaskIsListedWithItsAsyncBacktrace(_ options: [String]) throws {
         let fixture = try Fixture(Self.executable)
         defer { fixture.stop() }
-        let result = try swiftprof("dump", "--tasks", "\(fixture.pid)")
+        let result = try swiftprof(["dump", "--tasks"] + options + ["\(fixture.pid)"])
         #expect(result.status == 0, "\(result.stderr)")
         let profile = try parseProfile(result.stdout)
         #expect(profile.profileName == "task")
@@ -33,10 +35,14 @@ import Testing
         // Innermost first: what each awaits, then the fixture's function at its await line.
         let waiting = record(profile, ["SwiftTasks.Cache.waitForever(key:) async"])
         #expect(waiting.map(\.count) == [3], "\(result.stdout)")
+        // Each record says which tasks and in what state: the ids are the runtime's, 1 to 3 first.
+        #expect(waiting.first?.threadIDs.count == 3)
+        #expect(waiting.first?.threadNames == ["suspended on a continuation"])
         #expect(waiting.first?.functions.first == "Swift.withCheckedContinuation<A>(isolation:function:_:) async")
         #expect(waiting.first?.frame("SwiftTasks.Cache.waitForever(key:) async")?.line
                 == sourceLine(Self.source, containing: "await withCheckedContinuation { parking.keep($0) }"))
         #expect(record(profile, ["SwiftTasks.slowLookup(_:) async"]).map(\.count) == [2])
+        #expect(record(profile, ["SwiftTasks.slowLookup(_:) async"]).first?.threadNames == ["suspended in Task.sleep"])
         let groupChildren = record(profile, ["SwiftTasks.childWork(_:) async", "closure #1 in closure #1 in SwiftTasks.fanOut(_:) async"])
         #expect(groupChildren.map(\.count) == [4], "\(result.stdout)")
         #expect(groupChildren.first?.frame("SwiftTasks.childWork(_:) async")?.line
@@ -60,12 +66,36 @@ import Testing
         let headers = result.stdout.split(separator: "\n").filter { $0.hasPrefix("task ") }
         #expect(headers.count == (try total(fixture)), "\(result.stdout)")
         #expect(headers.allSatisfy { $0.hasSuffix("]:") && $0.contains("[suspended") }, "\(headers)")
+        // What each waits on, where the runtime's own function says it.
+        #expect(headers.filter { $0.contains("[suspended on a continuation]") }.count == 3, "\(headers)")
+        #expect(headers.filter { $0.contains("[suspended in Task.sleep") }.count == 2 + 4 + 2, "\(headers)")
+        #expect(headers.filter { $0.contains("[suspended on its task group]") }.count == 1, "\(headers)")
         #expect(headers.filter { $0.contains("task group child") }.count == 4, "\(headers)")
         let asyncLets = headers.filter { $0.contains("async let") }
         #expect(asyncLets.count == 2, "\(headers)")
-        // Both name their parent, the task in pairUp().
-        let parents = Set(asyncLets.compactMap { $0.split(separator: "of task ").last?.dropLast(2) })
-        #expect(parents.count == 1, "\(asyncLets)")
+        // Both name their parent, the task in pairUp() (the one suspended in its own code).
+        let parents = Set(asyncLets.compactMap { $0.split(separator: "async let of task ").last?.dropLast(2) })
+        let pairUp = try #require(headers.first { $0.hasSuffix("[suspended]:") }?.split(separator: " ")[1])
+        #expect(parents == [pairUp], "\(asyncLets)")
+    }
+
+    /// The record lines (`# tasks: IDS states: ...`) read back: --input gives the same bytes.
+    @Test func theTextReadsBackToTheSameBytes() throws {
+        let fixture = try Fixture(Self.executable)
+        defer { fixture.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-tasks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for options in [[], ["--addresses", "relative"]] {
+            let file = directory.appendingPathComponent("tasks.txt").path
+            let result = try swiftprof(["dump", "--tasks", "-o", file] + options + ["\(fixture.pid)"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(text.contains("\n# tasks: "), "\(text)")
+            let again = try swiftprof(["dump", "--input", file] + options)
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stdout == text)
+        }
     }
 
     /// The count stays exact at 10,000 more tasks.

@@ -65,6 +65,9 @@ public struct PprofTextWriter: Sendable {
                                          threadIDs: stable ? [] : record.threadIDs, names: record.threadNames,
                                          showsBlockedTime: showsBlockedTime) + "\n"
             }
+            if record.state == nil, profileName == "task", !record.threadNames.isEmpty {
+                text += TaskLine.format(ids: addresses == .relative ? [] : record.threadIDs, states: record.threadNames) + "\n"
+            }
             var frameLines: [String] = []
             let hidden = profileName == "goroutine" ? PprofTextWriter.goHiddenFrames(record.locations) : []
             for (index, location) in record.locations.enumerated() {
@@ -148,6 +151,12 @@ public enum PprofTextReader {
                 current!.record.state = state
                 current!.record.threadIDs = threads
                 current!.record.threadNames = names
+            } else if line.hasPrefix(TaskLine.prefix) {
+                guard current != nil, let (ids, states) = TaskLine.parse(line) else {
+                    throw FormatError(line: number, reason: "expected \"# tasks: ID,... states: STATE,...\" in a record")
+                }
+                current!.record.threadIDs = ids
+                current!.record.threadNames = states
             } else if line.hasPrefix("# truncated: ") {
                 guard current != nil else { throw FormatError(line: number, reason: "truncation note outside a record") }
                 current!.record.truncation = String(line.dropFirst("# truncated: ".count))
@@ -315,6 +324,31 @@ enum StateLine {
             names = read
         }
         return (state, threads, names)
+    }
+}
+
+/// `# tasks: 10,11,12,13 states: "suspended, task group child"`, the line after a
+/// task record's "@" line (dump --tasks): the tasks' ids and their distinct states.
+enum TaskLine {
+    static let prefix = "# tasks: "
+
+    static func format(ids: [Int32], states: [String]) -> String {
+        let list = ids.map(String.init).joined(separator: ",")
+        return prefix + (list.isEmpty ? "" : list + " ") + "states: " + states.map(NameQuoting.quoted).joined(separator: ",")
+    }
+
+    static func parse(_ line: String) -> ([Int32], [String])? {
+        let rest = line.dropFirst(prefix.count)
+        // No ids (--addresses relative): the states follow the prefix at once.
+        guard let marker = rest.firstRange(of: " states: ") ?? (rest.hasPrefix("states: ") ? rest.firstRange(of: "states: ") : nil)
+        else { return nil }
+        var ids: [Int32] = []
+        for item in rest[..<marker.lowerBound].split(separator: ",") {
+            guard let id = Int32(item) else { return nil }
+            ids.append(id)
+        }
+        guard let states = NameQuoting.list(rest[marker.upperBound...]) else { return nil }
+        return (ids, states)
     }
 }
 

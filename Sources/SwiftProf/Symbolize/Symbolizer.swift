@@ -93,6 +93,23 @@ final class Symbolizer {
         return nil
     }
 
+    /// Every defined symbol whose name starts with `prefix`, by name, in one pass.
+    func addresses(ofSymbolsWithPrefix prefix: String) -> [String: UInt64] {
+        var found: [String: UInt64] = [:]
+        for module in modules() {
+            let count = dwfl_module_getsymtab(module)
+            guard count > 1 else { continue }
+            var symbol = GElf_Sym()
+            var address: GElf_Addr = 0
+            for index in 1..<count {
+                guard let symbolName = dwfl_module_getsym_info(module, index, &symbol, &address, nil, nil, nil),
+                      symbol.st_shndx != UInt16(SHN_UNDEF), strncmp(symbolName, prefix, prefix.utf8.count) == 0 else { continue }
+                found[String(cString: symbolName)] = address
+            }
+        }
+        return found
+    }
+
     private func modules() -> [OpaquePointer] {
         var list: [OpaquePointer] = []
         withUnsafeMutablePointer(to: &list) { pointer in

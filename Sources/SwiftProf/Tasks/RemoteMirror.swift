@@ -74,6 +74,29 @@ final class RemoteMirror {
                         enqueuePriority: UInt32(raw.enqueue_priority), maxPriority: UInt32(raw.max_priority))
     }
 
+    /// Where `value` is stored in the process's memory from `start` for `length`
+    /// bytes, at 16-byte alignment (heap objects'), and how many bytes could be read.
+    static func words(equalTo value: UInt64, pid: Int32, start: UInt64, length: UInt64) -> (addresses: [UInt64], scanned: Int) {
+        var capacity = 1024
+        while true {
+            var scanned: UInt64 = 0
+            var addresses = [UInt64](repeating: 0, count: capacity)
+            let found = addresses.withUnsafeMutableBufferPointer {
+                sp_scan_words(pid, start, length, value, $0.baseAddress, $0.count, &scanned)
+            }
+            guard found >= 0 else { return ([], 0) }
+            if found <= capacity { return (Array(addresses.prefix(found)), Int(scanned)) }
+            capacity = found
+        }
+    }
+
+    /// The task layout version of the runtime beside the library (the one this
+    /// program runs with); nil when it does not say.
+    static var layoutVersion: UInt32? {
+        let version = sp_own_task_layout_version()
+        return version >= 0 ? UInt32(truncatingIfNeeded: version) : nil
+    }
+
     /// libswiftRemoteMirror.so in the directory of the libswiftCore.so mapped into
     /// this process (/proc/self/maps), as the toolchain installs them together.
     static func libraryPath() -> String? {

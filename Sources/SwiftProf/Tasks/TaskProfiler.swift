@@ -8,9 +8,9 @@
 // anonymous memory is scanned for that word at object alignment, and each hit is
 // read by the runtime's reflection library (RemoteMirror), which rejects what is
 // not a task. A freed task's first word is overwritten by the allocator's free
-// list, so the scan does not find it. Nothing is stopped: a task that runs while
-// it is read may show where it was a moment before, as with any snapshot taken
-// without a stop (README, "Swift tasks").
+// list, so the scan does not find it. Nothing is stopped unless --consistent: a
+// task that runs while it is read may show where it was a moment before, as with
+// any snapshot taken without a stop (README, "Swift tasks").
 import Glibc
 
 public struct TaskStatistics: Sendable {
@@ -21,6 +21,8 @@ public struct TaskStatistics: Sendable {
     public var finished = 0
     public var scannedBytes = 0
     public var nanoseconds: UInt64 = 0
+    /// With --consistent: how long every thread was stopped.
+    public var stopWindowNanoseconds: UInt64?
 }
 
 extension Profiler {
@@ -34,14 +36,27 @@ extension Profiler {
         guard let symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize) else {
             throw .noTasks(pid: pid, reason: "its modules cannot be read")
         }
-        guard let variable = symbolizer.address(ofSymbol: "_swift_concurrency_debug_asyncTaskMetadata") else {
+        // The runtime's variables for debuggers: what the reflection library asks for
+        // (found in one pass, before any stop).
+        let debugVariables = symbolizer.addresses(ofSymbolsWithPrefix: "_swift_concurrency_debug_")
+        guard let variable = debugVariables["_swift_concurrency_debug_asyncTaskMetadata"] else {
             throw .noTasks(pid: pid, reason: "it has no Swift concurrency runtime (libswift_Concurrency.so)")
         }
         guard let word = Ptrace.readMemory(pid: pid, at: variable, count: 8), case let metadata = TaskScan.word(word, at: 0),
               metadata != 0 else {
             throw .noTasks(pid: pid, reason: "its concurrency runtime's task metadata cannot be read")
         }
-        var symbols: [String: UInt64?] = [:]
+        // The library reads the layout of its own runtime's version: a target whose
+        // runtime says another layout is refused rather than misread.
+        let layout = debugVariables["_swift_concurrency_debug_internal_layout_version"]
+            .flatMap { Ptrace.readMemory(pid: pid, at: $0, count: 4) }
+            .map { bytes in bytes.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) } }
+        guard let layout, layout == RemoteMirror.layoutVersion else {
+            let own = RemoteMirror.layoutVersion.map(String.init) ?? "unknown"
+            throw .noTasks(pid: pid, reason: "its concurrency runtime's task layout version is \(layout.map(String.init) ?? "not said"), "
+                           + "and the reflection library here reads version \(own)")
+        }
+        var symbols: [String: UInt64?] = debugVariables.mapValues { $0 }
         let mirror = try RemoteMirror(pid: pid) { name in
             if let known = symbols[name] { return known }
             let address = symbolizer.address(ofSymbol: name)
@@ -49,12 +64,36 @@ extension Profiler {
             return address
         }
         var statistics = TaskStatistics()
-        let scan = TaskScan.candidates(pid: pid, map: memoryMap, metadata: metadata)
-        statistics.scannedBytes = scan.scannedBytes
+        // Scanned and read while every thread is stopped with --consistent, so that no
+        // task moves meanwhile; the frames are named after the process goes on.
+        func readTasks() -> (addresses: [UInt64], infos: [UInt64: TaskInfo], scannedBytes: Int) {
+            let scan = TaskScan.candidates(pid: pid, map: memoryMap, metadata: metadata)
+            var infos: [UInt64: TaskInfo] = [:]
+            for address in scan.addresses { infos[address] = mirror.task(at: address) }
+            return (scan.addresses, infos, scan.scannedBytes)
+        }
+        var failures: [ThreadFailure] = []
+        var wasStopped = false
+        let readout: (addresses: [UInt64], infos: [UInt64: TaskInfo], scannedBytes: Int)
+        if options.consistent {
+            var captureOptions = options.capture
+            captureOptions.readThreadState = false
+            let unsafeRead = UncheckedSendable(readTasks)
+            let (capture, read) = try TracerThread.run { () throws(TargetError) in
+                try StopTheWorld(pid: pid, options: captureOptions).run { _ in unsafeRead.value() }
+            }
+            readout = read
+            failures = capture.failures
+            wasStopped = capture.wasStopped
+            statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
+        } else {
+            readout = readTasks()
+        }
+        statistics.scannedBytes = readout.scannedBytes
         var tasks: [TaskInfo] = []
         var frames: [UInt64: [Location]] = [:]
-        for address in scan.addresses {
-            guard let info = mirror.task(at: address) else {
+        for address in readout.addresses {
+            guard let info = readout.infos[address] else {
                 statistics.rejected += 1
                 continue
             }
@@ -71,14 +110,16 @@ extension Profiler {
         tasks.sort { $0.id != $1.id ? $0.id < $1.id : $0.address < $1.address }
         let parents = Dictionary(tasks.flatMap { task in task.children.map { ($0, task.id) } }, uniquingKeysWith: min)
         let stacks = tasks.map { task in
-            ThreadStack(tid: Int32(clamping: task.id), name: task.stateDescription(parent: parents[task.address]),
+            ThreadStack(tid: Int32(clamping: task.id),
+                        name: task.stateDescription(parent: parents[task.address],
+                                                    awaiting: frames[task.address]?.first?.lines.first.map { TaskInfo.awaited($0.function) } ?? nil),
                         locations: frames[task.address] ?? [],
                         truncation: task.asyncFrames.count > options.unwind.maxFrames ? "more than \(options.unwind.maxFrames) async frames" : nil)
         }
         statistics.tasks = stacks.count
         statistics.nanoseconds = monotonicNanoseconds() - start
-        let snapshot = Snapshot(pid: pid, threads: stacks, failures: [], memoryMapLines: memoryMap.regions.map(\.line),
-                                wasStopped: false)
+        let snapshot = Snapshot(pid: pid, threads: stacks, failures: failures, memoryMapLines: memoryMap.regions.map(\.line),
+                                wasStopped: wasStopped)
         return (snapshot, statistics)
     }
 }
@@ -92,16 +133,28 @@ extension TaskInfo {
         return own.isEmpty ? nil : own
     }
 
+    /// What a suspended task waits on, from the library function it is suspended in
+    /// (its innermost frame): the runtime's own entry points for each kind of wait.
+    /// nil for a wait in the task's own code (an `async let`, an actor hop).
+    static func awaited(_ function: String) -> String? {
+        if function.contains("Continuation") && function.contains("with") { return "on a continuation" }
+        if function.contains(".sleep(") { return "in Task.sleep" }
+        if function.contains("TaskGroup") && function.contains(".next(") { return "on its task group" }
+        return nil
+    }
+
     /// The concurrency runtime's completeTask, completeTaskWithClosure, completeTaskAndRelease.
     private static func isCompletion(_ location: Location) -> Bool {
         location.module.hasSuffix("/libswift_Concurrency.so") && location.lines.last?.function.hasPrefix("completeTask") == true
     }
 
-    /// "suspended", "running", "enqueued", and what kind of child it is.
-    func stateDescription(parent: UInt64?) -> String {
-        var words = [isRunning == true ? "running" : isEnqueued ? "enqueued" : "suspended"]
-        if isGroupChild { words.append("task group child") } else if isAsyncLet { words.append("async let") } else if isChild { words.append("child") }
-        if let parent { words.append("of task \(parent)") }
+    /// "suspended on a continuation", "running", "enqueued", and what kind of child it is.
+    func stateDescription(parent: UInt64?, awaiting: String?) -> String {
+        var state = isRunning == true ? "running" : isEnqueued ? "enqueued" : "suspended"
+        if state == "suspended", let awaiting { state += " " + awaiting }
+        var words = [state]
+        let kind = isGroupChild ? "task group child" : isAsyncLet ? "async let" : isChild || parent != nil ? "child" : nil
+        if let kind { words.append(kind + (parent.map { " of task \($0)" } ?? "")) }
         if isCancelled { words.append("cancelled") }
         return words.joined(separator: ", ")
     }
@@ -109,28 +162,14 @@ extension TaskInfo {
 
 /// Where the task metadata word appears in the target's writable anonymous memory.
 enum TaskScan {
-    /// Reads of at most this much at a time.
-    private static let chunk = 1 << 20
-
     static func candidates(pid: Int32, map: MemoryMap, metadata: UInt64) -> (addresses: [UInt64], scannedBytes: Int) {
         var addresses: [UInt64] = []
         var scanned = 0
         for region in map.regions where region.isReadable && region.permissions.dropFirst().first == "w"
             && (region.path.isEmpty || region.path == "[heap]") {
-            var address = region.start
-            while address < region.end {
-                let count = Int(min(UInt64(chunk), region.end - address))
-                if let bytes = Ptrace.readMemory(pid: pid, at: address, count: count) {
-                    scanned += count
-                    // Heap objects are 16-byte aligned.
-                    var offset = 0
-                    while offset + 8 <= bytes.count {
-                        if word(bytes, at: offset) == metadata { addresses.append(address + UInt64(offset)) }
-                        offset += 16
-                    }
-                }
-                address += UInt64(count)
-            }
+            let found = RemoteMirror.words(equalTo: metadata, pid: pid, start: region.start, length: region.end - region.start)
+            addresses += found.addresses
+            scanned += found.scanned
         }
         return (addresses, scanned)
     }
@@ -140,4 +179,11 @@ enum TaskScan {
         for index in 0..<8 { value |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
         return value
     }
+}
+
+/// A value handed to the tracer thread, which runs it while the caller waits:
+/// never used from two threads at once.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
