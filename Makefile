@@ -48,6 +48,7 @@ stress: build
 demo: build .build/fixtures/kvserver .build/fixtures/go-kvserver
 	@scripts/demo .build/fixtures/kvserver
 	@scripts/demo .build/fixtures/go-kvserver
+	@scripts/demo .build/debug/SwiftTasks
 
 # The Go fixture, built offline with Debian's go (standard library only).
 .build/fixtures/go-%: Fixtures/go/%/main.go
