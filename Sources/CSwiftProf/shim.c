@@ -309,14 +309,15 @@ int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t sta
     return found;
 }
 
-void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff) {
+int sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff) {
     int cut = 0;
     struct perf_event_mmap_page *meta = ring;
     uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
     uint64_t tail = meta->data_tail;
     if (head == tail) {  // most threads at most ticks: nothing happened
-        if (at_cutoff->generation != state->generation) *at_cutoff = *state;
-        return;
+        if (at_cutoff->generation == state->generation) return 0;
+        *at_cutoff = *state;
+        return 1;
     }
     const uint8_t *data = (const uint8_t *)ring + meta->data_offset;
     uint64_t size = meta->data_size;
@@ -374,6 +375,7 @@ void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_swi
     }
     if (!cut) *at_cutoff = *state;
     __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
+    return 1;
 }
 
 /* ---- libswiftRemoteMirror ---------------------------------------------- */

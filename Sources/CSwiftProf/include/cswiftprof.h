@@ -98,8 +98,9 @@ typedef struct {
 int sp_switch_open(pid_t tid);
 // Consumes every record in the ring into *state; *at_cutoff gets the state as of
 // CLOCK_MONOTONIC time `cutoff` (records up to it), which may be earlier. With no
-// new record, and *at_cutoff already of the same generation, nothing is copied.
-void sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff);
+// new record, and *at_cutoff already of the same generation, nothing is copied and
+// 0 is returned (the state at the cutoff is the one of the last call); else 1.
+int sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff);
 
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.
 char *sp_demangle_swift(const char *name);

@@ -66,14 +66,15 @@ final class ThreadSwitches {
             atTick.deallocate()
         }
 
-        func drain(cutoff: UInt64) {
-            sp_switch_drain(event.ring, state, cutoff, atTick)
+        /// Whether the state at the cutoff may differ from the one of the last drain.
+        func drain(cutoff: UInt64) -> Bool {
+            sp_switch_drain(event.ring, state, cutoff, atTick) != 0
         }
 
         /// Up to now, leaving the state at the tick as it was.
         func drainNow() {
             var ignored = sp_switch_state()
-            sp_switch_drain(event.ring, state, .max, &ignored)
+            _ = sp_switch_drain(event.ring, state, .max, &ignored)
         }
     }
 
@@ -106,9 +107,13 @@ final class ThreadSwitches {
         return thread != nil
     }
 
-    /// Reads every ring, keeping each thread's state as of `tick` (CLOCK_MONOTONIC).
-    func drainAll(tick: UInt64) {
-        for case let thread? in threads.values { thread.drain(cutoff: tick) }
+    /// Reads every ring, keeping each thread's state as of `tick` (CLOCK_MONOTONIC);
+    /// the threads whose state at the tick may have changed since the last call (the
+    /// others recorded nothing at all: usually all but the busy ones).
+    func drainAll(tick: UInt64) -> Set<Int32> {
+        var changed: Set<Int32> = []
+        for case let (tid, thread?) in threads where thread.drain(cutoff: tick) { changed.insert(tid) }
+        return changed
     }
 
     /// The threads `known` and those they started since the last call, without

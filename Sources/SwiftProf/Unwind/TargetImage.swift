@@ -74,15 +74,33 @@ final class TargetImage {
     /// file; writable ones (a personality pointer in .data, say) from the target,
     /// since relocation has changed them. Anonymous memory is not served.
     func word(at address: UInt64) -> UInt64? {
-        guard let region = memoryMap.region(containing: address), region.isReadable,
-              region.isFileBacked || region.path == "[vdso]" else { return nil }
-        if region.permissions.contains("w") {
+        let source: WordSource
+        if let last = lastWordSource, address >= last.start, address < last.end {
+            source = last
+        } else {
+            guard let region = memoryMap.region(containing: address), region.isReadable,
+                  region.isFileBacked || region.path == "[vdso]" else { return nil }
+            source = WordSource(start: region.start, end: region.end, writable: region.permissions.contains("w"),
+                                module: module(containing: address))
+            lastWordSource = source
+        }
+        if source.writable {
             var word: UInt64 = 0
             let n = withUnsafeMutableBytes(of: &word) { sp_read_memory(pid, address, $0.baseAddress, 8) }
             return n == 8 ? word : nil
         }
-        return module(containing: address)?.word(at: address)
+        return source.module?.word(at: address)
     }
+
+    /// Where the last word came from: an unwind reads many words of one table in a row
+    /// (.eh_frame_hdr's binary search), each a region and a module lookup otherwise.
+    private struct WordSource {
+        let start: UInt64
+        let end: UInt64
+        let writable: Bool
+        let module: LoadedModule?
+    }
+    private var lastWordSource: WordSource?
 
     /// Every ELF object with code in the target, with its load bias and a descriptor
     /// of the file already open (or -1 and a path to open), for the symbolizer.
