@@ -9,6 +9,32 @@ func escaping(_ text: String, _ replacements: [Character: String]) -> String {
     return escaped
 }
 
+/// A target-chosen string (a function name from its symbol table, a file name
+/// from its DWARF) shown where a control character would end a line, a table cell
+/// or an XML text node (XML 1.0 has no escape for most of them): each one becomes
+/// U+FFFD. For the human formats; the text formats that are read back quote instead.
+func printable(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: NameQuoting.isControl) else { return text }
+    return String(String.UnicodeScalarView(text.unicodeScalars.map { NameQuoting.isControl($0) ? "\u{FFFD}" : $0 }))
+}
+
+/// A frame's function or file field in pprof-text (`#\t0x…\tFUNCTION+0x…\tFILE:LINE`)
+/// and traceback: bare unless it holds a control character or starts with `"`, then
+/// quoted as NameQuoting quotes names. Spaces and commas stay bare (C++ and Swift
+/// names are full of them): the fields are split by tabs, which a bare field cannot hold.
+public enum FieldQuoting {
+    public static func quoted(_ field: String) -> String {
+        field.hasPrefix("\"") || field.unicodeScalars.contains(where: NameQuoting.isControl) ? NameQuoting.alwaysQuoted(field) : field
+    }
+
+    /// A field as `quoted` wrote it, at the start of `text`, and what follows it.
+    static func read(_ text: Substring, bareUntil end: (Substring) -> Substring.Index?) -> (String, Substring)? {
+        if text.first == "\"" { return NameQuoting.readQuoted(text) }
+        guard let index = end(text) else { return nil }
+        return (String(text[..<index]), text[index...])
+    }
+}
+
 /// The one rule for a target-chosen name (a thread's comm, a goroutine's state)
 /// in the text formats: written bare when it is plain (printable, and none of
 /// space, `"`, `\`, `,`), else quoted as Go's %q does: `"…"` with `\"`, `\\`,
@@ -17,6 +43,20 @@ func escaping(_ text: String, _ replacements: [Character: String]) -> String {
 public enum NameQuoting {
     public static func quoted(_ name: String) -> String {
         guard name.isEmpty || name.unicodeScalars.contains(where: needsQuotes) else { return name }
+        return alwaysQuoted(name)
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || scalar.value == 0x7f || (scalar.value >= 0x80 && scalar.properties.generalCategory == .control)
+    }
+
+    /// Reads a quoted name at the start of `text`; the name and what follows it.
+    static func readQuoted(_ text: Substring) -> (String, Substring)? {
+        guard text.first == "\"" else { return nil }
+        return one(text)
+    }
+
+    static func alwaysQuoted(_ name: String) -> String {
         var text = "\""
         for scalar in name.unicodeScalars {
             switch scalar {

@@ -182,7 +182,7 @@ public struct FlameGraphWriter: Sendable {
     }
 
     static func escape(_ text: String) -> String {
-        escaping(text, ["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"])
+        escaping(printable(text), ["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"])
     }
 
     /// Lays the frames out for a zoom window [zs, zs + zw) of the root's width.

@@ -19,7 +19,7 @@ public struct LayersTableWriter: Sendable {
 
     private func writeTable(_ rows: [InteractionRow]) -> String {
         let header = InteractionMatrix.headers.map { $0.uppercased() }
-        let cells = rows.map { $0.columns + [String($0.threads)] }
+        let cells = rows.map { $0.columns.map(printable) + [String($0.threads)] }
         let widths = header.indices.map { column in
             ([header[column]] + cells.map { $0[column] }).map(\.unicodeScalars.count).max() ?? 0
         }
@@ -39,7 +39,7 @@ public struct LayersTableWriter: Sendable {
     }
 
     private func writeMarkdown(_ rows: [InteractionRow]) -> String {
-        func escape(_ text: String) -> String { text.replacing("|", with: "\\|") }
+        func escape(_ text: String) -> String { printable(text).replacing("|", with: "\\|") }
         var text = "| " + InteractionMatrix.headers.joined(separator: " | ") + " |\n"
         text += "| --- | --- | --- | --- | --- | ---: |\n"
         for row in rows {

@@ -44,6 +44,6 @@ public struct MermaidChartWriter: Sendable {
 
     /// Mermaid labels are HTML-ish: quotes and angle brackets go as entity codes.
     static func escape(_ text: String) -> String {
-        escaping(text, ["\"": "#34;", "<": "#60;", ">": "#62;", "#": "#35;"])
+        escaping(printable(text), ["\"": "#34;", "<": "#60;", ">": "#62;", "#": "#35;"])
     }
 }

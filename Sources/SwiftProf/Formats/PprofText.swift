@@ -76,8 +76,9 @@ public struct PprofTextWriter: Sendable {
                     if frame.function.isEmpty {
                         frameLines.append("#\t\(address)")
                     } else {
-                        let file = frame.file.isEmpty ? "??" : frame.file
-                        frameLines.append("#\t\(address)\t\(frame.function)+\(hex(frame.offset))\t\(file):\(frame.line)")
+                        // A hostile symbol or file name is quoted: it cannot split the line or start another.
+                        let file = frame.file.isEmpty ? "??" : FieldQuoting.quoted(frame.file)
+                        frameLines.append("#\t\(address)\t\(FieldQuoting.quoted(frame.function))+\(hex(frame.offset))\t\(file):\(frame.line)")
                     }
                 }
             }
@@ -208,14 +209,17 @@ public enum PprofTextReader {
             throw FormatError(line: number, reason: "expected \"#<tab>0x..<tab>func+0x..<tab>file:line\"")
         }
         if fields.count == 2 { return (address, FrameLine(function: "", offset: 0, file: "", line: 0)) }
-        // The last "+0x": function names may contain "+" (C++ operator+).
-        guard let plus = fields[2].lastRange(of: "+0x")?.lowerBound, let offset = parseHex(fields[2][plus...].dropFirst()),
-              let colon = fields[3].lastIndex(of: ":"), let lineNumber = Int(fields[3][fields[3].index(after: colon)...]) else {
+        // Bare, up to the last "+0x" (function names may contain "+": C++ operator+) and
+        // the last ":" (file names may contain ":"); or quoted (FieldQuoting).
+        guard let (function, offsetText) = FieldQuoting.read(fields[2], bareUntil: { $0.lastRange(of: "+0x")?.lowerBound }),
+              offsetText.hasPrefix("+"), let offset = parseHex(offsetText.dropFirst()),
+              let (file, lineText) = FieldQuoting.read(fields[3], bareUntil: { $0.lastIndex(of: ":") }),
+              lineText.hasPrefix(":"), let lineNumber = Int(lineText.dropFirst()) else {
             throw FormatError(line: number, reason: "expected \"func+0xOFFSET\" and \"file:line\"")
         }
-        let file = String(fields[3][..<colon])
-        return (address, FrameLine(function: String(fields[2][..<plus]), offset: offset,
-                                   file: file == "??" ? "" : file, line: lineNumber))
+        let quotedFile = fields[3].hasPrefix("\"")
+        return (address, FrameLine(function: function, offset: offset,
+                                   file: file == "??" && !quotedFile ? "" : file, line: lineNumber))
     }
 
     /// Splits the frame lines among the "@" addresses. A location's lines all show

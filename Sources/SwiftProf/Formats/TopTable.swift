@@ -49,7 +49,8 @@ public struct TopTable: Sendable {
         var lines = ["  %Own %Total   Own  Total  Function (file:line)"]
         for entry in entries.prefix(max(0, rows - 1)) {
             let place = entry.location.isEmpty ? "" : " (\(entry.location))"
-            lines.append("\(percent(entry.own)) \(percent(entry.total)) \(pad(String(entry.own), 5)) \(pad(String(entry.total), 6))  \(entry.function)\(place)")
+            lines.append("\(percent(entry.own)) \(percent(entry.total)) \(pad(String(entry.own), 5)) \(pad(String(entry.total), 6))  "
+                         + printable("\(entry.function)\(place)"))
         }
         return lines.map { $0.count > width ? String($0.prefix(width)) : $0 }
     }

@@ -26,7 +26,7 @@ public struct TracebackWriter: Sendable {
 
     /// A goroutine's or task's name is its state, as the reader gave it.
     private func stateBlock(_ kind: String, _ goroutine: ThreadStack) -> String {
-        "\(kind) \(goroutine.tid) [\(goroutine.name.filter { !$0.isNewline })]:\n" + frames(goroutine)
+        "\(kind) \(goroutine.tid) [\(printable(goroutine.name))]:\n" + frames(goroutine)
     }
 
     private func block(_ thread: ThreadStack) -> String {
@@ -46,8 +46,8 @@ public struct TracebackWriter: Sendable {
         var text = ""
         for location in thread.locations {
             for line in location.lines {
-                let file = line.file.isEmpty ? "??" : line.file
-                text += "\(Location.displayName(line, of: location))(...)\n\t\(file):\(line.line) +\(hex(line.offset))\n"
+                let file = line.file.isEmpty ? "??" : FieldQuoting.quoted(line.file)
+                text += "\(FieldQuoting.quoted(Location.displayName(line, of: location)))(...)\n\t\(file):\(line.line) +\(hex(line.offset))\n"
             }
         }
         if let truncation = thread.truncation { text += "...truncated: \(truncation)\n" }
