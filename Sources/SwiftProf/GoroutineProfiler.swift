@@ -1,7 +1,8 @@
 // `dump --goroutines`: every goroutine of a Go program, parked ones too, as
 // Go's own /debug/pprof/goroutine lists them. The goroutine list and stacks
 // must be of one instant (a running program moves and frees goroutine stacks),
-// so every thread is stopped while they are copied, as with --consistent.
+// so every thread is stopped while they are copied, as with --consistent; for
+// at most --stop-timeout of reading, after which the rest is reported unread.
 import Glibc
 
 public struct GoroutineStatistics: Sendable {
@@ -10,6 +11,8 @@ public struct GoroutineStatistics: Sendable {
     public var systemGoroutines = 0
     public var stopWindowNanoseconds: UInt64 = 0
     public var stackBytes = 0
+    /// Goroutines left unread when the stop window reached --stop-timeout.
+    public var unreadGoroutines = 0
 }
 
 extension Profiler {
@@ -24,6 +27,7 @@ extension Profiler {
         var captureOptions = options.capture
         captureOptions.readThreadState = false
         var reader = GoroutineReader(pid: pid, layout: layout, module: module, stackLimit: captureOptions.stackBytes)
+        reader.budgetNanoseconds = captureOptions.stopTimeoutNanoseconds
         if let reasons = layout.waitReasonStrings {
             reader.waitReasons = module.table.staticStrings(at: reasons, limit: 64)
         }
@@ -37,7 +41,15 @@ extension Profiler {
         statistics.systemGoroutines = list.systemGoroutines
         statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
         statistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
-        let snapshot = Snapshot(pid: pid, threads: stacks, failures: capture.failures,
+        statistics.unreadGoroutines = list.unread
+        var failures = capture.failures
+        if list.unread > 0 {
+            // Not a thread's failure, but the same outcome: an incomplete profile (exit status 1).
+            failures.append(ThreadFailure(tid: 0, reason: "\(list.unread) of runtime.allgs's \(list.unread + list.goroutines.count + list.systemGoroutines) "
+                                          + "goroutines not read: the process was let go after --stop-timeout "
+                                          + "(\(captureOptions.stopTimeoutNanoseconds / 1_000_000) ms)"))
+        }
+        let snapshot = Snapshot(pid: pid, threads: stacks, failures: failures,
                                 memoryMapLines: capture.memoryMap.regions.map(\.line), wasStopped: capture.wasStopped)
         return (snapshot, statistics)
     }

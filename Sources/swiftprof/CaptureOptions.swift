@@ -33,7 +33,7 @@ struct CaptureOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Capture only the threads whose name matches GLOB (the shell's patterns: 'worker-*'); repeat it for more. The others are not read at all.", valueName: "GLOB"))
     var threads: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for a thread to stop. A thread that does not stop (state D) is reported and skipped (exit status 1), or kept as far as /proc shows it.", valueName: "MS"))
+    @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for a thread to stop. A thread that does not stop (state D) is reported and skipped (exit status 1), or kept as far as /proc shows it. With --goroutines (and --tasks --consistent), also the longest the stopped process is read: the rest is reported unread (exit status 1).", valueName: "MS"))
     var stopTimeout: Int = 250
 
     func validate() throws {

@@ -108,7 +108,8 @@ extension DumpCommand {
         }
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "goroutine"
-        document.comments = ["goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"]
+        document.comments = ["goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"
+                             + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")]
         try output.emit(try output.render(document))
         if stats {
             let window = decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)

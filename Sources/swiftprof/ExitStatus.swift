@@ -50,6 +50,11 @@ func reportFailures(_ failures: [SwiftProf.ThreadFailure]) {
     var order: [String] = []
     var tids: [String: [Int32]] = [:]
     for failure in failures {
+        // Not a thread's: a part of the process left unread (goroutines past --stop-timeout).
+        if failure.tid == 0 {
+            warn(failure.reason)
+            continue
+        }
         if tids[failure.reason] == nil { order.append(failure.reason) }
         tids[failure.reason, default: []].append(failure.tid)
     }

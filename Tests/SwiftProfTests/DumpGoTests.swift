@@ -138,6 +138,23 @@ struct DumpGoTests {
         fixture.expectRunning()
     }
 
+    /// The process is held stopped for at most --stop-timeout of reading: 20,000
+    /// goroutines do not fit in 1 ms, so the rest is left unread, said so, and the
+    /// profile is incomplete (exit status 1); the process goes on.
+    @Test func theStopTimeoutBoundsTheGoroutineRead() throws {
+        let fixture = try Fixture(try FixtureBuild.go("kvserver"), arguments: ["20000"])
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--goroutines", "--stop-timeout", "1", "\(fixture.pid)")
+        #expect(result.status == 1, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        let read = profile.records.reduce(0) { $0 + $1.count }
+        let unread = try #require(profile.comments.first?.split(separator: "; ").last?.split(separator: " ").first.flatMap { Int($0) },
+                                  "\(profile.comments)")
+        #expect(read > 0 && unread > 0 && read + unread <= 20_000 + 16, "\(read) read, \(unread) unread")
+        #expect(result.stderr.contains("goroutines not read: the process was let go after --stop-timeout (1 ms)"), "\(result.stderr)")
+        fixture.expectRunning()
+    }
+
     @Test func goroutinesNeedDWARF() throws {
         let fixture = try Fixture.go("kvserver", .stripped)
         defer { fixture.stop() }

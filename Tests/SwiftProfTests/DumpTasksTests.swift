@@ -109,6 +109,20 @@ import Testing
         #expect(record(profile, ["SwiftTasks.parkedMany(_:) async"]).map(\.count) == [10000])
     }
 
+    /// With --consistent the process is held stopped for at most --stop-timeout of
+    /// reading: 20,000 tasks do not fit in 1 ms, the rest is said unread (exit status 1).
+    @Test func theStopTimeoutBoundsAConsistentRead() throws {
+        let fixture = try Fixture(Self.executable, arguments: ["20000"])
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--tasks", "--consistent", "--stop-timeout", "1", "\(fixture.pid)")
+        #expect(result.status == 1, "\(result.stderr)")
+        let read = try parseProfile(result.stdout).records.reduce(0) { $0 + $1.count }
+        let all = try total(fixture)
+        #expect(read > 0 && read < all, "\(read) of \(all)")
+        #expect(result.stderr.contains("were not read: the process was let go after --stop-timeout (1 ms)"), "\(result.stderr)")
+        fixture.expectRunning()
+    }
+
     @Test func aProgramWithoutSwiftConcurrencyIsRefused() throws {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }

@@ -2,7 +2,8 @@
 // net/http/pprof, a TTL collector on a time.Ticker, a goroutine blocked in a raw
 // syscall.Read on a pipe, and three workers parked on one channel. It prints
 // "ready PID PORT" once every one of those goroutines is parked where it says,
-// and exits when stdin reaches end of file.
+// and exits when stdin reaches end of file. With an argument N, N more goroutines
+// wait on a channel in main.idle (for goroutine reads at scale).
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -83,7 +85,17 @@ func parked() bool {
 		bytes.Contains(dump, []byte("[IO wait]:\ninternal/poll.runtime_pollWait("))
 }
 
+// idle waits on a channel nobody closes.
+func idle(never <-chan struct{}, started *sync.WaitGroup) {
+	started.Done()
+	<-never
+}
+
 func main() {
+	extra := 0
+	if len(os.Args) > 1 {
+		extra, _ = strconv.Atoi(os.Args[1])
+	}
 	store := &Store{data: map[string]entry{}}
 	store.StartTTLGC(time.Hour)
 
@@ -103,6 +115,16 @@ func main() {
 		panic(err)
 	}
 	go http.Serve(listener, nil)
+
+	// After the others: runtime.Stack lists goroutines in creation order, and parked
+	// reads only the first MiB of it.
+	never := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(extra)
+	for i := 0; i < extra; i++ {
+		go idle(never, &started)
+	}
+	started.Wait()
 
 	for !parked() {
 		time.Sleep(time.Millisecond)

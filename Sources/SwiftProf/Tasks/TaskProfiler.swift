@@ -21,6 +21,8 @@ public struct TaskStatistics: Sendable {
     public var finished = 0
     public var scannedBytes = 0
     public var nanoseconds: UInt64 = 0
+    /// With --consistent: task-like words left unread when the stop window reached --stop-timeout.
+    public var unread = 0
     /// With --consistent: how long every thread was stopped.
     public var stopWindowNanoseconds: UInt64?
 }
@@ -66,10 +68,18 @@ extension Profiler {
         var statistics = TaskStatistics()
         // Scanned and read while every thread is stopped with --consistent, so that no
         // task moves meanwhile; the frames are named after the process goes on.
+        // Stopped, the reading is bounded by --stop-timeout: the rest is reported unread.
+        let budget = options.consistent ? options.capture.stopTimeoutNanoseconds : .max
         func readTasks() -> (addresses: [UInt64], infos: [UInt64: TaskInfo], scannedBytes: Int) {
+            let start = monotonicNanoseconds()
             let scan = TaskScan.candidates(pid: pid, map: memoryMap, metadata: metadata)
             var infos: [UInt64: TaskInfo] = [:]
-            for address in scan.addresses { infos[address] = mirror.task(at: address) }
+            for (index, address) in scan.addresses.enumerated() {
+                if index & 63 == 63, monotonicNanoseconds() - start > budget {
+                    return (Array(scan.addresses.prefix(index)), infos, scan.scannedBytes)
+                }
+                infos[address] = mirror.task(at: address)
+            }
             return (scan.addresses, infos, scan.scannedBytes)
         }
         var failures: [ThreadFailure] = []
@@ -84,6 +94,12 @@ extension Profiler {
             }
             readout = read
             failures = capture.failures
+            let candidates = TaskScan.candidates(pid: pid, map: memoryMap, metadata: metadata).addresses.count
+            statistics.unread = max(0, candidates - read.addresses.count)
+            if read.addresses.count < candidates {
+                failures.append(ThreadFailure(tid: 0, reason: "the tasks past the first \(read.addresses.count) task-like words were not read: "
+                                              + "the process was let go after --stop-timeout (\(budget / 1_000_000) ms)"))
+            }
             wasStopped = capture.wasStopped
             statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
         } else {
