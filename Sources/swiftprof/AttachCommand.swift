@@ -42,12 +42,13 @@ struct SamplingOptionGroup: ParsableArguments {
 
     /// Samples `pid`, prints the profile, and says on stderr what a user should know.
     /// A target that cannot be sampled at all is thrown back as the TargetError.
-    func run(pid: Int32, capture: CaptureOptionGroup, output: OutputOptions) throws -> SamplingResult {
+    /// `command`: how the user asked for it ("swiftprof attach 4242"), for titles.
+    func run(pid: Int32, capture: CaptureOptionGroup, output: OutputOptions, command: String) throws -> SamplingResult {
         _ = try output.classifier()
         StopSignals.install()
         let live = progress || isatty(STDERR_FILENO) != 0
         let inPlace = isatty(STDERR_FILENO) != 0
-        let result: SamplingResult
+        var result: SamplingResult
         do {
             result = try Profiler.sample(pid: pid, options: options(capture, output: output), shouldStop: { StopSignals.requested },
                                          onProgress: { progress in
@@ -58,6 +59,7 @@ struct SamplingOptionGroup: ParsableArguments {
             throw error
         }
         if live { ProgressLine.show(result.progress, inPlace: inPlace, last: true) }
+        result.document.command = command
         try output.emit(try output.render(result.document))
         if stats {
             let firstPass = decimal(Double(result.progress.firstPassNanoseconds) / 1e6, places: 1)
@@ -119,7 +121,8 @@ struct AttachCommand: ParsableCommand {
     func run() throws {
         try OutputTarget.check(output.output)
         let result: SamplingResult
-        do { result = try sampling.run(pid: pid, capture: capture, output: output) } catch let error as TargetError {
+        do { result = try sampling.run(pid: pid, capture: capture, output: output, command: "swiftprof attach \(pid)") }
+        catch let error as TargetError {
             warn(error.description)
             throw ExitStatus.cannotProfile
         }

@@ -108,6 +108,7 @@ extension DumpCommand {
         }
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "goroutine"
+        document.command = "swiftprof dump --goroutines \(pid)"
         document.comments = ["goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"
                              + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")]
         try output.emit(try output.render(document))
@@ -138,6 +139,7 @@ extension DumpCommand {
         }
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "task"
+        document.command = "swiftprof dump --tasks \(pid)"
         document.comments = ["capture: \(statistics.tasks) tasks, " + (consistent ? "read with every thread stopped" : "read without a stop")]
         try output.emit(try output.render(document))
         if stats {

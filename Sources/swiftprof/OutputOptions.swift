@@ -111,7 +111,7 @@ struct OutputOptions: ParsableArguments {
         case .speedscope:
             return text(SpeedscopeWriter(mergeThreads: mergeThreads).write(document))
         case .flamegraph:
-            let title = document.pid.map { "swiftprof dump \($0)" } ?? "swiftprof"
+            let title = document.command ?? document.pid.map { "swiftprof dump \($0)" } ?? "swiftprof"
             return text(FlameGraphWriter(title: title, classifier: try classifier()).write(document))
         case .traceback:
             // One block a thread: a file's groups could expand into 2^40 of them.
@@ -124,10 +124,10 @@ struct OutputOptions: ParsableArguments {
         case .json:
             return text(JSONFormat.write(document, classifier: try classifier()))
         case .layers:
-            return text(LayersTableWriter(markdown: markdown, color: usesColor)
+            return text(LayersTableWriter(markdown: markdown, color: usesColor, unit: document.unit)
                 .write(InteractionMatrix.rows(document.records, classifier: try classifier())))
         case .mermaid:
-            return text(MermaidChartWriter().write(InteractionMatrix.rows(document.records, classifier: try classifier())))
+            return text(MermaidChartWriter(unit: document.unit).write(InteractionMatrix.rows(document.records, classifier: try classifier())))
         }
     }
 

@@ -39,7 +39,8 @@ struct RunCommand: ParsableCommand {
         }
         var status: Int32 = 0
         let result: SamplingResult
-        do { result = try sampling.run(pid: pid, capture: capture, output: output) } catch let error as TargetError {
+        do { result = try sampling.run(pid: pid, capture: capture, output: output, command: (["swiftprof run"] + command).joined(separator: " ")) }
+        catch let error as TargetError {
             // A command that ends at once is gone (a zombie) before the first sample.
             if waitpid(pid, &status, WNOHANG) == pid {
                 warn("\(command[0]) \(describe(status)) before it could be sampled")

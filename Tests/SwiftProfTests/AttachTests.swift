@@ -60,6 +60,27 @@ struct AttachTests {
         fixture.expectRunning()
     }
 
+    /// A sampling run's counts are samples, and the formats that show counts say so
+    /// (a dump's are threads).
+    @Test func sampledCountsAreCalledSamples() throws {
+        let fixture = try Fixture.c("hot", arguments: ["1", "1"])
+        defer { fixture.stop() }
+        func output(_ command: String, _ format: String) throws -> String {
+            let extra = command == "attach" ? ["--duration", "500ms", "--rate", "100"] : []
+            let result = try swiftprof([command] + extra + ["--format", format, "\(fixture.pid)"])
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout
+        }
+        let flame = try output("attach", "flamegraph")
+        #expect(flame.contains("swiftprof attach \(fixture.pid): ") && flame.contains(" samples</text>"), "\(flame.prefix(3000))")
+        #expect(!flame.contains(" threads"), "a sampled flame graph calls its counts threads")
+        #expect(try output("attach", "layers").split(separator: "\n").first?.hasSuffix("SAMPLES") == true)
+        #expect(try output("attach", "mermaid").contains(" samples\"|"))
+        #expect(try output("dump", "layers").split(separator: "\n").first?.hasSuffix("THREADS") == true)
+        #expect(try output("dump", "mermaid").contains(" threads\"|") || (try output("dump", "mermaid")).contains(" thread\"|"))
+        fixture.expectRunning()
+    }
+
     @Test func runProfilesACommandToItsExit() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

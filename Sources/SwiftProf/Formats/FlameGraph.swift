@@ -1,6 +1,7 @@
 // `--format flamegraph`: a self-contained interactive SVG flame graph in the
 // manner of flamegraph.pl: the root at the bottom, one box a frame (inlined
-// functions included), as wide as its share of the threads, coloured by layer.
+// functions included), as wide as its share of the threads (or samples, goroutines,
+// tasks: what the document counts), coloured by layer.
 // In a browser: hover shows the frame and its share, click zooms into it,
 // "Search" highlights frames matching a regular expression, "Reset Zoom" undoes.
 
@@ -82,7 +83,7 @@ public struct FlameGraphWriter: Sendable {
             let share = root.value > 0 ? Double(node.value) / Double(root.value) : 0
             let startShare = root.value > 0 ? Double(start) / Double(root.value) : 0
             let percent = (share * 10000).rounded() / 100
-            let label = "\(node.name) (\(node.value) \(node.value == 1 ? "thread" : "threads"), \(percent)%)"
+            let label = "\(node.name) (\(document.unit.counted(node.value)), \(percent)%)"
             let x = Self.padding + startShare * usable, w = share * usable
             let y = frameBottom - Double(level + 1) * Self.frameHeight
             boxes += "<g class=\"frame\" data-s=\"\(format(startShare))\" data-f=\"\(format(share))\" data-d=\"\(level)\""
@@ -98,7 +99,7 @@ public struct FlameGraphWriter: Sendable {
             }
             pending += children.reversed()
         }
-        let heading = "\(title): \(root.value) \(root.value == 1 ? "thread" : "threads")"
+        let heading = "\(title): \(document.unit.counted(root.value))"
         return """
             <?xml version="1.0" encoding="UTF-8" standalone="no"?>
             <svg version="1.1" width="\(format(Self.width))" height="\(format(height))" viewBox="0 0 \(format(Self.width)) \(format(height))" xmlns="http://www.w3.org/2000/svg" onload="init(evt)">

@@ -5,10 +5,17 @@ public struct LayersTableWriter: Sendable {
     public var markdown: Bool
     public var color: Bool
 
-    public init(markdown: Bool = false, color: Bool = false) {
+    /// What the last column counts.
+    public var unit: CountUnit
+
+    public init(markdown: Bool = false, color: Bool = false, unit: CountUnit = CountUnit("thread")) {
         self.markdown = markdown
         self.color = color
+        self.unit = unit
     }
+
+    /// The matrix's headers, the count's named by what it counts.
+    private var headers: [String] { InteractionMatrix.headers.dropLast() + [unit.plural.prefix(1).uppercased() + unit.plural.dropFirst()] }
 
     public func write(_ rows: [InteractionRow]) -> String {
         markdown ? writeMarkdown(rows) : writeTable(rows)
@@ -18,7 +25,7 @@ public struct LayersTableWriter: Sendable {
     private static let colors = ["32", "34", "33", "35", "36"]
 
     private func writeTable(_ rows: [InteractionRow]) -> String {
-        let header = InteractionMatrix.headers.map { $0.uppercased() }
+        let header = headers.map { $0.uppercased() }
         let cells = rows.map { $0.columns.map(printable) + [String($0.threads)] }
         let widths = header.indices.map { column in
             ([header[column]] + cells.map { $0[column] }).map(\.unicodeScalars.count).max() ?? 0
@@ -40,7 +47,7 @@ public struct LayersTableWriter: Sendable {
 
     private func writeMarkdown(_ rows: [InteractionRow]) -> String {
         func escape(_ text: String) -> String { printable(text).replacing("|", with: "\\|") }
-        var text = "| " + InteractionMatrix.headers.joined(separator: " | ") + " |\n"
+        var text = "| " + headers.joined(separator: " | ") + " |\n"
         text += "| --- | --- | --- | --- | --- | ---: |\n"
         for row in rows {
             text += "| " + (row.columns.map(escape) + [String(row.threads)]).joined(separator: " | ") + " |\n"

@@ -1,9 +1,12 @@
 // `--format mermaid`: the interaction matrix as a Mermaid flowchart in the style
 // of the reference document: one subgraph a layer, nodes from the real frames,
-// edges labelled with how many threads take them.
+// edges labelled with how many threads (or samples, goroutines, tasks) take them.
 
 public struct MermaidChartWriter: Sendable {
-    public init() {}
+    /// What the edges' counts count.
+    public var unit: CountUnit
+
+    public init(unit: CountUnit = CountUnit("thread")) { self.unit = unit }
 
     static let subgraphs = [("Application", "Application"), ("Runtime", "Runtime"), ("SystemCalls", "System Calls"),
                             ("Kernel", "Linux Kernel"), ("Hardware", "Hardware")]
@@ -37,7 +40,7 @@ public struct MermaidChartWriter: Sendable {
             text += "    end\n"
         }
         for edge in edges {
-            text += "    \(edge.from) -->|\"\(edge.threads) \(edge.threads == 1 ? "thread" : "threads")\"| \(edge.to)\n"
+            text += "    \(edge.from) -->|\"\(unit.counted(edge.threads))\"| \(edge.to)\n"
         }
         return text
     }

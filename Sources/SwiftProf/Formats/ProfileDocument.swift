@@ -14,6 +14,14 @@ public struct ProfileDocument: Sendable, Equatable {
     /// Lines about the capture itself (how threads were captured, samples, rate),
     /// written as "# " comments after the pprof-text header.
     public var comments: [String] = []
+    /// The command that made it ("swiftprof attach 4242"), for titles; nil: a dump of `pid`.
+    public var command: String?
+
+    /// What the counts count: samples of a sampling run, else threads, goroutines or tasks.
+    public var unit: CountUnit {
+        if comments.contains(where: { $0.hasPrefix("samples: ") }) { return CountUnit("sample") }
+        return CountUnit(["goroutine", "task"].contains(profileName) ? profileName : "thread")
+    }
 
     public init(profileName: String = "thread", pid: Int32? = nil, records: [Record], threads: [ThreadStack] = [],
                 memoryMapLines: [String]? = nil, failures: [ThreadFailure] = []) {
@@ -65,4 +73,14 @@ extension Location {
     static func displayName(_ line: FrameLine, of location: Location) -> String {
         line.function.isEmpty ? hex(location.address) : line.function
     }
+}
+
+/// The noun for a count: "1 thread", "200 samples".
+public struct CountUnit: Sendable, Equatable {
+    public let singular: String
+    public var plural: String { singular + "s" }
+
+    public init(_ singular: String) { self.singular = singular }
+
+    public func counted(_ count: Int) -> String { "\(count) \(count == 1 ? singular : plural)" }
 }
