@@ -116,8 +116,8 @@ struct GoStackWalk {
             var stackEnd = saved &+ GoStackWalk.goroutineStackWindow
             if g != 0 {
                 // runtime.g begins with stack{lo, hi}.
-                guard let bytes = readTarget(g + 8, 8) else { continue }
-                let hi = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                guard let bytes = readTarget(g + 8, 8), bytes.count == 8 else { continue }
+                let hi = littleEndianWord(bytes, at: 0)
                 guard saved < hi else { continue }
                 originalSP = hi - saved
                 stackEnd = min(hi, originalSP &+ GoStackWalk.goroutineStackWindow)

@@ -44,7 +44,7 @@ extension Profiler {
         guard let variable = debugVariables["_swift_concurrency_debug_asyncTaskMetadata"] else {
             throw .noTasks(pid: pid, reason: "it has no Swift concurrency runtime (libswift_Concurrency.so)")
         }
-        guard let word = Ptrace.readMemory(pid: pid, at: variable, count: 8), case let metadata = TaskScan.word(word, at: 0),
+        guard let word = Ptrace.readMemory(pid: pid, at: variable, count: 8), case let metadata = littleEndianWord(word, at: 0),
               metadata != 0 else {
             throw .noTasks(pid: pid, reason: "its concurrency runtime's task metadata cannot be read")
         }
@@ -52,7 +52,7 @@ extension Profiler {
         // runtime says another layout is refused rather than misread.
         let layout = debugVariables["_swift_concurrency_debug_internal_layout_version"]
             .flatMap { Ptrace.readMemory(pid: pid, at: $0, count: 4) }
-            .map { bytes in bytes.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) } }
+            .map { bytes in UInt32(truncatingIfNeeded: littleEndianWord(bytes + [0, 0, 0, 0], at: 0)) }
         guard let layout, layout == RemoteMirror.layoutVersion else {
             let own = RemoteMirror.layoutVersion.map(String.init) ?? "unknown"
             throw .noTasks(pid: pid, reason: "its concurrency runtime's task layout version is \(layout.map(String.init) ?? "not said"), "
@@ -188,12 +188,6 @@ enum TaskScan {
             scanned += found.scanned
         }
         return (addresses, scanned)
-    }
-
-    static func word(_ bytes: [UInt8], at offset: Int) -> UInt64 {
-        var value: UInt64 = 0
-        for index in 0..<8 { value |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
-        return value
     }
 }
 
