@@ -1,6 +1,6 @@
 // Async tasks suspended in known functions, in known numbers, for `dump --tasks`:
 //   3 tasks in Cache.waitForever(key:), awaiting a continuation nobody resumes;
-//   2 tasks in slowLookup(_:), in Task.sleep;
+//   2 tasks in slowLookup(_:), in Task.sleep, at background priority (the others at the default);
 //   1 task in fanOut(_:), awaiting a task group of 4 children in childWork(_:), each in Task.sleep;
 //   1 task in pairUp(), awaiting 2 `async let` children in childWork(_:);
 //   argv[1] more tasks (default 0) in parkedMany(_:), awaiting continuations (for scale).
@@ -68,7 +68,8 @@ func parkedMany(_ index: Int) async {
 let extra = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 0 : 0
 let caches = [Cache(), Cache(), Cache()]
 for (index, cache) in caches.enumerated() { Task.detached { await cache.waitForever(key: "key\(index)") } }
-for key in 0..<2 { Task.detached { await slowLookup(key) } }
+// At a priority of their own: what the dump says of them is checked against it.
+for key in 0..<2 { Task.detached(priority: .background) { await slowLookup(key) } }
 Task.detached { _ = await fanOut(4) }
 Task.detached { _ = await pairUp() }
 for index in 0..<extra { Task.detached { await parkedMany(index) } }

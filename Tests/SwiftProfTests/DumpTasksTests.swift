@@ -37,12 +37,13 @@ import Testing
         #expect(waiting.map(\.count) == [3], "\(result.stdout)")
         // Each record says which tasks and in what state: the ids are the runtime's, 1 to 3 first.
         #expect(waiting.first?.threadIDs.count == 3)
-        #expect(waiting.first?.threadNames == ["suspended on a continuation"])
+        #expect(waiting.first?.threadNames == ["suspended on a continuation, priority medium"])
         #expect(waiting.first?.functions.first == "Swift.withCheckedContinuation<A>(isolation:function:_:) async")
         #expect(waiting.first?.frame("SwiftTasks.Cache.waitForever(key:) async")?.line
                 == sourceLine(Self.source, containing: "await withCheckedContinuation { parking.keep($0) }"))
         #expect(record(profile, ["SwiftTasks.slowLookup(_:) async"]).map(\.count) == [2])
-        #expect(record(profile, ["SwiftTasks.slowLookup(_:) async"]).first?.threadNames == ["suspended in Task.sleep"])
+        // Started at background priority, the others at the default (medium).
+        #expect(record(profile, ["SwiftTasks.slowLookup(_:) async"]).first?.threadNames == ["suspended in Task.sleep, priority background"])
         let groupChildren = record(profile, ["SwiftTasks.childWork(_:) async", "closure #1 in closure #1 in SwiftTasks.fanOut(_:) async"])
         #expect(groupChildren.map(\.count) == [4], "\(result.stdout)")
         #expect(groupChildren.first?.frame("SwiftTasks.childWork(_:) async")?.line
@@ -67,15 +68,16 @@ import Testing
         #expect(headers.count == (try total(fixture)), "\(result.stdout)")
         #expect(headers.allSatisfy { $0.hasSuffix("]:") && $0.contains("[suspended") }, "\(headers)")
         // What each waits on, where the runtime's own function says it.
-        #expect(headers.filter { $0.contains("[suspended on a continuation]") }.count == 3, "\(headers)")
+        #expect(headers.filter { $0.contains("[suspended on a continuation, priority medium]") }.count == 3, "\(headers)")
         #expect(headers.filter { $0.contains("[suspended in Task.sleep") }.count == 2 + 4 + 2, "\(headers)")
-        #expect(headers.filter { $0.contains("[suspended on its task group]") }.count == 1, "\(headers)")
+        #expect(headers.filter { $0.contains("[suspended on its task group, priority medium]") }.count == 1, "\(headers)")
+        #expect(headers.filter { $0.hasSuffix(", priority background]:") }.count == 2, "\(headers)")
         #expect(headers.filter { $0.contains("task group child") }.count == 4, "\(headers)")
         let asyncLets = headers.filter { $0.contains("async let") }
         #expect(asyncLets.count == 2, "\(headers)")
         // Both name their parent, the task in pairUp() (the one suspended in its own code).
-        let parents = Set(asyncLets.compactMap { $0.split(separator: "async let of task ").last?.dropLast(2) })
-        let pairUp = try #require(headers.first { $0.hasSuffix("[suspended]:") }?.split(separator: " ")[1])
+        let parents = Set(asyncLets.compactMap { $0.split(separator: "async let of task ").last?.split(separator: ",").first })
+        let pairUp = try #require(headers.first { $0.hasSuffix("[suspended, priority medium]:") }?.split(separator: " ")[1])
         #expect(parents == [pairUp], "\(asyncLets)")
     }
 

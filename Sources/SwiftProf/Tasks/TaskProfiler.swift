@@ -149,6 +149,20 @@ extension TaskInfo {
         return own.isEmpty ? nil : own
     }
 
+    /// TaskPriority's name for the priority it runs at (escalated, else as enqueued);
+    /// nil when unspecified (0).
+    var priorityName: String? {
+        let value = maxPriority != 0 ? maxPriority : enqueuePriority
+        switch value {
+        case 0: return nil
+        case 25: return "high"
+        case 21: return "medium"
+        case 17: return "low"
+        case 9: return "background"
+        default: return String(value)
+        }
+    }
+
     /// What a suspended task waits on, from the library function it is suspended in
     /// (its innermost frame): the runtime's own entry points for each kind of wait.
     /// nil for a wait in the task's own code (an `async let`, an actor hop).
@@ -172,6 +186,7 @@ extension TaskInfo {
         let kind = isGroupChild ? "task group child" : isAsyncLet ? "async let" : isChild || parent != nil ? "child" : nil
         if let kind { words.append(kind + (parent.map { " of task \($0)" } ?? "")) }
         if isCancelled { words.append("cancelled") }
+        if let priority = priorityName { words.append("priority " + priority) }
         return words.joined(separator: ", ")
     }
 }
