@@ -25,7 +25,7 @@ struct SamplingOptionGroup: ParsableArguments {
     var mode: SamplingMode = .wall
 
     func validate() throws {
-        guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000 samples a second") }
+        guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
     }
 
     func options(_ capture: CaptureOptionGroup, output: OutputOptions) -> SamplingOptions {

@@ -61,6 +61,29 @@ struct DumpErrorTests {
         #expect(result.stdout.isEmpty)
     }
 
+    /// Words that say what is allowed (#17): a rate of 0 is not "between 0 and 10000".
+    @Test func aZeroRateIsRefusedInWordsThatFit() throws {
+        let result = try swiftprof("attach", "--rate", "0", "1")
+        #expect(result.status == 64)
+        #expect(result.stderr.hasPrefix("Error: --rate must be more than 0 and at most 10000 samples a second\n"), "\(result.stderr)")
+    }
+
+    /// gzip data is not written to a terminal (as gzip refuses), checked on a real pty (script(1)).
+    @Test func pprofIsNotWrittenToATerminal() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let command = "\(Paths.swiftprof) dump --format pprof \(fixture.pid)"
+        let onTerminal = try run("script", ["-qec", command, "/dev/null"])
+        #expect(onTerminal.status == 64, "\(onTerminal.stdout)")
+        #expect(onTerminal.stdout.contains("--format pprof writes gzip data: not to a terminal"), "\(onTerminal.stdout)")
+        // Through a pipe it is written.
+        let piped = try run("sh", ["-c", "\(command) | od -An -tx1 -N2"])
+        #expect(piped.status == 0, "\(piped.stderr)")
+        #expect(piped.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } == ["1f", "8b"],
+                "gzip's magic: \(piped.stdout)")
+        fixture.expectRunning()
+    }
+
     /// A thread waiting for a vfork child sits in state D and cannot reach a ptrace
     /// stop: a consistent snapshot goes on without it, says so, and exits 1.
     @Test func threadThatCannotStopGivesAPartialSnapshot() throws {
