@@ -96,58 +96,57 @@ struct DumpCommand: ParsableCommand {
 }
 
 extension DumpCommand {
-    private func dumpGoroutines(_ pid: Int32) throws {
+    /// A goroutine or task snapshot: read (a failure is one line and exit status 2),
+    /// printed as `NAME profile`, its statistics on stderr with --stats.
+    private func dumpSpecial<Statistics>(_ pid: Int32, profileName: String, flag: String,
+                                         read: () throws -> (Snapshot, Statistics),
+                                         comment: (Statistics) -> String, summary: (Statistics) -> String) throws {
         _ = try output.classifier()
         let snapshot: Snapshot
-        let statistics: GoroutineStatistics
+        let statistics: Statistics
         do {
-            (snapshot, statistics) = try Profiler.goroutines(pid: pid, options: capture.snapshotOptions)
+            (snapshot, statistics) = try read()
         } catch {
-            warn(error.description)
+            warn("\(error)")
             throw ExitStatus.cannotProfile
         }
         var document = ProfileDocument(snapshot: snapshot)
-        document.profileName = "goroutine"
-        document.command = "swiftprof dump --goroutines \(pid)"
-        document.comments = ["goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"
-                             + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")]
+        document.profileName = profileName
+        document.command = "swiftprof dump \(flag) \(pid)"
+        document.comments = [comment(statistics)]
         try output.emit(try output.render(document))
-        if stats {
-            let window = decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)
-            warn("\(statistics.goroutines) goroutines, all threads stopped for \(window) ms, "
-                 + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied")
-        }
+        if stats { warn(summary(statistics)) }
         try finish(snapshot)
     }
-}
 
-extension DumpCommand {
+    private func dumpGoroutines(_ pid: Int32) throws {
+        try dumpSpecial(pid, profileName: "goroutine", flag: "--goroutines",
+                        read: { try Profiler.goroutines(pid: pid, options: capture.snapshotOptions) },
+                        comment: { statistics in
+                            "goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"
+                                + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")
+                        },
+                        summary: { statistics in
+                            "\(statistics.goroutines) goroutines, all threads stopped for "
+                                + "\(decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)) ms, "
+                                + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied"
+                        })
+    }
+
     private func dumpTasks(_ pid: Int32) throws {
-        _ = try output.classifier()
-        let snapshot: Snapshot
-        let statistics: TaskStatistics
-        do {
-            // Swift's own backtracer's names, without thunks, unless full names are asked for.
-            var options = capture.snapshotOptions
-            options.symbolize.names.swiftNames = capture.swiftNames ?? .simplified
-            options.symbolize.hidesThunks = capture.hideThunks || capture.swiftNames != .full
-            options.consistent = consistent
-            (snapshot, statistics) = try Profiler.tasks(pid: pid, options: options)
-        } catch {
-            warn(error.description)
-            throw ExitStatus.cannotProfile
-        }
-        var document = ProfileDocument(snapshot: snapshot)
-        document.profileName = "task"
-        document.command = "swiftprof dump --tasks \(pid)"
-        document.comments = ["capture: \(statistics.tasks) tasks, " + (consistent ? "read with every thread stopped" : "read without a stop")]
-        try output.emit(try output.render(document))
-        if stats {
-            warn("\(statistics.tasks) tasks (\(statistics.finished) finished not shown, \(statistics.rejected) task-like words rejected), "
-                 + "\(statistics.scannedBytes / 1024) KiB of memory scanned in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 1)) ms"
-                 + (statistics.stopWindowNanoseconds.map { ", all threads stopped for \(decimal(Double($0) / 1e6, places: 3)) ms" } ?? ""))
-        }
-        try finish(snapshot)
+        // Swift's own backtracer's names, without thunks, unless full names are asked for.
+        var options = capture.snapshotOptions
+        options.symbolize.names.swiftNames = capture.swiftNames ?? .simplified
+        options.symbolize.hidesThunks = capture.hideThunks || capture.swiftNames != .full
+        options.consistent = consistent
+        try dumpSpecial(pid, profileName: "task", flag: "--tasks",
+                        read: { try Profiler.tasks(pid: pid, options: options) },
+                        comment: { "capture: \($0.tasks) tasks, " + (consistent ? "read with every thread stopped" : "read without a stop") },
+                        summary: { statistics in
+                            "\(statistics.tasks) tasks (\(statistics.finished) finished not shown, \(statistics.rejected) task-like words rejected), "
+                                + "\(statistics.scannedBytes / 1024) KiB of memory scanned in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 1)) ms"
+                                + (statistics.stopWindowNanoseconds.map { ", all threads stopped for \(decimal(Double($0) / 1e6, places: 3)) ms" } ?? "")
+                        })
     }
 }
 

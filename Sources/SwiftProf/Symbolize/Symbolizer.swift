@@ -79,23 +79,27 @@ final class Symbolizer {
     /// Where the target's symbol `name` is (its address in the target), from the
     /// symbol tables of every module; nil when no module defines it.
     func address(ofSymbol name: String) -> UInt64? {
-        for module in modules() {
-            let count = dwfl_module_getsymtab(module)
-            guard count > 1 else { continue }
-            var symbol = GElf_Sym()
-            var address: GElf_Addr = 0
-            for index in 1..<count {
-                guard let symbolName = dwfl_module_getsym_info(module, index, &symbol, &address, nil, nil, nil),
-                      symbol.st_shndx != UInt16(SHN_UNDEF), strcmp(symbolName, name) == 0 else { continue }
-                return address
-            }
+        var found: UInt64?
+        forEachDefinedSymbol { symbolName, address in
+            guard strcmp(symbolName, name) == 0 else { return true }
+            found = address
+            return false
         }
-        return nil
+        return found
     }
 
     /// Every defined symbol whose name starts with `prefix`, by name, in one pass.
     func addresses(ofSymbolsWithPrefix prefix: String) -> [String: UInt64] {
         var found: [String: UInt64] = [:]
+        forEachDefinedSymbol { symbolName, address in
+            if strncmp(symbolName, prefix, prefix.utf8.count) == 0 { found[String(cString: symbolName)] = address }
+            return true
+        }
+        return found
+    }
+
+    /// Each symbol a module defines, with its address in the target, until `body` says false.
+    private func forEachDefinedSymbol(_ body: (UnsafePointer<CChar>, UInt64) -> Bool) {
         for module in modules() {
             let count = dwfl_module_getsymtab(module)
             guard count > 1 else { continue }
@@ -103,11 +107,10 @@ final class Symbolizer {
             var address: GElf_Addr = 0
             for index in 1..<count {
                 guard let symbolName = dwfl_module_getsym_info(module, index, &symbol, &address, nil, nil, nil),
-                      symbol.st_shndx != UInt16(SHN_UNDEF), strncmp(symbolName, prefix, prefix.utf8.count) == 0 else { continue }
-                found[String(cString: symbolName)] = address
+                      symbol.st_shndx != UInt16(SHN_UNDEF) else { continue }
+                if !body(symbolName, address) { return }
             }
         }
-        return found
     }
 
     private func modules() -> [OpaquePointer] {
