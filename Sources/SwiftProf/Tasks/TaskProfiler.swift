@@ -70,21 +70,22 @@ extension Profiler {
         // task moves meanwhile; the frames are named after the process goes on.
         // Stopped, the reading is bounded by --stop-timeout: the rest is reported unread.
         let budget = options.consistent ? options.capture.stopTimeoutNanoseconds : .max
-        func readTasks() -> (addresses: [UInt64], infos: [UInt64: TaskInfo], scannedBytes: Int) {
+        typealias Readout = (addresses: [UInt64], infos: [UInt64: TaskInfo], found: Int, scannedBytes: Int)
+        func readTasks() -> Readout {
             let start = monotonicNanoseconds()
             let scan = TaskScan.candidates(pid: pid, map: memoryMap, metadata: metadata)
             var infos: [UInt64: TaskInfo] = [:]
             for (index, address) in scan.addresses.enumerated() {
                 if index & 63 == 63, monotonicNanoseconds() - start > budget {
-                    return (Array(scan.addresses.prefix(index)), infos, scan.scannedBytes)
+                    return (Array(scan.addresses.prefix(index)), infos, scan.addresses.count, scan.scannedBytes)
                 }
                 infos[address] = mirror.task(at: address)
             }
-            return (scan.addresses, infos, scan.scannedBytes)
+            return (scan.addresses, infos, scan.addresses.count, scan.scannedBytes)
         }
         var failures: [ThreadFailure] = []
         var wasStopped = false
-        let readout: (addresses: [UInt64], infos: [UInt64: TaskInfo], scannedBytes: Int)
+        let readout: Readout
         if options.consistent {
             var captureOptions = options.capture
             captureOptions.readThreadState = false
@@ -94,9 +95,8 @@ extension Profiler {
             }
             readout = read
             failures = capture.failures
-            let candidates = TaskScan.candidates(pid: pid, map: memoryMap, metadata: metadata).addresses.count
-            statistics.unread = max(0, candidates - read.addresses.count)
-            if read.addresses.count < candidates {
+            statistics.unread = read.found - read.addresses.count
+            if statistics.unread > 0 {
                 failures.append(ThreadFailure(tid: 0, reason: "the tasks past the first \(read.addresses.count) task-like words were not read: "
                                               + "the process was let go after --stop-timeout (\(budget / 1_000_000) ms)"))
             }
