@@ -1,4 +1,5 @@
-// `swiftprof run -- CMD ARGS...`: start a command and sample it until it exits.
+// `swiftprof run -- CMD ARGS...`: start a command and sample it until it exits
+// (or --duration ends, which ends the command too unless --keep-running).
 import ArgumentParser
 import Glibc
 import SwiftProf
@@ -7,8 +8,11 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Start a command and sample it until it exits, then print the profile.",
-        discussion: "The command keeps swiftprof's standard input and output; the profile goes to -o FILE or, after the command's output, to standard output."
+        discussion: "The command keeps swiftprof's standard input and output; the profile goes to -o FILE or, after the command's output, to standard output. When --duration ends the sampling first, the command is sent SIGTERM and waited for (--keep-running leaves it running instead). SIGTERM and SIGHUP sent to swiftprof are passed on to the command; Ctrl-C reaches both from the terminal."
     )
+
+    @Flag(name: .long, help: "When --duration ends the sampling before the command exits, leave the command running (default: end it with SIGTERM).")
+    var keepRunning = false
 
     @OptionGroup(title: "Sampling")
     var sampling: SamplingOptionGroup
@@ -32,7 +36,16 @@ struct RunCommand: ParsableCommand {
         var pid: pid_t = 0
         let arguments = command.map { strdup($0) } + [nil]
         defer { arguments.forEach { free($0) } }
-        let rc = posix_spawnp(&pid, command[0], nil, nil, arguments, environ)
+        // With no signal blocked, whatever swiftprof's parent blocked: SIGTERM passed on
+        // (or sent when --duration ends) must reach it. Ignored signals stay ignored (nohup).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let rc = posix_spawnp(&pid, command[0], nil, &attributes, arguments, environ)
         guard rc == 0 else {
             warn("cannot run \(command[0]): \(String(cString: strerror(rc)))")
             throw ExitStatus.noInput
@@ -50,8 +63,18 @@ struct RunCommand: ParsableCommand {
             throw ExitStatus.cannotProfile
         }
         if !result.targetExited {
-            // Stopped by --duration or a signal: the command goes on; wait for it as its parent.
-            warn("still running: \(command.joined(separator: " ")) (pid \(pid)); waiting for it to exit")
+            let signal = StopSignals.received.load(ordering: .relaxed)
+            if signal == SIGTERM || signal == SIGHUP {
+                // Sent to swiftprof alone (a terminal's Ctrl-C reaches the command itself).
+                kill(pid, signal)
+            } else if signal == 0 {
+                // --duration ended the sampling.
+                if keepRunning {
+                    warn("left running: \(command.joined(separator: " ")) (pid \(pid))")
+                    return
+                }
+                kill(pid, SIGTERM)
+            }
         }
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         warn("\(command[0]) \(describe(status))")

@@ -60,6 +60,38 @@ struct AttachTests {
         fixture.expectRunning()
     }
 
+    /// --duration ending before the command does ends the command (SIGTERM) and waits
+    /// for it; --keep-running leaves it running and says so (#17 item 3).
+    @Test func runEndsTheCommandWhenTheDurationEnds() throws {
+        let ended = try swiftprof("run", "--duration", "300ms", "--format", "folded", "--", "sleep", "30")
+        #expect(ended.status == 0, "\(ended.stderr)")
+        #expect(ended.stderr.hasSuffix("swiftprof: sleep was killed by signal 15\n"), "\(ended.stderr)")
+        // The command kept running closes the descriptors it inherits beyond 0-2: the test's
+        // process runner waits for one of them to close (a command run by swiftprof gets
+        // every descriptor swiftprof has, as from a shell).
+        let script = "import os, time; os.closerange(3, 65536); time.sleep(30)"
+        let kept = try swiftprof("run", "--duration", "300ms", "--keep-running", "--format", "folded", "--", "python3", "-c", script)
+        #expect(kept.status == 0, "\(kept.stderr)")
+        let line = try #require(kept.stderr.split(separator: "\n").last, "\(kept.stderr)")
+        #expect(line.hasPrefix("swiftprof: left running: python3 -c \(script) (pid "), "\(line)")
+        let pid = try #require(Int32(line.split(separator: "pid ").last?.dropLast() ?? ""), "\(line)")
+        #expect(kill(pid, 0) == 0, "the command was left running")
+        kill(pid, SIGKILL)
+    }
+
+    /// SIGTERM sent to `run` reaches the command too.
+    @Test func runPassesSIGTERMOnToTheCommand() throws {
+        let run = try Streaming(Paths.swiftprof, ["run", "--progress", "--format", "folded", "--", "sleep", "30"])
+        let line = try #require(run.readErrorLine())
+        #expect(line.hasPrefix("swiftprof: "))
+        kill(run.process.processIdentifier, SIGTERM)
+        var lines: [String] = []
+        while let next = run.readErrorLine() { lines.append(next) }
+        let (status, _) = run.finish()
+        #expect(status == 0, "\(lines)")
+        #expect(lines.last == "swiftprof: sleep was killed by signal 15", "\(lines)")
+    }
+
     /// A sampling run's counts are samples, and the formats that show counts say so
     /// (a dump's are threads).
     @Test func sampledCountsAreCalledSamples() throws {
