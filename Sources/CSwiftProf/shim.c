@@ -506,21 +506,35 @@ long sp_own_task_layout_version(void) {
     return version ? (long)*version : -1;
 }
 
-long sp_scan_words(pid_t pid, uint64_t start, uint64_t length, uint64_t value, uint64_t *out, size_t capacity,
-                   uint64_t *scanned) {
+uint64_t *sp_scan_words(pid_t pid, uint64_t start, uint64_t length, uint64_t value, size_t *count, uint64_t *scanned) {
     enum { chunk = 1 << 20 };
     uint64_t *buffer = malloc(chunk);
-    if (!buffer) return -1;
-    long found = 0;
+    size_t capacity = 64;
+    uint64_t *found = malloc(capacity * sizeof *found);
+    *count = 0;
     *scanned = 0;
+    if (!buffer || !found) {
+        free(buffer);
+        free(found);
+        return NULL;
+    }
     for (uint64_t offset = 0; offset < length; offset += chunk) {
         size_t size = length - offset < chunk ? (size_t)(length - offset) : chunk;
         if (sp_read_memory(pid, start + offset, buffer, size) != (long)size) continue;
         *scanned += size;
         for (size_t i = 0; i + 1 <= size / 8; i += 2) {
             if (buffer[i] != value) continue;
-            if ((size_t)found < capacity) out[found] = start + offset + i * 8;
-            found++;
+            if (*count == capacity) {
+                uint64_t *grown = realloc(found, 2 * capacity * sizeof *found);
+                if (!grown) {
+                    free(buffer);
+                    free(found);
+                    return NULL;
+                }
+                found = grown;
+                capacity *= 2;
+            }
+            found[(*count)++] = start + offset + i * 8;
         }
     }
     free(buffer);

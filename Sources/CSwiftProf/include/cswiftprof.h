@@ -150,10 +150,10 @@ void *sp_mirror_open(const char *path, pid_t pid, sp_symbol_lookup lookup, void 
 void sp_mirror_task_info(void *mirror, uint64_t task, sp_task_info *out);
 void sp_mirror_close(void *mirror);
 // Addresses in [start, start+length) of process `pid`, at multiples of 16, whose
-// 8-byte word equals `value`: up to `capacity` in out; how many were found (maybe
-// more than capacity), or -1 when nothing could be read. Unreadable pages are skipped.
-long sp_scan_words(pid_t pid, uint64_t start, uint64_t length, uint64_t value, uint64_t *out, size_t capacity,
-                   uint64_t *scanned);
+// 8-byte word equals `value`, in one pass: a malloc'd array of *count of them (the
+// caller frees it), or NULL when out of memory. Unreadable chunks are skipped;
+// *scanned says how many bytes were read.
+uint64_t *sp_scan_words(pid_t pid, uint64_t start, uint64_t length, uint64_t value, size_t *count, uint64_t *scanned);
 // The task layout version of the concurrency runtime this program runs with
 // (_swift_concurrency_debug_internal_layout_version); -1 when it does not say.
 long sp_own_task_layout_version(void);

@@ -140,10 +140,8 @@ extension Profiler {
                     due = after
                     // Known once every thread was tracked or refused.
                     timely = TimelyTicks(wanted: sampler.switches?.refusal != nil || sampler.switches == nil)
-                    progress.tickPriority = timely.priority
                 } else {
                     timely.account(workNanoseconds: worked, periodNanoseconds: period)
-                    progress.tickPriority = timely.priority
                 }
                 due += period / 2 + UInt64.random(in: 0..<period, using: &jitter)
                 if after > due {
@@ -173,6 +171,7 @@ extension Profiler {
             }
             sampler.releasePending()
             progress.elapsedNanoseconds = monotonicNanoseconds() - start
+            // Said once, at the end: only the profile's comment and --stats show it.
             progress.tickPriority = timely.priority
             sampler.account(&progress)
             return (aggregate, progress, exited, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid },

@@ -11,15 +11,12 @@ struct TaskInfo: Sendable, Hashable {
     var address: UInt64
     var id: UInt64
     var isChild: Bool
-    var isFuture: Bool
     var isGroupChild: Bool
     var isAsyncLet: Bool
     var isCancelled: Bool
     /// nil where the runtime does not keep the flag.
     var isRunning: Bool?
     var isEnqueued: Bool
-    /// The job it runs next: the partial function it resumes in.
-    var resumeFunction: UInt64
     var children: [UInt64]
     /// The resume functions of its async frames, innermost first.
     var asyncFrames: [UInt64]
@@ -38,7 +35,7 @@ final class RemoteMirror {
         init(_ resolve: @escaping (String) -> UInt64?) { self.resolve = resolve }
     }
 
-    /// nil with the reason when the library cannot be found or loaded.
+    /// Throws, with the reason, when the library cannot be found or loaded.
     init(pid: Int32, symbols: @escaping (String) -> UInt64?) throws(TargetError) {
         guard let path = Self.libraryPath() else {
             throw .noTasks(pid: pid, reason: "libswiftRemoteMirror.so is not next to this program's libswiftCore.so")
@@ -67,27 +64,22 @@ final class RemoteMirror {
         // The arrays live until the library's next call: copied now.
         let children = raw.child_tasks.map { Array(UnsafeBufferPointer(start: $0, count: Int(raw.child_task_count))) } ?? []
         let frames = raw.async_backtrace.map { Array(UnsafeBufferPointer(start: $0, count: Int(raw.async_backtrace_count))) } ?? []
-        return TaskInfo(address: address, id: raw.id, isChild: raw.is_child_task, isFuture: raw.is_future,
+        return TaskInfo(address: address, id: raw.id, isChild: raw.is_child_task,
                         isGroupChild: raw.is_group_child_task, isAsyncLet: raw.is_async_let_task, isCancelled: raw.is_cancelled,
                         isRunning: raw.has_is_running ? raw.is_running : nil, isEnqueued: raw.is_enqueued,
-                        resumeFunction: raw.run_job, children: children, asyncFrames: frames,
+                        children: children, asyncFrames: frames,
                         enqueuePriority: UInt32(raw.enqueue_priority), maxPriority: UInt32(raw.max_priority))
     }
 
     /// Where `value` is stored in the process's memory from `start` for `length`
     /// bytes, at 16-byte alignment (heap objects'), and how many bytes could be read.
     static func words(equalTo value: UInt64, pid: Int32, start: UInt64, length: UInt64) -> (addresses: [UInt64], scanned: Int) {
-        var capacity = 1024
-        while true {
-            var scanned: UInt64 = 0
-            var addresses = [UInt64](repeating: 0, count: capacity)
-            let found = addresses.withUnsafeMutableBufferPointer {
-                sp_scan_words(pid, start, length, value, $0.baseAddress, $0.count, &scanned)
-            }
-            guard found >= 0 else { return ([], 0) }
-            if found <= capacity { return (Array(addresses.prefix(found)), Int(scanned)) }
-            capacity = found
-        }
+        var count = 0
+        var scanned: UInt64 = 0
+        // One pass: the C side grows its own array of hits, handed over here.
+        guard let found = sp_scan_words(pid, start, length, value, &count, &scanned) else { return ([], 0) }
+        defer { free(found) }
+        return (Array(UnsafeBufferPointer(start: found, count: count)), Int(scanned))
     }
 
     /// The task layout version of the runtime beside the library (the one this
