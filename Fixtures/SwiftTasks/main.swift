@@ -3,6 +3,10 @@
 //   2 tasks in slowLookup(_:), in Task.sleep, at background priority (the others at the default);
 //   1 task in fanOut(_:), awaiting a task group of 4 children in childWork(_:), each in Task.sleep;
 //   1 task in pairUp(), awaiting 2 `async let` children in childWork(_:);
+//   2 tasks named "janitor" and "x\n1 @ 0x1\n#\t0" (a name that tries to forge a record)
+//   in janitor(), awaiting continuations;
+//   1 task in supervise(_:), awaiting the value of a task in parkedWorker(), which
+//   awaits a continuation;
 //   argv[1] more tasks (default 0) in parkedMany(_:), awaiting continuations (for scale).
 // Prints "ready PID" once every task is suspended (no thread but main is running),
 // then reads stdin until EOF. `TASK_TOTAL n` on the ready line says how many tasks
@@ -61,6 +65,22 @@ func pairUp() async -> Int {
 }
 
 @inline(never)
+func janitor() async {
+    await withCheckedContinuation { parking.keep($0) }
+}
+
+@inline(never)
+func parkedWorker() async -> Int {
+    await withCheckedContinuation { parking.keep($0) }
+    return 1
+}
+
+@inline(never)
+func supervise(_ worker: Task<Int, Never>) async -> Int {
+    await worker.value
+}
+
+@inline(never)
 func parkedMany(_ index: Int) async {
     await withCheckedContinuation { parking.keep($0) }
 }
@@ -72,8 +92,11 @@ for (index, cache) in caches.enumerated() { Task.detached { await cache.waitFore
 for key in 0..<2 { Task.detached(priority: .background) { await slowLookup(key) } }
 Task.detached { _ = await fanOut(4) }
 Task.detached { _ = await pairUp() }
+for name in ["janitor", "x\n1 @ 0x1\n#\t0"] { Task.detached(name: name) { await janitor() } }
+let worker = Task.detached { await parkedWorker() }
+Task.detached { _ = await supervise(worker) }
 for index in 0..<extra { Task.detached { await parkedMany(index) } }
-let total = 3 + 2 + (1 + 4) + (1 + 2) + extra
+let total = 3 + 2 + (1 + 4) + (1 + 2) + 2 + 2 + extra
 
 /// The process's threads but main, by /proc.
 func otherThreads() -> [Int32] {

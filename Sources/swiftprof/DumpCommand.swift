@@ -27,7 +27,7 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "List every goroutine of a Go program, parked ones too, grouped as Go's /debug/pprof/goroutine?debug=1 prints them (needs the binary's DWARF; every thread is stopped while the goroutines are copied).")
     var goroutines = false
 
-    @Flag(name: .long, help: "List every async task of a Swift program, suspended ones too, with its async backtrace, grouped like goroutines (read with the Swift runtime's reflection library, without a stop).")
+    @Flag(name: .long, help: "List every async task of a Swift program, suspended ones too, with its async backtrace, state, name and, when running, its thread, grouped like goroutines (read with the Swift runtime's reflection library, without a stop; threads on a CPU are stopped one at a time only to find which runs a running task).")
     var tasks = false
 
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
@@ -70,7 +70,7 @@ struct DumpCommand: ParsableCommand {
         if output.blockedTime { options.capture.procParts.insert(.lastRun) }
         _ = try output.classifier()  // a bad rules file is bad usage: say so before touching the target
 
-        let snapshot: Snapshot
+        var snapshot: Snapshot
         let statistics: SnapshotStatistics
         do {
             (snapshot, statistics) = try Profiler.snapshot(pid: pid, options: options)
@@ -78,6 +78,7 @@ struct DumpCommand: ParsableCommand {
             warn(error.description)
             throw ExitStatus.cannotProfile
         }
+        Profiler.markRunningTasks(&snapshot, options: options)
         var document = ProfileDocument(snapshot: snapshot)
         document.comments = ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
         try output.emit(try output.render(document))

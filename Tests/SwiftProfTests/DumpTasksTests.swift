@@ -53,6 +53,15 @@ import Testing
                     .map(\.count) == [1])
         let asyncLets = record(profile, ["SwiftTasks.childWork(_:) async"]).filter { $0.functions.contains { $0.hasPrefix("implicit closure") } }
         #expect(asyncLets.map(\.count) == [1, 1], "\(result.stdout)")
+        // Names (Task(name:)) lead their task's state, quoted; the record's line reads them back.
+        let janitors = record(profile, ["SwiftTasks.janitor() async"])
+        #expect(janitors.map(\.count) == [2], "\(result.stdout)")
+        #expect(janitors.first?.threadNames == [#""janitor" suspended on a continuation, priority medium"#,
+                                                #""x\n1 @ 0x1\n#\t0" suspended on a continuation, priority medium"#], "\(result.stdout)")
+        // A task awaiting another's value names it: the runtime's dependency record says which.
+        let worker = try #require(record(profile, ["SwiftTasks.parkedWorker() async"]).first?.threadIDs.first, "\(result.stdout)")
+        #expect(record(profile, ["SwiftTasks.supervise(_:) async"]).first?.threadNames == ["suspended awaiting task \(worker), priority medium"],
+                "\(result.stdout)")
         // Thunks and the runtime's task completion are left out of the backtraces.
         #expect(!result.stdout.contains("thunk") && !result.stdout.contains("completeTask"), "\(result.stdout)")
         // Read without a stop.
@@ -68,17 +77,27 @@ import Testing
         #expect(headers.count == (try total(fixture)), "\(result.stdout)")
         #expect(headers.allSatisfy { $0.hasSuffix("]:") && $0.contains("[suspended") }, "\(headers)")
         // What each waits on, where the runtime's own function says it.
-        #expect(headers.filter { $0.contains("[suspended on a continuation, priority medium]") }.count == 3, "\(headers)")
+        #expect(headers.filter { $0.contains("[suspended on a continuation, priority medium]") }.count == 3 + 2 + 1, "\(headers)")
+        // supervise(_:) awaiting its worker, pairUp() awaiting its first async let.
+        #expect(headers.filter { $0.contains("[suspended awaiting task ") }.count == 2, "\(headers)")
+        // A named task is headed with its name, quoted as thread names are: a newline
+        // in it cannot start a line of its own.
+        #expect(headers.filter { $0.contains(" \"janitor\" [suspended on a continuation, priority medium]:") }.count == 1, "\(headers)")
+        #expect(headers.filter { $0.contains(#" "x\n1 @ 0x1\n#\t0" [suspended on a continuation, priority medium]:"#) }.count == 1,
+                "\(headers)")
+        #expect(!result.stdout.split(separator: "\n").contains { $0.hasPrefix("1 @") || $0 == "#" }, "\(result.stdout)")
         #expect(headers.filter { $0.contains("[suspended in Task.sleep") }.count == 2 + 4 + 2, "\(headers)")
         #expect(headers.filter { $0.contains("[suspended on its task group, priority medium]") }.count == 1, "\(headers)")
         #expect(headers.filter { $0.hasSuffix(", priority background]:") }.count == 2, "\(headers)")
         #expect(headers.filter { $0.contains("task group child") }.count == 4, "\(headers)")
         let asyncLets = headers.filter { $0.contains("async let") }
         #expect(asyncLets.count == 2, "\(headers)")
-        // Both name their parent, the task in pairUp() (the one suspended in its own code).
+        // Both name their parent, the task in pairUp(), which awaits the first of them.
         let parents = Set(asyncLets.compactMap { $0.split(separator: "async let of task ").last?.split(separator: ",").first })
-        let pairUp = try #require(headers.first { $0.hasSuffix("[suspended, priority medium]:") }?.split(separator: " ")[1])
-        #expect(parents == [pairUp], "\(asyncLets)")
+        #expect(parents.count == 1, "\(asyncLets)")
+        let pairUp = try #require(headers.first { $0.hasPrefix("task \(parents.first ?? "?") [") }, "\(headers)")
+        let awaited = try #require(pairUp.split(separator: "awaiting task ").last?.split(separator: ",").first, "\(pairUp)")
+        #expect(asyncLets.contains { $0.hasPrefix("task \(awaited) [") }, "\(pairUp) \(asyncLets)")
     }
 
     /// The record lines (`# tasks: IDS states: ...`) read back: --input gives the same bytes.

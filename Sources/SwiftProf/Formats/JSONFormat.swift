@@ -43,6 +43,8 @@ public enum JSONFormat {
         var arguments: [String]?
         var wchan: String?
         var blockedNanoseconds: UInt64?
+        /// The ids of the Swift tasks the thread runs.
+        var swiftTasks: [UInt64]?
     }
 
     struct FrameJSON: Codable {
@@ -147,8 +149,10 @@ public enum JSONFormat {
         guard json.code.count == 1, let code = json.code.first else {
             throw FormatError(line: 1, reason: "state code \"\(json.code)\" is not one letter")
         }
-        return ThreadState(code: code, systemCall: json.syscall.map { SystemCall(name: $0, arguments: json.arguments ?? []) },
-                           wchan: json.wchan ?? "", blockedNanoseconds: json.blockedNanoseconds)
+        var state = ThreadState(code: code, systemCall: json.syscall.map { SystemCall(name: $0, arguments: json.arguments ?? []) },
+                                wchan: json.wchan ?? "", blockedNanoseconds: json.blockedNanoseconds)
+        state.swiftTasks = json.swiftTasks ?? []
+        return state
     }
 
     private static func describe(_ error: any Error) -> String {
@@ -181,6 +185,6 @@ extension JSONFormat.StateJSON {
     init(_ state: ThreadState) {
         self.init(code: String(state.code), name: state.codeName, syscall: state.systemCall?.name,
                   arguments: state.systemCall?.arguments, wchan: state.wchan.isEmpty ? nil : state.wchan,
-                  blockedNanoseconds: state.blockedNanoseconds)
+                  blockedNanoseconds: state.blockedNanoseconds, swiftTasks: state.swiftTasks.isEmpty ? nil : state.swiftTasks)
     }
 }

@@ -263,13 +263,15 @@ extension ThreadState {
     var withoutPointerArguments: ThreadState {
         var copy = self
         copy.systemCall?.arguments = systemCall?.arguments.map { $0.hasPrefix("0x") ? "…" : $0 } ?? []
+        // Task ids, like thread ids, follow the order things happened in.
+        copy.swiftTasks = []
         return copy
     }
 }
 
 enum StateLine {
     static let prefix = "# state: "
-    private static let markers = [" syscall: ", " wchan: ", " blocked: ", " threads: ", " names: "]
+    private static let markers = [" syscall: ", " wchan: ", " blocked: ", " tasks: ", " threads: ", " names: "]
 
     static func format(_ state: ThreadState, threadIDs: [Int32], names: [String] = [], showsBlockedTime: Bool) -> String {
         var line = "\(prefix)\(state.code) (\(state.codeName))"
@@ -280,6 +282,7 @@ enum StateLine {
             let fraction = String(millis % 1000)
             line += " blocked: \(millis / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
         }
+        if !state.swiftTasks.isEmpty { line += " tasks: " + state.swiftTasks.map(String.init).joined(separator: ",") }
         if !threadIDs.isEmpty { line += " threads: " + threadIDs.map(String.init).joined(separator: ",") }
         if !names.isEmpty { line += " names: " + names.map(NameQuoting.quoted).joined(separator: ",") }
         return line
@@ -314,6 +317,12 @@ enum StateLine {
         if let blocked = fields[" blocked: "] {
             guard blocked.hasSuffix("s"), let seconds = Double(blocked.dropLast()) else { return nil }
             state.blockedNanoseconds = UInt64((seconds * 1e9).rounded())
+        }
+        if let list = fields[" tasks: "] {
+            for item in list.split(separator: ",") {
+                guard let id = UInt64(item) else { return nil }
+                state.swiftTasks.append(id)
+            }
         }
         var threads: [Int32] = []
         if let list = fields[" threads: "] {

@@ -24,9 +24,16 @@ public struct TracebackWriter: Sendable {
         return threads.map { thread in kind.map { stateBlock($0, thread) } ?? block(thread) }.joined(separator: "\n")
     }
 
-    /// A goroutine's or task's name is its state, as the reader gave it.
+    /// A goroutine's or task's name is its state, as the reader gave it; a named
+    /// task's state starts with its quoted name, which goes before the brackets.
     private func stateBlock(_ kind: String, _ goroutine: ThreadStack) -> String {
-        "\(kind) \(goroutine.tid) [\(printable(goroutine.name))]:\n" + frames(goroutine)
+        var state = Substring(goroutine.name)
+        var name = ""
+        if state.hasPrefix("\""), let (read, rest) = NameQuoting.readQuoted(state), rest.hasPrefix(" ") {
+            name = NameQuoting.alwaysQuoted(read) + " "
+            state = rest.dropFirst()
+        }
+        return "\(kind) \(goroutine.tid) \(name)[\(printable(String(state)))]:\n" + frames(goroutine)
     }
 
     private func block(_ thread: ThreadStack) -> String {
@@ -34,6 +41,7 @@ public struct TracebackWriter: Sendable {
         if let state = thread.state {
             status.append(state.codeName)
             if let call = state.systemCall { status.append(call.name) }
+            status += state.swiftTasks.map { "running task \($0)" }
         }
         let tid = thread.tid == 0 ? "?" : String(thread.tid)
         // Always quoted, as Go's %q: a name cannot end the header or start a frame line.

@@ -53,6 +53,7 @@ public enum Grouper {
             merged.systemCall = call
         }
         if let other = b.blockedNanoseconds { merged.blockedNanoseconds = max(a.blockedNanoseconds ?? 0, other) }
+        merged.swiftTasks = Array(Set(a.swiftTasks + b.swiftTasks)).sorted()
         return merged
     }
 

@@ -68,6 +68,8 @@ public struct ThreadState: Hashable, Sendable {
     public var wchan: String
     /// How long since it last ran, where the kernel tells; never printed unless asked.
     public var blockedNanoseconds: UInt64?
+    /// The ids of the Swift async tasks the thread (or, merged, the threads) runs, ascending.
+    public var swiftTasks: [UInt64] = []
 
     public init(code: Character, systemCall: SystemCall? = nil, wchan: String = "", blockedNanoseconds: UInt64? = nil) {
         self.code = code

@@ -20,8 +20,13 @@ struct TaskInfo: Sendable, Hashable {
     var children: [UInt64]
     /// The resume functions of its async frames, innermost first.
     var asyncFrames: [UInt64]
+    /// Where the task goes on when next run: its job's entry (a partial function).
+    var runJob: UInt64
     var enqueuePriority: UInt32
     var maxPriority: UInt32
+    /// Its name and dependency, read apart (TaskRecords): the library does not return them.
+    var records = TaskRecords()
+    var name: String? { records.name }
 }
 
 final class RemoteMirror {
@@ -67,7 +72,7 @@ final class RemoteMirror {
         return TaskInfo(address: address, id: raw.id, isChild: raw.is_child_task,
                         isGroupChild: raw.is_group_child_task, isAsyncLet: raw.is_async_let_task, isCancelled: raw.is_cancelled,
                         isRunning: raw.has_is_running ? raw.is_running : nil, isEnqueued: raw.is_enqueued,
-                        children: children, asyncFrames: frames,
+                        children: children, asyncFrames: frames, runJob: raw.run_job,
                         enqueuePriority: UInt32(raw.enqueue_priority), maxPriority: UInt32(raw.max_priority))
     }
 

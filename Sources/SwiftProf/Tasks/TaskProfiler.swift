@@ -34,37 +34,8 @@ extension Profiler {
         let memoryMap: MemoryMap
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
         let image = TargetImage(pid: pid, memoryMap: memoryMap)
-        let vdso = memoryMap.regions.first { $0.path == "[vdso]" }
-        guard let symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize) else {
-            throw .noTasks(pid: pid, reason: "its modules cannot be read")
-        }
-        // The runtime's variables for debuggers: what the reflection library asks for
-        // (found in one pass, before any stop).
-        let debugVariables = symbolizer.addresses(ofSymbolsWithPrefix: "_swift_concurrency_debug_")
-        guard let variable = debugVariables["_swift_concurrency_debug_asyncTaskMetadata"] else {
-            throw .noTasks(pid: pid, reason: "it has no Swift concurrency runtime (libswift_Concurrency.so)")
-        }
-        guard let word = Ptrace.readMemory(pid: pid, at: variable, count: 8), case let metadata = littleEndianWord(word, at: 0),
-              metadata != 0 else {
-            throw .noTasks(pid: pid, reason: "its concurrency runtime's task metadata cannot be read")
-        }
-        // The library reads the layout of its own runtime's version: a target whose
-        // runtime says another layout is refused rather than misread.
-        let layout = debugVariables["_swift_concurrency_debug_internal_layout_version"]
-            .flatMap { Ptrace.readMemory(pid: pid, at: $0, count: 4) }
-            .map { bytes in UInt32(truncatingIfNeeded: littleEndianWord(bytes + [0, 0, 0, 0], at: 0)) }
-        guard let layout, layout == RemoteMirror.layoutVersion else {
-            let own = RemoteMirror.layoutVersion.map(String.init) ?? "unknown"
-            throw .noTasks(pid: pid, reason: "its concurrency runtime's task layout version is \(layout.map(String.init) ?? "not said"), "
-                           + "and the reflection library here reads version \(own)")
-        }
-        var symbols: [String: UInt64?] = debugVariables.mapValues { $0 }
-        let mirror = try RemoteMirror(pid: pid) { name in
-            if let known = symbols[name] { return known }
-            let address = symbolizer.address(ofSymbol: name)
-            symbols[name] = address
-            return address
-        }
+        let runtime = try TaskRuntime(pid: pid, memoryMap: memoryMap, image: image, options: options.symbolize)
+        let (symbolizer, metadata, mirror) = (runtime.symbolizer, runtime.metadata, runtime.mirror)
         var statistics = TaskStatistics()
         // Scanned and read while every thread is stopped with --consistent, so that no
         // task moves meanwhile; the frames are named after the process goes on.
@@ -79,13 +50,19 @@ extension Profiler {
                 if index & 63 == 63, monotonicNanoseconds() - start > budget {
                     return (Array(scan.addresses.prefix(index)), infos, scan.addresses.count, scan.scannedBytes)
                 }
-                infos[address] = mirror.task(at: address)
+                infos[address] = mirror.task(at: address).map { info in
+                    var named = info
+                    named.records = TaskRecords.read(pid: pid, task: address)
+                    return named
+                }
             }
             return (scan.addresses, infos, scan.addresses.count, scan.scannedBytes)
         }
         var failures: [ThreadFailure] = []
         var wasStopped = false
         let readout: Readout
+        // The threads' stacks, searched for the running tasks: of the stop with --consistent.
+        var stoppedThreads: [CapturedThread]?
         if options.consistent {
             var captureOptions = options.capture
             captureOptions.readThreadState = false
@@ -94,6 +71,7 @@ extension Profiler {
                 try StopTheWorld(pid: pid, options: captureOptions).run { _ in unsafeRead.value() }
             }
             readout = read
+            stoppedThreads = capture.threads
             failures = capture.failures
             statistics.unread = read.found - read.addresses.count
             if statistics.unread > 0 {
@@ -113,7 +91,16 @@ extension Profiler {
                 statistics.rejected += 1
                 continue
             }
-            let locations = info.asyncFrames.prefix(options.unwind.maxFrames).map { symbolizer.location(pc: $0, isReturnAddress: false) }
+            var locations = info.asyncFrames.prefix(options.unwind.maxFrames).map { symbolizer.location(pc: $0, isReturnAddress: false) }
+            // Where the task goes on when next run, when that is the program's own code and
+            // not the innermost async frame already: the function an enqueued task (waiting
+            // for an actor, say) or a running one is in. The runtime's own entries (resume
+            // adapters, a finished task's completion) say nothing more.
+            if info.runJob != 0, info.runJob != info.asyncFrames.first, locations.count < options.unwind.maxFrames,
+               case let entry = symbolizer.location(pc: info.runJob, isReturnAddress: false),
+               !entry.module.hasSuffix("/libswift_Concurrency.so") {
+                locations.insert(entry, at: 0)
+            }
             // A task that returned resumes into nothing but the runtime's completion:
             // done, and not listed (its object lives on while a handle holds it).
             guard let own = TaskInfo.ownFrames(locations) else {
@@ -124,10 +111,30 @@ extension Profiler {
             tasks.append(info)
         }
         tasks.sort { $0.id != $1.id ? $0.id < $1.id : $0.address < $1.address }
+        let ids = Dictionary(tasks.map { ($0.address, $0.id) }, uniquingKeysWith: min)
+        var executorNames: [UInt64: String] = [:]
+        func dependency(_ task: TaskInfo) -> String? {
+            if let awaited = task.records.awaitedTask {
+                return ids[awaited].map { "awaiting task \($0)" } ?? "awaiting a task"
+            }
+            guard let identity = task.records.enqueuedOn else { return nil }
+            if let known = executorNames[identity] { return known }
+            let name = TaskInfo.executorName(pid: pid, identity: identity, symbolizer: symbolizer)
+            executorNames[identity] = name
+            return name
+        }
+        let running = Set(tasks.filter { $0.isRunning == true }.map(\.address))
+        var runningOn: [UInt64: Int32] = [:]
+        if !running.isEmpty {
+            var threads = stoppedThreads ?? []
+            if stoppedThreads == nil { threads = try TaskThreads.capture(pid: pid, options: options.capture) }
+            runningOn = TaskThreads.threads(in: threads) { running.contains($0) }
+        }
         let parents = Dictionary(tasks.flatMap { task in task.children.map { ($0, task.id) } }, uniquingKeysWith: min)
         let stacks = tasks.map { task in
             ThreadStack(tid: Int32(clamping: task.id),
-                        name: task.stateDescription(parent: parents[task.address],
+                        name: task.stateDescription(parent: parents[task.address], thread: runningOn[task.address],
+                                                    dependency: dependency(task),
                                                     awaiting: frames[task.address]?.first?.lines.first.map { TaskInfo.awaited($0.function) } ?? nil),
                         locations: frames[task.address] ?? [],
                         truncation: task.asyncFrames.count > options.unwind.maxFrames ? "more than \(options.unwind.maxFrames) async frames" : nil)
@@ -173,21 +180,37 @@ extension TaskInfo {
         return nil
     }
 
+    /// What an enqueued task waits for: the type of the executor's identity, an actor
+    /// ("on actor SwiftServer.Ledger"), named by the symbol of its class metadata; "on
+    /// an actor" when the metadata has no symbol (a generic actor's is made at run time).
+    static func executorName(pid: Int32, identity: UInt64, symbolizer: Symbolizer) -> String {
+        guard let word = Ptrace.readMemory(pid: pid, at: identity, count: 8),
+              let symbol = symbolizer.location(pc: littleEndianWord(word, at: 0), isReturnAddress: false).lines.first,
+              symbol.offset == 0, symbol.function.hasPrefix("type metadata for ") else { return "on an actor" }
+        return "on actor " + symbol.function.dropFirst("type metadata for ".count)
+    }
+
     /// The concurrency runtime's completeTask, completeTaskWithClosure, completeTaskAndRelease.
     private static func isCompletion(_ location: Location) -> Bool {
         location.module.hasSuffix("/libswift_Concurrency.so") && location.lines.last?.function.hasPrefix("completeTask") == true
     }
 
-    /// "suspended on a continuation", "running", "enqueued", and what kind of child it is.
-    func stateDescription(parent: UInt64?, awaiting: String?) -> String {
-        var state = isRunning == true ? "running" : isEnqueued ? "enqueued" : "suspended"
-        if state == "suspended", let awaiting { state += " " + awaiting }
+    /// "suspended on a continuation", "running", "enqueued", and what kind of child it is;
+    /// a task's name first, always quoted (`"auditor" running`): the traceback heads
+    /// the task with it, as threads with theirs.
+    /// `dependency`: what the task's dependency record says it waits for ("on actor
+    /// X" when enqueued, "awaiting task N" when suspended); else `awaiting`, what the
+    /// runtime function it is suspended in says.
+    func stateDescription(parent: UInt64?, thread: Int32? = nil, dependency: String? = nil, awaiting: String?) -> String {
+        var state = isRunning == true ? "running" + (thread.map { " on thread \($0)" } ?? "") : isEnqueued ? "enqueued" : "suspended"
+        if state == "enqueued", let dependency, dependency.hasPrefix("on ") { state += " " + dependency }
+        if state == "suspended", let waits = dependency.flatMap({ $0.hasPrefix("awaiting") ? $0 : nil }) ?? awaiting { state += " " + waits }
         var words = [state]
         let kind = isGroupChild ? "task group child" : isAsyncLet ? "async let" : isChild || parent != nil ? "child" : nil
         if let kind { words.append(kind + (parent.map { " of task \($0)" } ?? "")) }
         if isCancelled { words.append("cancelled") }
         if let priority = priorityName { words.append("priority " + priority) }
-        return words.joined(separator: ", ")
+        return (name.map { NameQuoting.alwaysQuoted($0) + " " } ?? "") + words.joined(separator: ", ")
     }
 }
 

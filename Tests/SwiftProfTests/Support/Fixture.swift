@@ -70,6 +70,22 @@ enum FixtureBuild {
         }
     }
 
+    /// Fixtures/SwiftServer (a Hummingbird 2 server), its own package built once per
+    /// test run into .build/swift-server (`make test` builds it first: then this is a
+    /// quick check that it is up to date).
+    static func swiftServer() throws -> String {
+        try built.withLock { cache in
+            if let path = cache["SwiftServer"] { return path }
+            let scratch = Paths.packageRoot.appendingPathComponent(".build/swift-server").path
+            let result = try run("swift", ["build", "--package-path", Paths.packageRoot.appendingPathComponent("Fixtures/SwiftServer").path,
+                                           "--scratch-path", scratch], environment: nil)
+            guard result.status == 0 else { throw FixtureError.build("SwiftServer", result.stdout + result.stderr) }
+            let path = scratch + "/debug/SwiftServer"
+            cache["SwiftServer"] = path
+            return path
+        }
+    }
+
     /// Fixtures/SwiftParked built by swiftc with -O -g (the package builds it -Onone for the tests).
     static func optimizedSwift() throws -> String {
         try once("SwiftParked-O") { output in

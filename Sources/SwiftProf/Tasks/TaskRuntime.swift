@@ -1,0 +1,47 @@
+// What reading a Swift process's tasks needs, found once: the target's symbols,
+// the AsyncTask metadata its concurrency runtime exports for debuggers, and the
+// runtime's reflection library set up on it. Refuses, with the reason, a process
+// without the runtime or with a task layout the library here does not read.
+
+struct TaskRuntime {
+    let symbolizer: Symbolizer
+    /// The AsyncTask metadata: the first word of every task object.
+    let metadata: UInt64
+    let mirror: RemoteMirror
+
+    init(pid: Int32, memoryMap: MemoryMap, image: TargetImage, options: SymbolizeOptions) throws(TargetError) {
+        let vdso = memoryMap.regions.first { $0.path == "[vdso]" }
+        guard let symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options) else {
+            throw .noTasks(pid: pid, reason: "its modules cannot be read")
+        }
+        // The runtime's variables for debuggers: what the reflection library asks for
+        // (found in one pass, before any stop).
+        let debugVariables = symbolizer.addresses(ofSymbolsWithPrefix: "_swift_concurrency_debug_")
+        guard let variable = debugVariables["_swift_concurrency_debug_asyncTaskMetadata"] else {
+            throw .noTasks(pid: pid, reason: "it has no Swift concurrency runtime (libswift_Concurrency.so)")
+        }
+        guard let word = Ptrace.readMemory(pid: pid, at: variable, count: 8), case let metadata = littleEndianWord(word, at: 0),
+              metadata != 0 else {
+            throw .noTasks(pid: pid, reason: "its concurrency runtime's task metadata cannot be read")
+        }
+        // The library reads the layout of its own runtime's version: a target whose
+        // runtime says another layout is refused rather than misread.
+        let layout = debugVariables["_swift_concurrency_debug_internal_layout_version"]
+            .flatMap { Ptrace.readMemory(pid: pid, at: $0, count: 4) }
+            .map { bytes in UInt32(truncatingIfNeeded: littleEndianWord(bytes + [0, 0, 0, 0], at: 0)) }
+        guard let layout, layout == RemoteMirror.layoutVersion else {
+            let own = RemoteMirror.layoutVersion.map(String.init) ?? "unknown"
+            throw .noTasks(pid: pid, reason: "its concurrency runtime's task layout version is \(layout.map(String.init) ?? "not said"), "
+                           + "and the reflection library here reads version \(own)")
+        }
+        var symbols: [String: UInt64?] = debugVariables.mapValues { $0 }
+        mirror = try RemoteMirror(pid: pid) { name in
+            if let known = symbols[name] { return known }
+            let address = symbolizer.address(ofSymbol: name)
+            symbols[name] = address
+            return address
+        }
+        self.symbolizer = symbolizer
+        self.metadata = metadata
+    }
+}
