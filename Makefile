@@ -67,7 +67,9 @@ bench: release .build/fixtures/wide .build/fixtures/hot .build/fixtures/bursty
 # Regenerates man/swiftprof.1 from the command-line definitions.
 man: build
 	$(SWIFT) package plugin generate-manual --configuration debug --date 2026-11-29 --authors "the swiftprof developers"
-	cp .build/plugins/GenerateManual/outputs/swiftprof/swiftprof.1 man/swiftprof.1
+	@# EXIT STATUS from swiftprof's own table instead of the generator's ">0 on error".
+	.build/debug/swiftprof exit-status --mdoc > .build/exit-status.mdoc
+	sed -e '/^\.Ex -std$$/{r .build/exit-status.mdoc' -e 'd}' .build/plugins/GenerateManual/outputs/swiftprof/swiftprof.1 > man/swiftprof.1
 
 clean:
 	rm -rf .build

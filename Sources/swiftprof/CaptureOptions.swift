@@ -36,6 +36,19 @@ struct CaptureOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for a thread to stop. A thread that does not stop (state D) is reported and skipped (exit status 1), or kept as far as /proc shows it. With --goroutines (and --tasks --consistent), also the longest the stopped process is read: the rest is reported unread (exit status 1).", valueName: "MS"))
     var stopTimeout: Int = 250
 
+    /// The flags given that act on a capture (for the commands that may have none).
+    var givenCaptureOptions: [String] {
+        var given: [String] = []
+        if noInline { given.append("--no-inline") }
+        if noDemangle { given.append("--no-demangle") }
+        if swiftNames != nil { given.append("--swift-names") }
+        if hideThunks { given.append("--hide-thunks") }
+        if shortNames { given.append("--short-names") }
+        if let kernel { given.append(kernel ? "--kernel" : "--no-kernel") }
+        if !threads.isEmpty { given.append("--threads") }
+        return given
+    }
+
     func validate() throws {
         guard stackBytes >= 4096 && stackBytes <= 64 << 20 else {
             throw ValidationError("--stack-bytes must be between 4096 and 67108864")

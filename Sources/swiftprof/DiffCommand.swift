@@ -6,7 +6,7 @@ struct DiffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
         abstract: "Compare two saved snapshots or profiles by symbolized stack (addresses ignored).",
-        discussion: "Inputs may be pprof-text, JSON or pprof files, in any mix. Stacks that appeared, vanished or changed count are listed, the largest change first."
+        discussion: "Inputs may be pprof-text, JSON or pprof files, in any mix. Stacks that appeared, vanished or changed count are listed, the largest change first. Exit status, as diff(1)'s: 0 when no stack changed, 1 when some did."
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -30,5 +30,7 @@ struct DiffCommand: ParsableCommand {
         let diff = StackDiff(before: try readProfile(before), after: try readProfile(after))
         let writer = StackDiffWriter()
         try writeOutput(format == .text ? Array(writer.write(diff).utf8) : writer.writePprof(diff), to: output)
+        // As diff(1): a script can ask whether anything changed.
+        if !diff.entries.isEmpty { throw ExitStatus.partial }
     }
 }

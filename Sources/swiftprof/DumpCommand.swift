@@ -46,6 +46,13 @@ struct DumpCommand: ParsableCommand {
         if tasks && (input != nil || goroutines) {
             throw ValidationError("--tasks reads a live Swift process: not with --input or --goroutines")
         }
+        // A saved profile is converted as it is: what changes a capture cannot apply.
+        if input != nil {
+            let given = capture.givenCaptureOptions + (consistent ? ["--consistent"] : []) + (stats ? ["--stats"] : [])
+            if !given.isEmpty {
+                throw ValidationError("\(given.joined(separator: ", ")) \(given.count == 1 ? "changes" : "change") how a process is captured: not with --input, which converts a saved profile as it is")
+            }
+        }
     }
 
     func run() throws {

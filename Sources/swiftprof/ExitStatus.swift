@@ -17,6 +17,49 @@ enum ExitStatus {
     static let cannotCreateOutput = ExitCode(73)
     /// Writing the output failed (EX_IOERR): a full disk, a closed terminal.
     static let writeFailed = ExitCode(74)
+    /// `run`: the command exists but cannot be executed, as shells say it.
+    static let commandNotExecutable = ExitCode(126)
+    /// `run`: the command is not found, as shells say it.
+    static let commandNotFound = ExitCode(127)
+}
+
+extension ExitStatus {
+    /// Every status and what it means: the one source of the help text and of the man
+    /// page's EXIT STATUS (`swiftprof exit-status --mdoc`, run by `make man`).
+    static let table: [(status: Int32, meaning: String)] = [
+        (0, "done: a complete snapshot or profile (run: also when the command ended before its first sample, an empty profile, the command's own status on stderr), and for diff: no stack changed"),
+        (1, "printed but partial (stderr says which threads and why), and for diff: some stacks changed, as diff(1)"),
+        (2, "the process cannot be profiled (one line says why)"),
+        (64, "bad usage"),
+        (65, "an input file that is not a profile"),
+        (66, "an input file that cannot be read"),
+        (73, "the output file cannot be created (checked before any work)"),
+        (74, "writing the output failed"),
+        (126, "run: the command cannot be executed"),
+        (127, "run: the command is not found"),
+    ]
+
+    static var summary: String {
+        "Exit status: " + table.map { "\($0.status) \($0.meaning)" }.joined(separator: "; ") + "."
+    }
+
+    /// The man page's EXIT STATUS section body, in mdoc.
+    static var mdoc: String {
+        ".Bl -tag -width 6n\n" + table.map { ".It \($0.status)\n\($0.meaning)\n" }.joined() + ".El\n"
+    }
+}
+
+/// `swiftprof exit-status [--mdoc]`: the table, for scripts and for `make man`.
+struct ExitStatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "exit-status",
+                                                    abstract: "Print what each exit status of swiftprof means, one a line.")
+
+    @Flag(name: .long, help: "As mdoc, the man page's EXIT STATUS section.")
+    var mdoc = false
+
+    func run() throws {
+        _ = writeAll(STDOUT_FILENO, mdoc ? ExitStatus.mdoc : ExitStatus.table.map { "\($0.status)\t\($0.meaning)\n" }.joined())
+    }
 }
 
 /// The check every command that takes a PID makes (ArgumentParser turns it into status 64).

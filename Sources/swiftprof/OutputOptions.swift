@@ -66,6 +66,9 @@ struct OutputOptions: ParsableArguments {
         if memoryMap && format != .pprofText { throw ValidationError("--memory-map goes with --format pprof-text") }
         if threadNames && format != .folded { throw ValidationError("--thread-names goes with --format folded") }
         if mergeThreads && format != .speedscope { throw ValidationError("--merge-threads goes with --format speedscope") }
+        if blockedTime && format != .pprofText && format != .json {
+            throw ValidationError("--blocked-time goes with --format pprof-text or json: the other formats have no state lines")
+        }
         // As gzip refuses: compressed bytes on a terminal are of no use and can upset it.
         if format == .pprof && output == nil && isatty(STDOUT_FILENO) != 0 {
             throw ValidationError("--format pprof writes gzip data: not to a terminal (give -o FILE, or pipe it)")

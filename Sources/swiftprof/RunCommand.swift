@@ -47,17 +47,25 @@ struct RunCommand: ParsableCommand {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         let rc = posix_spawnp(&pid, command[0], nil, &attributes, arguments, environ)
         guard rc == 0 else {
+            // As a shell says it: 127 not found, 126 found but not executable.
             warn("cannot run \(command[0]): \(String(cString: strerror(rc)))")
-            throw ExitStatus.noInput
+            throw rc == ENOENT ? ExitStatus.commandNotFound : ExitStatus.commandNotExecutable
         }
         var status: Int32 = 0
+        let title = (["swiftprof run"] + command).joined(separator: " ")
         let result: SamplingResult
-        do { result = try sampling.run(pid: pid, capture: capture, output: output, command: (["swiftprof run"] + command).joined(separator: " ")) }
+        do { result = try sampling.run(pid: pid, capture: capture, output: output, command: title) }
         catch let error as TargetError {
-            // A command that ends at once is gone (a zombie) before the first sample.
+            // A command that ends at once is gone (a zombie) before the first sample: its
+            // profile is empty, and that is no failure of swiftprof's (a command that lives
+            // a little longer gets a sample or two; either way the status is the same).
             if waitpid(pid, &status, WNOHANG) == pid {
+                var document = ProfileDocument(pid: pid, records: [])
+                document.command = title
+                document.comments = ["samples: 0: \(command[0]) \(describe(status)) before the first tick"]
+                try output.emit(try output.render(document))
                 warn("\(command[0]) \(describe(status)) before it could be sampled")
-                throw ExitStatus.partial
+                return
             }
             warn(error.description)
             throw ExitStatus.cannotProfile

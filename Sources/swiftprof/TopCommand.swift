@@ -25,7 +25,9 @@ struct TopCommand: ParsableCommand {
 
     func validate() throws {
         try validateProcessID(pid)
-        guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000 samples a second") }
+        guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
+        // Its screen counts user functions: the kernel's frames of blocked threads are not read.
+        if capture.kernel == true { throw ValidationError("--kernel does not apply to top, which counts the functions of user code") }
     }
 
     func run() throws {

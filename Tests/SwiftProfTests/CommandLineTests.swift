@@ -9,7 +9,7 @@ struct CommandLineTests {
         return Set(pattern.matches(in: help, range: range).compactMap { Range($0.range(at: 1), in: help).map { String(help[$0]) } })
     }
 
-    @Test(arguments: ["dump", "attach", "run", "top", "diff"])
+    @Test(arguments: ["dump", "attach", "run", "top", "diff", "exit-status"])
     func manPageAndReadmeListEveryOption(_ command: String) throws {
         let help = try swiftprof(command, "--help")
         #expect(help.status == 0)
@@ -20,13 +20,51 @@ struct CommandLineTests {
             "run": ["duration", "rate", "format", "output"],
             "top": ["rate", "idle"],
             "diff": ["format", "output"],
+            "exit-status": ["mdoc"],
         ]
         #expect(options.isSuperset(of: expected[command]!))
         let man = try String(contentsOf: Paths.packageRoot.appendingPathComponent("man/swiftprof.1"), encoding: .utf8)
         let readme = try String(contentsOf: Paths.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(man.contains("Em \(command)"), "man/swiftprof.1 lacks the \(command) command: run make man")
         for option in options.subtracting(["help", "version"]) {
             #expect(man.contains("Fl -\(option)") || man.contains(", -\(option)"), "man/swiftprof.1 lacks --\(option): run make man")
             #expect(readme.contains("--\(option)"), "README.md lacks --\(option)")
+        }
+    }
+
+    /// An option that would be silently ignored is refused (status 64) with one line saying why.
+    @Test func optionsThatCannotApplyAreRefused() throws {
+        let saved = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-saved-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: saved) }
+        try "thread profile: total 1\n1 @ 0x2\n#\t0x1\tf+0x0\tf.c:1\n\n".write(toFile: saved, atomically: true, encoding: .utf8)
+        #expect(try swiftprof("dump", "--input", saved).status == 0)
+        for option in ["--no-kernel", "--kernel", "--no-inline", "--consistent", "--stats", "--short-names"] {
+            let refused = try swiftprof("dump", "--input", saved, option)
+            #expect(refused.status == 64, "\(option): \(refused.stderr)")
+            #expect(refused.stderr.contains("\(option) changes how a process is captured: not with --input"), "\(refused.stderr)")
+            #expect(refused.stdout.isEmpty)
+        }
+        let folded = try swiftprof("dump", "1", "--blocked-time", "--format", "folded")
+        #expect(folded.status == 64)
+        #expect(folded.stderr.contains("--blocked-time goes with --format pprof-text or json"), "\(folded.stderr)")
+        #expect(try swiftprof("dump", "--input", saved, "--blocked-time", "--format", "json").status == 0)
+        let top = try swiftprof("top", "1", "--kernel")
+        #expect(top.status == 64)
+        #expect(top.stderr.contains("--kernel does not apply to top"), "\(top.stderr)")
+    }
+
+    /// The man page's EXIT STATUS and the README's table say what `exit-status` says.
+    @Test func theExitStatusTableIsTheSameEverywhere() throws {
+        let table = try swiftprof("exit-status")
+        #expect(table.status == 0)
+        let rows = table.stdout.split(separator: "\n").map { $0.split(separator: "\t", maxSplits: 1) }
+        #expect(rows.count == 10, "\(table.stdout)")
+        let man = try String(contentsOf: Paths.packageRoot.appendingPathComponent("man/swiftprof.1"), encoding: .utf8)
+        let readme = try String(contentsOf: Paths.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(man.split(separator: ".Sh \"EXIT STATUS\"\n").last)
+        for row in rows {
+            #expect(section.contains(".It \(row[0])\n\(row[1])\n"), "man/swiftprof.1 lacks exit status \(row[0]): run make man")
+            #expect(readme.contains("| \(row[0]) | "), "README.md's table lacks exit status \(row[0])")
         }
     }
 }

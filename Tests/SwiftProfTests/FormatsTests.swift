@@ -179,14 +179,15 @@ struct FormatsTests {
         #expect(same.status == 0)
         #expect(same.stdout == "thread diff: before total 12, after total 12 (+0)\n0 stacks changed\n\n")
 
+        // As diff(1): 1 when something changed.
         let diff = try swiftprof("diff", before, after)
-        #expect(diff.status == 0, "\(diff.stderr)")
+        #expect(diff.status == 1, "\(diff.stderr)")
         #expect(diff.stdout.hasPrefix("thread diff: before total 12, after total 6 (-6)\n11 stacks changed\n\n-8 (8 -> 0) vanished\n"))
         #expect(diff.stdout.contains("\n+1 (0 -> 1) appeared\n"))
         #expect(diff.stdout.contains("#\taccept_connection\t"))
 
         let delta = directory.appendingPathComponent("delta.pb.gz").path
-        #expect(try swiftprof("diff", "--format", "pprof", "-o", delta, before, after).status == 0)
+        #expect(try swiftprof("diff", "--format", "pprof", "-o", delta, before, after).status == 1)
         let top = try run("go", ["tool", "pprof", "-top", delta], environment: Self.goEnvironment)
         #expect(top.status == 0, "\(top.stderr)")
         #expect(top.stdout.contains("worker_wait"))
