@@ -69,7 +69,8 @@ man: build
 	$(SWIFT) package plugin generate-manual --configuration debug --date 2026-11-29 --authors "the swiftprof developers"
 	@# EXIT STATUS from swiftprof's own table instead of the generator's ">0 on error".
 	.build/debug/swiftprof exit-status --mdoc > .build/exit-status.mdoc
-	sed -e '/^\.Ex -std$$/{r .build/exit-status.mdoc' -e 'd}' .build/plugins/GenerateManual/outputs/swiftprof/swiftprof.1 > man/swiftprof.1
+	@# A blank line (between paragraphs of a discussion) is an mdoc warning: .Pp instead.
+	sed -e 's/^$$/.Pp/' -e '/^\.Ex -std$$/{r .build/exit-status.mdoc' -e 'd}' .build/plugins/GenerateManual/outputs/swiftprof/swiftprof.1 > man/swiftprof.1
 
 clean:
 	rm -rf .build

@@ -9,7 +9,15 @@ struct SamplingOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Samples a second.", valueName: "HZ"))
     var rate: Double = 100
 
-    @Option(name: .long, help: ArgumentHelp("How long to sample (10s, 500ms, 2m); without it, until Ctrl-C, SIGTERM or the end of the process.", valueName: "TIME"))
+    // Unconditional: "-1s" is a (bad) time, not an option, and is told so.
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("How long to sample (10s, 500ms, 2m); without it, until Ctrl-C, SIGTERM or the end of the process.", valueName: "TIME"),
+            transform: { text in
+                guard let duration = Duration(argument: text) else {
+                    throw ValidationError("a time more than 0 is needed (10s, 500ms, 2m, 1.5)")
+                }
+                return duration
+            })
     var duration: Duration?
 
     @Flag(name: .long, help: "Show the progress line on stderr even when it is not a terminal (one line a report).")
@@ -28,9 +36,9 @@ struct SamplingOptionGroup: ParsableArguments {
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
     }
 
-    func options(_ capture: CaptureOptionGroup, output: OutputOptions) -> SamplingOptions {
+    func options(_ capture: CaptureOptionGroup, symbols: SymbolOptionGroup, output: OutputOptions) -> SamplingOptions {
         var options = SamplingOptions()
-        options.snapshot = capture.snapshotOptions
+        options.snapshot = capture.snapshotOptions(symbols)
         if output.blockedTime { options.snapshot.capture.procParts.insert(.lastRun) }
         options.snapshot.kernelAddresses = output.printsAddresses
         options.rate = rate
@@ -43,14 +51,14 @@ struct SamplingOptionGroup: ParsableArguments {
     /// Samples `pid`, prints the profile, and says on stderr what a user should know.
     /// A target that cannot be sampled at all is thrown back as the TargetError.
     /// `command`: how the user asked for it ("swiftprof attach 4242"), for titles.
-    func run(pid: Int32, capture: CaptureOptionGroup, output: OutputOptions, command: String) throws -> SamplingResult {
+    func run(pid: Int32, capture: CaptureOptionGroup, symbols: SymbolOptionGroup, output: OutputOptions, command: String) throws -> SamplingResult {
         _ = try output.classifier()
         StopSignals.install()
         let live = progress || isatty(STDERR_FILENO) != 0
         let inPlace = isatty(STDERR_FILENO) != 0
         var result: SamplingResult
         do {
-            result = try Profiler.sample(pid: pid, options: options(capture, output: output), shouldStop: { StopSignals.requested },
+            result = try Profiler.sample(pid: pid, options: options(capture, symbols: symbols, output: output), shouldStop: { StopSignals.requested },
                                          onProgress: { progress in
                                              if live { ProgressLine.show(progress, inPlace: inPlace) }
                                          })
@@ -114,6 +122,9 @@ struct AttachCommand: ParsableCommand {
     @OptionGroup(title: "Capture")
     var capture: CaptureOptionGroup
 
+    @OptionGroup(title: "Symbols")
+    var symbols: SymbolOptionGroup
+
     func validate() throws {
         try validateProcessID(pid)
     }
@@ -121,7 +132,7 @@ struct AttachCommand: ParsableCommand {
     func run() throws {
         try OutputTarget.check(output.output)
         let result: SamplingResult
-        do { result = try sampling.run(pid: pid, capture: capture, output: output, command: "swiftprof attach \(pid)") }
+        do { result = try sampling.run(pid: pid, capture: capture, symbols: symbols, output: output, command: "swiftprof attach \(pid)") }
         catch let error as TargetError {
             warn(error.description)
             throw ExitStatus.cannotProfile

@@ -1,8 +1,9 @@
-// How stacks are captured and named: shared by dump, attach and run.
+// How stacks are captured and named: shared by dump, attach, run and top.
 import ArgumentParser
 import SwiftProf
 
-struct CaptureOptionGroup: ParsableArguments {
+/// How frames are named: a group of its own in the help.
+struct SymbolOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Show physical frames only, without the functions inlined into them.")
     var noInline = false
 
@@ -18,8 +19,26 @@ struct CaptureOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Show C++ and Rust names without template arguments, parameter lists or return types (fixture::Parker::park).")
     var shortNames = false
 
-    @Flag(inversion: .prefixedNo, help: "Put each blocked thread's kernel frames (from /proc/PID/task/TID/stack) below its user frames. On by default where the kernel shows them (root).")
-    var kernel: Bool?
+}
+
+struct CaptureOptionGroup: ParsableArguments {
+    /// --kernel and --no-kernel, each with its own help (an inverted flag shares one).
+    enum KernelFrames: String, EnumerableFlag {
+        case kernel, noKernel
+
+        static func help(for value: KernelFrames) -> ArgumentHelp? {
+            switch value {
+            case .kernel:
+                return "Show each blocked thread's kernel frames (from /proc/PID/task/TID/stack), innermost first, before its user frames, and say why when the kernel does not show them. The default where the kernel shows them (root)."
+            case .noKernel:
+                return "Leave out kernel frames: user frames only."
+            }
+        }
+    }
+
+    @Flag var kernelFrames: KernelFrames?
+    /// nil: neither flag given.
+    var kernel: Bool? { kernelFrames.map { $0 == .kernel } }
 
     @Option(name: .long, help: ArgumentHelp("Bytes of each thread's stack to copy, from its stack pointer up.", valueName: "BYTES"))
     var stackBytes: Int = 512 * 1024
@@ -37,13 +56,13 @@ struct CaptureOptionGroup: ParsableArguments {
     var stopTimeout: Int = 250
 
     /// The flags given that act on a capture (for the commands that may have none).
-    var givenCaptureOptions: [String] {
+    func givenCaptureOptions(_ symbols: SymbolOptionGroup) -> [String] {
         var given: [String] = []
-        if noInline { given.append("--no-inline") }
-        if noDemangle { given.append("--no-demangle") }
-        if swiftNames != nil { given.append("--swift-names") }
-        if hideThunks { given.append("--hide-thunks") }
-        if shortNames { given.append("--short-names") }
+        if symbols.noInline { given.append("--no-inline") }
+        if symbols.noDemangle { given.append("--no-demangle") }
+        if symbols.swiftNames != nil { given.append("--swift-names") }
+        if symbols.hideThunks { given.append("--hide-thunks") }
+        if symbols.shortNames { given.append("--short-names") }
         if let kernel { given.append(kernel ? "--kernel" : "--no-kernel") }
         if !threads.isEmpty { given.append("--threads") }
         return given
@@ -58,7 +77,7 @@ struct CaptureOptionGroup: ParsableArguments {
         guard maxFrames >= 1 && maxFrames <= 1_000_000 else { throw ValidationError("--max-frames must be between 1 and 1000000") }
     }
 
-    var snapshotOptions: SnapshotOptions {
+    func snapshotOptions(_ symbols: SymbolOptionGroup) -> SnapshotOptions {
         var options = SnapshotOptions()
         options.capture.stackBytes = stackBytes
         options.capture.stopTimeoutNanoseconds = UInt64(stopTimeout) * 1_000_000
@@ -66,8 +85,8 @@ struct CaptureOptionGroup: ParsableArguments {
         options.capture.threadNames = ThreadNameFilter(threads)
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(
-            names: NameOptions(demangle: !noDemangle, swiftNames: swiftNames ?? .full, shortNames: shortNames),
-            inlineFrames: !noInline, hidesThunks: hideThunks)
+            names: NameOptions(demangle: !symbols.noDemangle, swiftNames: symbols.swiftNames ?? .full, shortNames: symbols.shortNames),
+            inlineFrames: !symbols.noInline, hidesThunks: symbols.hideThunks)
         options.kernelFrames = kernel ?? true
         options.capture.procParts = options.kernelFrames ? [.kernelStack] : []
         return options

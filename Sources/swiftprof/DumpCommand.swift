@@ -21,6 +21,9 @@ struct DumpCommand: ParsableCommand {
     @OptionGroup(title: "Capture")
     var capture: CaptureOptionGroup
 
+    @OptionGroup(title: "Symbols")
+    var symbols: SymbolOptionGroup
+
     @Flag(name: .long, help: "Stop every thread at once, so that all stacks are of one instant (blocked threads then see EINTR from epoll_wait and the like). By default blocked threads are copied without a stop and running ones stopped one at a time.")
     var consistent = false
 
@@ -48,7 +51,7 @@ struct DumpCommand: ParsableCommand {
         }
         // A saved profile is converted as it is: what changes a capture cannot apply.
         if input != nil {
-            let given = capture.givenCaptureOptions + (consistent ? ["--consistent"] : []) + (stats ? ["--stats"] : [])
+            let given = capture.givenCaptureOptions(symbols) + (consistent ? ["--consistent"] : []) + (stats ? ["--stats"] : [])
             if !given.isEmpty {
                 throw ValidationError("\(given.joined(separator: ", ")) \(given.count == 1 ? "changes" : "change") how a process is captured: not with --input, which converts a saved profile as it is")
             }
@@ -71,7 +74,7 @@ struct DumpCommand: ParsableCommand {
             try dumpTasks(pid)
             return
         }
-        var options = capture.snapshotOptions
+        var options = capture.snapshotOptions(symbols)
         options.consistent = consistent
         options.kernelAddresses = output.printsAddresses
         if output.blockedTime { options.capture.procParts.insert(.lastRun) }
@@ -129,7 +132,7 @@ extension DumpCommand {
 
     private func dumpGoroutines(_ pid: Int32) throws {
         try dumpSpecial(pid, profileName: "goroutine", flag: "--goroutines",
-                        read: { try Profiler.goroutines(pid: pid, options: capture.snapshotOptions) },
+                        read: { try Profiler.goroutines(pid: pid, options: capture.snapshotOptions(symbols)) },
                         comment: { statistics in
                             "goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"
                                 + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")
@@ -143,9 +146,9 @@ extension DumpCommand {
 
     private func dumpTasks(_ pid: Int32) throws {
         // Swift's own backtracer's names, without thunks, unless full names are asked for.
-        var options = capture.snapshotOptions
-        options.symbolize.names.swiftNames = capture.swiftNames ?? .simplified
-        options.symbolize.hidesThunks = capture.hideThunks || capture.swiftNames != .full
+        var options = capture.snapshotOptions(symbols)
+        options.symbolize.names.swiftNames = symbols.swiftNames ?? .simplified
+        options.symbolize.hidesThunks = symbols.hideThunks || symbols.swiftNames != .full
         options.consistent = consistent
         try dumpSpecial(pid, profileName: "task", flag: "--tasks",
                         read: { try Profiler.tasks(pid: pid, options: options) },

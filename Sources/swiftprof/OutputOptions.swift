@@ -22,7 +22,8 @@ enum ColorChoice: String, ExpressibleByArgument, CaseIterable {
 extension AddressMode: ExpressibleByArgument {}
 
 struct OutputOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Output format: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FORMAT"))
+    // The values are listed by ArgumentParser itself, after the text.
+    @Option(name: .long, help: ArgumentHelp("Output format.", valueName: "FORMAT"))
     var format: OutputFormat = .pprofText
 
     @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write to FILE instead of standard output.", valueName: "FILE"))
@@ -43,7 +44,7 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .long, help: "With --format folded: start each stack with the thread's name.")
     var threadNames = false
 
-    @Flag(name: .long, help: "With --format speedscope: one profile for all threads instead of one a thread.")
+    @Flag(name: .long, help: "With --format speedscope: one profile for all threads instead of one a thread (a snapshot's; a sampled profile is always one).")
     var mergeThreads = false
 
     @Option(name: .long, help: ArgumentHelp("Colour the layers table: auto (on a terminal, unless NO_COLOR is set), always, never.", valueName: "WHEN"))

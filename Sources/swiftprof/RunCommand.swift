@@ -23,6 +23,9 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Capture")
     var capture: CaptureOptionGroup
 
+    @OptionGroup(title: "Symbols")
+    var symbols: SymbolOptionGroup
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "COMMAND"))
     var command: [String] = []
 
@@ -54,7 +57,7 @@ struct RunCommand: ParsableCommand {
         var status: Int32 = 0
         let title = (["swiftprof run"] + command).joined(separator: " ")
         let result: SamplingResult
-        do { result = try sampling.run(pid: pid, capture: capture, output: output, command: title) }
+        do { result = try sampling.run(pid: pid, capture: capture, symbols: symbols, output: output, command: title) }
         catch let error as TargetError {
             // A command that ends at once is gone (a zombie) before the first sample: its
             // profile is empty, and that is no failure of swiftprof's (a command that lives

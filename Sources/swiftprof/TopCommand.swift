@@ -23,6 +23,9 @@ struct TopCommand: ParsableCommand {
     @OptionGroup(title: "Capture")
     var capture: CaptureOptionGroup
 
+    @OptionGroup(title: "Symbols")
+    var symbols: SymbolOptionGroup
+
     func validate() throws {
         try validateProcessID(pid)
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
@@ -35,7 +38,7 @@ struct TopCommand: ParsableCommand {
         let terminal = Terminal()
         defer { terminal.restore() }
         var options = SamplingOptions()
-        options.snapshot = capture.snapshotOptions
+        options.snapshot = capture.snapshotOptions(symbols)
         options.snapshot.kernelAddresses = false  // names only on this screen
         options.rate = rate
         // Without --idle only running threads are shown: blocked ones need not be copied.

@@ -67,4 +67,36 @@ struct CommandLineTests {
             #expect(readme.contains("| \(row[0]) | "), "README.md's table lacks exit status \(row[0])")
         }
     }
+
+    /// Each mistake is named as what it is (#17 item 10).
+    @Test func theWordsSayWhatIsWrong() throws {
+        for command in [["dump", "-1"], ["attach", "-1"], ["top", "--idle", "-1"]] {
+            let result = try swiftprof(command)
+            #expect(result.status == 64)
+            #expect(result.stderr == "swiftprof: PID must be a positive process id, not -1\n", "\(command): \(result.stderr)")
+        }
+        let rate = try swiftprof("attach", "1", "--rate", "-5")
+        #expect(rate.status == 64 && rate.stderr == "swiftprof: --rate takes a value more than 0, not -5\n", "\(rate.stderr)")
+        let duration = try swiftprof("attach", "1", "--duration", "-1s")
+        #expect(duration.status == 64)
+        #expect(duration.stderr.contains("a time more than 0 is needed"), "\(duration.stderr)")
+        let zero = try swiftprof("top", "1", "--rate", "0")
+        #expect(zero.stderr.contains("--rate must be more than 0 and at most 10000"), "\(zero.stderr)")
+    }
+
+    /// Help says each thing once and in its place; the man page gives --no-kernel its own text.
+    @Test func helpAndManPageSayEachThingOnce() throws {
+        let help = try swiftprof("dump", "--help").stdout
+        #expect(help.components(separatedBy: "flamegraph").count == 2, "the format values are listed once:\n\(help)")
+        let symbols = try #require(help.range(of: "SYMBOLS:"), "\(help)")
+        #expect(help[symbols.upperBound...].contains("--no-inline") && help.range(of: "--no-inline")!.lowerBound > symbols.lowerBound)
+        #expect(help.contains("innermost first, before"), "--kernel says where its frames go")
+        let man = try String(contentsOf: Paths.packageRoot.appendingPathComponent("man/swiftprof.1"), encoding: .utf8)
+        let lines = man.split(separator: "\n", omittingEmptySubsequences: false)
+        let kernel = try #require(lines.firstIndex(of: ".It Fl -kernel"))
+        let noKernel = try #require(lines.firstIndex(of: ".It Fl -no-kernel"))
+        #expect(lines[kernel + 1] != lines[noKernel + 1], "--no-kernel has --kernel's text: run make man")
+        #expect(!man.contains(".Ex -std"), "EXIT STATUS is the generator's: run make man")
+        #expect(!man.contains("\n\n"), "a blank line is an mdoc warning: run make man")
+    }
 }
