@@ -45,8 +45,7 @@ __attribute__((noinline)) static int accept_connection(int fd) {
 }
 
 static void *serve_http(void *arg) {
-    (void)arg;
-    int first = accept_connection(listener);  /* the client below, already queued */
+    int first = (int)(long)arg;  /* accepted by main: see there */
     start_thread(handle_connection, (void *)(long)first, "conn");
     announce(SYS_ACCEPT4, SYS_ACCEPT, SYS_ACCEPT4);
     for (;;) {
@@ -56,9 +55,11 @@ static void *serve_http(void *arg) {
     return NULL;
 }
 
+/* Made by main before any thread starts (see main). */
+static int epoll;
+
 static void *run_event_loop(void *arg) {
     (void)arg;
-    int epoll = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event in = {.events = EPOLLIN, .data.fd = 0};
     epoll_ctl(epoll, EPOLL_CTL_ADD, 0, &in);
     struct epoll_event peer = {.events = EPOLLIN, .data.fd = client};
@@ -110,7 +111,12 @@ int main(void) {
         perror("connect");
         return 1;
     }
-    pthread_t acceptor = start_thread(serve_http, NULL, "acceptor");
+    /* Every descriptor made before any thread starts, in one order: made by the threads,
+     * their numbers raced with each other and with main's /proc reads in
+     * wait_until_parked, and two runs differed (read(6, ...) vs read(7, ...)). */
+    int first = accept_connection(listener);  /* the client above, already queued */
+    epoll = epoll_create1(EPOLL_CLOEXEC);
+    pthread_t acceptor = start_thread(serve_http, (void *)(long)first, "acceptor");
     start_thread(run_event_loop, NULL, "event-loop");
     start_thread(store_ttl_gc, NULL, "ttl-gc");
     start_thread(store_worker, NULL, "worker");

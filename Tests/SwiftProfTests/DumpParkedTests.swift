@@ -113,6 +113,29 @@ struct DumpParkedTests {
         #expect(!absolute.contains(firstRecord))
     }
 
+    /// Relative means two identical states print identical bytes: the joined thread's id
+    /// in main's futex arguments and kernel addresses (moved by KASLR at every boot)
+    /// follow the run, so they are left out or counted from the kernel's start (#17 item 7).
+    @Test func relativeOutputHasNoThreadIDsAndKernelOffsets() throws {
+        let first = try Fixture.c("kvserver"), second = try Fixture.c("kvserver")
+        defer { first.stop(); second.stop() }
+        let a = try swiftprof("dump", "--addresses=relative", "\(first.pid)").stdout
+        let b = try swiftprof("dump", "--addresses=relative", "\(second.pid)").stdout
+        #expect(a.contains("pthread_join") || a.contains("pthread_clockjoin"), "\(a)")
+        #expect(a == b, "\(a)\n---\n\(b)")
+        let absolute = try swiftprof("dump", "\(first.pid)").stdout
+        let tids = Set(try parseProfile(absolute).records.flatMap(\.threadIDs).map(String.init))
+        let stateLines = a.split(separator: "\n").filter { $0.hasPrefix("# state: ") }
+        #expect(!stateLines.isEmpty)
+        for line in stateLines {
+            let words = line.split { ", ()".contains($0) }.map(String.init)
+            #expect(tids.isDisjoint(with: words), "a thread id in \(line)")
+        }
+        // Kernel frames (there are some as root) are offsets from the kernel's start, not addresses.
+        let kernel = try parseProfile(a).records.flatMap(\.locations).filter(\.isKernel)
+        #expect(kernel.allSatisfy { $0.address < 0x8000_0000_0000_0000 }, "\(kernel.map(\.address))")
+    }
+
     @Test func memoryMapIsAppendedAndGoPprofReadsIt() throws {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }

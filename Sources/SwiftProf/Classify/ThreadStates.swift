@@ -56,7 +56,9 @@ enum ThreadStates {
         frames.map { frame in
             let callSite = frame.offset > 0 ? frame.offset - 1 : 0
             let address = kallsyms?.address(of: frame.function).map { $0 + callSite } ?? 0
-            return Location(address: address, module: Location.kernelModule,
+            // Relative addresses count from the kernel's (or its module's) start, which KASLR moves.
+            let bias = address == 0 ? 0 : kallsyms?.base(of: frame.function) ?? 0
+            return Location(address: address, moduleBias: bias, module: Location.kernelModule,
                             lines: [FrameLine(function: frame.function, offset: callSite, file: "", line: 0)])
         }
     }

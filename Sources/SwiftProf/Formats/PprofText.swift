@@ -53,6 +53,9 @@ public struct PprofTextWriter: Sendable {
         var text = "\(profileName) profile: total \(total)\n"
         for comment in comments { text += "# \(comment)\n" }
         let tabs = TabWriter()
+        // A system call's argument can be a thread id (pthread_join's futex waits on the
+        // joined thread's id): as thread ids, left out of relative output.
+        let threadIDs = addresses == .relative ? Set(records.flatMap(\.threadIDs).filter { $0 != 0 }.map(String.init)) : []
         for var record in records {
             // A kernel frame without an address cannot be written in this format.
             record.locations.removeAll { $0.address == 0 }
@@ -61,7 +64,7 @@ public struct PprofTextWriter: Sendable {
                 // Relative addresses are for comparing runs: leave out what differs between
                 // runs of the same program state (thread ids, pointer arguments).
                 let stable = addresses == .relative
-                text += StateLine.format(stable ? state.withoutPointerArguments : state,
+                text += StateLine.format(stable ? state.withoutRunDependentArguments(threadIDs: threadIDs) : state,
                                          threadIDs: stable ? [] : record.threadIDs, names: record.threadNames,
                                          showsBlockedTime: showsBlockedTime) + "\n"
             }
@@ -260,9 +263,11 @@ public enum PprofTextReader {
 /// the line after a record's "@" line. pprof ignores it like every "#" line.
 extension ThreadState {
     /// Arguments that are addresses (hex) shown as "…".
-    var withoutPointerArguments: ThreadState {
+    /// Without what differs between runs of the same program state: pointers, the
+    /// ids of the process's threads, task ids.
+    func withoutRunDependentArguments(threadIDs: Set<String>) -> ThreadState {
         var copy = self
-        copy.systemCall?.arguments = systemCall?.arguments.map { $0.hasPrefix("0x") ? "…" : $0 } ?? []
+        copy.systemCall?.arguments = systemCall?.arguments.map { $0.hasPrefix("0x") || threadIDs.contains($0) ? "…" : $0 } ?? []
         // Task ids, like thread ids, follow the order things happened in.
         copy.swiftTasks = []
         return copy

@@ -5,10 +5,42 @@
 
 public struct Kallsyms: Sendable {
     private let addresses: [String: UInt64]
+    /// The loadable module each symbol found in one is in ("ext4"); core kernel symbols have none.
+    let modules: [String: String]
+    /// Where each module's text starts (/proc/modules), and the core kernel's (_text):
+    /// what relative addresses are counted from, as user addresses from their object's
+    /// load bias. Kernel addresses move at every boot (KASLR); these offsets do not.
+    private let bases: [String: UInt64]
 
-    init(addresses: [String: UInt64]) { self.addresses = addresses }
+    /// What relative addresses of core kernel symbols are counted from.
+    static let coreBase = "_text"
+
+    init(addresses: [String: UInt64], modules: [String: String] = [:]) {
+        self.addresses = addresses
+        self.modules = modules
+        var bases: [String: UInt64] = [:]
+        if let text = addresses[Self.coreBase] { bases[""] = text }
+        if !modules.isEmpty { bases.merge(Self.moduleBases(), uniquingKeysWith: { core, _ in core }) }
+        self.bases = bases
+    }
 
     var all: [String: UInt64] { addresses }
+
+    /// What `name`'s relative address is counted from; nil when unknown.
+    public func base(of name: String) -> UInt64? { bases[modules[name] ?? ""] }
+
+    /// "ext4 1048576 3 - Live 0xffffffffc0a00000": each module's load address.
+    private static func moduleBases() -> [String: UInt64] {
+        guard let text = try? ProcFile.read("/proc/modules") else { return [:] }
+        var bases: [String: UInt64] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 6, fields[5].hasPrefix("0x"), let address = UInt64(fields[5].dropFirst(2), radix: 16),
+                  address != 0 else { continue }
+            bases[String(fields[0])] = address
+        }
+        return bases
+    }
 
     /// The addresses of `names` (text symbols); nil when the kernel hides them.
     public static func load(_ names: Set<String>) -> Kallsyms? {
@@ -16,6 +48,7 @@ public struct Kallsyms: Sendable {
         var wanted: [UInt64: [(name: String, bytes: [UInt8])]] = [:]
         for name in names { wanted[hash(Array(name.utf8)[...]), default: []].append((name, Array(name.utf8))) }
         var found: [String: UInt64] = [:]
+        var modules: [String: String] = [:]
         var lineStart = 0
         let count = bytes.count
         while lineStart < count, found.count < names.count {
@@ -37,8 +70,12 @@ public struct Kallsyms: Sendable {
             }
             if address == 0 { return nil }  // hidden: every address reads 0
             found[match.name] = address
+            // "\t[ext4]" after the name: a module's symbol.
+            if nameEnd + 2 < lineEnd, bytes[nameEnd + 1] == UInt8(ascii: "["), bytes[lineEnd - 1] == UInt8(ascii: "]") {
+                modules[match.name] = String(decoding: bytes[(nameEnd + 2)..<(lineEnd - 1)], as: UTF8.self)
+            }
         }
-        return found.isEmpty ? nil : Kallsyms(addresses: found)
+        return found.isEmpty ? nil : Kallsyms(addresses: found, modules: modules)
     }
 
     private static func hash(_ bytes: ArraySlice<UInt8>) -> UInt64 {

@@ -8,14 +8,19 @@ import Glibc
 enum KallsymsCache {
     /// The addresses of `names`: from the cache when it has them all, else from
     /// /proc/kallsyms (and the cache grows by what was found).
-    static func load(_ names: Set<String>) -> Kallsyms? {
-        guard !names.isEmpty, kernelShowsAddresses() else { return nil }
+    /// The core kernel's start (Kallsyms.coreBase) is always looked up too.
+    static func load(_ wanted: Set<String>) -> Kallsyms? {
+        guard !wanted.isEmpty, kernelShowsAddresses() else { return nil }
+        let names = wanted.union([Kallsyms.coreBase])
         guard let file = path() else { return Kallsyms.load(names) }
-        var cached = read(file)
-        if names.isSubset(of: Set(cached.keys)) { return Kallsyms(addresses: cached.filter { names.contains($0.key) }) }
+        var (cached, modules) = read(file)
+        if names.isSubset(of: Set(cached.keys)) {
+            return Kallsyms(addresses: cached.filter { names.contains($0.key) }, modules: modules.filter { names.contains($0.key) })
+        }
         guard let fresh = Kallsyms.load(names) else { return nil }
         for (name, address) in fresh.all { cached[name] = address }
-        write(cached, to: file)
+        modules.merge(fresh.modules, uniquingKeysWith: { _, new in new })
+        write(cached, modules: modules, to: file)
         return fresh
     }
 
@@ -36,19 +41,22 @@ enum KallsymsCache {
         return directory + "/kallsyms-" + boot
     }
 
-    /// "name address" lines; anything else is ignored.
-    private static func read(_ file: String) -> [String: UInt64] {
-        guard let text = try? ProcFile.read(file) else { return [:] }
+    /// "name address" or "name address module" lines; anything else is ignored.
+    private static func read(_ file: String) -> ([String: UInt64], [String: String]) {
+        guard let text = try? ProcFile.read(file) else { return ([:], [:]) }
         var entries: [String: UInt64] = [:]
+        var modules: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")
-            if fields.count == 2, let address = UInt64(fields[1], radix: 16), address != 0 { entries[String(fields[0])] = address }
+            guard fields.count == 2 || fields.count == 3, let address = UInt64(fields[1], radix: 16), address != 0 else { continue }
+            entries[String(fields[0])] = address
+            if fields.count == 3 { modules[String(fields[0])] = String(fields[2]) }
         }
-        return entries
+        return (entries, modules)
     }
 
-    private static func write(_ entries: [String: UInt64], to file: String) {
-        let text = entries.keys.sorted().map { "\($0) \(String(entries[$0]!, radix: 16))\n" }.joined()
+    private static func write(_ entries: [String: UInt64], modules: [String: String], to file: String) {
+        let text = entries.keys.sorted().map { "\($0) \(String(entries[$0]!, radix: 16))\(modules[$0].map { " " + $0 } ?? "")\n" }.joined()
         _ = CacheDirectory.replace(file, mode: 0o600) { fd in Array(text.utf8).withUnsafeBytes { writeFully(fd, $0) } }
     }
 }
