@@ -131,9 +131,13 @@ struct DumpParkedTests {
             let words = line.split { ", ()".contains($0) }.map(String.init)
             #expect(tids.isDisjoint(with: words), "a thread id in \(line)")
         }
-        // Kernel frames (there are some as root) are offsets from the kernel's start, not addresses.
+        // Kernel frames (there are some as root) are offsets from the kernel's start, not
+        // addresses, and say they are the kernel's where a file would go (#17 item 8).
         let kernel = try parseProfile(a).records.flatMap(\.locations).filter(\.isKernel)
         #expect(kernel.allSatisfy { $0.address < 0x8000_0000_0000_0000 }, "\(kernel.map(\.address))")
+        let kernelLines = absolute.split(separator: "\n").filter { $0.hasPrefix("#\t0xffff") }
+        #expect(kernel.count == kernelLines.count, "kernel frames read back as the kernel's")
+        #expect(kernelLines.allSatisfy { $0.hasSuffix("\t[kernel]") }, "\(kernelLines)")
     }
 
     @Test func memoryMapIsAppendedAndGoPprofReadsIt() throws {

@@ -48,6 +48,9 @@ public struct PprofTextWriter: Sendable {
         return showing ? hidden : []
     }
 
+    /// Where a kernel frame's file:line would go.
+    static let kernelFile = "[kernel]"
+
     public func write(_ records: [Record]) -> String {
         let total = records.reduce(0) { $0 + $1.count }
         var text = "\(profileName) profile: total \(total)\n"
@@ -80,8 +83,10 @@ public struct PprofTextWriter: Sendable {
                         frameLines.append("#\t\(address)")
                     } else {
                         // A hostile symbol or file name is quoted: it cannot split the line or start another.
-                        let file = frame.file.isEmpty ? "??" : FieldQuoting.quoted(frame.file)
-                        frameLines.append("#\t\(address)\t\(FieldQuoting.quoted(frame.function))+\(hex(frame.offset))\t\(file):\(frame.line)")
+                        // A kernel frame has no file to name: it says it is the kernel's.
+                        let file = location.isKernel ? Self.kernelFile
+                            : (frame.file.isEmpty ? "??" : FieldQuoting.quoted(frame.file)) + ":\(frame.line)"
+                        frameLines.append("#\t\(address)\t\(FieldQuoting.quoted(frame.function))+\(hex(frame.offset))\t\(file)")
                     }
                 }
             }
@@ -124,7 +129,7 @@ public enum PprofTextReader {
         }
         var profile = PprofTextProfile(profileName: name.name, records: [], memoryMapLines: nil)
         var index = 1
-        var current: (record: Record, atLine: Int, addresses: [UInt64], frames: [(UInt64, FrameLine)])?
+        var current: (record: Record, atLine: Int, addresses: [UInt64], frames: [(UInt64, FrameLine, Bool)])?
 
         func finish() throws(FormatError) {
             guard let open = current else { return }
@@ -206,12 +211,22 @@ public enum PprofTextReader {
         return (count, addresses)
     }
 
-    private static func parseFrame(_ line: String, number: Int) throws(FormatError) -> (UInt64, FrameLine) {
+    /// The frame's address, its line, and whether it is the kernel's (`[kernel]` where
+    /// the file goes: a kernel frame has no file, and relative addresses of the kernel
+    /// are not in the kernel's half of the address space).
+    private static func parseFrame(_ line: String, number: Int) throws(FormatError) -> (UInt64, FrameLine, Bool) {
         let fields = line.split(separator: "\t", omittingEmptySubsequences: true)
         guard fields.first == "#", fields.count == 2 || fields.count == 4, let address = parseHex(fields[1]) else {
             throw FormatError(line: number, reason: "expected \"#<tab>0x..<tab>func+0x..<tab>file:line\"")
         }
-        if fields.count == 2 { return (address, FrameLine(function: "", offset: 0, file: "", line: 0)) }
+        if fields.count == 2 { return (address, FrameLine(function: "", offset: 0, file: "", line: 0), false) }
+        if fields[3] == PprofTextWriter.kernelFile {
+            guard let (function, offsetText) = FieldQuoting.read(fields[2], bareUntil: { $0.lastRange(of: "+0x")?.lowerBound }),
+                  offsetText.hasPrefix("+"), let offset = parseHex(offsetText.dropFirst()) else {
+                throw FormatError(line: number, reason: "expected \"func+0xOFFSET\"")
+            }
+            return (address, FrameLine(function: function, offset: offset, file: "", line: 0), true)
+        }
         // Bare, up to the last "+0x" (function names may contain "+": C++ operator+) and
         // the last ":" (file names may contain ":"); or quoted (FieldQuoting).
         guard let (function, offsetText) = FieldQuoting.read(fields[2], bareUntil: { $0.lastRange(of: "+0x")?.lowerBound }),
@@ -222,14 +237,14 @@ public enum PprofTextReader {
         }
         let quotedFile = fields[3].hasPrefix("\"")
         return (address, FrameLine(function: function, offset: offset,
-                                   file: file == "??" && !quotedFile ? "" : file, line: lineNumber))
+                                   file: file == "??" && !quotedFile ? "" : file, line: lineNumber), false)
     }
 
     /// Splits the frame lines among the "@" addresses. A location's lines all show
     /// its call site (address - 1). Go hides leading runtime frames, so an address
     /// may have no lines. A run of equal addresses (recursion) shares its run of
     /// lines evenly, since equal addresses symbolize alike.
-    private static func locations(_ addresses: [UInt64], _ frames: [(UInt64, FrameLine)], line: Int) throws(FormatError) -> [Location] {
+    private static func locations(_ addresses: [UInt64], _ frames: [(UInt64, FrameLine, Bool)], line: Int) throws(FormatError) -> [Location] {
         var result: [Location] = []
         var frameIndex = 0
         var addressIndex = 0
@@ -243,7 +258,8 @@ public enum PprofTextReader {
             for copy in 0..<run {
                 let start = min(frameIndex + copy * perLocation, frameIndex + lineCount)
                 let end = min(start + perLocation, frameIndex + lineCount)
-                result.append(Location(address: site, module: site >= kernelHalf ? Location.kernelModule : "",
+                let kernel = site >= kernelHalf || frames[start..<end].contains { $0.2 }
+                result.append(Location(address: site, module: kernel ? Location.kernelModule : "",
                                        lines: frames[start..<end].map(\.1)))
             }
             frameIndex += lineCount

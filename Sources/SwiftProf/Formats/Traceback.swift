@@ -54,8 +54,9 @@ public struct TracebackWriter: Sendable {
         var text = ""
         for location in thread.locations {
             for line in location.lines {
-                let file = line.file.isEmpty ? "??" : FieldQuoting.quoted(line.file)
-                text += "\(FieldQuoting.quoted(Location.displayName(line, of: location)))(...)\n\t\(file):\(line.line) +\(hex(line.offset))\n"
+                let file = location.isKernel ? PprofTextWriter.kernelFile
+                    : (line.file.isEmpty ? "??" : FieldQuoting.quoted(line.file)) + ":\(line.line)"
+                text += "\(FieldQuoting.quoted(Location.displayName(line, of: location)))(...)\n\t\(file) +\(hex(line.offset))\n"
             }
         }
         if let truncation = thread.truncation { text += "...truncated: \(truncation)\n" }
