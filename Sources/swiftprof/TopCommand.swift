@@ -8,7 +8,12 @@ import Synchronization
 struct TopCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "top",
-        abstract: "Show the hottest functions of a running process, live; q quits."
+        abstract: "Show the hottest functions of a running process, live; q quits.",
+        discussion: """
+            Counts are samples since the start, each function shown with its file. Without a \
+            terminal, one table is printed when top ends (Ctrl-C, SIGTERM or the end of the \
+            process). The end of the process is said, with exit status 1.
+            """
     )
 
     @Argument(help: ArgumentHelp("The process to watch.", valueName: "PID"))
@@ -45,34 +50,55 @@ struct TopCommand: ParsableCommand {
         options.mode = idle ? .wall : .cpu
         let pid = self.pid, idle = self.idle, rate = self.rate
         let name = (try? readTextFile("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "?"
+        // Without a terminal there is no screen to redraw and no q to read: one table at
+        // the end (Ctrl-C, SIGTERM or the end of the process), as a batch top prints.
+        let interactive = terminal.isInteractive
+        let last = Mutex<(table: TopTable, progress: SamplingProgress)?>(nil)
+        let result: SamplingResult
         do {
-            let result = try Profiler.sample(pid: pid, options: options,
-                                             shouldStop: { StopSignals.requested || terminal.quitRequested },
-                                             onRefresh: { records, progress in
-                                                 let table = TopTable(records: records, includeIdle: idle)
-                                                 terminal.draw(header(pid: pid, name: name, rate: rate, progress: progress, table: table),
-                                                               table: table)
-                                             })
+            result = try Profiler.sample(pid: pid, options: options,
+                                         shouldStop: { StopSignals.requested || terminal.quitRequested },
+                                         onRefresh: { records, progress in
+                                             let table = TopTable(records: records, includeIdle: idle)
+                                             if interactive {
+                                                 terminal.draw(header(pid: pid, name: name, rate: rate, progress: progress, table: table,
+                                                                      quitKey: terminal.readsKeys), table: table)
+                                             } else {
+                                                 last.withLock { $0 = (table, progress) }
+                                             }
+                                         })
             terminal.restore()
-            if result.targetExited { warn("process \(pid) exited") }
         } catch {
             terminal.restore()
             warn(error.description)
             throw ExitStatus.cannotProfile
         }
+        if !interactive {
+            let table = last.withLock { $0?.table } ?? TopTable(records: result.document.records, includeIdle: idle)
+            terminal.draw(header(pid: pid, name: name, rate: rate, progress: result.progress, table: table, quitKey: false), table: table)
+        }
+        // As attach: a run cut short by the end of the process is said, and partial.
+        if result.targetExited {
+            warn("process \(pid) exited")
+            throw ExitStatus.partial
+        }
     }
 }
 
-private func header(pid: Int32, name: String, rate: Double, progress: SamplingProgress, table: TopTable) -> String {
+private func header(pid: Int32, name: String, rate: Double, progress: SamplingProgress, table: TopTable, quitKey: Bool) -> String {
     let seconds = decimal(Double(progress.elapsedNanoseconds) / 1e9, places: 1)
-    return "swiftprof top \(pid) (\(name)): \(seconds) s, \(progress.samples) samples at \(decimal(rate, places: 0)) Hz, "
-        + "\(progress.threads) threads, \(table.samples) thread samples shown, \(progress.lost) lost   (q quits)"
+    return "swiftprof top \(pid) (\(name)): \(seconds) s, \(progress.samples) samples at \(decimal(rate, places: 0)) Hz since the start, "
+        + "\(progress.threads) threads, \(table.samples) thread samples shown, \(progress.lost) lost" + (quitKey ? "   (q quits)" : "")
 }
 
 /// The terminal while `top` runs: the alternate screen, no echo, keys read one
 /// at a time on a thread of their own; everything put back on the way out.
 final class Terminal: @unchecked Sendable {
     private let interactive = isatty(STDOUT_FILENO) != 0
+    /// A screen to redraw (standard output is a terminal).
+    var isInteractive: Bool { interactive }
+    /// q is read from standard input (a terminal).
+    var readsKeys: Bool { rawInput }
     private var saved = termios()
     private var rawInput = false
     private let quit = Atomic<Bool>(false)

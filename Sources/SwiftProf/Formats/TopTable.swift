@@ -1,6 +1,7 @@
-// `swiftprof top`: the hottest functions of a sampling run so far, as py-spy
-// top shows them: "own" counts samples where the function is the leaf,
-// "total" samples where it is anywhere on the stack (once a sample).
+// `swiftprof top`: the hottest functions of a sampling run so far (counts are
+// cumulative since the start), as py-spy top shows them: "own" counts samples
+// where the function is the leaf, "total" samples where it is anywhere on the
+// stack (once a sample).
 
 public struct TopEntry: Equatable, Sendable {
     public var function: String
@@ -21,8 +22,10 @@ public struct TopTable: Sendable {
         for record in records where includeIdle || record.state?.code == "R" || record.state == nil {
             samples += record.count
             let lines = record.locations.filter { !$0.isKernel }.flatMap { location in
+                // The file only: the line of a sample differs from sample to sample, and a
+                // function's line changing between refreshes said nothing about it.
                 location.lines.map { (name: Location.displayName($0, of: location),
-                                      place: $0.file.isEmpty ? "" : "\($0.file.split(separator: "/").last ?? ""):\($0.line)") }
+                                      place: $0.file.isEmpty ? "" : String($0.file.split(separator: "/").last ?? "")) }
             }
             guard let leaf = lines.first else { continue }
             own[leaf.name, default: 0] += record.count
@@ -46,7 +49,7 @@ public struct TopTable: Sendable {
             return String(repeating: " ", count: max(0, 6 - text.count)) + text
         }
         func pad(_ text: String, _ size: Int) -> String { String(repeating: " ", count: max(0, size - text.count)) + text }
-        var lines = ["  %Own %Total   Own  Total  Function (file:line)"]
+        var lines = ["  %Own %Total   Own  Total  Function (file)"]
         for entry in entries.prefix(max(0, rows - 1)) {
             let place = entry.location.isEmpty ? "" : " (\(entry.location))"
             lines.append("\(percent(entry.own)) \(percent(entry.total)) \(pad(String(entry.own), 5)) \(pad(String(entry.total), 6))  "
