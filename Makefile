@@ -70,7 +70,9 @@ man: build
 	@# EXIT STATUS from swiftprof's own table instead of the generator's ">0 on error".
 	.build/debug/swiftprof exit-status --mdoc > .build/exit-status.mdoc
 	@# A blank line (between paragraphs of a discussion) is an mdoc warning: .Pp instead.
-	sed -e 's/^$$/.Pp/' -e '/^\.Ex -std$$/{r .build/exit-status.mdoc' -e 'd}' .build/plugins/GenerateManual/outputs/swiftprof/swiftprof.1 > man/swiftprof.1
+	@# Each option's default, which the generator leaves out, from swiftprof's own description.
+	sed -e 's/^$$/.Pp/' -e '/^\.Ex -std$$/{r .build/exit-status.mdoc' -e 'd}' .build/plugins/GenerateManual/outputs/swiftprof/swiftprof.1 \
+	    | scripts/man-defaults .build/debug/swiftprof > man/swiftprof.1
 
 clean:
 	rm -rf .build

@@ -68,6 +68,7 @@ struct SamplingOptionGroup: ParsableArguments {
         }
         if live { ProgressLine.show(result.progress, inPlace: inPlace, last: true) }
         result.document.command = command
+        result.document.comments += failureComments(result.document.failures)
         try output.emit(try output.render(result.document))
         if stats {
             let firstPass = decimal(Double(result.progress.firstPassNanoseconds) / 1e6, places: 1)

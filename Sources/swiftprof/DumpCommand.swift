@@ -91,6 +91,7 @@ struct DumpCommand: ParsableCommand {
         Profiler.markRunningTasks(&snapshot, options: options)
         var document = ProfileDocument(snapshot: snapshot)
         document.comments = ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
+            + failureComments(snapshot.failures)
         try output.emit(try output.render(document))
 
         if stats { warn(statistics.summary) }
@@ -124,7 +125,7 @@ extension DumpCommand {
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = profileName
         document.command = "swiftprof dump \(flag) \(pid)"
-        document.comments = [comment(statistics)]
+        document.comments = [comment(statistics)] + failureComments(snapshot.failures)
         try output.emit(try output.render(document))
         if stats { warn(summary(statistics)) }
         try finish(snapshot)

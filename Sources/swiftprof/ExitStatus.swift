@@ -89,6 +89,25 @@ func writeAll(_ fd: Int32, _ data: [UInt8]) -> Bool {
 }
 
 /// One line a reason: "thread 12 not captured: ..." or "3 threads (12, 13, 14) not captured: ...".
+/// What was not captured, as comment lines of the profile itself (stderr says it too):
+/// a partial profile says so where it is read, not only where it was made.
+func failureComments(_ failures: [SwiftProf.ThreadFailure]) -> [String] {
+    var order: [String] = []
+    var counts: [String: Int] = [:]
+    var comments: [String] = []
+    for failure in failures {
+        if failure.tid == 0 {
+            comments.append("not read: \(failure.reason)")
+            continue
+        }
+        if counts[failure.reason] == nil { order.append(failure.reason) }
+        counts[failure.reason, default: 0] += 1
+    }
+    // The target's bytes may be in a reason (a name): one line each, whatever they hold.
+    return order.map { "not captured: \(counts[$0]!) \(counts[$0]! == 1 ? "thread" : "threads"): \(printable($0))" }
+        + comments.map(printable)
+}
+
 func reportFailures(_ failures: [SwiftProf.ThreadFailure]) {
     var order: [String] = []
     var tids: [String: [Int32]] = [:]

@@ -62,7 +62,9 @@ struct RunCommand: ParsableCommand {
             // A command that ends at once is gone (a zombie) before the first sample: its
             // profile is empty, and that is no failure of swiftprof's (a command that lives
             // a little longer gets a sample or two; either way the status is the same).
-            if waitpid(pid, &status, WNOHANG) == pid {
+            var ended = waitpid(pid, &status, WNOHANG) == pid
+            if !ended, let reaped = ReapedChildren.take(pid: pid) { (status, ended) = (reaped, true) }
+            if ended {
                 var document = ProfileDocument(pid: pid, records: [])
                 document.command = title
                 document.comments = ["samples: 0: \(command[0]) \(describe(status)) before the first tick"]
@@ -87,7 +89,10 @@ struct RunCommand: ParsableCommand {
                 kill(pid, SIGTERM)
             }
         }
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var waited: Int32
+        repeat { waited = waitpid(pid, &status, 0) } while waited < 0 && errno == EINTR
+        // Already reaped by a ptrace wait of the sampler (its last thread's exit).
+        if waited < 0, let reaped = ReapedChildren.take(pid: pid) { status = reaped }
         warn("\(command[0]) \(describe(status))")
     }
 

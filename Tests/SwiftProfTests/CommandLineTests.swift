@@ -98,5 +98,8 @@ struct CommandLineTests {
         #expect(lines[kernel + 1] != lines[noKernel + 1], "--no-kernel has --kernel's text: run make man")
         #expect(!man.contains(".Ex -std"), "EXIT STATUS is the generator's: run make man")
         #expect(!man.contains("\n\n"), "a blank line is an mdoc warning: run make man")
+        // Values and defaults, which --help shows, the generator leaves out: added by make man.
+        #expect(man.contains("\nSamples a second. Default: 100.\n"), "man/swiftprof.1 lacks --rate's default: run make man")
+        #expect(man.contains("One of: pprof-text, pprof, folded, speedscope, flamegraph, traceback, json, layers, mermaid. Default: pprof-text."))
     }
 }

@@ -226,6 +226,8 @@ struct ReliabilityTests {
         #expect(capped.stderr.split(separator: "\n").count == 1)
         #expect(capped.stderr.contains("1903 threads ("))
         #expect(capped.stderr.hasSuffix("not captured: over the limit of 100 threads (--max-threads)\n"))
+        // The profile says it too, where it is read later.
+        #expect(capped.stdout.contains("\n# not captured: 1903 threads: over the limit of 100 threads (--max-threads)\n"), "\(capped.stdout.prefix(300))")
         fixture.expectRunning()
     }
 }

@@ -2,6 +2,7 @@
 // without blocking forever, copying a stack, and letting a thread go.
 import CSwiftProf
 import Glibc
+import Synchronization
 
 enum Ptrace {
     enum Stop {
@@ -15,7 +16,12 @@ enum Ptrace {
         var status: Int32 = 0
         let rc = sp_wait_thread(tid, &status, 1)
         if rc == 0 { return nil }
-        guard rc > 0, sp_status_stopped(status) != 0 else { return .exited }
+        guard rc > 0, sp_status_stopped(status) != 0 else {
+            // The wait of a traced child of ours (`run`'s command) takes its exit status
+            // with it: kept for the parent code that waits for it next.
+            if rc > 0 { ReapedChildren.record(pid: Int32(rc), status: status) }
+            return .exited
+        }
         // A signal-delivery-stop (event 0) holds a signal the target must still get; a
         // group-stop reports its stop signal: the process was stopped (SIGSTOP, ^Z)
         // before us, and detaching leaves it so.
@@ -77,5 +83,20 @@ enum Ptrace {
         var raw = user_regs_struct()
         let rc = sp_ptrace_getregs(tid, &raw)
         return rc == 0 ? .success(RegisterSet(raw)) : .failure(ThreadFailure(tid: tid, reason: "PTRACE_GETREGS: \(errnoName(rc))"))
+    }
+}
+
+/// Exit statuses of our own children taken by a ptrace wait (waitpid with __WALL
+/// reaps a traced child's exit too): `run` asks here when its own wait finds none.
+public enum ReapedChildren {
+    private static let statuses = Mutex<[Int32: Int32]>([:])
+
+    static func record(pid: Int32, status: Int32) {
+        statuses.withLock { $0[pid] = status }
+    }
+
+    /// The wait status of child `pid` if a ptrace wait took it (once).
+    public static func take(pid: Int32) -> Int32? {
+        statuses.withLock { $0.removeValue(forKey: pid) }
     }
 }

@@ -13,7 +13,7 @@ func escaping(_ text: String, _ replacements: [Character: String]) -> String {
 /// from its DWARF) shown where a control character would end a line, a table cell
 /// or an XML text node (XML 1.0 has no escape for most of them): each one becomes
 /// U+FFFD. For the human formats; the text formats that are read back quote instead.
-func printable(_ text: String) -> String {
+public func printable(_ text: String) -> String {
     guard text.unicodeScalars.contains(where: NameQuoting.isControl) else { return text }
     return String(String.UnicodeScalarView(text.unicodeScalars.map { NameQuoting.isControl($0) ? "\u{FFFD}" : $0 }))
 }
