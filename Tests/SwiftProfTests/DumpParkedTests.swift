@@ -140,6 +140,34 @@ struct DumpParkedTests {
         #expect(kernelLines.allSatisfy { $0.hasSuffix("\t[kernel]") }, "\(kernelLines)")
     }
 
+    /// A frame without a symbol names its object and the offset in it, as pprof and perf
+    /// do (#17 item 10): the truth is the object's load address in /proc/PID/maps.
+    @Test func framesWithoutASymbolNameTheirObject() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-strip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stripped = directory.appendingPathComponent("parked-stripped").path
+        #expect(try run("strip", ["-o", stripped, try FixtureBuild.executable("parked")]).status == 0)
+        let fixture = try Fixture(stripped)
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let maps = try String(contentsOfFile: "/proc/\(fixture.pid)/maps", encoding: .utf8)
+        let base = try #require(maps.split(separator: "\n").first { $0.hasSuffix(stripped) && $0.split(separator: " ")[2] == "00000000" }
+            .flatMap { UInt64($0.prefix { $0 != "-" }, radix: 16) })
+        let lines = result.stdout.split(separator: "\n").filter { $0.contains("\t[\(stripped)+0x") }
+        #expect(!lines.isEmpty, "\(result.stdout)")
+        for line in lines {
+            let fields = line.split(separator: "\t")
+            let address = try #require(UInt64(fields[1].dropFirst(2), radix: 16))
+            #expect(fields[2] == "[\(stripped)+0x\(String(address - base, radix: 16))]", "\(line)")
+        }
+        // And it reads back as it was.
+        let file = directory.appendingPathComponent("snapshot.txt").path
+        try result.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try swiftprof("dump", "--input", file).stdout == result.stdout)
+    }
+
     @Test func memoryMapIsAppendedAndGoPprofReadsIt() throws {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }

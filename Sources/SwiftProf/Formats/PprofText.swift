@@ -80,7 +80,10 @@ public struct PprofTextWriter: Sendable {
                 let address = hex(Grouper.printedAddress(location, addresses))
                 for (lineIndex, frame) in location.lines.enumerated() where !hidden.contains([index, lineIndex]) {
                     if frame.function.isEmpty {
-                        frameLines.append("#\t\(address)")
+                        // No symbol: the object and the offset in it, as pprof and perf name such
+                        // frames ([/usr/bin/sleep+0x34ae], what addr2line -e takes).
+                        frameLines.append("#\t\(address)" + (location.module.isEmpty || location.isKernel ? ""
+                            : "\t[\(FieldQuoting.quoted(location.module))+\(hex(location.address &- location.moduleBias))]"))
                     } else {
                         // A hostile symbol or file name is quoted: it cannot split the line or start another.
                         // A kernel frame has no file to name: it says it is the kernel's.
@@ -129,7 +132,7 @@ public enum PprofTextReader {
         }
         var profile = PprofTextProfile(profileName: name.name, records: [], memoryMapLines: nil)
         var index = 1
-        var current: (record: Record, atLine: Int, addresses: [UInt64], frames: [(UInt64, FrameLine, Bool)])?
+        var current: (record: Record, atLine: Int, addresses: [UInt64], frames: [(UInt64, FrameLine, FrameOrigin)])?
 
         func finish() throws(FormatError) {
             guard let open = current else { return }
@@ -214,18 +217,35 @@ public enum PprofTextReader {
     /// The frame's address, its line, and whether it is the kernel's (`[kernel]` where
     /// the file goes: a kernel frame has no file, and relative addresses of the kernel
     /// are not in the kernel's half of the address space).
-    private static func parseFrame(_ line: String, number: Int) throws(FormatError) -> (UInt64, FrameLine, Bool) {
+    /// Where a frame line says its code is, beyond its address.
+    enum FrameOrigin {
+        case user
+        case kernel
+        /// No symbol: the object, and the offset of the address in it.
+        case module(String, UInt64)
+    }
+
+    private static func parseFrame(_ line: String, number: Int) throws(FormatError) -> (UInt64, FrameLine, FrameOrigin) {
         let fields = line.split(separator: "\t", omittingEmptySubsequences: true)
-        guard fields.first == "#", fields.count == 2 || fields.count == 4, let address = parseHex(fields[1]) else {
+        guard fields.first == "#", (2...4).contains(fields.count), let address = parseHex(fields[1]) else {
             throw FormatError(line: number, reason: "expected \"#<tab>0x..<tab>func+0x..<tab>file:line\"")
         }
-        if fields.count == 2 { return (address, FrameLine(function: "", offset: 0, file: "", line: 0), false) }
+        let unnamed = FrameLine(function: "", offset: 0, file: "", line: 0)
+        if fields.count == 2 { return (address, unnamed, .user) }
+        if fields.count == 3 {
+            guard fields[2].hasPrefix("["), fields[2].hasSuffix("]"),
+                  let (module, offsetText) = FieldQuoting.read(fields[2].dropFirst().dropLast(), bareUntil: { $0.lastRange(of: "+0x")?.lowerBound }),
+                  offsetText.hasPrefix("+"), let offset = parseHex(offsetText.dropFirst()) else {
+                throw FormatError(line: number, reason: "expected \"[object+0xOFFSET]\" for a frame without a symbol")
+            }
+            return (address, unnamed, .module(module, offset))
+        }
         if fields[3] == PprofTextWriter.kernelFile {
             guard let (function, offsetText) = FieldQuoting.read(fields[2], bareUntil: { $0.lastRange(of: "+0x")?.lowerBound }),
                   offsetText.hasPrefix("+"), let offset = parseHex(offsetText.dropFirst()) else {
                 throw FormatError(line: number, reason: "expected \"func+0xOFFSET\"")
             }
-            return (address, FrameLine(function: function, offset: offset, file: "", line: 0), true)
+            return (address, FrameLine(function: function, offset: offset, file: "", line: 0), .kernel)
         }
         // Bare, up to the last "+0x" (function names may contain "+": C++ operator+) and
         // the last ":" (file names may contain ":"); or quoted (FieldQuoting).
@@ -237,14 +257,14 @@ public enum PprofTextReader {
         }
         let quotedFile = fields[3].hasPrefix("\"")
         return (address, FrameLine(function: function, offset: offset,
-                                   file: file == "??" && !quotedFile ? "" : file, line: lineNumber), false)
+                                   file: file == "??" && !quotedFile ? "" : file, line: lineNumber), .user)
     }
 
     /// Splits the frame lines among the "@" addresses. A location's lines all show
     /// its call site (address - 1). Go hides leading runtime frames, so an address
     /// may have no lines. A run of equal addresses (recursion) shares its run of
     /// lines evenly, since equal addresses symbolize alike.
-    private static func locations(_ addresses: [UInt64], _ frames: [(UInt64, FrameLine, Bool)], line: Int) throws(FormatError) -> [Location] {
+    private static func locations(_ addresses: [UInt64], _ frames: [(UInt64, FrameLine, FrameOrigin)], line: Int) throws(FormatError) -> [Location] {
         var result: [Location] = []
         var frameIndex = 0
         var addressIndex = 0
@@ -258,9 +278,13 @@ public enum PprofTextReader {
             for copy in 0..<run {
                 let start = min(frameIndex + copy * perLocation, frameIndex + lineCount)
                 let end = min(start + perLocation, frameIndex + lineCount)
-                let kernel = site >= kernelHalf || frames[start..<end].contains { $0.2 }
-                result.append(Location(address: site, module: kernel ? Location.kernelModule : "",
-                                       lines: frames[start..<end].map(\.1)))
+                var module = "", bias: UInt64 = 0
+                if site >= kernelHalf || frames[start..<end].contains(where: { if case .kernel = $0.2 { true } else { false } }) {
+                    module = Location.kernelModule
+                } else if let first = frames[start..<end].first, case .module(let path, let offset) = first.2 {
+                    (module, bias) = (path, site &- offset)
+                }
+                result.append(Location(address: site, moduleBias: bias, module: module, lines: frames[start..<end].map(\.1)))
             }
             frameIndex += lineCount
             addressIndex += run

@@ -54,6 +54,11 @@ public struct TracebackWriter: Sendable {
         var text = ""
         for location in thread.locations {
             for line in location.lines {
+                if line.function.isEmpty, !location.module.isEmpty, !location.isKernel {
+                    // No symbol: the object and the offset in it, as in pprof-text.
+                    text += "\(hex(location.address))(...)\n\t[\(FieldQuoting.quoted(location.module))+\(hex(location.address &- location.moduleBias))]\n"
+                    continue
+                }
                 let file = location.isKernel ? PprofTextWriter.kernelFile
                     : (line.file.isEmpty ? "??" : FieldQuoting.quoted(line.file)) + ":\(line.line)"
                 text += "\(FieldQuoting.quoted(Location.displayName(line, of: location)))(...)\n\t\(file) +\(hex(line.offset))\n"
