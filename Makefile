@@ -43,9 +43,12 @@ test: build swift-server
 swift-server: deps
 	$(SWIFT) build --package-path Fixtures/SwiftServer --scratch-path .build/swift-server
 
-# The reliability tests with their long trial counts (300 tracer deaths).
+# The reliability tests with their long trial counts (300 tracer deaths),
+# and the parsers fed corrupted binaries and profiles, 15 times as many, with a new
+# seed each run (printed: SWIFTPROF_FUZZ_SEED=N reproduces a crash).
 stress: build
-	SWIFTPROF_STRESS_TRIALS=300 $(SWIFT) test --no-parallel --filter ReliabilityTests
+	@seed=$$(date +%s); echo "SWIFTPROF_FUZZ_SEED=$$seed"; \
+	SWIFTPROF_STRESS_TRIALS=300 SWIFTPROF_FUZZ_SEED=$$seed $(SWIFT) test --no-parallel --filter 'ReliabilityTests|BinaryFuzzTests|ReaderFuzzTests'
 
 .build/fixtures/%: Fixtures/c/%.c Fixtures/c/fixture_ready.h
 	@mkdir -p .build/fixtures

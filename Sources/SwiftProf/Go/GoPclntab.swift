@@ -76,21 +76,25 @@ final class GoPclntab {
         case 0xffff_fff1: layout = .go120
         default: return nil
         }
-        func word(_ index: Int) -> Int? { image.source.load(UInt64.self, at: table.offset + 8 * index).map { Int($0) } }
-        guard let count = word(1), var text = word(3), let names = word(4), let units = word(5), let files = word(6),
-              let values = word(7), let functions = word(8), count > 0, count < 10_000_000 else { return nil }
+        // The header's words are the file's to choose: offsets must lie in the table's
+        // section (so no sum of them overflows), before they become Ints.
+        func word(_ index: Int) -> UInt64? { image.source.load(UInt64.self, at: table.offset + 8 * index) }
+        func offset(_ index: Int) -> Int? { word(index).flatMap { $0 < UInt64(table.size) ? Int($0) : nil } }
+        guard let count = word(1).flatMap({ $0 > 0 && $0 < 10_000_000 ? Int($0) : nil }), var text = word(3),
+              let names = offset(4), let units = offset(5), let files = offset(6), let values = offset(7), let functions = offset(8)
+        else { return nil }
         // Newer linkers leave textStart 0 (the runtime takes moduledata.text, which is
         // not where .text starts when gcc linked C code in front of it).
         let module = GoPclntab.findModuleData(image: image, sections: sections, table: table,
-                                              textStart: text == 0 ? nil : UInt64(text))
+                                              textStart: text == 0 ? nil : text)
         if text == 0 {
             guard let moduleText = module?.text else { return nil }
-            text = Int(moduleText)
+            text = moduleText
         }
         self.image = image
         header = table.offset
         functionCount = count
-        textStart = UInt64(text)
+        textStart = text
         namesAt = table.offset + names
         compileUnitsAt = table.offset + units
         filesAt = table.offset + files
@@ -111,7 +115,7 @@ final class GoPclntab {
         }
         guard let entry = entryOffset(low), let next = entryOffset(low + 1), entry <= target,
               let record = record(low) else { return nil }
-        return GoFunction(entry: textStart + UInt64(entry), end: textStart + UInt64(next), record: record)
+        return GoFunction(entry: textStart &+ UInt64(entry), end: textStart &+ UInt64(next), record: record)
     }
 
     func name(of function: GoFunction) -> String { name(record: function.record) }
@@ -139,7 +143,7 @@ final class GoPclntab {
     /// instruction is the function's own code.
     func inlinedCall(_ function: GoFunction, at pc: UInt64) -> GoInlinedCall? {
         guard let base = funcdataBase, let offset = funcdataOffset(record: function.record, GoPclntab.inlineTreeFuncdata),
-              let tree = image.fileOffset(ofVaddr: base + UInt64(offset)),
+              let tree = image.fileOffset(ofVaddr: base &+ UInt64(offset)),
               let index = pcdata(function, GoPclntab.inlineTreeIndexData, at: pc), index >= 0 else { return nil }
         return inlineTreeEntry(tree, Int(index))
     }
@@ -161,13 +165,13 @@ final class GoPclntab {
     func staticStrings(at address: UInt64, limit: Int) -> [String] {
         var strings: [String] = []
         for index in 0..<limit {
-            guard let pointer = image.load(UInt64.self, atVaddr: address + 16 * UInt64(index)),
-                  let length = image.load(UInt64.self, atVaddr: address + 16 * UInt64(index) + 8), length < 256 else { break }
+            guard let pointer = image.load(UInt64.self, atVaddr: address &+ 16 &* UInt64(index)),
+                  let length = image.load(UInt64.self, atVaddr: address &+ 16 &* UInt64(index) &+ 8), length < 256 else { break }
             if length == 0 {
                 strings.append("")
                 continue
             }
-            guard let start = image.fileOffset(ofVaddr: pointer), image.fileOffset(ofVaddr: pointer + length - 1) != nil,
+            guard let start = image.fileOffset(ofVaddr: pointer), image.fileOffset(ofVaddr: pointer &+ length &- 1) != nil,
                   let bytes = image.source.bytes(at: start, count: Int(length)) else { break }
             strings.append(String(decoding: bytes, as: UTF8.self))
         }
@@ -233,7 +237,7 @@ final class GoPclntab {
             first = false
             value &+= Int32(bitPattern: (valueDelta & 1 != 0) ? ~(valueDelta >> 1) : valueDelta >> 1)
             guard let pcDelta = varint(&at) else { return nil }
-            rangeEnd += UInt64(pcDelta)
+            rangeEnd &+= UInt64(pcDelta)
             if pc < rangeEnd { return value }
             if rangeEnd >= function.end { return nil }
         }
@@ -284,7 +288,7 @@ final class GoPclntab {
         for index in 0..<functionCount where checked < 8 {
             guard let record = record(index) else { return false }
             guard let offset = funcdataOffset(record: record, GoPclntab.inlineTreeFuncdata) else { continue }
-            guard let tree = image.fileOffset(ofVaddr: base + UInt64(offset)), let name = inlineTreeEntry(tree, 0)?.name,
+            guard let tree = image.fileOffset(ofVaddr: base &+ UInt64(offset)), let name = inlineTreeEntry(tree, 0)?.name,
                   name.contains("."), name.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { return false }
             checked += 1
         }

@@ -45,7 +45,10 @@ enum DecompressedDebugFile {
     private static func plan(_ file: MappedFile) -> Plan? {
         guard file.load(UInt32.self, at: 0) == 0x464c_457f, file.load(UInt8.self, at: 4) == 2,
               let shoff = file.load(UInt64.self, at: 40), let entrySize = file.load(UInt16.self, at: 58),
-              let count = file.load(UInt16.self, at: 60), entrySize >= 64, count > 0 else { return nil }
+              let count = file.load(UInt16.self, at: 60), entrySize >= 64, count > 0, shoff < UInt64(file.count) else { return nil }
+        // The file's numbers (a container's files are its own to choose) are checked
+        // against the file before they become Ints.
+        let fileSize = UInt64(file.count)
         var sections: [Section] = []
         for index in 0..<Int(count) {
             let at = Int(shoff) + index * Int(entrySize)
@@ -53,9 +56,10 @@ enum DecompressedDebugFile {
                   let flags = file.load(UInt64.self, at: at + 8), let offset = file.load(UInt64.self, at: at + 24),
                   let size = file.load(UInt64.self, at: at + 32) else { return nil }
             var section = Section(header: header, headerOffset: at)
-            if flags & compressedFlag != 0, file.load(UInt32.self, at: Int(offset)) == zlib,
+            if flags & compressedFlag != 0, offset < fileSize, size <= fileSize - offset,
+               file.load(UInt32.self, at: Int(offset)) == zlib,
                let inflated = file.load(UInt64.self, at: Int(offset) + 8), let alignment = file.load(UInt64.self, at: Int(offset) + 16),
-               size > 24, inflated < 1 << 32 {
+               size > 24, inflated < 1 << 32, alignment <= 1 << 20 {
                 section.stream = (Int(offset) + 24, Int(size) - 24, Int(inflated), max(1, Int(alignment)))
             }
             sections.append(section)

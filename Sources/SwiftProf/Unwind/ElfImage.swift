@@ -48,7 +48,9 @@ struct ElfImage {
     func fileOffset(ofVaddr vaddr: UInt64) -> Int? {
         for segment in segments where segment.type == ElfSegment.load
             && vaddr >= segment.vaddr && vaddr - segment.vaddr < segment.fileSize {
-            return Int(segment.offset + (vaddr - segment.vaddr))
+            // The file's numbers: a sum past Int is no offset (a fuzzed header trapped here).
+            let (offset, overflow) = segment.offset.addingReportingOverflow(vaddr - segment.vaddr)
+            return overflow || offset > UInt64(Int.max) ? nil : Int(offset)
         }
         return nil
     }
@@ -71,8 +73,8 @@ struct ElfImage {
     func ehFrameTable() -> Result<EhFrameTable, UnwindTableProblem> {
         guard let header = segments.first(where: { $0.type == ElfSegment.gnuEhFrame }) else { return .failure(.missing) }
         let at = header.vaddr
-        guard let version = load(UInt8.self, atVaddr: at), let framePointerEncoding = load(UInt8.self, atVaddr: at + 1),
-              let countEncoding = load(UInt8.self, atVaddr: at + 2), let tableEncoding = load(UInt8.self, atVaddr: at + 3)
+        guard let version = load(UInt8.self, atVaddr: at), let framePointerEncoding = load(UInt8.self, atVaddr: at &+ 1),
+              let countEncoding = load(UInt8.self, atVaddr: at &+ 2), let tableEncoding = load(UInt8.self, atVaddr: at &+ 3)
         else { return .failure(.unreadable) }
         guard version == 1 else { return .failure(.unsupported("version \(version)")) }
         guard tableEncoding == 0x3b else { return .failure(.unsupported(hex(UInt64(tableEncoding), prefix: "table encoding "))) }
@@ -80,7 +82,7 @@ struct ElfImage {
               let countSize = EhEncoding.size(of: countEncoding) else {
             return .failure(.unsupported("pointer encodings \(framePointerEncoding)/\(countEncoding)"))
         }
-        let countAt = at + 4 + UInt64(pointerSize)
+        let countAt = at &+ 4 &+ UInt64(pointerSize)
         let count: UInt64?
         switch countSize {
         case 2: count = load(UInt16.self, atVaddr: countAt).map(UInt64.init)
@@ -88,8 +90,11 @@ struct ElfImage {
         default: count = load(UInt64.self, atVaddr: countAt)
         }
         guard let entries = count else { return .failure(.unreadable) }
-        let table = countAt + UInt64(countSize)
-        guard entries > 0, fileOffset(ofVaddr: table + entries * 8 - 1) != nil else { return .failure(.unreadable) }
+        let table = countAt &+ UInt64(countSize)
+        let (size, tooMany) = entries.multipliedReportingOverflow(by: 8)
+        let (last, past) = table.addingReportingOverflow(size &- 1)
+        guard entries > 0, !tooMany, !past, fileOffset(ofVaddr: table) != nil, fileOffset(ofVaddr: last) != nil
+        else { return .failure(.unreadable) }
         return .success(EhFrameTable(headerVaddr: at, tableVaddr: table, entryCount: entries))
     }
 }

@@ -16,7 +16,9 @@ extension ElfImage {
     func sections() -> [ElfSection] {
         guard let shoff = source.load(UInt64.self, at: 40), let entrySize = source.load(UInt16.self, at: 58),
               let count = source.load(UInt16.self, at: 60), let namesIndex = source.load(UInt16.self, at: 62),
-              entrySize >= 64, shoff > 0, namesIndex < count else { return [] }
+              entrySize >= 64, shoff > 0, shoff < UInt64(source.count), namesIndex < count else { return [] }
+        // Every number here is the file's to choose: offsets and sizes are checked
+        // against the file before they become Ints (a fuzzed header trapped here).
         func header(_ index: Int) -> (nameOffset: UInt32, type: UInt32, address: UInt64, offset: UInt64, size: UInt64)? {
             let at = Int(shoff) + index * Int(entrySize)
             guard let name = source.load(UInt32.self, at: at), let type = source.load(UInt32.self, at: at + 4),
@@ -24,10 +26,10 @@ extension ElfImage {
                   let size = source.load(UInt64.self, at: at + 32) else { return nil }
             return (name, type, address, offset, size)
         }
-        guard let names = header(Int(namesIndex)) else { return [] }
+        guard let names = header(Int(namesIndex)), names.offset < UInt64(source.count) else { return [] }
         var result: [ElfSection] = []
         for index in 1..<Int(count) {
-            guard let section = header(index), section.offset <= UInt64(source.count) else { continue }
+            guard let section = header(index), section.offset <= UInt64(source.count), section.size <= UInt64(Int.max) else { continue }
             let hasBytes = section.type != 8
             guard !hasBytes || section.size <= UInt64(source.count) - section.offset else { continue }
             result.append(ElfSection(name: cString(at: Int(names.offset) + Int(section.nameOffset)), address: section.address,
@@ -36,11 +38,11 @@ extension ElfImage {
         return result
     }
 
-    /// The NUL-terminated string at a file offset ("" past the end).
+    /// The NUL-terminated string at a file offset ("" past the end), at most 4 KiB.
     func cString(at offset: Int) -> String {
         var bytes: [UInt8] = []
         var at = offset
-        while let byte = source.load(UInt8.self, at: at), byte != 0 {
+        while bytes.count < 4096, let byte = source.load(UInt8.self, at: at), byte != 0 {
             bytes.append(byte)
             at += 1
         }
