@@ -8,7 +8,8 @@ import Testing
 @Suite struct HostileNameTests {
     static let names = ["x\n1 @ 0x1\n#\t0", "a,b", "q\"\\ z", "tab\there"]
 
-    @Test(arguments: ["x\n1 @ 0x1\n#\t0", "a,b", "q\"\\ z", "tab\there", "plain", "", "é ünïcode", " names: y", "\u{7f}\u{1}"])
+    @Test(arguments: ["x\n1 @ 0x1\n#\t0", "a,b", "q\"\\ z", "tab\there", "plain", "", "é ünïcode", " names: y", "\u{7f}\u{1}",
+                      RawBytes.decode([0xff, 0x61, 0xc3])])
     func aNameReadsBackAsWritten(_ name: String) throws {
         let quoted = NameQuoting.quoted(name)
         #expect(!quoted.contains("\n") && !quoted.contains("\t"))
@@ -37,10 +38,21 @@ import Testing
         }
         let again = try swiftprof("dump", "--input", saved)
         #expect(again.stdout == result.stdout)
+        // A name that is not UTF-8 keeps its bytes: \xNN in text, the same bytes back from
+        // text, from JSON and from pprof (where Go's strings keep any bytes).
+        #expect(result.stdout.contains(#","\xff\xferaw\x80\xc3""# + "\n"), "\(result.stdout)")
+        for format in ["json", "pprof"] {
+            let converted = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-named-\(fixture.pid).\(format)").path
+            defer { try? FileManager.default.removeItem(atPath: converted) }
+            #expect(try swiftprof("dump", "--input", saved, "--format", format, "-o", converted).status == 0)
+            let back = try swiftprof("dump", "--input", converted)
+            #expect(back.stdout.contains(#","\xff\xferaw\x80\xc3""# + "\n"), "\(format): \(back.stdout)")
+        }
         // The traceback: one header per thread, each name on its own header line.
         let traceback = try swiftprof("dump", "--no-kernel", "--format", "traceback", "\(fixture.pid)").stdout
         #expect(traceback.split(separator: "\n").filter { $0.hasPrefix("thread ") }.count == threads)
         #expect(traceback.contains("thread \(fixture.pid + 1) \"x\\n1 @ 0x1\\n#\\t0\""))
+        #expect(traceback.contains(#" "\xff\xferaw\x80\xc3" ["#), "\(traceback)")
         // Go's own reader counts the same threads.
         let pprof = try run("go", ["tool", "pprof", "-raw", saved], environment: ["HOME": NSTemporaryDirectory(), "PATH": "/usr/lib/go/bin:/usr/bin:/bin"])
         #expect(pprof.status == 0, "go tool pprof: \(pprof.stderr)")

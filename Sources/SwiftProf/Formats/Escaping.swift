@@ -59,6 +59,10 @@ public enum NameQuoting {
     static func alwaysQuoted(_ name: String) -> String {
         var text = "\""
         for scalar in name.unicodeScalars {
+            if let byte = RawBytes.byte(scalar) {
+                text += "\\x" + String(byte, radix: 16)
+                continue
+            }
             switch scalar {
             case "\"": text += "\\\""
             case "\\": text += "\\\\"
@@ -77,7 +81,7 @@ public enum NameQuoting {
     }
 
     private static func needsQuotes(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value <= 0x20 || scalar.value == 0x7f || scalar == "\"" || scalar == "\\" || scalar == ","
+        scalar.value <= 0x20 || scalar.value == 0x7f || scalar == "\"" || scalar == "\\" || scalar == "," || RawBytes.byte(scalar) != nil
             || (scalar.value >= 0x80 && scalar.properties.generalCategory == .control)
     }
 
@@ -121,8 +125,9 @@ public enum NameQuoting {
                 case "r": name.append("\r")
                 case "x":
                     let digits = String(String.UnicodeScalarView(scalars.prefix(2)))
-                    guard digits.count == 2, let value = UInt32(digits, radix: 16), let byte = Unicode.Scalar(value) else { return nil }
-                    name.append(byte)
+                    guard digits.count == 2, let value = UInt8(digits, radix: 16) else { return nil }
+                    // \x80-\xff: a byte that was not UTF-8 in the target's name.
+                    name.append(value < 0x80 ? Unicode.Scalar(value) : RawBytes.scalar(value))
                     scalars = scalars.dropFirst(2)
                 default: return nil
                 }
@@ -130,5 +135,50 @@ public enum NameQuoting {
             }
         }
         return nil
+    }
+}
+
+/// Names the target chooses are bytes, not always UTF-8 (`prctl(PR_SET_NAME)` takes
+/// any). A byte that is not part of valid UTF-8 is kept as a private-use scalar
+/// (U+10FE80 to U+10FEFF, plane 16), which quoting writes back as `\xNN`: the name
+/// survives dump -> text -> --input to the same bytes, where U+FFFD would lose them.
+public enum RawBytes {
+    static let base: UInt32 = 0x10FE00
+
+    /// `bytes` as text: UTF-8 where it is, each other byte kept as its scalar.
+    public static func decode<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let bytes = Array(bytes)
+        if let valid = String(validating: bytes, as: UTF8.self) { return valid }
+        var scalars = String.UnicodeScalarView()
+        var index = 0
+        while index < bytes.count {
+            let lead = bytes[index]
+            let length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3
+                : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0
+            if length > 0, index + length <= bytes.count,
+               let one = String(validating: bytes[index..<(index + length)], as: UTF8.self) {
+                scalars.append(contentsOf: one.unicodeScalars)
+                index += length
+            } else {
+                scalars.append(scalar(lead))
+                index += 1
+            }
+        }
+        return String(scalars)
+    }
+
+    /// The bytes `decode` read: raw-byte scalars back to their bytes.
+    public static func encode(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for scalar in text.unicodeScalars {
+            if let byte = byte(scalar) { bytes.append(byte) } else { bytes += Array(String(scalar).utf8) }
+        }
+        return bytes
+    }
+
+    static func scalar(_ byte: UInt8) -> Unicode.Scalar { Unicode.Scalar(base + UInt32(byte))! }
+
+    static func byte(_ scalar: Unicode.Scalar) -> UInt8? {
+        scalar.value >= base + 0x80 && scalar.value <= base + 0xff ? UInt8(scalar.value - base) : nil
     }
 }

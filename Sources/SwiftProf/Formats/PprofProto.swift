@@ -241,7 +241,7 @@ public enum PprofProto {
                 }
                 functions[id] = (name, file)
             case 6:
-                strings.append(String(decoding: body, as: UTF8.self))
+                strings.append(RawBytes.decode(body))
             default:
                 break
             }

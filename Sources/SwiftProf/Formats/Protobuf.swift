@@ -41,7 +41,8 @@ struct ProtobufWriter {
         bytes += value
     }
 
-    mutating func string(_ field: Int, _ value: String) { bytesField(field, Array(value.utf8)) }
+    /// The bytes a name had in the target (RawBytes), as Go's strings keep any bytes.
+    mutating func string(_ field: Int, _ value: String) { bytesField(field, RawBytes.encode(value)) }
 
     mutating func message(_ field: Int, _ build: (inout ProtobufWriter) -> Void) {
         var inner = ProtobufWriter()

@@ -51,6 +51,8 @@ public func threadIDs(of pid: Int32) -> [Int32] {
 
 /// A thread's name (`comm`), or "" once it is gone.
 public func threadName(pid: Int32, tid: Int32) -> String {
-    guard let text = try? ProcFile.read("/proc/\(pid)/task/\(tid)/comm") else { return "" }
-    return text.hasSuffix("\n") ? String(text.dropLast()) : text
+    // Bytes, not always UTF-8: kept as they are (RawBytes).
+    guard var bytes = try? ProcFile.readBytes("/proc/\(pid)/task/\(tid)/comm") else { return "" }
+    if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
+    return RawBytes.decode(bytes)
 }

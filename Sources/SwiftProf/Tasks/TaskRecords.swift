@@ -45,7 +45,7 @@ struct TaskRecords: Sendable, Hashable {
             guard let bytes = Ptrace.readMemory(pid: pid, at: record, count: 40) else { break }
             switch littleEndianWord(bytes, at: 0) & 0xff {
             case nameKind where named && records.name == nil:
-                records.name = cString(pid: pid, at: littleEndianWord(bytes, at: 16)).map { String(decoding: $0, as: UTF8.self) }
+                records.name = cString(pid: pid, at: littleEndianWord(bytes, at: 16)).map(RawBytes.decode)
             case dependencyKind:
                 let on = littleEndianWord(bytes, at: 16)
                 switch UInt32(truncatingIfNeeded: littleEndianWord(bytes, at: 32)) {
