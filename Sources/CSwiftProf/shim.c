@@ -12,6 +12,8 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <zlib.h>
+#include <gelf.h>
+#include <pthread.h>
 #include <libiberty/demangle.h>
 #include <linux/perf_event.h>
 #include <sys/mman.h>
@@ -539,4 +541,64 @@ uint64_t *sp_scan_words(pid_t pid, uint64_t start, uint64_t length, uint64_t val
     }
     free(buffer);
     return found;
+}
+
+static pthread_once_t elf_ready = PTHREAD_ONCE_INIT;
+static void elf_setup(void) { elf_version(EV_CURRENT); }
+
+int sp_elf_read_headers(int fd, const void *data, size_t size, sp_elf_headers *out) {
+    memset(out, 0, sizeof *out);
+    pthread_once(&elf_ready, elf_setup);
+    char *copy = NULL;
+    Elf *elf;
+    if (fd >= 0) {
+        elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    } else {
+        copy = malloc(size ? size : 1);
+        if (!copy) return -1;
+        memcpy(copy, data, size);
+        elf = elf_memory(copy, size);
+    }
+    int rc = -1;
+    GElf_Ehdr header;
+    size_t segment_count = 0;
+    if (!elf || elf_kind(elf) != ELF_K_ELF || gelf_getclass(elf) != ELFCLASS64 || !gelf_getehdr(elf, &header)
+        || header.e_ident[EI_DATA] != ELFDATA2LSB || elf_getphdrnum(elf, &segment_count) != 0) goto done;
+    out->segments = calloc(segment_count ? segment_count : 1, sizeof *out->segments);
+    if (!out->segments) goto done;
+    for (size_t i = 0; i < segment_count; i++) {
+        GElf_Phdr segment;
+        if (!gelf_getphdr(elf, (int)i, &segment)) goto done;
+        out->segments[out->segment_count++] = (sp_elf_segment){segment.p_type, segment.p_offset, segment.p_vaddr,
+                                                               segment.p_filesz, segment.p_memsz};
+    }
+    // Sections are optional (a stripped file may have none): without a readable table, none.
+    size_t section_count = 0, names = 0;
+    if (elf_getshdrnum(elf, &section_count) == 0 && elf_getshdrstrndx(elf, &names) == 0 && section_count > 1) {
+        out->sections = calloc(section_count, sizeof *out->sections);
+        if (!out->sections) goto done;
+        for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn; scn = elf_nextscn(elf, scn)) {
+            GElf_Shdr section;
+            if (!gelf_getshdr(scn, &section) || out->section_count >= section_count) continue;
+            sp_elf_section *entry = &out->sections[out->section_count++];
+            const char *name = elf_strptr(elf, names, section.sh_name);
+            if (name) strncpy(entry->name, name, sizeof entry->name - 1);
+            entry->type = section.sh_type;
+            entry->address = section.sh_addr;
+            entry->offset = section.sh_offset;
+            entry->size = section.sh_size;
+        }
+    }
+    rc = 0;
+done:
+    if (rc != 0) sp_elf_headers_free(out);
+    if (elf) elf_end(elf);
+    free(copy);
+    return rc;
+}
+
+void sp_elf_headers_free(sp_elf_headers *headers) {
+    free(headers->segments);
+    free(headers->sections);
+    memset(headers, 0, sizeof *headers);
 }

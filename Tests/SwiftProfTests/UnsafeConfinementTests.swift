@@ -22,6 +22,7 @@ import Testing
         "SwiftProf/Target/ProcFile.swift": "open(2), read(2), getdents",
         "SwiftProf/Target/ThreadProcInfo.swift": "pread(2)",
         "SwiftProf/Tasks/RemoteMirror.swift": "libswiftRemoteMirror (shim)",
+        "SwiftProf/Unwind/ElfHeaders.swift": "libelf (shim)",
         "SwiftProf/Unwind/LibunwindUnwinder.swift": "libunwind",
         "SwiftProf/Unwind/MappedFile.swift": "mmap(2)",
         "SwiftProf/Unwind/TargetImage.swift": "process_vm_readv (shim)",

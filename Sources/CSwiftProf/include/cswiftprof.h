@@ -158,4 +158,27 @@ uint64_t *sp_scan_words(pid_t pid, uint64_t start, uint64_t length, uint64_t val
 // (_swift_concurrency_debug_internal_layout_version); -1 when it does not say.
 long sp_own_task_layout_version(void);
 
+// An ELF file's program and section headers, read by libelf (which checks every
+// offset and count against the file): from descriptor `fd` when it is >= 0, else
+// from the `size` bytes at `data` (copied first: libelf may write to a memory image).
+typedef struct sp_elf_segment {
+    uint32_t type;
+    uint64_t offset, vaddr, file_size, memory_size;
+} sp_elf_segment;
+typedef struct sp_elf_section {
+    char name[48];  // cut to 47 bytes: longer names match none the profiler looks for
+    uint32_t type;
+    uint64_t address, offset, size;
+} sp_elf_section;
+typedef struct sp_elf_headers {
+    sp_elf_segment *segments;
+    size_t segment_count;
+    sp_elf_section *sections;
+    size_t section_count;
+} sp_elf_headers;
+// 0 when `out` holds them (free with sp_elf_headers_free); -1 when it is not a
+// 64-bit little-endian ELF file libelf can read.
+int sp_elf_read_headers(int fd, const void *data, size_t size, sp_elf_headers *out);
+void sp_elf_headers_free(sp_elf_headers *headers);
+
 #endif

@@ -24,24 +24,14 @@ struct EhFrameTable: Equatable {
 struct ElfImage {
     let source: any ByteSource
     let segments: [ElfSegment]
+    /// Read with the segments (ElfHeaders): what only sections name.
+    let sectionTable: [ElfSection]
 
     init?(source: any ByteSource) {
-        // e_ident: 7f 'E' 'L' 'F', ELFCLASS64, ELFDATA2LSB.
-        guard source.load(UInt32.self, at: 0) == 0x464c_457f, source.load(UInt8.self, at: 4) == 2,
-              source.load(UInt8.self, at: 5) == 1,
-              let phoff = source.load(UInt64.self, at: 32), let phentsize = source.load(UInt16.self, at: 54),
-              let phnum = source.load(UInt16.self, at: 56), phentsize >= 56, phoff < UInt64(source.count)
-        else { return nil }
-        var segments: [ElfSegment] = []
-        for index in 0..<Int(phnum) {
-            let at = Int(phoff) + index * Int(phentsize)
-            guard let type = source.load(UInt32.self, at: at), let offset = source.load(UInt64.self, at: at + 8),
-                  let vaddr = source.load(UInt64.self, at: at + 16), let fileSize = source.load(UInt64.self, at: at + 32),
-                  let memorySize = source.load(UInt64.self, at: at + 40) else { return nil }
-            segments.append(ElfSegment(type: type, offset: offset, vaddr: vaddr, fileSize: fileSize, memorySize: memorySize))
-        }
+        guard let headers = ElfHeaders.read(source) else { return nil }
         self.source = source
-        self.segments = segments
+        segments = headers.segments
+        sectionTable = headers.sections
     }
 
     /// The file offset holding link-time address `vaddr`, if a loaded segment has it in the file.
