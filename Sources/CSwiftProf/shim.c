@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <zlib.h>
 #include <gelf.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <libiberty/demangle.h>
 #include <linux/perf_event.h>
@@ -143,12 +144,6 @@ unsigned char *sp_gzip(const unsigned char *input, size_t length, size_t *out_le
     deflateEnd(&stream);
     if (rc != Z_STREAM_END) { free(output); return NULL; }
     return output;
-}
-
-int sp_inflate_zlib(const unsigned char *input, size_t length, unsigned char *output, size_t output_length) {
-    uLongf produced = (uLongf)output_length;
-    if (uncompress(output, &produced, input, (uLong)length) != Z_OK) return -1;
-    return produced == output_length ? 0 : -1;
 }
 
 unsigned char *sp_gunzip(const unsigned char *input, size_t length, size_t max_output, size_t *out_length) {
@@ -601,4 +596,81 @@ void sp_elf_headers_free(sp_elf_headers *headers) {
     free(headers->segments);
     free(headers->sections);
     memset(headers, 0, sizeof *headers);
+}
+
+static int write_all(int fd, const void *data, size_t length) {
+    const char *bytes = data;
+    while (length > 0) {
+        ssize_t n = write(fd, bytes, length);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        bytes += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
+static int write_zeros(int fd, size_t count) {
+    static const char zeros[64];
+    while (count > 0) {
+        size_t n = count < sizeof zeros ? count : sizeof zeros;
+        if (write_all(fd, zeros, n) != 0) return -1;
+        count -= n;
+    }
+    return 0;
+}
+
+int sp_elf_write_inflated(int in, int out) {
+    pthread_once(&elf_ready, elf_setup);
+    Elf *elf = elf_begin(in, ELF_C_READ_MMAP, NULL);
+    int rc = -1;
+    Elf64_Shdr *table = NULL;
+    size_t file_size = 0, count = 0;
+    GElf_Ehdr header;
+    const char *file = elf ? elf_rawfile(elf, &file_size) : NULL;
+    if (!file || gelf_getclass(elf) != ELFCLASS64 || !gelf_getehdr(elf, &header) || header.e_ident[EI_DATA] != ELFDATA2LSB
+        || elf_getshdrnum(elf, &count) != 0 || count == 0) goto done;
+    table = calloc(count, sizeof *table);
+    if (!table) goto done;
+    // The headers as they are, before any section is inflated (elf_compress changes them).
+    int compressed = 0;
+    for (size_t i = 0; i < count; i++) {
+        Elf_Scn *scn = elf_getscn(elf, i);
+        GElf_Shdr section;
+        if (!scn || !gelf_getshdr(scn, &section)) goto done;
+        table[i] = (Elf64_Shdr){section.sh_name, section.sh_type, section.sh_flags, section.sh_addr, section.sh_offset,
+                                section.sh_size, section.sh_link, section.sh_info, section.sh_addralign, section.sh_entsize};
+        if ((section.sh_flags & SHF_COMPRESSED) && section.sh_type != SHT_NOBITS) compressed = 1;
+    }
+    if (!compressed) { rc = 0; goto done; }
+    if (write_all(out, file, file_size) != 0) goto done;
+    uint64_t position = file_size;
+    for (size_t i = 1; i < count; i++) {
+        if (!(table[i].sh_flags & SHF_COMPRESSED) || table[i].sh_type == SHT_NOBITS) continue;
+        Elf_Scn *scn = elf_getscn(elf, i);
+        // 0: decompress. A section libelf cannot inflate is left as it is.
+        if (!scn || elf_compress(scn, 0, 0) != 1) continue;
+        Elf_Data *data = elf_getdata(scn, NULL);
+        GElf_Shdr inflated;
+        if (!data || !gelf_getshdr(scn, &inflated) || data->d_size != inflated.sh_size) continue;
+        uint64_t alignment = inflated.sh_addralign > 1 && inflated.sh_addralign <= 4096 ? inflated.sh_addralign : 1;
+        uint64_t padding = (alignment - position % alignment) % alignment;
+        if (write_zeros(out, padding) != 0 || write_all(out, data->d_buf, data->d_size) != 0) goto done;
+        position += padding;
+        table[i].sh_flags &= ~(uint64_t)SHF_COMPRESSED;
+        table[i].sh_offset = position;
+        table[i].sh_size = data->d_size;
+        table[i].sh_addralign = alignment;
+        position += data->d_size;
+    }
+    uint64_t padding = (8 - position % 8) % 8;
+    if (write_zeros(out, padding) != 0 || write_all(out, table, count * sizeof *table) != 0) goto done;
+    uint64_t table_offset = position + padding;
+    // e_shoff, the only change to the ELF header.
+    if (pwrite(out, &table_offset, sizeof table_offset, offsetof(Elf64_Ehdr, e_shoff)) != sizeof table_offset) goto done;
+    rc = 1;
+done:
+    free(table);
+    if (elf) elf_end(elf);
+    return rc;
 }

@@ -13,7 +13,6 @@ import Testing
         "SwiftProf/Capture/ThreadSwitches.swift": "perf_event rings (shim)",
         "SwiftProf/Capture/TracerThread.swift": "pthread_create",
         "SwiftProf/Formats/PprofProto.swift": "zlib (shim)",
-        "SwiftProf/Symbolize/DecompressedDebugFile.swift": "libelf, zlib (shim)",
         "SwiftProf/Symbolize/Demangler.swift": "the demanglers (shim)",
         "SwiftProf/Symbolize/FunctionScopeSearch.swift": "libdw",
         "SwiftProf/Symbolize/Symbolizer.swift": "libdwfl",

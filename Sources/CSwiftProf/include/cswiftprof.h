@@ -106,7 +106,6 @@ int sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_swit
 char *sp_demangle_swift(const char *name);
 char *sp_demangle_cxx(const char *name);
 /* zlib-format data (an ELF SHF_COMPRESSED section) inflated to exactly output_length bytes: 0, or -1. */
-int sp_inflate_zlib(const unsigned char *input, size_t length, unsigned char *output, size_t output_length);
 char *sp_demangle_swift_simplified(const char *name);
 char *sp_demangle_rust(const char *name);
 
@@ -180,5 +179,12 @@ typedef struct sp_elf_headers {
 // 64-bit little-endian ELF file libelf can read.
 int sp_elf_read_headers(int fd, const void *data, size_t size, sp_elf_headers *out);
 void sp_elf_headers_free(sp_elf_headers *headers);
+
+// Writes to `out` a copy of the ELF file at `in` whose compressed sections
+// (SHF_COMPRESSED) are inflated: the file unchanged, then each inflated section,
+// then a new section header table pointing at them (program headers and notes stay
+// where they were). libelf reads and inflates (elf_compress). 1 when written, 0 when
+// no section is compressed, -1 on error.
+int sp_elf_write_inflated(int in, int out);
 
 #endif
