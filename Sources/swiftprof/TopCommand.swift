@@ -53,19 +53,15 @@ struct TopCommand: ParsableCommand {
         // Without a terminal there is no screen to redraw and no q to read: one table at
         // the end (Ctrl-C, SIGTERM or the end of the process), as a batch top prints.
         let interactive = terminal.isInteractive
-        let last = Mutex<(table: TopTable, progress: SamplingProgress)?>(nil)
         let result: SamplingResult
         do {
             result = try Profiler.sample(pid: pid, options: options,
                                          shouldStop: { StopSignals.requested || terminal.quitRequested },
                                          onRefresh: { records, progress in
+                                             guard interactive else { return }
                                              let table = TopTable(records: records, includeIdle: idle)
-                                             if interactive {
-                                                 terminal.draw(header(pid: pid, name: name, rate: rate, progress: progress, table: table,
-                                                                      quitKey: terminal.readsKeys), table: table)
-                                             } else {
-                                                 last.withLock { $0 = (table, progress) }
-                                             }
+                                             terminal.draw(header(pid: pid, name: name, rate: rate, progress: progress, table: table,
+                                                                  quitKey: terminal.readsKeys), table: table)
                                          })
             terminal.restore()
         } catch {
@@ -74,7 +70,8 @@ struct TopCommand: ParsableCommand {
             throw ExitStatus.cannotProfile
         }
         if !interactive {
-            let table = last.withLock { $0?.table } ?? TopTable(records: result.document.records, includeIdle: idle)
+            // The run's own profile: nothing kept from the refreshes it did not draw.
+            let table = TopTable(records: result.document.records, includeIdle: idle)
             terminal.draw(header(pid: pid, name: name, rate: rate, progress: result.progress, table: table, quitKey: false), table: table)
         }
         // As attach: a run cut short by the end of the process is said, and partial.

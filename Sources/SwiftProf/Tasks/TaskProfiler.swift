@@ -113,10 +113,12 @@ extension Profiler {
         tasks.sort { $0.id != $1.id ? $0.id < $1.id : $0.address < $1.address }
         let ids = Dictionary(tasks.map { ($0.address, $0.id) }, uniquingKeysWith: min)
         var executorNames: [UInt64: String] = [:]
-        func dependency(_ task: TaskInfo) -> String? {
-            if let awaited = task.records.awaitedTask {
-                return ids[awaited].map { "awaiting task \($0)" } ?? "awaiting a task"
-            }
+        /// What the task's dependency record says a suspended task awaits.
+        func awaitedTask(_ task: TaskInfo) -> String? {
+            task.records.awaitedTask.map { awaited in ids[awaited].map { "awaiting task \($0)" } ?? "awaiting a task" }
+        }
+        /// What the task's dependency record says an enqueued task waits for.
+        func executor(_ task: TaskInfo) -> String? {
             guard let identity = task.records.enqueuedOn else { return nil }
             if let known = executorNames[identity] { return known }
             let name = TaskInfo.executorName(pid: pid, identity: identity, symbolizer: symbolizer)
@@ -134,8 +136,9 @@ extension Profiler {
         let stacks = tasks.map { task in
             ThreadStack(tid: Int32(clamping: task.id),
                         name: task.stateDescription(parent: parents[task.address], thread: runningOn[task.address],
-                                                    dependency: dependency(task),
-                                                    awaiting: frames[task.address]?.first?.lines.first.map { TaskInfo.awaited($0.function) } ?? nil),
+                                                    enqueuedOn: executor(task),
+                                                    awaiting: awaitedTask(task)
+                                                        ?? frames[task.address]?.first?.lines.first.flatMap { TaskInfo.awaited($0.function) }),
                         locations: frames[task.address] ?? [],
                         truncation: task.asyncFrames.count > options.unwind.maxFrames ? "more than \(options.unwind.maxFrames) async frames" : nil)
         }
@@ -198,13 +201,12 @@ extension TaskInfo {
     /// "suspended on a continuation", "running", "enqueued", and what kind of child it is;
     /// a task's name first, always quoted (`"auditor" running`): the traceback heads
     /// the task with it, as threads with theirs.
-    /// `dependency`: what the task's dependency record says it waits for ("on actor
-    /// X" when enqueued, "awaiting task N" when suspended); else `awaiting`, what the
-    /// runtime function it is suspended in says.
-    func stateDescription(parent: UInt64?, thread: Int32? = nil, dependency: String? = nil, awaiting: String?) -> String {
+    /// `enqueuedOn`: what an enqueued task waits for ("on actor X"); `awaiting`: what a
+    /// suspended one waits on ("awaiting task N", "in Task.sleep").
+    func stateDescription(parent: UInt64?, thread: Int32? = nil, enqueuedOn: String? = nil, awaiting: String?) -> String {
         var state = isRunning == true ? "running" + (thread.map { " on thread \($0)" } ?? "") : isEnqueued ? "enqueued" : "suspended"
-        if state == "enqueued", let dependency, dependency.hasPrefix("on ") { state += " " + dependency }
-        if state == "suspended", let waits = dependency.flatMap({ $0.hasPrefix("awaiting") ? $0 : nil }) ?? awaiting { state += " " + waits }
+        if state == "enqueued", let enqueuedOn { state += " " + enqueuedOn }
+        if state == "suspended", let awaiting { state += " " + awaiting }
         var words = [state]
         let kind = isGroupChild ? "task group child" : isAsyncLet ? "async let" : isChild || parent != nil ? "child" : nil
         if let kind { words.append(kind + (parent.map { " of task \($0)" } ?? "")) }
