@@ -11,10 +11,12 @@ public struct MemoryRegion: Equatable, Sendable {
     /// The line exactly as the kernel printed it (for `--- Memory map: ---`).
     public let line: String
 
-    public var isExecutable: Bool { permissions.dropFirst(2).first == "x" }
-    public var isReadable: Bool { permissions.first == "r" }
+    // Asked for every frame of every walk: decided once, at parsing.
+    public let isExecutable: Bool
+    public let isReadable: Bool
+    public let isWritable: Bool
     /// Backed by a file we can open (not anonymous, not a `[special]` region).
-    public var isFileBacked: Bool { path.hasPrefix("/") && inode != 0 }
+    public let isFileBacked: Bool
     public var isDeleted: Bool { path.hasSuffix(" (deleted)") }
 
     public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
@@ -26,7 +28,7 @@ public struct MemoryMap: Equatable, Sendable {
     public init(regions: [MemoryRegion]) { self.regions = regions.sorted { $0.start < $1.start } }
 
     public init(parsing text: String) {
-        self.init(regions: text.split(separator: "\n").compactMap(MemoryMap.parseLine))
+        self.init(regions: ProcText.lines(ArraySlice(text.utf8)).compactMap(MemoryMap.parseLine))
     }
 
     public static func read(pid: Int32) throws(SystemError) -> MemoryMap {
@@ -45,15 +47,27 @@ public struct MemoryMap: Equatable, Sendable {
     /// The regions of one mapped file, in address order.
     public func regions(ofFile path: String) -> [MemoryRegion] { regions.filter { $0.path == path } }
 
-    static func parseLine(_ line: Substring) -> MemoryRegion? {
+    static func parseLine(_ line: ArraySlice<UInt8>) -> MemoryRegion? {
         // start-end perms offset dev inode [path]; the path may contain spaces.
-        var fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-        guard fields.count >= 5 else { return nil }
-        let range = fields[0].split(separator: "-")
-        guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16),
-              let offset = UInt64(fields[2], radix: 16), let inode = UInt64(fields[4]) else { return nil }
-        let path = fields.count > 5 ? String(fields.removeLast().drop(while: { $0 == " " })) : ""
-        return MemoryRegion(start: start, end: end, permissions: String(fields[1]), offset: offset,
-                            inode: inode, path: path, line: String(line))
+        var fields: [ArraySlice<UInt8>] = []
+        var rest = line[...]
+        while fields.count < 5 {
+            rest = rest.drop { $0 == UInt8(ascii: " ") }
+            guard !rest.isEmpty else { break }
+            let field = rest.prefix { $0 != UInt8(ascii: " ") }
+            fields.append(field)
+            rest = rest[field.endIndex...]
+        }
+        guard fields.count == 5, let dash = fields[0].firstIndex(of: UInt8(ascii: "-")),
+              let start = ProcText.hexDigits(fields[0][..<dash]), let end = ProcText.hexDigits(fields[0][(dash + 1)...]),
+              let offset = ProcText.hexDigits(fields[2]), let inode = ProcText.decimal(fields[4]) else { return nil }
+        let path = ProcText.string(rest.drop { $0 == UInt8(ascii: " ") })
+        let permissions = Array(fields[1])
+        return MemoryRegion(start: start, end: end, permissions: ProcText.string(fields[1]), offset: offset, inode: inode,
+                            path: path, line: ProcText.string(line),
+                            isExecutable: permissions.count > 2 && permissions[2] == UInt8(ascii: "x"),
+                            isReadable: permissions.first == UInt8(ascii: "r"),
+                            isWritable: permissions.count > 1 && permissions[1] == UInt8(ascii: "w"),
+                            isFileBacked: path.hasPrefix("/") && inode != 0)
     }
 }

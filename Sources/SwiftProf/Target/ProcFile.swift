@@ -32,16 +32,20 @@ enum ProcFile {
         if fd < 0 { throw SystemError(call: "open", path: path, errno: errno) }
         defer { close(fd) }
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: size)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError(call: "read", path: path, errno: errno)
+        // Not an array: zeroing 16 KiB for each of a thread's five small files was
+        // most of reading them.
+        let failure: Int32? = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: size) { chunk in
+            while true {
+                let n = Glibc.read(fd, chunk.baseAddress, chunk.count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                if n == 0 { return nil }
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[0..<n]))
             }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
         }
+        if let failure { throw SystemError(call: "read", path: path, errno: failure) }
         return bytes
     }
 
@@ -77,8 +81,9 @@ enum ProcFile {
 extension StringProtocol {
     /// Without leading and trailing spaces, tabs and newlines (/proc values come padded).
     var trimmedWhitespace: String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[first...last])
+        let bytes = Array(utf8)
+        guard let first = bytes.firstIndex(where: { !ProcText.isSpace($0) }),
+              let last = bytes.lastIndex(where: { !ProcText.isSpace($0) }) else { return "" }
+        return String(decoding: bytes[first...last], as: UTF8.self)
     }
 }

@@ -15,23 +15,28 @@ public struct TaskStatus: Equatable, Sendable {
 
     public static func read(pid: Int32, tid: Int32? = nil) throws(SystemError) -> TaskStatus {
         let base = tid.map { "/proc/\(pid)/task/\($0)" } ?? "/proc/\(pid)"
-        let text = try ProcFile.read(base + "/stat")
-        guard let status = TaskStatus(parsingStat: text) else {
+        let bytes = try ProcFile.readBytes(base + "/stat")
+        guard let status = TaskStatus(parsingStat: bytes[...]) else {
             throw SystemError(call: "parse", path: base + "/stat", errno: EINVAL)
         }
         return status
     }
 
     /// Parses `pid (comm) state ppid ...`; comm may contain spaces and parentheses.
-    public init?(parsingStat text: String) {
-        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")") else { return nil }
-        name = String(text[text.index(after: open)..<close])
-        let rest = text[text.index(after: close)...].split(separator: " ")
+    public init?(parsingStat text: String) { self.init(parsingStat: ArraySlice(text.utf8)) }
+
+    init?(parsingStat bytes: ArraySlice<UInt8>) {
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")), let close = bytes.lastIndex(of: UInt8(ascii: ")")),
+              open < close else { return nil }
+        name = ProcText.string(bytes[(open + 1)..<close])
+        let rest = ProcText.words(bytes[(close + 1)...])
         // rest[0] is field 3 (state); flags is field 9, wchan field 35.
-        guard rest.count > 6, let state = rest[0].first, let flags = UInt64(rest[6]) else { return nil }
-        self.state = state
+        guard rest.count > 6, let state = rest[0].first, let flags = ProcText.decimal(rest[6]) else {
+            return nil
+        }
+        self.state = Character(Unicode.Scalar(state))
         self.flags = flags
-        self.wchanAddress = rest.count > 32 ? UInt64(rest[32]) ?? 0 : 0
+        self.wchanAddress = rest.count > 32 ? ProcText.decimal(rest[32]) ?? 0 : 0
     }
 }
 

@@ -68,35 +68,40 @@ public struct ThreadProcInfo: Equatable, Sendable {
             blockedAt: parseBlockedAt(syscallLine),
             syscallLine: syscallLine,
             wchan: wchan,
-            kernelStack: parts.contains(.kernelStack) ? (try? ProcFile.read(base + "/stack")).map(parseKernelStack) : nil,
+            kernelStack: parts.contains(.kernelStack) ? (try? ProcFile.readBytes(base + "/stack")).map { parseKernelStack($0[...]) } : nil,
             lastRanNanoseconds: parts.contains(.lastRun) ? (try? ProcFile.read(base + "/sched")).flatMap(parseExecStart) : nil)
     }
 
     /// The last two fields, sp and pc, of a blocked thread's syscall line.
     static func parseBlockedAt(_ text: String) -> (sp: UInt64, pc: UInt64)? {
-        let fields = text.split(separator: " ").map { $0.trimmedWhitespace }
-        guard fields.count >= 3, fields[0] != "running", let sp = parseHex(fields[fields.count - 2]),
-              let pc = parseHex(fields[fields.count - 1]), sp != 0, pc != 0 else { return nil }
+        let fields = ProcText.words(text)
+        guard fields.count >= 3, !fields[0].elementsEqual("running".utf8), let sp = ProcText.hex(fields[fields.count - 2]),
+              let pc = ProcText.hex(fields[fields.count - 1]), sp != 0, pc != 0 else { return nil }
         return (sp, pc)
     }
 
     /// "nr a1 a2 a3 a4 a5 a6 sp pc", "running", or "-1 sp pc" (blocked outside a system call).
     static func parseSyscall(_ text: String) -> (number: Int, arguments: [UInt64])? {
-        let fields = text.split(separator: " ")
-        guard fields.count >= 7, let number = Int(fields[0]), number >= 0 else { return nil }
-        let arguments = fields[1...6].compactMap { parseHex($0) }
+        let fields = ProcText.words(text)
+        guard fields.count >= 7, let number = ProcText.signed(fields[0]), number >= 0 else { return nil }
+        let arguments = fields[1...6].compactMap(ProcText.hex)
         return arguments.count == 6 ? (number, arguments) : nil
     }
 
     /// Lines "[<0>] do_epoll_wait+0x548/0x5a0", innermost first.
     static func parseKernelStack(_ text: String) -> [KernelFrame] {
-        text.split(separator: "\n").compactMap { line in
-            guard let space = line.firstIndex(of: " ") else { return nil }
-            let symbol = line[line.index(after: space)...]
-            guard let plus = symbol.lastIndex(of: "+") else { return KernelFrame(function: String(symbol), offset: 0) }
-            let offsetText = symbol[symbol.index(after: plus)...].prefix { $0 != "/" }
-            let offset = parseHex(offsetText) ?? 0
-            return KernelFrame(function: String(symbol[..<plus]), offset: offset)
+        parseKernelStack(ArraySlice(text.utf8))
+    }
+
+    static func parseKernelStack(_ bytes: ArraySlice<UInt8>) -> [KernelFrame] {
+        ProcText.lines(bytes).compactMap { line in
+            guard let space = line.firstIndex(of: UInt8(ascii: " ")) else { return nil }
+            let symbol = line[(space + 1)...]
+            guard let plus = symbol.lastIndex(of: UInt8(ascii: "+")) else {
+                return KernelFrame(function: ProcText.string(symbol), offset: 0)
+            }
+            let offsetText = symbol[(plus + 1)...].prefix { $0 != UInt8(ascii: "/") }
+            return KernelFrame(function: ProcText.string(symbol[..<plus]), offset: ProcText.hex(offsetText) ?? 0)
         }
     }
 
@@ -162,19 +167,22 @@ final class ThreadActivity {
 
     /// The thread now; nil once it is gone.
     func look(_ tid: Int32) -> Look? {
-        guard let files = files(tid), let line = read(files.syscall), let sum = read(files.schedstat) else {
+        // The line decoded before the buffer is read into again.
+        guard let files = files(tid), let line = readBytes(files.syscall).map({ String(decoding: $0, as: UTF8.self) }),
+              let sum = readBytes(files.schedstat) else {
             forget(tid)
             return nil
         }
-        let fields = sum.split(separator: " ")
-        return Look(syscallLine: line, runTime: Self.leadingNumber(sum),
-                    timeslices: fields.count > 2 ? Self.leadingNumber(String(fields[2])) : 0)
+        // "run_time wait_time timeslices"
+        let fields = ProcText.words(sum)
+        return Look(syscallLine: line, runTime: ProcText.leadingDecimal(sum),
+                    timeslices: fields.count > 2 ? ProcText.leadingDecimal(fields[2]) : 0)
     }
 
     /// The CPU time alone: unchanged across a copy means the thread did not run during it.
     func runTime(_ tid: Int32) -> UInt64? {
-        guard let files = files(tid), let sum = read(files.schedstat) else { return nil }
-        return Self.leadingNumber(sum)
+        guard let files = files(tid), let sum = readBytes(files.schedstat) else { return nil }
+        return ProcText.leadingDecimal(sum)
     }
 
     /// Closes the files of threads that are gone.
@@ -196,20 +204,10 @@ final class ThreadActivity {
         return (syscall, schedstat)
     }
 
-    private func read(_ fd: Int32) -> String? {
+    /// As read, newline and all (the syscall line compares with ThreadProcInfo.read's).
+    private func readBytes(_ fd: Int32) -> ArraySlice<UInt8>? {
         let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return nil }
-        // As read, newline and all: the same text ThreadProcInfo.read gives.
-        return String(decoding: buffer[0..<n], as: UTF8.self)
-    }
-
-    private static func leadingNumber(_ text: String) -> UInt64 {
-        var value: UInt64 = 0
-        for byte in text.utf8 {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { break }
-            value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
-        }
-        return value
+        return n > 0 ? buffer[0..<n] : nil
     }
 
     private func forget(_ tid: Int32) {

@@ -20,7 +20,7 @@ extension Profiler {
         let found = TaskThreads.threads(in: captures) { address in
             // A task is a heap object: its first word is the task metadata, and the
             // reflection library reads it as a task that is running.
-            guard let region = memoryMap.region(containing: address), region.permissions.dropFirst().first == "w",
+            guard let region = memoryMap.region(containing: address), region.isWritable,
                   region.path.isEmpty || region.path == "[heap]",
                   let first = Ptrace.readMemory(pid: pid, at: address, count: 8), littleEndianWord(first, at: 0) == runtime.metadata,
                   let task = runtime.mirror.task(at: address), task.isRunning == true else { return false }

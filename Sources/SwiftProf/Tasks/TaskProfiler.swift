@@ -221,7 +221,7 @@ enum TaskScan {
     static func candidates(pid: Int32, map: MemoryMap, metadata: UInt64) -> (addresses: [UInt64], scannedBytes: Int) {
         var addresses: [UInt64] = []
         var scanned = 0
-        for region in map.regions where region.isReadable && region.permissions.dropFirst().first == "w"
+        for region in map.regions where region.isReadable && region.isWritable
             && (region.path.isEmpty || region.path == "[heap]") {
             let found = RemoteMirror.words(equalTo: metadata, pid: pid, start: region.start, length: region.end - region.start)
             addresses += found.addresses
