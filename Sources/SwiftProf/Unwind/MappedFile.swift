@@ -7,6 +7,9 @@ import Glibc
 protocol ByteSource {
     var count: Int { get }
     func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T?
+    /// A little-endian 64-bit word: what the unwinder reads, thousands of times a
+    /// walk, so not through the generic `load` (unspecialized across the existential).
+    func word(at offset: Int) -> UInt64?
 }
 
 extension ByteSource {
@@ -51,6 +54,11 @@ final class MappedFile: ByteSource, @unchecked Sendable {
         return T(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 
+    func word(at offset: Int) -> UInt64? {
+        guard let base, offset >= 0, offset <= count - 8 else { return nil }
+        return UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
     /// `length` bytes from `offset`, in place; nil when the file does not hold them.
     func withBytes<R>(at offset: Int, count length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         guard let base, offset >= 0, length >= 0, offset <= count - length else { return nil }
@@ -69,4 +77,6 @@ struct CopiedBytes: ByteSource {
         for index in (0..<MemoryLayout<T>.size).reversed() { value = value << 8 | T(storage[offset + index]) }
         return value
     }
+
+    func word(at offset: Int) -> UInt64? { load(UInt64.self, at: offset) }
 }

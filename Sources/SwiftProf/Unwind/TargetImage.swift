@@ -12,8 +12,9 @@ struct SymbolModule {
     let descriptor: Int32
 }
 
-/// One loaded ELF object of the target.
-struct LoadedModule {
+/// One loaded ELF object of the target (a class: the unwinder hands it around
+/// for every frame, and a struct of strings and tables was retained field by field).
+final class LoadedModule {
     let path: String
     /// The local path the file was read from.
     let openedFrom: String
@@ -24,7 +25,16 @@ struct LoadedModule {
     let end: UInt64
     let table: Result<EhFrameTable, UnwindTableProblem>
 
-    func word(at address: UInt64) -> UInt64? { image.load(UInt64.self, atVaddr: address &- bias) }
+    init(path: String, openedFrom: String, image: ElfImage, bias: UInt64, start: UInt64, end: UInt64,
+         table: Result<EhFrameTable, UnwindTableProblem>) {
+        self.path = path
+        self.openedFrom = openedFrom
+        self.image = image
+        self.bias = bias
+        self.start = start
+        self.end = end
+        self.table = table
+    }
 }
 
 final class TargetImage {
@@ -42,13 +52,24 @@ final class TargetImage {
 
     /// The module whose mappings contain `address`, opened on first use.
     func module(containing address: UInt64) -> LoadedModule? {
+        // Every frame of every walk asks: the last answer first (a region lookup and
+        // a path hashed otherwise).
+        if lastModuleRegion.contains(address) { return lastModule }
         guard let region = memoryMap.region(containing: address),
               region.isFileBacked || region.path == "[vdso]" else { return nil }
-        if let cached = modules[region.path] { return cached }
-        let loaded = load(region.path)
-        modules[region.path] = loaded
+        let loaded: LoadedModule?
+        if let cached = modules[region.path] {
+            loaded = cached
+        } else {
+            loaded = load(region.path)
+            modules[region.path] = loaded
+        }
+        lastModuleRegion = region.start..<region.end
+        lastModule = loaded
         return loaded
     }
+    private var lastModuleRegion: Range<UInt64> = 0..<0
+    private var lastModule: LoadedModule?
 
     /// The Go module whose Go code (not the C code cgo linked beside it) holds `address`.
     func goCode(containing address: UInt64) -> GoModule? {
@@ -74,33 +95,31 @@ final class TargetImage {
     /// file; writable ones (a personality pointer in .data, say) from the target,
     /// since relocation has changed them. Anonymous memory is not served.
     func word(at address: UInt64) -> UInt64? {
-        let source: WordSource
-        if let last = lastWordSource, address >= last.start, address < last.end {
-            source = last
-        } else {
+        if !wordRegion.contains(address) {
+            // An unwind reads many words of one table in a row (.eh_frame_hdr's binary
+            // search): the region they come from is kept, with where it maps the file.
             guard let region = memoryMap.region(containing: address), region.isReadable,
                   region.isFileBacked || region.path == "[vdso]" else { return nil }
-            source = WordSource(start: region.start, end: region.end, writable: region.permissions.contains("w"),
-                                module: module(containing: address))
-            lastWordSource = source
+            wordRegion = region.start..<region.end
+            wordRegionWritable = region.isWritable
+            wordRegionFileOffset = region.offset
+            wordFile = module(containing: address)?.image.source
         }
-        if source.writable {
+        if wordRegionWritable {
             var word: UInt64 = 0
             let n = withUnsafeMutableBytes(of: &word) { sp_read_memory(pid, address, $0.baseAddress, 8) }
             return n == 8 ? word : nil
         }
-        return source.module?.word(at: address)
+        // A read-only mapping shows the file's bytes from its offset on (the vDSO's
+        // copy starts at its only mapping).
+        let (offset, overflow) = (address - wordRegion.lowerBound).addingReportingOverflow(wordRegionFileOffset)
+        guard !overflow, offset <= UInt64(Int.max) else { return nil }
+        return wordFile?.word(at: Int(offset))
     }
-
-    /// Where the last word came from: an unwind reads many words of one table in a row
-    /// (.eh_frame_hdr's binary search), each a region and a module lookup otherwise.
-    private struct WordSource {
-        let start: UInt64
-        let end: UInt64
-        let writable: Bool
-        let module: LoadedModule?
-    }
-    private var lastWordSource: WordSource?
+    private var wordRegion: Range<UInt64> = 0..<0
+    private var wordRegionWritable = false
+    private var wordRegionFileOffset: UInt64 = 0
+    private var wordFile: (any ByteSource)?
 
     /// Every ELF object with code in the target, with its load bias and a descriptor
     /// of the file already open (or -1 and a path to open), for the symbolizer.
