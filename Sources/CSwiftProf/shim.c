@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <libiberty/demangle.h>
 #include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -217,24 +218,45 @@ void sp_perf_unmap(void *ring, size_t data_pages) {
     munmap(ring, (1 + data_pages) * (size_t)sysconf(_SC_PAGESIZE));
 }
 
-int sp_switch_open(pid_t tid) {
+// The attributes every switch event shares: one ring takes the records of many
+// events, so they must all have the same layout and clock.
+static void switch_attr(struct perf_event_attr *attr) {
+    memset(attr, 0, sizeof *attr);
+    attr->size = sizeof *attr;
+    attr->type = PERF_TYPE_SOFTWARE;
+    attr->exclude_hv = 1;
+    attr->use_clockid = 1;
+    attr->clockid = CLOCK_MONOTONIC;
+}
+
+int sp_switch_ring_open(int cpu) {
     struct perf_event_attr attr;
-    memset(&attr, 0, sizeof attr);
-    attr.size = sizeof attr;
-    attr.type = PERF_TYPE_SOFTWARE;
+    switch_attr(&attr);
+    attr.config = PERF_COUNT_SW_DUMMY;  // counts nothing: it only owns the CPU's ring
+    long fd = syscall(SYS_perf_event_open, &attr, 0, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int sp_switch_open(pid_t tid, int cpu, int ring_fd) {
+    struct perf_event_attr attr;
+    switch_attr(&attr);
     attr.config = PERF_COUNT_SW_CONTEXT_SWITCHES;
     attr.sample_period = 1;  // every switch out: where the thread stays while off the CPU
     attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER;
     attr.sample_regs_user = SP_PERF_REGS;
     attr.context_switch = 1;  // PERF_RECORD_SWITCH, in and out
-    attr.task = 1;            // PERF_RECORD_EXIT when the thread ends
+    attr.task = 1;            // PERF_RECORD_FORK and _EXIT: threads started and ended
+    attr.comm = 1;            // PERF_RECORD_COMM: a thread renamed (prctl, /proc/.../comm) or exec'd
     attr.sample_id_all = 1;
-    attr.exclude_hv = 1;
-    attr.use_clockid = 1;
-    attr.clockid = CLOCK_MONOTONIC;
     // The switch happens in the kernel: excluding kernel events would drop them all.
-    long fd = syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-    return fd < 0 ? -errno : (int)fd;
+    long fd = syscall(SYS_perf_event_open, &attr, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (ioctl((int)fd, PERF_EVENT_IOC_SET_OUTPUT, ring_fd) != 0) {
+        int error = errno;
+        close((int)fd);
+        return -error;
+    }
+    return (int)fd;
 }
 
 // Copies length bytes from the ring at a running offset, across its end.
@@ -306,73 +328,99 @@ int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t sta
     return found;
 }
 
-int sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff) {
-    int cut = 0;
+int sp_switch_next(void *ring, sp_switch_record *record) {
     struct perf_event_mmap_page *meta = ring;
     uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
     uint64_t tail = meta->data_tail;
-    if (head == tail) {  // most threads at most ticks: nothing happened
-        if (at_cutoff->generation == state->generation) return 0;
-        *at_cutoff = *state;
-        return 1;
-    }
     const uint8_t *data = (const uint8_t *)ring + meta->data_offset;
     uint64_t size = meta->data_size;
-    while (size > 0 && tail + sizeof(struct perf_event_header) <= head) {
+    int found = 0;
+    while (!found && size > 0 && tail + sizeof(struct perf_event_header) <= head) {
         struct perf_event_header header;
         ring_copy(&header, data, size, tail, sizeof header);
         if (header.size < sizeof header || tail + header.size > head) break;
         uint64_t at = tail + sizeof header;
+        memset(record, 0, sizeof *record);
+        found = 1;
         // Every record carries its time: a sample 8 bytes in (after pid, tid), the
         // others in their sample_id at the end (pid, tid, time).
-        uint64_t record_time = 0;
-        if (header.type == PERF_RECORD_SAMPLE) {
-            if (header.size >= sizeof header + 16) ring_copy(&record_time, data, size, at + 8, 8);
-        } else if (header.size >= sizeof header + 16) {
-            ring_copy(&record_time, data, size, tail + header.size - 8, 8);
+        uint32_t ids[4] = {0, 0, 0, 0};
+        if (header.type != PERF_RECORD_SAMPLE && header.size >= sizeof header + 16) {
+            ring_copy(ids, data, size, tail + header.size - 16, 8);
+            ring_copy(&record->time, data, size, tail + header.size - 8, 8);
+            record->tid = (int32_t)ids[1];
         }
-        if (!cut && record_time > cutoff) {
-            *at_cutoff = *state;
-            cut = 1;
-        }
-        state->generation++;
         if (header.type == PERF_RECORD_SAMPLE && header.size >= sizeof header + 24 + 17 * 8) {
             uint32_t tid;
-            state->has_registers =
-                sample_registers(data, size, at, &tid, &state->switch_out_time, state->registers) != 0;
+            record->kind = SP_SWITCH_OUT_REGISTERS;
+            record->has_registers = sample_registers(data, size, at, &tid, &record->time, record->registers) != 0;
+            record->tid = (int32_t)tid;
         } else if (header.type == PERF_RECORD_SWITCH) {
-            if (header.misc & PERF_RECORD_MISC_SWITCH_OUT) {
-                state->on_cpu = 0;
-                state->preempted = (header.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) != 0;
-            } else {
-                state->on_cpu = 1;
-                state->switch_ins++;
-            }
-        } else if (header.type == PERF_RECORD_FORK) {
-            uint32_t ids[4];  // pid, ppid, tid, ptid
-            ring_copy(ids, data, size, at, sizeof ids);
-            // A new thread of the process (a child process has a pid of its own).
-            if (ids[0] == (uint32_t)state->pid && ids[1] == (uint32_t)state->pid) {
-                if (state->forked_count < 16) state->forked[state->forked_count++] = (int32_t)ids[2];
-                else state->forked_overflow = 1;
-            }
-        } else if (header.type == PERF_RECORD_EXIT) {
-            uint32_t ids[4];  // pid, ppid, tid, ptid
-            ring_copy(ids, data, size, at, sizeof ids);
-            if (state->tid == 0 || ids[2] == (uint32_t)state->tid) state->exited = 1;
+            record->kind = (header.misc & PERF_RECORD_MISC_SWITCH_OUT) ? SP_SWITCH_OUT : SP_SWITCH_IN;
+            record->preempted = (header.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) != 0;
+        } else if (header.type == PERF_RECORD_FORK || header.type == PERF_RECORD_EXIT) {
+            ring_copy(ids, data, size, at, sizeof ids);  // pid, ppid, tid, ptid
+            record->kind = header.type == PERF_RECORD_FORK ? SP_SWITCH_FORK : SP_SWITCH_EXIT;
+            record->pid = (int32_t)ids[0];
+            record->ppid = (int32_t)ids[1];
+            record->tid = (int32_t)ids[2];
+        } else if (header.type == PERF_RECORD_COMM && header.size >= sizeof header + 8) {
+            ring_copy(ids, data, size, at, 8);  // pid, tid, then the name
+            record->kind = SP_SWITCH_COMM;
+            record->pid = (int32_t)ids[0];
+            record->tid = (int32_t)ids[1];
         } else if (header.type == PERF_RECORD_LOST) {
             uint64_t counts[2];  // id, lost
             ring_copy(counts, data, size, at, sizeof counts);
-            state->lost += counts[1] > 0 ? counts[1] : 1;
-            // What was dropped may have moved the thread: unknown until the next records say.
-            state->on_cpu = -1;
-            state->has_registers = 0;
+            record->kind = SP_SWITCH_LOST;
+            record->lost = counts[1] > 0 ? counts[1] : 1;
+        } else {
+            found = 0;
         }
         tail += header.size;
     }
-    if (!cut) *at_cutoff = *state;
     __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
-    return 1;
+    return found;
+}
+
+void sp_switch_apply(const sp_switch_record *record, sp_switch_state *state) {
+    state->generation++;
+    // Records of one thread come from the rings of the CPUs it ran on, read one
+    // ring after the other: a switch out on one CPU can be read after the switch in
+    // on another that followed it. Where the thread is comes from the latest; the
+    // counts do not depend on the order.
+    int latest = record->time >= state->last_time;
+    if (latest) state->last_time = record->time;
+    switch (record->kind) {
+    case SP_SWITCH_OUT_REGISTERS:
+        if (latest || !state->has_registers) {
+            state->has_registers = record->has_registers;
+            memcpy(state->registers, record->registers, sizeof state->registers);
+            state->switch_out_time = record->time;
+        }
+        break;
+    case SP_SWITCH_OUT:
+        if (latest) {
+            state->on_cpu = 0;
+            state->preempted = record->preempted;
+        }
+        break;
+    case SP_SWITCH_IN:
+        state->switch_ins++;
+        if (latest) state->on_cpu = 1;
+        break;
+    case SP_SWITCH_EXIT:
+        state->exited = 1;
+        break;
+    case SP_SWITCH_LOST:
+        state->lost += record->lost;
+        // What was dropped may have moved the thread: unknown until the next records say.
+        state->on_cpu = -1;
+        state->has_registers = 0;
+        break;
+    default:
+        break;
+    }
 }
 
 /* ---- libswiftRemoteMirror ---------------------------------------------- */

@@ -126,6 +126,40 @@ struct AttachTests {
         #expect(profile.comments.first?.hasPrefix("samples: ") == true)
     }
 
+    /// A thread's name follows the target (#18 item 6): the samples after a rename
+    /// (prctl) carry the new name, and a wrapper that execs gives its name to no
+    /// sample after the exec. Names are cached between the kernel's records of a
+    /// rename, so this fails if a record is missed.
+    @Test func namesFollowRenamesAndExec() throws {
+        let fixture = try Fixture.c("renamed")
+        defer { fixture.stop() }
+        let attach = try Streaming(Paths.swiftprof, ["attach", "--progress", "--format", "folded", "--thread-names", "\(fixture.pid)"])
+        _ = try #require(attach.readErrorLine())  // sampling under way: "before" captured
+        #expect(fixture.ask("rename") == "renamed")
+        _ = try #require(attach.readErrorLine())  // a report later: ticks since the rename
+        _ = try #require(attach.readErrorLine())
+        kill(attach.process.processIdentifier, SIGINT)
+        let (status, folded) = attach.finish()
+        #expect(status == 0)
+        let lines = folded.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("before;") && $0.contains(";wait_before") }, "\(folded)")
+        #expect(lines.contains { $0.hasPrefix("after;") && $0.contains(";wait_after") }, "\(folded)")
+        #expect(!lines.contains { $0.hasPrefix("before;") && $0.contains(";wait_after") }, "\(folded)")
+
+        // The shell execs the fixture: its main thread is "hot" from then on.
+        let hot = try FixtureBuild.executable("hot")
+        let run = try swiftprof("run", "--rate", "100", "--format", "folded", "--thread-names", "--", "/bin/sh", "-c",
+                                "exec \(hot) 1 0 500")
+        #expect(run.status == 0, "\(run.stderr)")
+        let counts = run.stdout.split(separator: "\n").map { line in
+            (name: String(line.prefix { $0 != ";" }), count: Int(line.split(separator: " ").last ?? "") ?? 0)
+        }
+        let mainThread = counts.filter { $0.name == "hot" }.reduce(0) { $0 + $1.count }
+        let shell = counts.filter { $0.name == "sh" }.reduce(0) { $0 + $1.count }
+        // The exec comes a few ms after the start: at most the first tick or two see the shell.
+        #expect(mainThread >= 20 && shell <= 2, "\(run.stdout)")
+    }
+
     @Test(arguments: [SIGINT, SIGTERM])
     func aStopSignalPrintsTheProfileAndLeavesTheTargetRunning(_ signal: Int32) throws {
         let fixture = try Fixture.c("parked")

@@ -81,26 +81,48 @@ typedef struct {
     uint64_t registers[17];  // user registers at the last switch out, DWARF order (see above)
     uint64_t switch_out_time; // CLOCK_MONOTONIC ns of that switch
     uint64_t switch_ins;     // switches onto a CPU recorded so far
-    uint64_t lost;           // records the kernel dropped (ring full) so far
+    uint64_t lost;           // records the kernel dropped (a ring full) so far
+    uint64_t last_time;      // time of the latest record applied
+    uint64_t generation;     // records applied so far
     int32_t on_cpu;          // the last switch recorded: 1 in, 0 out, -1 none yet
     int32_t has_registers;   // registers holds a switch out
     int32_t preempted;       // the last switch out was a preemption: the thread stayed runnable
     int32_t exited;          // the thread has ended
-    int32_t tid;             // the thread (set by the caller): whose exit counts
-    int32_t pid;             // its process (set by the caller): whose new threads count
-    int32_t forked_count;    // threads it started, in forked[], since the caller last emptied it
-    int32_t forked_overflow; // more than fit in forked[]
-    int32_t forked[16];
-    uint64_t generation;     // records consumed so far
 } sp_switch_state;
 
-// Returns the event's descriptor, or -errno.
-int sp_switch_open(pid_t tid);
-// Consumes every record in the ring into *state; *at_cutoff gets the state as of
-// CLOCK_MONOTONIC time `cutoff` (records up to it), which may be earlier. With no
-// new record, and *at_cutoff already of the same generation, nothing is copied and
-// 0 is returned (the state at the cutoff is the one of the last call); else 1.
-int sp_switch_drain(void *ring, sp_switch_state *state, uint64_t cutoff, sp_switch_state *at_cutoff);
+enum {
+    SP_SWITCH_IN = 1,
+    SP_SWITCH_OUT = 2,
+    SP_SWITCH_OUT_REGISTERS = 3, // the sample taken at a switch out: its user registers
+    SP_SWITCH_FORK = 4,          // pid, ppid, tid: a thread or process started
+    SP_SWITCH_EXIT = 5,          // tid ended
+    SP_SWITCH_LOST = 6,          // records dropped, of any thread of the ring's CPU
+    SP_SWITCH_COMM = 7,          // tid renamed (or exec'd)
+};
+
+// One record of a CPU's ring, decoded.
+typedef struct {
+    uint64_t registers[17];
+    uint64_t time;   // CLOCK_MONOTONIC ns
+    uint64_t lost;
+    int32_t kind;    // SP_SWITCH_*
+    int32_t tid;     // whose record (FORK: the new thread)
+    int32_t pid;     // FORK, EXIT
+    int32_t ppid;    // FORK, EXIT
+    int32_t preempted;
+    int32_t has_registers;
+} sp_switch_record;
+
+// The event that owns one CPU's ring (a dummy event of the caller, on that CPU):
+// a descriptor, or -errno. Map it with sp_perf_map.
+int sp_switch_ring_open(int cpu);
+// A thread's switches on one CPU, written into the ring of ring_fd (same CPU):
+// a descriptor, or -errno.
+int sp_switch_open(pid_t tid, int cpu, int ring_fd);
+// The next record of the ring, consumed: 1, or 0 when the ring is empty.
+int sp_switch_next(void *ring, sp_switch_record *record);
+// Applies a record (SWITCH_IN, SWITCH_OUT, SWITCH_OUT_REGISTERS, EXIT, LOST) to a thread's state.
+void sp_switch_apply(const sp_switch_record *record, sp_switch_state *state);
 
 // Demanglers; return a malloc'd string or NULL when the name is not theirs.
 char *sp_demangle_swift(const char *name);

@@ -43,11 +43,14 @@ final class PerfEvent {
     /// allowed, not built in) is kept in `refusal`: not worth asking for every thread.
     static func opened(_ result: Int32, pages: Int, refusal: inout Int32?) -> PerfEvent? {
         guard result >= 0 else {
-            if [EACCES, EPERM, ENOSYS, ENOENT, EINVAL, EOPNOTSUPP].contains(-result) { refusal = -result }
+            if isRefusal(-result) { refusal = -result }
             return nil
         }
         return PerfEvent(descriptor: result, pages: pages)
     }
+
+    /// An errno of perf_event_open that holds for every thread (not allowed, not built in).
+    static func isRefusal(_ error: Int32) -> Bool { [EACCES, EPERM, ENOSYS, ENOENT, EINVAL, EOPNOTSUPP].contains(error) }
 }
 
 final class KernelSamples {

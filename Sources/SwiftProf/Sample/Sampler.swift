@@ -347,8 +347,10 @@ final class Sampler {
         return .reused
     }
 
-    /// Read at every capture: a thread renames itself (prctl) or its process execs.
+    /// A thread renames itself (prctl) or its process execs: read again at every
+    /// capture, unless the switch records say it has not been renamed since.
     private func currentName(_ tid: Int32) -> String {
+        if let known = lastNames[tid], let switches, !switches.mayBeRenamed(tid) { return known }
         let name = threadName(pid: pid, tid: tid)
         lastNames[tid] = name
         return name
