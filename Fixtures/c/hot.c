@@ -2,8 +2,9 @@
  * spend 3/4 of their time in hot_function and 1/4 in warm_function (the same
  * work per call, called 3:1); IDLE threads (argv[2], default 0) block in
  * pthread_cond_wait. On each stdin line "report" it prints the work done since
- * the last report ("work N seconds S"), so a benchmark can measure how much a
- * profiler slows it down. With argv[3] = MS it runs that long and exits 0
+ * the last report, the wall time and its own CPU time ("work N seconds S cpu C"),
+ * so a benchmark can measure how much a profiler slows it down and how much CPU
+ * time it takes from it. With argv[3] = MS it runs that long and exits 0
  * instead (for `swiftprof run`). Build: cc -O2 -g -pthread hot.c */
 #include "fixture_ready.h"
 
@@ -47,9 +48,9 @@ static void *idle_thread(void *arg) {
     return NULL;
 }
 
-static double now_seconds(void) {
+static double clock_seconds(clockid_t clock) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock, &t);
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
@@ -65,13 +66,14 @@ int main(int argc, char **argv) {
         return 0;
     }
     char line[64];
-    double since = now_seconds();
+    double since = clock_seconds(CLOCK_MONOTONIC), cpu_since = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
     while (fgets(line, sizeof line, stdin)) {
         if (strncmp(line, "report", 6) == 0) {
-            double now = now_seconds();
-            printf("work %ld seconds %.6f\n", EXCHANGE(work_done, 0), now - since);
+            double now = clock_seconds(CLOCK_MONOTONIC), cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+            printf("work %ld seconds %.6f cpu %.6f\n", EXCHANGE(work_done, 0), now - since, cpu - cpu_since);
             fflush(stdout);
             since = now;
+            cpu_since = cpu;
         }
     }
     return 0;

@@ -233,6 +233,9 @@ int sp_switch_ring_open(int cpu) {
     struct perf_event_attr attr;
     switch_attr(&attr);
     attr.config = PERF_COUNT_SW_DUMMY;  // counts nothing: it only owns the CPU's ring
+    // Never enabled: an enabled event of the sampling thread would be scheduled in
+    // and out with it at every tick. Other events write into its ring all the same.
+    attr.disabled = 1;
     long fd = syscall(SYS_perf_event_open, &attr, 0, cpu, -1, PERF_FLAG_FD_CLOEXEC);
     return fd < 0 ? -errno : (int)fd;
 }
