@@ -79,7 +79,20 @@ final class TargetImage {
 
     /// The Go binary mapped at `address`, if the object there is one.
     func goModule(mapping address: UInt64) -> GoModule? {
-        guard let region = memoryMap.region(containing: address), region.isExecutable, region.isFileBacked else { return nil }
+        // Asked for every frame of every walk, and nil for all but Go code: the last
+        // region's answer first.
+        if lastGoRegion.contains(address) { return lastGoModule }
+        guard let region = memoryMap.region(containing: address) else { return nil }
+        let module = goModule(in: region, address: address)
+        lastGoRegion = region.start..<region.end
+        lastGoModule = module
+        return module
+    }
+    private var lastGoRegion: Range<UInt64> = 0..<0
+    private var lastGoModule: GoModule?
+
+    private func goModule(in region: MemoryRegion, address: UInt64) -> GoModule? {
+        guard region.isExecutable, region.isFileBacked else { return nil }
         let table: GoPclntab?
         if let cached = goTables[region.path] {
             table = cached
