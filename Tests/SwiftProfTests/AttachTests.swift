@@ -146,6 +146,22 @@ struct AttachTests {
         #expect(lines.contains { $0.hasPrefix("after;") && $0.contains(";wait_after") }, "\(folded)")
         #expect(!lines.contains { $0.hasPrefix("before;") && $0.contains(";wait_after") }, "\(folded)")
 
+        // --threads follows names too: chosen once renamed into the pattern.
+        let second = try Fixture.c("renamed")
+        defer { second.stop() }
+        let chosen = try Streaming(Paths.swiftprof, ["attach", "--progress", "--threads", "aft*", "--format", "folded",
+                                                     "--thread-names", "\(second.pid)"])
+        _ = try #require(chosen.readErrorLine())
+        #expect(second.ask("rename") == "renamed")
+        _ = try #require(chosen.readErrorLine())
+        _ = try #require(chosen.readErrorLine())
+        kill(chosen.process.processIdentifier, SIGINT)
+        let (chosenStatus, chosenFolded) = chosen.finish()
+        #expect(chosenStatus == 0)
+        let chosenLines = chosenFolded.split(separator: "\n")
+        #expect(!chosenLines.isEmpty && chosenLines.allSatisfy { $0.hasPrefix("after;") && $0.contains(";wait_after") },
+                "\(chosenFolded)")
+
         // The shell execs the fixture: its main thread is "hot" from then on.
         let hot = try FixtureBuild.executable("hot")
         let run = try swiftprof("run", "--rate", "100", "--format", "folded", "--thread-names", "--", "/bin/sh", "-c",

@@ -88,6 +88,8 @@ final class ThreadSwitches {
     /// records that may have said so were dropped.
     private var renamed: Set<Int32> = []
     private var isRenameLost = false
+    /// Renames recorded so far (and losses that may have hidden one).
+    private(set) var renames = 0
     private var records: [sp_switch_record] = []
     /// An event was opened since the caller last listed the threads (and cleared this).
     var openedSinceListing = false
@@ -193,10 +195,12 @@ final class ThreadSwitches {
                 if record.pid == pid && record.ppid == pid { started.append(record.tid) }
             case SP_SWITCH_COMM:
                 renamed.insert(record.tid)
+                renames += 1
             case SP_SWITCH_LOST:
                 lost += record.lost
                 // A rename may be among what was dropped.
                 isRenameLost = true
+                renames += 1
                 for case let thread? in threads.values {
                     thread.apply(&record)
                     thread.catchUp()

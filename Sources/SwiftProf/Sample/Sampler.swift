@@ -33,6 +33,10 @@ final class Sampler {
     /// --threads: whether each thread is chosen, and when these were decided.
     private var choices: [Int32: Bool] = [:]
     private var choicesMade: UInt64 = 0
+    /// The chosen threads of the last list, and the rename records counted then.
+    private var chosenAmong: [Int32] = []
+    private var chosen: [Int32] = []
+    private var chosenAtRenames = 0
     /// The threads of the last tick, and when /proc last listed them.
     private var knownThreads: [Int32] = []
     /// The list the per-thread state was last pruned to.
@@ -100,10 +104,19 @@ final class Sampler {
         let limit = options.capture.maxThreads
         var tids = listed
         if !options.capture.threadNames.admitsAll {
-            tids = listed.filter(isChosen)
             // The others' switches are recorded too, though never read: their records
-            // list the threads they start, which spares listing /proc at every tick.
-            if let switches { for tid in listed { _ = switches.track(tid) } }
+            // list the threads they start, which spares listing /proc at every tick,
+            // and say when they are renamed. Tracked before a name is read, so that
+            // a rename after the read is recorded.
+            if let switches, switches.refusal == nil, listed == chosenAmong, switches.renames == chosenAtRenames {
+                // No thread started, ended or was renamed since: the same choice, with
+                // no lookup for each of a thousand threads at every tick.
+                tids = chosen
+            } else {
+                if let switches { for tid in listed { _ = switches.track(tid) } }
+                tids = listed.filter(isChosen)
+                (chosenAmong, chosen, chosenAtRenames) = (listed, tids, switches?.renames ?? 0)
+            }
         }
         for tid in tids.prefix(limit) {
             if quiet.contains(tid) {
@@ -129,6 +142,7 @@ final class Sampler {
             previousEpoch = previousEpoch.filter { alive.contains($0.key) }
             stoppedAt = stoppedAt.filter { alive.contains($0.key) }
             lastNames = lastNames.filter { alive.contains($0.key) }
+            choices = choices.filter { alive.contains($0.key) }
             offCPUAt = offCPUAt.filter { alive.contains($0.key) }
             quiet.formIntersection(alive)
             capturer.activity.keep(only: alive)
@@ -159,17 +173,26 @@ final class Sampler {
         return knownThreads
     }
 
-    /// Whether --threads chose the thread, by its name when first seen: a thread
-    /// chosen is renamed at its captures; the others' names are read again once a
-    /// second (reading every name at every tick would cost what --threads saves).
+    /// Whether --threads chose the thread, by its name. With switch records a name
+    /// is read again only after a record says the thread was renamed; without
+    /// them, the unchosen threads' names are read again once a second (reading
+    /// every name at every tick would cost what --threads saves; once a second
+    /// at 1,000 threads still cost 10 ms a second and a lost tick each time).
     private func isChosen(_ tid: Int32) -> Bool {
-        let now = monotonicNanoseconds()
-        if now - choicesMade > 1_000_000_000 {
-            choices = [:]
-            choicesMade = now
+        if let switches, switches.refusal == nil {
+            if let known = choices[tid], !switches.mayBeRenamed(tid) { return known }
+        } else {
+            let now = monotonicNanoseconds()
+            if now - choicesMade > 1_000_000_000 {
+                choices = [:]
+                choicesMade = now
+            }
+            if let known = choices[tid] { return known }
         }
-        if let known = choices[tid] { return known }
-        let chosen = options.capture.threadNames.admits(lastNames[tid] ?? threadName(pid: pid, tid: tid))
+        // Kept for the capture that follows, which then need not read it again.
+        let name = threadName(pid: pid, tid: tid)
+        lastNames[tid] = name
+        let chosen = options.capture.threadNames.admits(name)
         choices[tid] = chosen
         return chosen
     }
