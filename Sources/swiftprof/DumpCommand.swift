@@ -90,7 +90,8 @@ struct DumpCommand: ParsableCommand {
         }
         Profiler.markRunningTasks(&snapshot, options: options)
         var document = ProfileDocument(snapshot: snapshot)
-        document.comments = ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
+        document.comments = Profiler.deadlockComments(snapshot, options: options)
+            + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
             + failureComments(snapshot.failures)
         try output.emit(try output.render(document))
 

@@ -1,0 +1,101 @@
+// Who holds the mutex a blocked thread waits for, and the cycles of such waits:
+// deadlocks, said at the top of a snapshot.
+//
+// A thread blocked in glibc's pthread_mutex_lock sleeps in futex(2) on the
+// mutex's first word: the call's first argument, as /proc gives it. glibc keeps
+// the owner's thread id in the mutex itself (x86_64: `__owner`, the int at offset
+// 8, for every mutex type), so both are read without stopping anything. The
+// owner is believed only if two reads of the mutex, around a look at the owner's
+// own state, agree: a mutex released meanwhile is not said to be held.
+
+/// One thread waiting for a mutex, and its owner when the mutex says.
+public struct MutexWait: Equatable, Sendable {
+    public var waiter: Int32
+    public var mutex: UInt64
+    public var owner: Int32
+}
+
+public enum MutexWaits {
+    /// glibc's functions that block on a mutex's futex (lll_lock_wait for the
+    /// plain kinds, the _full path for robust and PI ones, the timed variants).
+    static let lockFunctions: Set<String> = [
+        "__lll_lock_wait", "__lll_lock_wait_private", "___pthread_mutex_lock", "__pthread_mutex_lock",
+        "pthread_mutex_lock", "__pthread_mutex_lock_full", "__pthread_mutex_clocklock_common",
+        "___pthread_mutex_timedlock", "__pthread_mutex_timedlock", "pthread_mutex_timedlock",
+    ]
+
+    /// The threads of `snapshot` blocked locking a mutex that another thread of the
+    /// process holds, in thread order.
+    public static func find(in snapshot: Snapshot) -> [MutexWait] {
+        let tids = Set(snapshot.threads.map(\.tid))
+        return snapshot.threads.compactMap { thread -> MutexWait? in
+            guard let call = thread.state?.systemCall, call.name == "futex", let first = call.arguments.first,
+                  let mutex = parseHex(first),
+                  thread.locations.contains(where: { $0.lines.contains { lockFunctions.contains($0.function) } }),
+                  let owner = owner(pid: snapshot.pid, mutex: mutex), owner != thread.tid, tids.contains(owner)
+            else { return nil }
+            return MutexWait(waiter: thread.tid, mutex: mutex, owner: owner)
+        }
+    }
+
+    /// `__owner`, read twice with the owner's state between: the same both times.
+    private static func owner(pid: Int32, mutex: UInt64) -> Int32? {
+        guard let before = Ptrace.readMemory(pid: pid, at: mutex, count: 12) else { return nil }
+        let owner = Int32(bitPattern: before[8..<12].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) })
+        guard owner > 0, (try? TaskStatus.read(pid: pid, tid: owner)) != nil,
+              let after = Ptrace.readMemory(pid: pid, at: mutex, count: 12), after == before else { return nil }
+        return owner
+    }
+
+    /// The cycles of waits: each waiter waits for one owner, so a thread is on at
+    /// most one cycle. Each is given from its lowest thread id, and the cycles in
+    /// the order of those ids (the same state, the same lines).
+    public static func cycles(_ waits: [MutexWait]) -> [[MutexWait]] {
+        let byWaiter = Dictionary(waits.map { ($0.waiter, $0) }, uniquingKeysWith: { first, _ in first })
+        var cycles: [[MutexWait]] = []
+        var onCycle: Set<Int32> = []
+        for start in byWaiter.keys.sorted() where !onCycle.contains(start) {
+            var path: [Int32] = []
+            var seen: Set<Int32> = []
+            var tid = start
+            while let wait = byWaiter[tid], seen.insert(tid).inserted {
+                path.append(tid)
+                tid = wait.owner
+            }
+            guard let at = path.firstIndex(of: tid), byWaiter[tid] != nil else { continue }
+            let members = Array(path[at...])
+            guard !members.contains(where: onCycle.contains) else { continue }
+            onCycle.formUnion(members)
+            let lowest = members.firstIndex(of: members.min()!)!
+            cycles.append((members[lowest...] + members[..<lowest]).map { byWaiter[$0]! })
+        }
+        return cycles.sorted { $0[0].waiter < $1[0].waiter }
+    }
+}
+
+extension Profiler {
+    /// One "deadlock: ..." line for each cycle of mutex waits in `snapshot`, for the
+    /// top of the profile; none when there is no cycle. Mutexes are named by the
+    /// symbol that covers them (`audit_lock`, `accounts+0x8`), else by address.
+    public static func deadlockComments(_ snapshot: Snapshot, options: SnapshotOptions) -> [String] {
+        let cycles = MutexWaits.cycles(MutexWaits.find(in: snapshot))
+        guard !cycles.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return [] }
+        let image = TargetImage(pid: snapshot.pid, memoryMap: map)
+        let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
+        let names = Dictionary(snapshot.threads.map { ($0.tid, $0.name) }, uniquingKeysWith: { first, _ in first })
+        func thread(_ tid: Int32) -> String { "\(NameQuoting.quoted(names[tid] ?? "")) (\(tid))" }
+        func mutex(_ address: UInt64) -> String {
+            if let line = symbolizer?.location(pc: address, isReturnAddress: false).lines.last, !line.function.isEmpty {
+                return line.offset == 0 ? line.function : "\(line.function)+\(hex(line.offset))"
+            }
+            let path = map.region(containing: address)?.path ?? ""
+            return path.isEmpty ? "the mutex at \(hex(address))" : "the mutex at \(hex(address)) (\(path))"
+        }
+        return cycles.map { cycle in
+            "deadlock: " + cycle.enumerated().map { index, wait in
+                (index == 0 ? "\(thread(wait.waiter)) waits for " : "which waits for ")
+                    + "\(mutex(wait.mutex)) held by \(thread(wait.owner))"
+            }.joined(separator: ", ")
+        }
+    }
+}

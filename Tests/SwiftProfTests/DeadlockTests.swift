@@ -1,0 +1,53 @@
+// Waits named (#16): a cycle of threads each waiting for a mutex the next holds
+// is said at the top of the snapshot, with the mutexes' names and their holders.
+import Foundation
+import Glibc
+import Testing
+
+@Suite(.serialized)
+struct DeadlockTests {
+    /// The fixture knows the truth: "transfer" holds accounts_lock and waits for
+    /// audit_lock, "auditor" the other way round (each took its first lock before a
+    /// barrier both passed). Their thread ids come from /proc, by name.
+    @Test func aTwoMutexDeadlockIsNamedWithItsHolders() throws {
+        let fixture = try Fixture.c("deadlock")
+        defer { fixture.stop() }
+        let names = try threadNames(fixture.pid)
+        let transfer = try #require(names.first { $0.value == "transfer" }?.key)
+        let auditor = try #require(names.first { $0.value == "auditor" }?.key)
+        let expected = transfer < auditor
+            ? "deadlock: transfer (\(transfer)) waits for audit_lock held by auditor (\(auditor)), "
+                + "which waits for accounts_lock held by transfer (\(transfer))"
+            : "deadlock: auditor (\(auditor)) waits for accounts_lock held by transfer (\(transfer)), "
+                + "which waits for audit_lock held by auditor (\(auditor))"
+        let dump = try swiftprof("dump", "\(fixture.pid)")
+        #expect(dump.status == 0, "\(dump.stderr)")
+        let profile = try parseProfile(dump.stdout)
+        #expect(profile.comments.filter { $0.hasPrefix("deadlock:") } == [expected], "\(dump.stdout)")
+        // The same with every thread stopped at once, and in JSON.
+        let consistent = try parseProfile(try swiftprof("dump", "--consistent", "\(fixture.pid)").stdout)
+        #expect(consistent.comments.filter { $0.hasPrefix("deadlock:") } == [expected])
+        let json = try JSONSerialization.jsonObject(with: Data(try swiftprof("dump", "--format", "json", "\(fixture.pid)").stdout.utf8))
+        let comments = ((json as? [String: Any])?["comments"] as? [String]) ?? []
+        #expect(comments.filter { $0.hasPrefix("deadlock:") } == [expected], "\(comments)")
+    }
+
+    /// Threads that wait for a mutex without a cycle are no deadlock: nothing is said.
+    @Test func noCycleNoDeadlockLine() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let dump = try swiftprof("dump", "\(fixture.pid)")
+        #expect(dump.status == 0)
+        #expect(!dump.stdout.contains("deadlock"), "\(dump.stdout)")
+    }
+
+    private func threadNames(_ pid: Int32) throws -> [Int32: String] {
+        var names: [Int32: String] = [:]
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") {
+            guard let tid = Int32(entry) else { continue }
+            names[tid] = try String(contentsOfFile: "/proc/\(pid)/task/\(entry)/comm", encoding: .utf8)
+                .trimmingCharacters(in: .newlines)
+        }
+        return names
+    }
+}
