@@ -36,6 +36,9 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
     var stats = false
 
+    @Flag(name: .long, help: "Exit with status 3 when threads are deadlocked (a cycle of threads each waiting for a mutex the next holds), after printing the snapshot: for a health check or a CI job.")
+    var failOnDeadlock = false
+
     func validate() throws {
         switch (pid, input) {
         case (nil, nil): throw ValidationError("give a PID to profile, or --input FILE to convert")
@@ -48,6 +51,9 @@ struct DumpCommand: ParsableCommand {
         }
         if tasks && (input != nil || goroutines) {
             throw ValidationError("--tasks reads a live Swift process: not with --input or --goroutines")
+        }
+        if failOnDeadlock && (input != nil || goroutines || tasks) {
+            throw ValidationError("--fail-on-deadlock looks at a live process's threads: not with --input, --goroutines or --tasks")
         }
         // A saved profile is converted as it is: what changes a capture cannot apply.
         if input != nil {
@@ -90,13 +96,19 @@ struct DumpCommand: ParsableCommand {
         }
         Profiler.markRunningTasks(&snapshot, options: options)
         var document = ProfileDocument(snapshot: snapshot)
-        document.comments = Profiler.deadlockComments(snapshot, options: options)
+        let deadlocks = Profiler.deadlockComments(snapshot, options: options)
+        document.comments = deadlocks
             + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
             + failureComments(snapshot.failures)
         try output.emit(try output.render(document))
 
         if stats { warn(statistics.summary) }
         if capture.kernel == true, let note = statistics.kernelNote { warn(note) }
+        if failOnDeadlock && !deadlocks.isEmpty {
+            for line in deadlocks { warn(line) }
+            reportFailures(snapshot.failures)
+            throw ExitStatus.deadlock
+        }
         try finish(snapshot)
     }
 

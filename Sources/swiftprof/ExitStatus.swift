@@ -1,6 +1,5 @@
 // The documented exit statuses, in one place.
 import ArgumentParser
-import ArgumentParser
 import Glibc
 import SwiftProf
 
@@ -8,6 +7,8 @@ enum ExitStatus {
     static let complete = ExitCode(0)
     static let partial = ExitCode(1)
     static let cannotProfile = ExitCode(2)
+    /// dump --fail-on-deadlock: threads wait for each other in a cycle.
+    static let deadlock = ExitCode(3)
     // 64 (EX_USAGE) is what ArgumentParser returns for validation errors.
     /// An input file that is not a profile swiftprof reads (EX_DATAERR).
     static let malformedInput = ExitCode(65)
@@ -30,6 +31,7 @@ extension ExitStatus {
         (0, "done: a complete snapshot or profile (run: also when the command ended before its first sample, an empty profile, the command's own status on stderr), and for diff: no stack changed"),
         (1, "printed but partial (stderr says which threads and why), and for diff: some stacks changed, as diff(1)"),
         (2, "the process cannot be profiled (one line says why)"),
+        (3, "dump --fail-on-deadlock: threads are deadlocked (the snapshot is printed; stderr names each cycle)"),
         (64, "bad usage"),
         (65, "an input file that is not a profile"),
         (66, "an input file that cannot be read"),

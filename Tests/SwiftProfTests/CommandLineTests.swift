@@ -58,7 +58,7 @@ struct CommandLineTests {
         let table = try swiftprof("exit-status")
         #expect(table.status == 0)
         let rows = table.stdout.split(separator: "\n").map { $0.split(separator: "\t", maxSplits: 1) }
-        #expect(rows.count == 10, "\(table.stdout)")
+        #expect(rows.count == 11, "\(table.stdout)")
         let man = try String(contentsOf: Paths.packageRoot.appendingPathComponent("man/swiftprof.1"), encoding: .utf8)
         let readme = try String(contentsOf: Paths.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
         let section = try #require(man.split(separator: ".Sh \"EXIT STATUS\"\n").last)

@@ -30,13 +30,18 @@ struct DeadlockTests {
         let json = try JSONSerialization.jsonObject(with: Data(try swiftprof("dump", "--format", "json", "\(fixture.pid)").stdout.utf8))
         let comments = ((json as? [String: Any])?["comments"] as? [String]) ?? []
         #expect(comments.filter { $0.hasPrefix("deadlock:") } == [expected], "\(comments)")
+        // A health check: its own status, the cycle on stderr, the snapshot printed all the same.
+        let check = try swiftprof("dump", "--fail-on-deadlock", "\(fixture.pid)")
+        #expect(check.status == 3, "\(check.stderr)")
+        #expect(check.stderr == "swiftprof: \(expected)\n")
+        #expect(try parseProfile(check.stdout).comments.contains(expected))
     }
 
     /// Threads that wait for a mutex without a cycle are no deadlock: nothing is said.
     @Test func noCycleNoDeadlockLine() throws {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }
-        let dump = try swiftprof("dump", "\(fixture.pid)")
+        let dump = try swiftprof("dump", "--fail-on-deadlock", "\(fixture.pid)")
         #expect(dump.status == 0)
         #expect(!dump.stdout.contains("deadlock"), "\(dump.stdout)")
     }

@@ -1,6 +1,7 @@
 // The exit status table (README "Exit status", the man page's EXIT STATUS): the rows
 // not checked where their feature is (65/66 in FormatsTests, 73/74 in OutputFileTests,
-// 1 for a partial capture in DumpErrorTests and DumpTasksTests).
+// 1 for a partial capture in DumpErrorTests and DumpTasksTests, 3 for a deadlock in
+// DeadlockTests).
 import Foundation
 import Testing
 
@@ -18,6 +19,7 @@ import Testing
     @Test func badUsageIs64() throws {
         #expect(try swiftprof("dump").status == 64)
         #expect(try swiftprof("attach", "1", "--rate", "0").status == 64)
+        #expect(try swiftprof("dump", "--fail-on-deadlock", "--goroutines", "1").status == 64)
     }
 
     /// A command that ends before the first tick gives an empty profile, and the status
