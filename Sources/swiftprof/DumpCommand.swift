@@ -96,8 +96,9 @@ struct DumpCommand: ParsableCommand {
         }
         Profiler.markRunningTasks(&snapshot, options: options)
         var document = ProfileDocument(snapshot: snapshot)
-        let deadlocks = Profiler.deadlockComments(snapshot, options: options)
-        document.comments = deadlocks
+        let waits = Profiler.waitComments(snapshot, options: options)
+        let deadlocks = waits.filter { $0.hasPrefix("deadlock: ") }
+        document.comments = waits
             + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
             + failureComments(snapshot.failures)
         try output.emit(try output.render(document))

@@ -78,8 +78,19 @@ extension Profiler {
     /// top of the profile; none when there is no cycle. Mutexes are named by the
     /// symbol that covers them (`audit_lock`, `accounts+0x8`), else by address.
     public static func deadlockComments(_ snapshot: Snapshot, options: SnapshotOptions) -> [String] {
-        let cycles = MutexWaits.cycles(MutexWaits.find(in: snapshot))
-        guard !cycles.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return [] }
+        waitComments(snapshot, options: options).filter { $0.hasPrefix("deadlock: ") }
+    }
+
+    /// The deadlock lines, then one "convoy: ..." line for each mutex outside a cycle
+    /// that two threads or more wait for: how many, its holder and what the holder
+    /// is doing (its state and innermost function), the lock convoy one looks for.
+    public static func waitComments(_ snapshot: Snapshot, options: SnapshotOptions) -> [String] {
+        let waits = MutexWaits.find(in: snapshot)
+        let cycles = MutexWaits.cycles(waits)
+        let onCycle = Set(cycles.flatMap { $0.map(\.waiter) })
+        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) }, by: \.mutex)
+            .filter { $0.value.count >= 2 }.sorted { $0.key < $1.key }
+        guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return [] }
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
         let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
         let names = Dictionary(snapshot.threads.map { ($0.tid, $0.name) }, uniquingKeysWith: { first, _ in first })
@@ -91,11 +102,21 @@ extension Profiler {
             let path = map.region(containing: address)?.path ?? ""
             return path.isEmpty ? "the mutex at \(hex(address))" : "the mutex at \(hex(address)) (\(path))"
         }
+        let threads = Dictionary(snapshot.threads.map { ($0.tid, $0) }, uniquingKeysWith: { first, _ in first })
+        func doing(_ tid: Int32) -> String {
+            guard let owner = threads[tid] else { return "" }
+            let state = owner.state.map { ", \($0.codeName)" } ?? ""
+            let function = owner.locations.first { $0.module != "[kernel]" }?.lines.last?.function ?? ""
+            return function.isEmpty ? state : "\(state) in \(function)"
+        }
         return cycles.map { cycle in
             "deadlock: " + cycle.enumerated().map { index, wait in
                 (index == 0 ? "\(thread(wait.waiter)) waits for " : "which waits for ")
                     + "\(mutex(wait.mutex)) held by \(thread(wait.owner))"
             }.joined(separator: ", ")
+        } + convoys.map { address, waiting in
+            "convoy: \(waiting.count) threads (\(waiting.map { String($0.waiter) }.joined(separator: ", "))) wait for "
+                + "\(mutex(address)) held by \(thread(waiting[0].owner))\(doing(waiting[0].owner))"
         }
     }
 }
