@@ -96,7 +96,7 @@ struct DumpCommand: ParsableCommand {
         }
         Profiler.markRunningTasks(&snapshot, options: options)
         var document = ProfileDocument(snapshot: snapshot)
-        let waits = Profiler.waitComments(snapshot, options: options)
+        let waits = Profiler.waitComments(snapshot, options: options, threadIDs: output.addresses != .relative)
         let deadlocks = waits.filter { $0.hasPrefix("deadlock: ") }
         document.comments = waits
             + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }

@@ -102,9 +102,10 @@ struct OutputOptions: ParsableArguments {
         if addresses == .relative {
             // Records sort by their "@" line, which depends on how addresses print; and
             // the comments say how this run went (paths, samples), which a comparison of
-            // runs must not see.
+            // runs must not see, but for the deadlocks and convoys: the target's state,
+            // written without thread ids in relative mode.
             document.records = Grouper.sorted(document.records, addresses: addresses)
-            document.comments = []
+            document.comments = document.comments.filter { $0.hasPrefix("deadlock: ") || $0.hasPrefix("convoy: ") }
         }
         func text(_ string: String) -> [UInt8] { Array(string.utf8) }
         switch format {

@@ -30,6 +30,10 @@ struct DeadlockTests {
         let json = try JSONSerialization.jsonObject(with: Data(try swiftprof("dump", "--format", "json", "\(fixture.pid)").stdout.utf8))
         let comments = ((json as? [String: Any])?["comments"] as? [String]) ?? []
         #expect(comments.filter { $0.hasPrefix("deadlock:") } == [expected], "\(comments)")
+        // Relative addresses keep the line, without the thread ids that change from run to run.
+        let relative = try parseProfile(try swiftprof("dump", "--addresses", "relative", "\(fixture.pid)").stdout)
+        #expect(relative.comments == [expected.replacingOccurrences(of: " (\(transfer))", with: "")
+                                        .replacingOccurrences(of: " (\(auditor))", with: "")], "\(relative.comments)")
         // A health check: its own status, the cycle on stderr, the snapshot printed all the same.
         let check = try swiftprof("dump", "--fail-on-deadlock", "\(fixture.pid)")
         #expect(check.status == 3, "\(check.stderr)")

@@ -84,7 +84,9 @@ extension Profiler {
     /// The deadlock lines, then one "convoy: ..." line for each mutex outside a cycle
     /// that two threads or more wait for: how many, its holder and what the holder
     /// is doing (its state and innermost function), the lock convoy one looks for.
-    public static func waitComments(_ snapshot: Snapshot, options: SnapshotOptions) -> [String] {
+    /// `threadIDs: false` (for --addresses relative) names threads by name alone:
+    /// ids change from run to run, the state does not.
+    public static func waitComments(_ snapshot: Snapshot, options: SnapshotOptions, threadIDs: Bool = true) -> [String] {
         let waits = MutexWaits.find(in: snapshot)
         let cycles = MutexWaits.cycles(waits)
         let onCycle = Set(cycles.flatMap { $0.map(\.waiter) })
@@ -94,7 +96,9 @@ extension Profiler {
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
         let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
         let names = Dictionary(snapshot.threads.map { ($0.tid, $0.name) }, uniquingKeysWith: { first, _ in first })
-        func thread(_ tid: Int32) -> String { "\(NameQuoting.quoted(names[tid] ?? "")) (\(tid))" }
+        func thread(_ tid: Int32) -> String {
+            NameQuoting.quoted(names[tid] ?? "") + (threadIDs ? " (\(tid))" : "")
+        }
         func mutex(_ address: UInt64) -> String {
             if let line = symbolizer?.location(pc: address, isReturnAddress: false).lines.last, !line.function.isEmpty {
                 return line.offset == 0 ? line.function : "\(line.function)+\(hex(line.offset))"
@@ -115,7 +119,8 @@ extension Profiler {
                     + "\(mutex(wait.mutex)) held by \(thread(wait.owner))"
             }.joined(separator: ", ")
         } + convoys.map { address, waiting in
-            "convoy: \(waiting.count) threads (\(waiting.map { String($0.waiter) }.joined(separator: ", "))) wait for "
+            "convoy: \(waiting.count) threads"
+                + (threadIDs ? " (\(waiting.map { String($0.waiter) }.joined(separator: ", ")))" : "") + " wait for "
                 + "\(mutex(address)) held by \(thread(waiting[0].owner))\(doing(waiting[0].owner))"
         }
     }
