@@ -1,31 +1,25 @@
-/* Two threads take two mutexes in opposite orders and deadlock: "transfer"
- * holds accounts_lock and waits for audit_lock, "auditor" holds audit_lock and
- * waits for accounts_lock (a barrier makes sure each has its first before
- * asking for its second). main joins them, forever; a third thread ends the
- * process at the end of stdin. The ready line comes once both are blocked in
- * futex(2).
- * Build: cc -O2 -g -pthread deadlock.c */
+/* Threads that take mutexes in opposite orders and deadlock. By default (or with
+ * argv[1] = plain, recursive, errorcheck, adaptive, robust, pi: the mutexes'
+ * kind) two: "transfer" holds accounts_lock and waits for audit_lock, "auditor"
+ * holds audit_lock and waits for accounts_lock. With "three", a cycle of three:
+ * "first" holds lock_a and waits for lock_b, "second" holds lock_b and waits for
+ * lock_c, "third" holds lock_c and waits for lock_a. A barrier makes sure each
+ * has its first lock before asking for its second. main joins them, forever; a
+ * thread ends the process at the end of stdin. The ready line comes once all are
+ * blocked in futex(2). Build: cc -O2 -g -pthread deadlock.c */
 #include "fixture_ready.h"
 
-static pthread_mutex_t accounts_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t audit_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_barrier_t both_hold_one;
+static pthread_mutex_t accounts_lock, audit_lock, lock_a, lock_b, lock_c;
+static pthread_barrier_t all_hold_one;
 
-static void *transfer(void *arg) {
-    (void)arg;
-    pthread_mutex_lock(&accounts_lock);
-    pthread_barrier_wait(&both_hold_one);
-    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
-    pthread_mutex_lock(&audit_lock);
-    return NULL;
-}
+struct pair { pthread_mutex_t *first, *second; };
 
-static void *auditor(void *arg) {
-    (void)arg;
-    pthread_mutex_lock(&audit_lock);
-    pthread_barrier_wait(&both_hold_one);
+static void *take_two(void *arg) {
+    struct pair *pair = arg;
+    pthread_mutex_lock(pair->first);
+    pthread_barrier_wait(&all_hold_one);
     announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
-    pthread_mutex_lock(&accounts_lock);
+    pthread_mutex_lock(pair->second);
     return NULL;
 }
 
@@ -36,13 +30,38 @@ static void *end_at_eof(void *arg) {
     _exit(0);
 }
 
-int main(void) {
-    pthread_barrier_init(&both_hold_one, NULL, 2);
-    pthread_t first = start_thread(transfer, NULL, "transfer");
-    pthread_t second = start_thread(auditor, NULL, "auditor");
-    wait_until_parked(2);
+static void init(pthread_mutex_t *mutex, const char *kind) {
+    pthread_mutexattr_t attributes;
+    pthread_mutexattr_init(&attributes);
+    if (strcmp(kind, "recursive") == 0) pthread_mutexattr_settype(&attributes, PTHREAD_MUTEX_RECURSIVE);
+    if (strcmp(kind, "errorcheck") == 0) pthread_mutexattr_settype(&attributes, PTHREAD_MUTEX_ERRORCHECK);
+    if (strcmp(kind, "adaptive") == 0) pthread_mutexattr_settype(&attributes, PTHREAD_MUTEX_ADAPTIVE_NP);
+    if (strcmp(kind, "robust") == 0) pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+    if (strcmp(kind, "pi") == 0) pthread_mutexattr_setprotocol(&attributes, PTHREAD_PRIO_INHERIT);
+    pthread_mutex_init(mutex, &attributes);
+}
+
+int main(int argc, char **argv) {
+    const char *kind = argc > 1 ? argv[1] : "plain";
+    pthread_t threads[3];
+    int count;
+    if (strcmp(kind, "three") == 0) {
+        static struct pair pairs[3] = {{&lock_a, &lock_b}, {&lock_b, &lock_c}, {&lock_c, &lock_a}};
+        static const char *names[3] = {"first", "second", "third"};
+        init(&lock_a, "plain"), init(&lock_b, "plain"), init(&lock_c, "plain");
+        count = 3;
+        pthread_barrier_init(&all_hold_one, NULL, count);
+        for (int i = 0; i < count; i++) threads[i] = start_thread(take_two, &pairs[i], names[i]);
+    } else {
+        static struct pair transfer = {&accounts_lock, &audit_lock}, auditor = {&audit_lock, &accounts_lock};
+        init(&accounts_lock, kind), init(&audit_lock, kind);
+        count = 2;
+        pthread_barrier_init(&all_hold_one, NULL, count);
+        threads[0] = start_thread(take_two, &transfer, "transfer");
+        threads[1] = start_thread(take_two, &auditor, "auditor");
+    }
+    wait_until_parked(count);
     start_thread(end_at_eof, NULL, "stdin");
-    pthread_join(first, NULL);
-    pthread_join(second, NULL);
+    for (int i = 0; i < count; i++) pthread_join(threads[i], NULL);
     return 0;
 }

@@ -9,8 +9,13 @@ struct DeadlockTests {
     /// The fixture knows the truth: "transfer" holds accounts_lock and waits for
     /// audit_lock, "auditor" the other way round (each took its first lock before a
     /// barrier both passed). Their thread ids come from /proc, by name.
-    @Test func aTwoMutexDeadlockIsNamedWithItsHolders() throws {
-        let fixture = try Fixture.c("deadlock")
+    /// Every kind of glibc mutex keeps its owner in the same place. (Not a
+    /// priority-inheritance one: the kernel finds that deadlock itself, fails the
+    /// second lock with EDEADLK, and glibc parks the thread on a futex of its own
+    /// stack, where no mutex says who holds it.)
+    @Test(arguments: ["plain", "recursive", "errorcheck", "adaptive", "robust"])
+    func aTwoMutexDeadlockIsNamedWithItsHolders(_ kind: String) throws {
+        let fixture = try Fixture.c("deadlock", arguments: [kind])
         defer { fixture.stop() }
         let names = try threadNames(fixture.pid)
         let transfer = try #require(names.first { $0.value == "transfer" }?.key)
@@ -39,6 +44,26 @@ struct DeadlockTests {
         #expect(check.status == 3, "\(check.stderr)")
         #expect(check.stderr == "swiftprof: \(expected)\n")
         #expect(try parseProfile(check.stdout).comments.contains(expected))
+    }
+
+    /// A cycle of three, each line from the lowest thread id; mutexes of one array
+    /// would be named by offset, these are three variables.
+    @Test func aThreeThreadCycleIsOneLine() throws {
+        let fixture = try Fixture.c("deadlock", arguments: ["three"])
+        defer { fixture.stop() }
+        let names = try threadNames(fixture.pid)
+        let ids = try ["first", "second", "third"].map { name in try #require(names.first { $0.value == name }?.key) }
+        let links = [("first", ids[0], "lock_b"), ("second", ids[1], "lock_c"), ("third", ids[2], "lock_a")]
+        let start = ids.firstIndex(of: ids.min()!)!
+        let ordered = Array(links[start...] + links[..<start])
+        let holders = ordered.indices.map { ordered[($0 + 1) % 3] }
+        let expected = "deadlock: " + ordered.indices.map { index in
+            (index == 0 ? "\(ordered[0].0) (\(ordered[0].1)) waits for " : "which waits for ")
+                + "\(ordered[index].2) held by \(holders[index].0) (\(holders[index].1))"
+        }.joined(separator: ", ")
+        let dump = try swiftprof("dump", "--fail-on-deadlock", "\(fixture.pid)")
+        #expect(dump.status == 3)
+        #expect(try parseProfile(dump.stdout).comments.filter { $0.hasPrefix("deadlock") } == [expected], "\(dump.stdout)")
     }
 
     /// Threads that wait for one mutex without a cycle are a convoy, not a deadlock:
