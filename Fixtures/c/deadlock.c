@@ -3,7 +3,8 @@
  * kind) two: "transfer" holds accounts_lock and waits for audit_lock, "auditor"
  * holds audit_lock and waits for accounts_lock. With "three", a cycle of three:
  * "first" holds lock_a and waits for lock_b, "second" holds lock_b and waits for
- * lock_c, "third" holds lock_c and waits for lock_a. A barrier makes sure each
+ * lock_c, "third" holds lock_c and waits for lock_a. With "join": "joiner" holds
+ * accounts_lock and joins "blocked", which waits for accounts_lock. A barrier makes sure each
  * has its first lock before asking for its second. main joins them, forever; a
  * thread ends the process at the end of stdin. The ready line comes once all are
  * blocked in futex(2). Build: cc -O2 -g -pthread deadlock.c */
@@ -20,6 +21,22 @@ static void *take_two(void *arg) {
     pthread_barrier_wait(&all_hold_one);
     announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
     pthread_mutex_lock(pair->second);
+    return NULL;
+}
+
+static void *blocked(void *arg) {
+    (void)arg;
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    pthread_mutex_lock(&accounts_lock);
+    return NULL;
+}
+
+static void *joiner(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&accounts_lock);
+    pthread_t other = start_thread(blocked, NULL, "blocked");
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    pthread_join(other, NULL);
     return NULL;
 }
 
@@ -45,7 +62,15 @@ int main(int argc, char **argv) {
     const char *kind = argc > 1 ? argv[1] : "plain";
     pthread_t threads[3];
     int count;
-    if (strcmp(kind, "three") == 0) {
+    if (strcmp(kind, "join") == 0) {
+        init(&accounts_lock, "plain");
+        count = 1;
+        threads[0] = start_thread(joiner, NULL, "joiner");
+        wait_until_parked(2);
+        start_thread(end_at_eof, NULL, "stdin");
+        pthread_join(threads[0], NULL);
+        return 0;
+    } else if (strcmp(kind, "three") == 0) {
         static struct pair pairs[3] = {{&lock_a, &lock_b}, {&lock_b, &lock_c}, {&lock_c, &lock_a}};
         static const char *names[3] = {"first", "second", "third"};
         init(&lock_a, "plain"), init(&lock_b, "plain"), init(&lock_c, "plain");

@@ -66,6 +66,21 @@ struct DeadlockTests {
         #expect(try parseProfile(dump.stdout).comments.filter { $0.hasPrefix("deadlock") } == [expected], "\(dump.stdout)")
     }
 
+    /// A thread that joins the thread waiting for its mutex: a join is a wait too.
+    @Test func aJoinCanCloseACycle() throws {
+        let fixture = try Fixture.c("deadlock", arguments: ["join"])
+        defer { fixture.stop() }
+        let names = try threadNames(fixture.pid)
+        let joiner = try #require(names.first { $0.value == "joiner" }?.key)
+        let blocked = try #require(names.first { $0.value == "blocked" }?.key)
+        let expected = joiner < blocked
+            ? "deadlock: joiner (\(joiner)) waits for blocked (\(blocked)) to end, which waits for accounts_lock held by joiner (\(joiner))"
+            : "deadlock: blocked (\(blocked)) waits for accounts_lock held by joiner (\(joiner)), which waits for blocked (\(blocked)) to end"
+        let dump = try swiftprof("dump", "--fail-on-deadlock", "\(fixture.pid)")
+        #expect(dump.status == 3)
+        #expect(try parseProfile(dump.stdout).comments.filter { $0.hasPrefix("deadlock") } == [expected], "\(dump.stdout)")
+    }
+
     /// Threads that wait for one mutex without a cycle are a convoy, not a deadlock:
     /// said with the holder and what it is doing, and --fail-on-deadlock exits 0.
     @Test func aConvoyIsSummedUpAndIsNoDeadlock() throws {

@@ -8,11 +8,18 @@
 // owner is believed only if two reads of the mutex, around a look at the owner's
 // own state, agree: a mutex released meanwhile is not said to be held.
 
-/// One thread waiting for a mutex, and its owner when the mutex says.
+/// One thread waiting for another: for a mutex it holds, or (pthread_join) to end.
 public struct MutexWait: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable {
+        case mutex
+        case join
+    }
     public var waiter: Int32
+    /// The mutex; for a join, the joined thread's id word.
     public var mutex: UInt64
+    /// The mutex's holder; for a join, the thread joined.
     public var owner: Int32
+    public var kind: Kind = .mutex
 }
 
 public enum MutexWaits {
@@ -24,17 +31,26 @@ public enum MutexWaits {
         "___pthread_mutex_timedlock", "__pthread_mutex_timedlock", "pthread_mutex_timedlock",
     ]
 
+    /// glibc's pthread_join, which sleeps in futex on the joined thread's id word,
+    /// expecting the id itself (the call's third argument) until the thread ends.
+    static let joinFunctions: Set<String> = ["__pthread_clockjoin_ex", "___pthread_join", "__pthread_join", "pthread_join"]
+
     /// The threads of `snapshot` blocked locking a mutex that another thread of the
-    /// process holds, in thread order.
+    /// process holds, or joining another, in thread order.
     public static func find(in snapshot: Snapshot) -> [MutexWait] {
         let tids = Set(snapshot.threads.map(\.tid))
         return snapshot.threads.compactMap { thread -> MutexWait? in
             guard let call = thread.state?.systemCall, call.name == "futex", let first = call.arguments.first,
-                  let mutex = parseHex(first),
-                  thread.locations.contains(where: { $0.lines.contains { lockFunctions.contains($0.function) } }),
-                  let owner = owner(pid: snapshot.pid, mutex: mutex), owner != thread.tid, tids.contains(owner)
+                  let address = parseHex(first) else { return nil }
+            let functions = Set(thread.locations.flatMap { $0.lines.map(\.function) })
+            if !functions.isDisjoint(with: joinFunctions), call.arguments.count > 2, let joined = Int32(call.arguments[2]),
+               joined != thread.tid, tids.contains(joined) {
+                return MutexWait(waiter: thread.tid, mutex: address, owner: joined, kind: .join)
+            }
+            guard !functions.isDisjoint(with: lockFunctions),
+                  let owner = owner(pid: snapshot.pid, mutex: address), owner != thread.tid, tids.contains(owner)
             else { return nil }
-            return MutexWait(waiter: thread.tid, mutex: mutex, owner: owner)
+            return MutexWait(waiter: thread.tid, mutex: address, owner: owner)
         }
     }
 
@@ -90,7 +106,7 @@ extension Profiler {
         let waits = MutexWaits.find(in: snapshot)
         let cycles = MutexWaits.cycles(waits)
         let onCycle = Set(cycles.flatMap { $0.map(\.waiter) })
-        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) }, by: \.mutex)
+        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.kind == .mutex }, by: \.mutex)
             .filter { $0.value.count >= 2 }.sorted { $0.key < $1.key }
         guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return [] }
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
@@ -116,7 +132,7 @@ extension Profiler {
         return cycles.map { cycle in
             "deadlock: " + cycle.enumerated().map { index, wait in
                 (index == 0 ? "\(thread(wait.waiter)) waits for " : "which waits for ")
-                    + "\(mutex(wait.mutex)) held by \(thread(wait.owner))"
+                    + (wait.kind == .join ? "\(thread(wait.owner)) to end" : "\(mutex(wait.mutex)) held by \(thread(wait.owner))")
             }.joined(separator: ", ")
         } + convoys.map { address, waiting in
             "convoy: \(waiting.count) threads"
