@@ -1,5 +1,5 @@
-// Who holds the mutex a blocked thread waits for, and the cycles of such waits:
-// deadlocks, said at the top of a snapshot.
+// Who holds the mutex a blocked thread waits for (or which thread it joins), and
+// the cycles of such waits: deadlocks, said at the top of a snapshot.
 //
 // A thread blocked in glibc's pthread_mutex_lock sleeps in futex(2) on the
 // mutex's first word: the call's first argument, as /proc gives it. glibc keeps
@@ -9,20 +9,20 @@
 // own state, agree: a mutex released meanwhile is not said to be held.
 
 /// One thread waiting for another: for a mutex it holds, or (pthread_join) to end.
-public struct MutexWait: Equatable, Sendable {
+public struct ThreadWait: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {
         case mutex
         case join
     }
     public var waiter: Int32
     /// The mutex; for a join, the joined thread's id word.
-    public var mutex: UInt64
+    public var object: UInt64
     /// The mutex's holder; for a join, the thread joined.
     public var owner: Int32
     public var kind: Kind = .mutex
 }
 
-public enum MutexWaits {
+public enum ThreadWaits {
     /// glibc's functions that block on a mutex's futex (lll_lock_wait for the
     /// plain kinds, the _full path for robust and PI ones, the timed variants).
     static let lockFunctions: Set<String> = [
@@ -37,20 +37,20 @@ public enum MutexWaits {
 
     /// The threads of `snapshot` blocked locking a mutex that another thread of the
     /// process holds, or joining another, in thread order.
-    public static func find(in snapshot: Snapshot) -> [MutexWait] {
+    public static func find(in snapshot: Snapshot) -> [ThreadWait] {
         let tids = Set(snapshot.threads.map(\.tid))
-        return snapshot.threads.compactMap { thread -> MutexWait? in
+        return snapshot.threads.compactMap { thread -> ThreadWait? in
             guard let call = thread.state?.systemCall, call.name == "futex", let first = call.arguments.first,
                   let address = parseHex(first) else { return nil }
             let functions = Set(thread.locations.flatMap { $0.lines.map(\.function) })
             if !functions.isDisjoint(with: joinFunctions), call.arguments.count > 2, let joined = Int32(call.arguments[2]),
                joined != thread.tid, tids.contains(joined) {
-                return MutexWait(waiter: thread.tid, mutex: address, owner: joined, kind: .join)
+                return ThreadWait(waiter: thread.tid, object: address, owner: joined, kind: .join)
             }
             guard !functions.isDisjoint(with: lockFunctions),
                   let owner = owner(pid: snapshot.pid, mutex: address), owner != thread.tid, tids.contains(owner)
             else { return nil }
-            return MutexWait(waiter: thread.tid, mutex: address, owner: owner)
+            return ThreadWait(waiter: thread.tid, object: address, owner: owner)
         }
     }
 
@@ -66,9 +66,9 @@ public enum MutexWaits {
     /// The cycles of waits: each waiter waits for one owner, so a thread is on at
     /// most one cycle. Each is given from its lowest thread id, and the cycles in
     /// the order of those ids (the same state, the same lines).
-    public static func cycles(_ waits: [MutexWait]) -> [[MutexWait]] {
+    public static func cycles(_ waits: [ThreadWait]) -> [[ThreadWait]] {
         let byWaiter = Dictionary(waits.map { ($0.waiter, $0) }, uniquingKeysWith: { first, _ in first })
-        var cycles: [[MutexWait]] = []
+        var cycles: [[ThreadWait]] = []
         var onCycle: Set<Int32> = []
         for start in byWaiter.keys.sorted() where !onCycle.contains(start) {
             var path: [Int32] = []
@@ -90,23 +90,19 @@ public enum MutexWaits {
 }
 
 extension Profiler {
-    /// One "deadlock: ..." line for each cycle of mutex waits in `snapshot`, for the
-    /// top of the profile; none when there is no cycle. Mutexes are named by the
-    /// symbol that covers them (`audit_lock`, `accounts+0x8`), else by address.
-    public static func deadlockComments(_ snapshot: Snapshot, options: SnapshotOptions) -> [String] {
-        waitComments(snapshot, options: options).filter { $0.hasPrefix("deadlock: ") }
-    }
-
-    /// The deadlock lines, then one "convoy: ..." line for each mutex outside a cycle
+    /// One "deadlock: ..." line for each cycle of waits in `snapshot`, for the top
+    /// of the profile, then one "convoy: ..." line for each mutex outside a cycle
     /// that two threads or more wait for: how many, its holder and what the holder
     /// is doing (its state and innermost function), the lock convoy one looks for.
+    /// Mutexes are named by the symbol that covers them (`audit_lock`,
+    /// `accounts+0x8`), else by address. None when there is neither.
     /// `threadIDs: false` (for --addresses relative) names threads by name alone:
     /// ids change from run to run, the state does not.
     public static func waitComments(_ snapshot: Snapshot, options: SnapshotOptions, threadIDs: Bool = true) -> [String] {
-        let waits = MutexWaits.find(in: snapshot)
-        let cycles = MutexWaits.cycles(waits)
+        let waits = ThreadWaits.find(in: snapshot)
+        let cycles = ThreadWaits.cycles(waits)
         let onCycle = Set(cycles.flatMap { $0.map(\.waiter) })
-        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.kind == .mutex }, by: \.mutex)
+        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.kind == .mutex }, by: \.object)
             .filter { $0.value.count >= 2 }.sorted { $0.key < $1.key }
         guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return [] }
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
@@ -132,7 +128,7 @@ extension Profiler {
         return cycles.map { cycle in
             "deadlock: " + cycle.enumerated().map { index, wait in
                 (index == 0 ? "\(thread(wait.waiter)) waits for " : "which waits for ")
-                    + (wait.kind == .join ? "\(thread(wait.owner)) to end" : "\(mutex(wait.mutex)) held by \(thread(wait.owner))")
+                    + (wait.kind == .join ? "\(thread(wait.owner)) to end" : "\(mutex(wait.object)) held by \(thread(wait.owner))")
             }.joined(separator: ", ")
         } + convoys.map { address, waiting in
             "convoy: \(waiting.count) threads"
