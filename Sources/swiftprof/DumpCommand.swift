@@ -96,17 +96,16 @@ struct DumpCommand: ParsableCommand {
         }
         Profiler.markRunningTasks(&snapshot, options: options)
         var document = ProfileDocument(snapshot: snapshot)
-        let waits = Profiler.waitComments(snapshot, options: options, threadIDs: output.addresses != .relative)
-        let deadlocks = waits.filter { $0.hasPrefix("deadlock: ") }
-        document.comments = waits
+        let waits = Profiler.waitLines(snapshot, options: options, threadIDs: output.addresses != .relative)
+        document.comments = waits.all
             + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
             + failureComments(snapshot.failures)
         try output.emit(try output.render(document))
 
         if stats { warn(statistics.summary) }
         if capture.kernel == true, let note = statistics.kernelNote { warn(note) }
-        if failOnDeadlock && !deadlocks.isEmpty {
-            for line in deadlocks { warn(line) }
+        if failOnDeadlock && !waits.deadlocks.isEmpty {
+            for line in waits.deadlocks { warn(line) }
             reportFailures(snapshot.failures)
             throw ExitStatus.deadlock
         }

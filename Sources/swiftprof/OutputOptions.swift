@@ -105,7 +105,7 @@ struct OutputOptions: ParsableArguments {
             // runs must not see, but for the deadlocks and convoys: the target's state,
             // written without thread ids in relative mode.
             document.records = Grouper.sorted(document.records, addresses: addresses)
-            document.comments = document.comments.filter { $0.hasPrefix("deadlock: ") || $0.hasPrefix("convoy: ") }
+            document.comments = document.comments.filter(WaitLines.isWaitLine)
         }
         func text(_ string: String) -> [UInt8] { Array(string.utf8) }
         switch format {

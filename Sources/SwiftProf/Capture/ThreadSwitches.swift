@@ -84,10 +84,9 @@ final class ThreadSwitches {
     /// Threads with records applied after the last cutoff: their state at the next
     /// tick is the one of now (unless more records come).
     private var behind: Set<Int32> = []
-    /// Threads renamed since their name was last read (COMM records), and whether
-    /// records that may have said so were dropped.
+    /// Threads renamed since their name was last read (COMM records; after a loss,
+    /// every thread, as a rename may be among what was dropped).
     private var renamed: Set<Int32> = []
-    private var isRenameLost = false
     /// Renames recorded so far (and losses that may have hidden one).
     private(set) var renames = 0
     private var records: [sp_switch_record] = []
@@ -198,8 +197,7 @@ final class ThreadSwitches {
                 renames += 1
             case SP_SWITCH_LOST:
                 lost += record.lost
-                // A rename may be among what was dropped.
-                isRenameLost = true
+                renamed.formUnion(threads.keys)
                 renames += 1
                 for case let thread? in threads.values {
                     thread.apply(&record)
@@ -245,10 +243,6 @@ final class ThreadSwitches {
     /// a loss. A rename by another process through /proc is not recorded (rare:
     /// such a name is read at the thread's next capture without its events).
     func mayBeRenamed(_ tid: Int32) -> Bool {
-        if isRenameLost {
-            isRenameLost = false
-            renamed = Set(threads.keys)
-        }
         guard threadNamed(tid) != nil else { return true }
         return renamed.remove(tid) != nil
     }

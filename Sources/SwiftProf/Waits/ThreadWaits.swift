@@ -55,11 +55,12 @@ public enum ThreadWaits {
     }
 
     /// `__owner`, read twice with the owner's state between: the same both times.
+    /// (The word at 8 holds `__owner` and `__nusers`; the low half is the owner.)
     private static func owner(pid: Int32, mutex: UInt64) -> Int32? {
-        guard let before = Ptrace.readMemory(pid: pid, at: mutex, count: 12) else { return nil }
-        let owner = Int32(bitPattern: before[8..<12].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) })
+        guard let before = Ptrace.readMemory(pid: pid, at: mutex, count: 16) else { return nil }
+        let owner = Int32(truncatingIfNeeded: littleEndianWord(before, at: 8))
         guard owner > 0, (try? TaskStatus.read(pid: pid, tid: owner)) != nil,
-              let after = Ptrace.readMemory(pid: pid, at: mutex, count: 12), after == before else { return nil }
+              let after = Ptrace.readMemory(pid: pid, at: mutex, count: 16), after == before else { return nil }
         return owner
     }
 
@@ -89,27 +90,45 @@ public enum ThreadWaits {
     }
 }
 
+/// What a snapshot's waits come to, as comment lines for the top of the profile.
+public struct WaitLines: Sendable {
+    /// One "deadlock: ..." line for each cycle of waits.
+    public var deadlocks: [String] = []
+    /// One "convoy: ..." line for each mutex outside a cycle that two threads or more wait for.
+    public var convoys: [String] = []
+
+    public var all: [String] { deadlocks + convoys }
+
+    static let deadlockPrefix = "deadlock: "
+    static let convoyPrefix = "convoy: "
+
+    /// Whether a profile's comment is one of these: the target's state, not how the
+    /// run went, so it stays where run-specific comments are left out.
+    public static func isWaitLine(_ comment: String) -> Bool {
+        comment.hasPrefix(deadlockPrefix) || comment.hasPrefix(convoyPrefix)
+    }
+}
+
 extension Profiler {
-    /// One "deadlock: ..." line for each cycle of waits in `snapshot`, for the top
-    /// of the profile, then one "convoy: ..." line for each mutex outside a cycle
-    /// that two threads or more wait for: how many, its holder and what the holder
-    /// is doing (its state and innermost function), the lock convoy one looks for.
-    /// Mutexes are named by the symbol that covers them (`audit_lock`,
-    /// `accounts+0x8`), else by address. None when there is neither.
+    /// The deadlocks of `snapshot` (cycles of waits, each from its lowest thread id)
+    /// and its lock convoys: for a mutex outside a cycle that two threads or more
+    /// wait for, how many, its holder and what the holder is doing (its state and
+    /// innermost function). Mutexes are named by the symbol that covers them
+    /// (`audit_lock`, `accounts+0x8`), else by address.
     /// `threadIDs: false` (for --addresses relative) names threads by name alone:
     /// ids change from run to run, the state does not.
-    public static func waitComments(_ snapshot: Snapshot, options: SnapshotOptions, threadIDs: Bool = true) -> [String] {
+    public static func waitLines(_ snapshot: Snapshot, options: SnapshotOptions, threadIDs: Bool = true) -> WaitLines {
         let waits = ThreadWaits.find(in: snapshot)
         let cycles = ThreadWaits.cycles(waits)
         let onCycle = Set(cycles.flatMap { $0.map(\.waiter) })
         let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.kind == .mutex }, by: \.object)
             .filter { $0.value.count >= 2 }.sorted { $0.key < $1.key }
-        guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return [] }
+        guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return WaitLines() }
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
         let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
-        let names = Dictionary(snapshot.threads.map { ($0.tid, $0.name) }, uniquingKeysWith: { first, _ in first })
+        let threads = Dictionary(snapshot.threads.map { ($0.tid, $0) }, uniquingKeysWith: { first, _ in first })
         func thread(_ tid: Int32) -> String {
-            NameQuoting.quoted(names[tid] ?? "") + (threadIDs ? " (\(tid))" : "")
+            NameQuoting.quoted(threads[tid]?.name ?? "") + (threadIDs ? " (\(tid))" : "")
         }
         func mutex(_ address: UInt64) -> String {
             if let line = symbolizer?.location(pc: address, isReturnAddress: false).lines.last, !line.function.isEmpty {
@@ -118,22 +137,24 @@ extension Profiler {
             let path = map.region(containing: address)?.path ?? ""
             return path.isEmpty ? "the mutex at \(hex(address))" : "the mutex at \(hex(address)) (\(path))"
         }
-        let threads = Dictionary(snapshot.threads.map { ($0.tid, $0) }, uniquingKeysWith: { first, _ in first })
         func doing(_ tid: Int32) -> String {
             guard let owner = threads[tid] else { return "" }
             let state = owner.state.map { ", \($0.codeName)" } ?? ""
             let function = owner.locations.first { $0.module != "[kernel]" }?.lines.last?.function ?? ""
             return function.isEmpty ? state : "\(state) in \(function)"
         }
-        return cycles.map { cycle in
-            "deadlock: " + cycle.enumerated().map { index, wait in
+        var lines = WaitLines()
+        lines.deadlocks = cycles.map { cycle in
+            WaitLines.deadlockPrefix + cycle.enumerated().map { index, wait in
                 (index == 0 ? "\(thread(wait.waiter)) waits for " : "which waits for ")
                     + (wait.kind == .join ? "\(thread(wait.owner)) to end" : "\(mutex(wait.object)) held by \(thread(wait.owner))")
             }.joined(separator: ", ")
-        } + convoys.map { address, waiting in
-            "convoy: \(waiting.count) threads"
+        }
+        lines.convoys = convoys.map { address, waiting in
+            WaitLines.convoyPrefix + "\(waiting.count) threads"
                 + (threadIDs ? " (\(waiting.map { String($0.waiter) }.joined(separator: ", ")))" : "") + " wait for "
                 + "\(mutex(address)) held by \(thread(waiting[0].owner))\(doing(waiting[0].owner))"
         }
+        return lines
     }
 }
