@@ -11,6 +11,7 @@
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <zlib.h>
 #include <gelf.h>
 #include <stddef.h>
@@ -73,6 +74,16 @@ long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length) {
     struct iovec remote = {(void *)(uintptr_t)address, length};
     ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
     return n < 0 ? -errno : n;
+}
+
+int sp_pidfd_open(pid_t pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int sp_pidfd_exited(int fd) {
+    struct pollfd entry = {.fd = fd, .events = POLLIN};
+    return poll(&entry, 1, 0) > 0 ? 1 : 0;
 }
 
 unw_addr_space_t sp_unw_create_addr_space(unw_accessors_t *accessors) {
@@ -287,6 +298,11 @@ static uint64_t sample_registers(const uint8_t *data, uint64_t size, uint64_t at
     static const int dwarf_from_perf[17] = {0, 3, 2, 1, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 8};
     for (int i = 0; i < 17; i++) dwarf_registers[i] = regs[dwarf_from_perf[i]];
     return at + sizeof regs;
+}
+
+int sp_perf_pending(void *ring) {
+    struct perf_event_mmap_page *meta = ring;
+    return __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE) != meta->data_tail;
 }
 
 int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t stack_capacity, uint64_t *lost) {

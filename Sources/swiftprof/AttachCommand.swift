@@ -73,7 +73,7 @@ struct SamplingOptionGroup: ParsableArguments {
         if stats {
             let firstPass = decimal(Double(result.progress.firstPassNanoseconds) / 1e6, places: 1)
             warn("\(result.progress.samples) samples, \(result.progress.lossSummary), first pass \(firstPass) ms; "
-                 + "captures: \(result.progress.paths.summary)"
+                 + "captures: \(result.progress.paths.summary), \(result.progress.rememberedWalks) walks remembered"
                  + (result.progress.tickPriorityNote.map { "; \($0)" } ?? ""))
         }
         if capture.kernel == true, let note = result.kernelNote { warn(note) }

@@ -32,6 +32,10 @@ int sp_set_thread_nice(int nice);
 
 // process_vm_readv of one range; returns the bytes read or -errno.
 long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length);
+// A descriptor of the process (pidfd_open), or -errno; readable once every
+// thread of it has exited.
+int sp_pidfd_open(pid_t pid);
+int sp_pidfd_exited(int fd);
 
 // libunwind, remote address spaces only.
 unw_addr_space_t sp_unw_create_addr_space(unw_accessors_t *accessors);
@@ -72,6 +76,8 @@ void sp_perf_unmap(void *ring, size_t data_pages);
 // Consumes the ring's records up to and including the next sample: 1 if there was
 // one (in *sample, its stack in stack[0..stack_capacity)), else 0 (the ring is
 // empty). Lost records are added to *lost.
+// Whether the ring holds records not read yet.
+int sp_perf_pending(void *ring);
 int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t stack_capacity, uint64_t *lost);
 
 // perf_event: a thread's context switches, as the kernel records them. A software

@@ -64,7 +64,6 @@ final class KernelSamples {
     private(set) var refusal: Int32?
     /// nil: no event could be opened for that thread.
     private var events: [Int32: PerfEvent?] = [:]
-    private var buffer: [UInt8]
     /// 256 KiB a thread: room for more than ten samples of 16 KiB, so that a late tick
     /// or two lose none.
     private static let ringPages = 64
@@ -72,7 +71,6 @@ final class KernelSamples {
     init(periodNanoseconds: UInt64, stackBytes: Int) {
         self.periodNanoseconds = periodNanoseconds
         self.stackBytes = min(16384, max(4096, stackBytes)) & ~7
-        buffer = [UInt8](repeating: 0, count: self.stackBytes)
     }
 
     /// Whether the kernel samples `tid` (an event is open for it). The first call for
@@ -90,12 +88,18 @@ final class KernelSamples {
     func drainAll(_ each: (_ tid: Int32, _ registers: RegisterSet, _ stack: StackCopy) -> Void) {
         for case let (tid, event?) in events {
             var sample = sp_perf_sample()
-            while buffer.withUnsafeMutableBytes({ stack in
-                sp_perf_drain(event.ring, &sample, stack.baseAddress!.assumingMemoryBound(to: UInt8.self), stack.count, &lost)
-            }) == 1 {
+            while sp_perf_pending(event.ring) != 0 {
+                // Copied from the ring straight into the sample's own array (through a
+                // buffer, each sample's 16 KiB was a tenth of a busy run's CPU).
+                var found: Int32 = 0
+                let stack = [UInt8](unsafeUninitializedCapacity: stackBytes) { bytes, count in
+                    found = sp_perf_drain(event.ring, &sample, bytes.baseAddress!, bytes.count, &lost)
+                    count = found == 1 ? Int(sample.stack_length) : 0
+                }
+                guard found == 1 else { break }
                 let registers = withUnsafeBytes(of: sample.registers) { Array($0.bindMemory(to: UInt64.self)) }
                 let set = RegisterSet(values: registers)
-                each(tid, set, StackCopy(start: set.sp, bytes: Array(buffer.prefix(Int(sample.stack_length)))))
+                each(tid, set, StackCopy(start: set.sp, bytes: stack))
             }
         }
     }

@@ -11,7 +11,7 @@ public struct RegisterSet: Equatable, Sendable {
     public var values: [UInt64]
     /// Which of `values` are real: all after a ptrace stop; only pc and sp when
     /// /proc gave them. An unknown register must fail the unwind, not read as 0.
-    public var known: Set<Int> = Set(0..<RegisterSet.count)
+    public var known = RegisterNumbers.all
     /// The system call number the thread entered (-1 outside one); with rax, tells
     /// whether the stop interrupted a blocking call.
     public var origRAX: UInt64
@@ -52,5 +52,31 @@ public struct RegisterSet: Equatable, Sendable {
 
     public subscript(dwarf number: Int) -> UInt64? {
         values.indices.contains(number) && known.contains(number) ? values[number] : nil
+    }
+}
+
+/// A set of DWARF register numbers, as bits: every kernel sample makes a
+/// RegisterSet, and a Set<Int> of 17 allocated a table each time.
+public struct RegisterNumbers: Equatable, Sendable, Sequence, ExpressibleByArrayLiteral {
+    private var bits: UInt32
+
+    public static let all = RegisterNumbers(bits: (1 << RegisterSet.count) - 1)
+
+    private init(bits: UInt32) { self.bits = bits }
+
+    public init(arrayLiteral numbers: Int...) {
+        bits = 0
+        for number in numbers { insert(number) }
+    }
+
+    public func contains(_ number: Int) -> Bool { (0..<32).contains(number) && bits & (1 << number) != 0 }
+
+    public mutating func insert(_ number: Int) {
+        precondition((0..<RegisterSet.count).contains(number), "no register \(number)")
+        bits |= 1 << number
+    }
+
+    public func makeIterator() -> some IteratorProtocol<Int> {
+        (0..<RegisterSet.count).lazy.filter { self.contains($0) }.makeIterator()
     }
 }

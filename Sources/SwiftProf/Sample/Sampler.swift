@@ -70,7 +70,10 @@ final class Sampler {
         progress.paths = capturer.counts
         progress.unreadable = unreadable
         progress.lostKernelRecords = (kernelSamples?.lost ?? 0) + (switches?.lost ?? 0)
+        progress.rememberedWalks = rememberedWalks + (unwinder?.memoHits ?? 0)
     }
+    /// Walks answered by the memos of unwinders replaced since (maps changed).
+    private var rememberedWalks = 0
     var sawGroupStop: Bool { capturer.sawGroupStop }
     var targetImage: TargetImage { image }
 
@@ -428,6 +431,7 @@ final class Sampler {
         if capturer.memoryMap.regions != mapGeneration {
             // The target mapped or unmapped something: start over with fresh images.
             mapGeneration = capturer.memoryMap.regions
+            rememberedWalks += unwinder?.memoHits ?? 0
             image = TargetImage(pid: pid, memoryMap: capturer.memoryMap)
             unwinder = LibunwindUnwinder(image: image)
         }

@@ -48,6 +48,8 @@ public struct SamplingProgress: Sendable {
     /// Thread captures that failed (a thread that would not stop in time, say).
     public var unreadable = 0
     public var paths = CaptureCounts()
+    /// Stack walks answered by the unwinder's memo (WalkMemo) instead of libunwind.
+    public var rememberedWalks = 0
     public var tickPriority = TickPriority.normal
 
     /// "lost 0 ticks" and, where there were any, the records and threads lost too.
@@ -116,15 +118,18 @@ extension Profiler {
             var lastRefresh = start
             var liveSymbolizer: (image: TargetImage, symbolizer: StackSymbolizer)?
             var exited = false
+            let exitWatch = ProcessExitWatch(pid: pid)
             while !shouldStop() {
                 let now = monotonicNanoseconds()
                 if let duration = options.durationNanoseconds, now - start >= duration { break }
-                let cpuBefore = threadCPUNanoseconds()
+                // A tick's own CPU time matters only to real-time ticks (two system calls).
+                let measured = timely.priority == .realtime
+                let cpuBefore = measured ? threadCPUNanoseconds() : 0
                 let tick = try sampler.sampleOnce(due: due)
-                let worked = threadCPUNanoseconds() - cpuBefore
+                let worked = measured ? threadCPUNanoseconds() - cpuBefore : 0
                 // Asked when nothing was sampled, and every 16 ticks anyway: a thread reused
                 // from its switch records needs no read that would fail once it is gone.
-                if (tick.isEmpty || progress.samples % 16 == 15) && processIsGone(pid) {
+                if (tick.isEmpty || progress.samples % 16 == 15) && exitWatch.hasExited {
                     exited = true
                     break
                 }

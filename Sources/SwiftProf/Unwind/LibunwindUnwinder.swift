@@ -4,19 +4,50 @@
 // touches the target, so it runs after the target has been resumed.
 import CSwiftProf
 
+/// What the walks of one sample read from its copy, for the memo.
+private final class ReadLog {
+    var reads = WalkReads()
+}
+
 /// What one walk reads; handed to libunwind as the accessors' `arg`.
 private final class WalkSource {
     let stack: StackCopy
     let registers: RegisterSet
     let image: TargetImage
+    let log: ReadLog
 
-    init(stack: StackCopy, registers: RegisterSet, image: TargetImage) {
+    init(stack: StackCopy, registers: RegisterSet, image: TargetImage, log: ReadLog) {
         self.stack = stack
         self.registers = registers
         self.image = image
+        self.log = log
     }
 
-    func word(at address: UInt64) -> UInt64? { stack.word(at: address) ?? image.word(at: address) }
+    /// Words of the copy and of the target's writable memory are logged; the
+    /// target's files are fixed while the walk's image lives.
+    func word(at address: UInt64) -> UInt64? {
+        if let word = stack.word(at: address) {
+            log.reads.stackWords.append((address, word))
+            return word
+        }
+        let liveReads = image.liveWordReads
+        guard let word = image.word(at: address) else {
+            log.reads.stackWords.append((address, nil))
+            return nil
+        }
+        // Writable memory of a file, read from the target (in practice the
+        // personality pointer each CIE of C code built with -fexceptions names).
+        if image.liveWordReads != liveReads, !log.reads.liveWords.contains(where: { $0.address == address }) {
+            log.reads.liveWords.append((address, word))
+        }
+        return word
+    }
+
+    func register(_ number: Int) -> UInt64? {
+        let value = registers[dwarf: number]
+        log.reads.registers.append((number, value))
+        return value
+    }
 }
 
 private func source(_ arg: UnsafeMutableRawPointer?) -> WalkSource {
@@ -44,7 +75,7 @@ private func makeAccessors() -> unw_accessors_t {
     }
     accessors.access_reg = { _, register, value, write, arg in
         guard write == 0 else { return unwError(UNW_EREADONLYREG) }
-        guard let word = source(arg).registers[dwarf: Int(register)] else { return unwError(UNW_EBADREG) }
+        guard let word = source(arg).register(Int(register)) else { return unwError(UNW_EBADREG) }
         value?.pointee = word
         return 0
     }
@@ -55,10 +86,14 @@ private func makeAccessors() -> unw_accessors_t {
 }
 
 /// One libunwind address space per target, caching on: unwind info found for a pc
-/// is reused by every later walk through it.
+/// is reused by every later walk through it, and whole walks by WalkMemo.
 final class LibunwindUnwinder {
     let image: TargetImage
     private let space: unw_addr_space_t
+    private var memo = WalkMemo()
+    private let log = ReadLog()
+    /// Walks answered by the memo.
+    var memoHits: Int { memo.hits }
 
     init?(image: TargetImage) {
         var accessors = makeAccessors()
@@ -71,7 +106,7 @@ final class LibunwindUnwinder {
     deinit { sp_unw_destroy_addr_space(space) }
 
     func unwind(_ thread: CapturedThread, options: UnwindOptions) -> UnwoundStack {
-        unwind(registers: thread.registers, stack: thread.stack, limit: options.maxFrames)
+        memoizedUnwind(registers: thread.registers, stack: thread.stack, limit: options.maxFrames)
     }
 
     /// The walk of a copy taken without rbp (from /proc), with rbp known after all.
@@ -79,7 +114,19 @@ final class LibunwindUnwinder {
         var registers = thread.registers
         registers.values[RegisterSet.rbp] = framePointer
         registers.known.insert(RegisterSet.rbp)
-        return unwind(registers: registers, stack: thread.stack, limit: options.maxFrames)
+        return memoizedUnwind(registers: registers, stack: thread.stack, limit: options.maxFrames)
+    }
+
+    private func memoizedUnwind(registers: RegisterSet, stack: StackCopy, limit: Int) -> UnwoundStack {
+        let key = WalkKey(pc: registers.pc, sp: registers.sp, limit: limit)
+        if let known = memo.result(for: key, registers: registers, stack: stack, liveWord: image.word) { return known }
+        log.reads.registers.removeAll(keepingCapacity: true)
+        log.reads.stackWords.removeAll(keepingCapacity: true)
+        log.reads.liveWords.removeAll(keepingCapacity: true)
+        log.reads.isReplayable = true
+        let result = unwind(registers: registers, stack: stack, limit: limit)
+        memo.remember(result, for: key, reads: log.reads)
+        return result
     }
 
     /// Go code has no CFI: from its first Go frame on, a walk goes on with Go's own
@@ -88,7 +135,7 @@ final class LibunwindUnwinder {
         if let go = image.goCode(containing: registers.pc) {
             return goWalk(go, pc: registers.pc, sp: registers.sp, stack: stack, limit: limit, leafIsReturnAddress: false)
         }
-        let walk = WalkSource(stack: stack, registers: registers, image: image)
+        let walk = WalkSource(stack: stack, registers: registers, image: image, log: log)
         return withExtendedLifetime(walk) {
             let arg = Unmanaged.passUnretained(walk).toOpaque()
             var cursor = unw_cursor_t()
@@ -138,6 +185,7 @@ final class LibunwindUnwinder {
 
     private func goWalk(_ go: GoModule, pc: UInt64, sp: UInt64, stack: StackCopy, limit: Int,
                         leafIsReturnAddress: Bool) -> UnwoundStack {
+        log.reads.isReplayable = false  // Go's walk reads the copy and the target directly
         let pid = image.pid
         var goWalk = GoStackWalk(module: go, word: { stack.word(at: $0) })
         goWalk.readTarget = { Ptrace.readMemory(pid: pid, at: $0, count: $1) }
@@ -177,6 +225,7 @@ final class LibunwindUnwinder {
     /// does). When the word at sp is the address just after a call instruction, it
     /// is taken as the leaf's return address, with rbp left as it is.
     private func jitWalk(cursor: inout unw_cursor_t, stack: StackCopy, limit: Int, isLeaf: Bool) -> UnwoundStack {
+        log.reads.isReplayable = false  // frame-pointer steps read the copy directly
         var fp: UInt64 = 0, sp: UInt64 = 0
         _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rbp), &fp)
         _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rsp), &sp)
@@ -225,6 +274,7 @@ final class LibunwindUnwinder {
         let last = pcs.last!
         let lookup = pcs.count == 1 ? last : last - 1
         if hasUnwindInfo(at: lookup, walk: walk) { return UnwoundStack(pcs: pcs, truncation: nil) }
+        log.reads.isReplayable = false  // frame-pointer steps read the copy directly
         var fp: UInt64 = 0, sp: UInt64 = 0
         _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rbp), &fp)
         _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rsp), &sp)
@@ -243,7 +293,8 @@ final class LibunwindUnwinder {
 
     /// The first address of the function holding `pc`, as its CFI says.
     func functionStart(containing pc: UInt64) -> UInt64? {
-        let walk = WalkSource(stack: StackCopy(start: 0, bytes: []), registers: RegisterSet(pc: pc, sp: 0, fp: 0), image: image)
+        let walk = WalkSource(stack: StackCopy(start: 0, bytes: []), registers: RegisterSet(pc: pc, sp: 0, fp: 0), image: image,
+                              log: ReadLog())
         return procedure(at: pc, walk: walk)?.start_ip
     }
 

@@ -119,6 +119,7 @@ final class TargetImage {
             wordFile = module(containing: address)?.image.source
         }
         if wordRegionWritable {
+            liveWordReads += 1
             var word: UInt64 = 0
             let n = withUnsafeMutableBytes(of: &word) { sp_read_memory(pid, address, $0.baseAddress, 8) }
             return n == 8 ? word : nil
@@ -129,6 +130,9 @@ final class TargetImage {
         guard !overflow, offset <= UInt64(Int.max) else { return nil }
         return wordFile?.word(at: Int(offset))
     }
+    /// Words read from the target itself (writable mappings), which may change
+    /// between walks; file-backed read-only words cannot.
+    private(set) var liveWordReads = 0
     private var wordRegion: Range<UInt64> = 0..<0
     private var wordRegionWritable = false
     private var wordRegionFileOffset: UInt64 = 0
