@@ -1,5 +1,5 @@
-// Waits named (#16): a cycle of threads each waiting for a mutex the next holds
-// is said at the top of the snapshot, with the mutexes' names and their holders.
+// Waits named (#16): a cycle of threads each waiting for a lock the next holds
+// is said at the top of the snapshot, with the locks' names and their holders.
 import Foundation
 import Glibc
 import Testing
@@ -79,6 +79,35 @@ struct DeadlockTests {
         let dump = try swiftprof("dump", "--fail-on-deadlock", "\(fixture.pid)")
         #expect(dump.status == 3)
         #expect(try parseProfile(dump.stdout).comments.filter { $0.hasPrefix("deadlock") } == [expected], "\(dump.stdout)")
+    }
+
+    /// A read-write lock held for writing names its writer (glibc records it; readers
+    /// it does not): "indexer" holds table_lock for writing and waits for
+    /// accounts_lock, held by "reporter", which waits to read table_lock: a cycle.
+    /// "query" (to read) and "compactor" (to write) wait for table_lock outside it,
+    /// on its two futex words: one lock, one convoy line.
+    @Test func aReadWriteLockNamesItsWriter() throws {
+        let fixture = try Fixture.c("deadlock", arguments: ["rwlock"])
+        defer { fixture.stop() }
+        let names = try threadNames(fixture.pid)
+        let ids = try ["indexer", "reporter", "query", "compactor"].map { name in
+            try #require(names.first { $0.value == name }?.key)
+        }
+        let (indexer, reporter) = (ids[0], ids[1])
+        let expected = indexer < reporter
+            ? "deadlock: indexer (\(indexer)) waits for accounts_lock held by reporter (\(reporter)), "
+                + "which waits for table_lock held for writing by indexer (\(indexer))"
+            : "deadlock: reporter (\(reporter)) waits for table_lock held for writing by indexer (\(indexer)), "
+                + "which waits for accounts_lock held by reporter (\(reporter))"
+        let dump = try swiftprof("dump", "--fail-on-deadlock", "\(fixture.pid)")
+        #expect(dump.status == 3, "\(dump.stderr)")
+        let comments = try parseProfile(dump.stdout).comments
+        #expect(comments.filter { $0.hasPrefix("deadlock") } == [expected], "\(dump.stdout)")
+        let convoy = try #require(comments.first { $0.hasPrefix("convoy: ") }, "\(comments)")
+        let prefix = "convoy: 2 threads (\(ids[2...].sorted().map(String.init).joined(separator: ", "))) "
+            + "wait for table_lock held for writing by indexer (\(indexer)), sleeping in "
+        #expect(convoy.hasPrefix(prefix), "\(convoy)")
+        #expect(comments.filter { $0.hasPrefix("convoy: ") }.count == 1)
     }
 
     /// Threads that wait for one mutex without a cycle are a convoy, not a deadlock:

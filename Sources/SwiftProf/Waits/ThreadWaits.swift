@@ -7,17 +7,26 @@
 // 8, for every mutex type), so both are read without stopping anything. The
 // owner is believed only if two reads of the mutex, around a look at the owner's
 // own state, agree: a mutex released meanwhile is not said to be held.
+//
+// A read-write lock (glibc 2.25 on) is waited for on one of two futex words:
+// readers and writers waiting for a phase change on `__wrphase_futex` (offset 8),
+// writers waiting for another writer on `__writers_futex` (offset 12); the lock is
+// 8-aligned, so the word's alignment says which. The writer holding it is
+// `__cur_writer` (offset 24), zero while readers hold it: readers are not
+// recorded anywhere, and a wait for them is not named.
 
 /// One thread waiting for another: for a mutex it holds, or (pthread_join) to end.
 public struct ThreadWait: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {
         case mutex
         case join
+        /// A read-write lock held for writing.
+        case rwlock
     }
     public var waiter: Int32
-    /// The mutex; for a join, the joined thread's id word.
+    /// The mutex or read-write lock; for a join, the joined thread's id word.
     public var object: UInt64
-    /// The mutex's holder; for a join, the thread joined.
+    /// The lock's holder (its writer); for a join, the thread joined.
     public var owner: Int32
     public var kind: Kind = .mutex
 }
@@ -35,8 +44,19 @@ public enum ThreadWaits {
     /// expecting the id itself (the call's third argument) until the thread ends.
     static let joinFunctions: Set<String> = ["__pthread_clockjoin_ex", "___pthread_join", "__pthread_join", "pthread_join"]
 
-    /// The threads of `snapshot` blocked locking a mutex that another thread of the
-    /// process holds, or joining another, in thread order.
+    /// glibc's functions that block on a read-write lock, to read or to write.
+    static let rwlockFunctions: Set<String> = [
+        "__pthread_rwlock_rdlock_full64", "__pthread_rwlock_rdlock_full", "___pthread_rwlock_rdlock",
+        "__pthread_rwlock_rdlock", "pthread_rwlock_rdlock", "__pthread_rwlock_wrlock_full64",
+        "__pthread_rwlock_wrlock_full", "___pthread_rwlock_wrlock", "__pthread_rwlock_wrlock", "pthread_rwlock_wrlock",
+        "___pthread_rwlock_timedrdlock64", "__pthread_rwlock_timedrdlock64", "pthread_rwlock_timedrdlock",
+        "___pthread_rwlock_timedwrlock64", "__pthread_rwlock_timedwrlock64", "pthread_rwlock_timedwrlock",
+        "___pthread_rwlock_clockrdlock64", "__pthread_rwlock_clockrdlock64", "pthread_rwlock_clockrdlock",
+        "___pthread_rwlock_clockwrlock64", "__pthread_rwlock_clockwrlock64", "pthread_rwlock_clockwrlock",
+    ]
+
+    /// The threads of `snapshot` blocked locking a mutex or a read-write lock that
+    /// another thread of the process holds, or joining another, in thread order.
     public static func find(in snapshot: Snapshot) -> [ThreadWait] {
         let tids = Set(snapshot.threads.map(\.tid))
         return snapshot.threads.compactMap { thread -> ThreadWait? in
@@ -46,6 +66,11 @@ public enum ThreadWaits {
             if !functions.isDisjoint(with: joinFunctions), call.arguments.count > 2, let joined = Int32(call.arguments[2]),
                joined != thread.tid, tids.contains(joined) {
                 return ThreadWait(waiter: thread.tid, object: address, owner: joined, kind: .join)
+            }
+            if !functions.isDisjoint(with: rwlockFunctions) {
+                guard let (lock, writer) = writer(pid: snapshot.pid, futex: address), writer != thread.tid,
+                      tids.contains(writer) else { return nil }
+                return ThreadWait(waiter: thread.tid, object: lock, owner: writer, kind: .rwlock)
             }
             guard !functions.isDisjoint(with: lockFunctions),
                   let owner = owner(pid: snapshot.pid, mutex: address), owner != thread.tid, tids.contains(owner)
@@ -62,6 +87,17 @@ public enum ThreadWaits {
         guard owner > 0, (try? TaskStatus.read(pid: pid, tid: owner)) != nil,
               let after = Ptrace.readMemory(pid: pid, at: mutex, count: 16), after == before else { return nil }
         return owner
+    }
+
+    /// The lock a read-write lock's futex word belongs to, and its writer
+    /// (`__cur_writer`), read twice with the writer's state between, as for a mutex.
+    private static func writer(pid: Int32, futex: UInt64) -> (lock: UInt64, writer: Int32)? {
+        let lock = futex % 8 == 0 ? futex &- 8 : futex &- 12
+        guard lock < futex, let before = Ptrace.readMemory(pid: pid, at: lock, count: 32) else { return nil }
+        let writer = Int32(truncatingIfNeeded: littleEndianWord(before, at: 24))
+        guard writer > 0, (try? TaskStatus.read(pid: pid, tid: writer)) != nil,
+              let after = Ptrace.readMemory(pid: pid, at: lock, count: 32), after == before else { return nil }
+        return (lock, writer)
     }
 
     /// The cycles of waits: each waiter waits for one owner, so a thread is on at
@@ -113,7 +149,7 @@ extension Profiler {
     /// The deadlocks of `snapshot` (cycles of waits, each from its lowest thread id)
     /// and its lock convoys: for a mutex outside a cycle that two threads or more
     /// wait for, how many, its holder and what the holder is doing (its state and
-    /// innermost function). Mutexes are named by the symbol that covers them
+    /// innermost function). Locks are named by the symbol that covers them
     /// (`audit_lock`, `accounts+0x8`), else by address.
     /// `threadIDs: false` (for --addresses relative) names threads by name alone:
     /// ids change from run to run, the state does not.
@@ -121,7 +157,7 @@ extension Profiler {
         let waits = ThreadWaits.find(in: snapshot)
         let cycles = ThreadWaits.cycles(waits)
         let onCycle = Set(cycles.flatMap { $0.map(\.waiter) })
-        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.kind == .mutex }, by: \.object)
+        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.kind != .join }, by: \.object)
             .filter { $0.value.count >= 2 }.sorted { $0.key < $1.key }
         guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return WaitLines() }
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
@@ -135,7 +171,10 @@ extension Profiler {
                 return line.offset == 0 ? line.function : "\(line.function)+\(hex(line.offset))"
             }
             let path = map.region(containing: address)?.path ?? ""
-            return path.isEmpty ? "the mutex at \(hex(address))" : "the mutex at \(hex(address)) (\(path))"
+            return path.isEmpty ? "the lock at \(hex(address))" : "the lock at \(hex(address)) (\(path))"
+        }
+        func held(_ wait: ThreadWait) -> String {
+            "\(mutex(wait.object)) held \(wait.kind == .rwlock ? "for writing " : "")by \(thread(wait.owner))"
         }
         func doing(_ tid: Int32) -> String {
             guard let owner = threads[tid] else { return "" }
@@ -147,13 +186,13 @@ extension Profiler {
         lines.deadlocks = cycles.map { cycle in
             WaitLines.deadlockPrefix + cycle.enumerated().map { index, wait in
                 (index == 0 ? "\(thread(wait.waiter)) waits for " : "which waits for ")
-                    + (wait.kind == .join ? "\(thread(wait.owner)) to end" : "\(mutex(wait.object)) held by \(thread(wait.owner))")
+                    + (wait.kind == .join ? "\(thread(wait.owner)) to end" : held(wait))
             }.joined(separator: ", ")
         }
         lines.convoys = convoys.map { address, waiting in
             WaitLines.convoyPrefix + "\(waiting.count) threads"
                 + (threadIDs ? " (\(waiting.map { String($0.waiter) }.joined(separator: ", ")))" : "") + " wait for "
-                + "\(mutex(address)) held by \(thread(waiting[0].owner))\(doing(waiting[0].owner))"
+                + "\(held(waiting[0]))\(doing(waiting[0].owner))"
         }
         return lines
     }
