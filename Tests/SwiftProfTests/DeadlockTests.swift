@@ -130,6 +130,35 @@ struct DeadlockTests {
         #expect(comments.filter { $0.hasPrefix("convoy: ") }.count == 1)
     }
 
+    /// Advisory file locks held by another process: the fixture's child ("holder",
+    /// the fixture's only child, by the kernel's own list) holds a flock and a POSIX
+    /// lock on the file the test names; two threads wait, one in flock(2), one in
+    /// fcntl(F_SETLKW). Each is said with the file and the holding process.
+    @Test func aFileLockNamesTheFileAndTheProcessHoldingIt() throws {
+        let path = "/tmp/swiftprof-filelock-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fixture = try Fixture.c("filelock", arguments: [path])
+        defer { fixture.stop() }
+        let children = try String(contentsOfFile: "/proc/\(fixture.pid)/task/\(fixture.pid)/children", encoding: .utf8)
+            .split(separator: " ").compactMap { Int32($0) }
+        let holder = try #require(children.first)
+        #expect(children.count == 1)
+        let names = try threadNames(fixture.pid)
+        let flocker = try #require(names.first { $0.value == "flocker" }?.key)
+        let fcntler = try #require(names.first { $0.value == "fcntler" }?.key)
+        let expected = [(flocker, "flocker", "flock"), (fcntler, "fcntler", "fcntl lock")].sorted { $0.0 < $1.0 }.map {
+            "file lock: \($0.1) (\($0.0)) waits for a \($0.2) on \(path) held by holder (process \(holder))"
+        }
+        let dump = try swiftprof("dump", "\(fixture.pid)")
+        #expect(dump.status == 0, "\(dump.stderr)")
+        #expect(try parseProfile(dump.stdout).comments.filter { $0.hasPrefix("file lock: ") } == expected, "\(dump.stdout)")
+        // Relative addresses keep the lines, without the ids that change from run to run.
+        let relative = try parseProfile(try swiftprof("dump", "--addresses", "relative", "\(fixture.pid)").stdout)
+        #expect(relative.comments.filter { $0.hasPrefix("file lock: ") } == expected.map {
+            $0.replacingOccurrences(of: " (\(flocker))", with: "").replacingOccurrences(of: " (\(fcntler))", with: "")
+                .replacingOccurrences(of: " (process \(holder))", with: "")
+        })
+    }
+
     private func threadNames(_ pid: Int32) throws -> [Int32: String] {
         var names: [Int32: String] = [:]
         for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") {

@@ -49,6 +49,16 @@ enum ProcFile {
         return bytes
     }
 
+    /// Where a symbolic link (a /proc/PID/fd entry) points, as bytes; nil if unreadable.
+    static func linkTarget(_ path: String) -> [UInt8]? {
+        let capacity = Int(PATH_MAX)
+        let bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+            let length = buffer.withMemoryRebound(to: CChar.self) { readlink(path, $0.baseAddress!, capacity) }
+            count = max(0, length)
+        }
+        return bytes.isEmpty ? nil : bytes
+    }
+
     /// The numeric entries of a /proc directory (tasks), sorted.
     static func numericEntries(_ path: String) throws(SystemError) -> [Int32] {
         guard let dir = opendir(path) else { throw SystemError(call: "opendir", path: path, errno: errno) }

@@ -132,16 +132,19 @@ public struct WaitLines: Sendable {
     public var deadlocks: [String] = []
     /// One "convoy: ..." line for each mutex outside a cycle that two threads or more wait for.
     public var convoys: [String] = []
+    /// One "file lock: ..." line for each thread blocked taking an advisory file lock.
+    public var fileLocks: [String] = []
 
-    public var all: [String] { deadlocks + convoys }
+    public var all: [String] { deadlocks + convoys + fileLocks }
 
     static let deadlockPrefix = "deadlock: "
     static let convoyPrefix = "convoy: "
+    static let fileLockPrefix = "file lock: "
 
     /// Whether a profile's comment is one of these: the target's state, not how the
     /// run went, so it stays where run-specific comments are left out.
     public static func isWaitLine(_ comment: String) -> Bool {
-        comment.hasPrefix(deadlockPrefix) || comment.hasPrefix(convoyPrefix)
+        comment.hasPrefix(deadlockPrefix) || comment.hasPrefix(convoyPrefix) || comment.hasPrefix(fileLockPrefix)
     }
 }
 
@@ -159,13 +162,18 @@ extension Profiler {
         let onCycle = Set(cycles.flatMap { $0.map(\.waiter) })
         let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.kind != .join }, by: \.object)
             .filter { $0.value.count >= 2 }.sorted { $0.key < $1.key }
-        guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return WaitLines() }
-        let image = TargetImage(pid: snapshot.pid, memoryMap: map)
-        let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
         let threads = Dictionary(snapshot.threads.map { ($0.tid, $0) }, uniquingKeysWith: { first, _ in first })
         func thread(_ tid: Int32) -> String {
             NameQuoting.quoted(threads[tid]?.name ?? "") + (threadIDs ? " (\(tid))" : "")
         }
+        var lines = WaitLines()
+        lines.fileLocks = FileLocks.find(in: snapshot).map { wait in
+            WaitLines.fileLockPrefix + "\(thread(wait.waiter)) waits for a \(wait.kind.rawValue) on "
+                + "\(NameQuoting.quoted(wait.path)) held by \(holders(wait.holders, threadIDs: threadIDs))"
+        }
+        guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return lines }
+        let image = TargetImage(pid: snapshot.pid, memoryMap: map)
+        let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
         func mutex(_ address: UInt64) -> String {
             if let line = symbolizer?.location(pc: address, isReturnAddress: false).lines.last, !line.function.isEmpty {
                 return line.offset == 0 ? line.function : "\(line.function)+\(hex(line.offset))"
@@ -182,7 +190,6 @@ extension Profiler {
             let function = owner.locations.first { $0.module != "[kernel]" }?.lines.last?.function ?? ""
             return function.isEmpty ? state : "\(state) in \(function)"
         }
-        var lines = WaitLines()
         lines.deadlocks = cycles.map { cycle in
             WaitLines.deadlockPrefix + cycle.enumerated().map { index, wait in
                 (index == 0 ? "\(thread(wait.waiter)) waits for " : "which waits for ")
@@ -195,5 +202,16 @@ extension Profiler {
                 + "\(held(waiting[0]))\(doing(waiting[0].owner))"
         }
         return lines
+    }
+
+    /// "holder (process 4242)", several joined with commas: each process by its name
+    /// (/proc/PID/comm, quoted as thread names are). Without ids, names alone.
+    private static func holders(_ pids: [Int32], threadIDs: Bool) -> String {
+        guard !pids.isEmpty else { return "no process /proc/locks lists (owner unknown)" }
+        return pids.map { pid in
+            guard pid > 0 else { return "an open file description (owner unknown)" }
+            let name = NameQuoting.quoted(threadName(pid: pid, tid: pid))
+            return threadIDs ? "\(name) (process \(pid))" : name
+        }.joined(separator: ", ")
     }
 }
