@@ -36,7 +36,7 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
     var stats = false
 
-    @Flag(name: .long, help: "Exit with status 3 when threads are deadlocked (a cycle of threads each waiting for a mutex the next holds), after printing the snapshot: for a health check or a CI job.")
+    @Flag(name: .long, help: "Exit with status 3 when threads are deadlocked (a cycle of threads each waiting for a lock the next holds, or to join it), after printing the snapshot: for a health check or a CI job.")
     var failOnDeadlock = false
 
     func validate() throws {
