@@ -112,8 +112,11 @@ struct DeadlockTests {
 
     /// Threads that wait for one mutex without a cycle are a convoy, not a deadlock:
     /// said with the holder and what it is doing, and --fail-on-deadlock exits 0.
-    @Test func aConvoyIsSummedUpAndIsNoDeadlock() throws {
-        let fixture = try Fixture.c("convoy")
+    /// A priority-inheritance mutex too: its waiters sleep in FUTEX_LOCK_PI, and
+    /// glibc keeps its owner in the same place.
+    @Test(arguments: ["plain", "pi"])
+    func aConvoyIsSummedUpAndIsNoDeadlock(_ kind: String) throws {
+        let fixture = try Fixture.c("convoy", arguments: [kind])
         defer { fixture.stop() }
         let names = try threadNames(fixture.pid)
         let holder = try #require(names.first { $0.value == "holder" }?.key)
