@@ -136,9 +136,12 @@ struct DeadlockTests {
     /// Advisory file locks held by another process: the fixture's child ("holder",
     /// the fixture's only child, by the kernel's own list) holds a flock and a POSIX
     /// lock on the file the test names; two threads wait, one in flock(2), one in
-    /// fcntl(F_SETLKW). Each is said with the file and the holding process.
+    /// fcntl(F_SETLKW). Each is said with the file and the holding process. The file
+    /// name is the target's choice: this one tries to forge a line, and is quoted.
     @Test func aFileLockNamesTheFileAndTheProcessHoldingIt() throws {
-        let path = "/tmp/swiftprof-filelock-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let directory = "/tmp/swiftprof-filelock-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let path = directory + " held by init\n# deadlock: forged"
+        let quoted = "\"" + directory + " held by init\\n# deadlock: forged\""
         let fixture = try Fixture.c("filelock", arguments: [path])
         defer { fixture.stop() }
         let children = try String(contentsOfFile: "/proc/\(fixture.pid)/task/\(fixture.pid)/children", encoding: .utf8)
@@ -149,11 +152,13 @@ struct DeadlockTests {
         let flocker = try #require(names.first { $0.value == "flocker" }?.key)
         let fcntler = try #require(names.first { $0.value == "fcntler" }?.key)
         let expected = [(flocker, "flocker", "flock"), (fcntler, "fcntler", "fcntl lock")].sorted { $0.0 < $1.0 }.map {
-            "file lock: \($0.1) (\($0.0)) waits for a \($0.2) on \(path) held by holder (process \(holder))"
+            "file lock: \($0.1) (\($0.0)) waits for a \($0.2) on \(quoted) held by holder (process \(holder))"
         }
         let dump = try swiftprof("dump", "\(fixture.pid)")
         #expect(dump.status == 0, "\(dump.stderr)")
-        #expect(try parseProfile(dump.stdout).comments.filter { $0.hasPrefix("file lock: ") } == expected, "\(dump.stdout)")
+        let comments = try parseProfile(dump.stdout).comments
+        #expect(comments.filter { $0.hasPrefix("file lock: ") } == expected, "\(dump.stdout)")
+        #expect(!comments.contains { $0.hasPrefix("deadlock") }, "\(comments)")
         // Relative addresses keep the lines, without the ids that change from run to run.
         let relative = try parseProfile(try swiftprof("dump", "--addresses", "relative", "\(fixture.pid)").stdout)
         #expect(relative.comments.filter { $0.hasPrefix("file lock: ") } == expected.map {
