@@ -108,6 +108,10 @@ struct OutputOptions: ParsableArguments {
             document.comments = document.comments.filter(WaitLines.isWaitLine)
         }
         func text(_ string: String) -> [UInt8] { Array(string.utf8) }
+        // Deadlocks, convoys and file-lock waits head the formats for reading (those
+        // with comments carry them as comments): what a reader must see first.
+        let waits = document.comments.filter(WaitLines.isWaitLine)
+        let waitPreamble = waits.isEmpty ? "" : waits.map { $0 + "\n" }.joined() + "\n"
         switch format {
         case .pprofText:
             return text(PprofTextWriter(profileName: document.profileName, addresses: addresses,
@@ -129,11 +133,11 @@ struct OutputOptions: ParsableArguments {
                      + "\(ProfileDocument.maximumThreadStacks); use pprof-text or folded")
                 throw ExitStatus.malformedInput
             }
-            return text(TracebackWriter().write(document))
+            return text(waitPreamble + TracebackWriter().write(document))
         case .json:
             return text(JSONFormat.write(document, classifier: try classifier()))
         case .layers:
-            return text(LayersTableWriter(markdown: markdown, color: usesColor, unit: document.unit)
+            return text(waitPreamble + LayersTableWriter(markdown: markdown, color: usesColor, unit: document.unit)
                 .write(InteractionMatrix.rows(document.records, classifier: try classifier())))
         case .mermaid:
             return text(MermaidChartWriter(unit: document.unit).write(InteractionMatrix.rows(document.records, classifier: try classifier())))

@@ -35,6 +35,12 @@ struct DeadlockTests {
         let json = try JSONSerialization.jsonObject(with: Data(try swiftprof("dump", "--format", "json", "\(fixture.pid)").stdout.utf8))
         let comments = ((json as? [String: Any])?["comments"] as? [String]) ?? []
         #expect(comments.filter { $0.hasPrefix("deadlock:") } == [expected], "\(comments)")
+        // The formats for reading start with it: traceback, layers (a table, and Markdown).
+        for format in [["traceback"], ["layers"], ["layers", "--markdown"]] {
+            let read = try swiftprof(["dump", "--format"] + format + ["\(fixture.pid)"])
+            #expect(read.status == 0, "\(read.stderr)")
+            #expect(read.stdout.hasPrefix(expected + "\n\n"), "\(format): \(read.stdout.prefix(300))")
+        }
         // Relative addresses keep the line, without the thread ids that change from run to run.
         let relative = try parseProfile(try swiftprof("dump", "--addresses", "relative", "\(fixture.pid)").stdout)
         #expect(relative.comments == [expected.replacingOccurrences(of: " (\(transfer))", with: "")
