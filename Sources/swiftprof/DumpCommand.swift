@@ -95,8 +95,11 @@ struct DumpCommand: ParsableCommand {
             throw ExitStatus.cannotProfile
         }
         Profiler.markRunningTasks(&snapshot, options: options)
-        var document = ProfileDocument(snapshot: snapshot)
         let waits = Profiler.waitLines(snapshot, options: options, threadIDs: output.addresses != .relative)
+        for index in snapshot.threads.indices {
+            if let wait = waits.byThread[snapshot.threads[index].tid] { snapshot.threads[index].state?.wait = wait }
+        }
+        var document = ProfileDocument(snapshot: snapshot)
         document.comments = waits.all
             + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
             + failureComments(snapshot.failures)

@@ -114,6 +114,33 @@ struct DeadlockTests {
             + "wait for table_lock held for writing by indexer (\(indexer)), sleeping in "
         #expect(convoy.hasPrefix(prefix), "\(convoy)")
         #expect(comments.filter { $0.hasPrefix("convoy: ") }.count == 1)
+
+        // Each blocked thread's own wait, after its state line; main joins indexer.
+        let writer = "rwlock table_lock held for writing by indexer (\(indexer))"
+        let expectedWaits: [Int32: String] = [
+            indexer: "mutex accounts_lock held by reporter (\(reporter))", reporter: writer, ids[2]: writer, ids[3]: writer,
+            fixture.pid: "the end of indexer (\(indexer))",
+        ]
+        let profile = try parseProfile(dump.stdout)
+        for (tid, wait) in expectedWaits {
+            #expect(profile.records.first { $0.threadIDs.contains(tid) }?.state?.wait == wait, "thread \(tid)")
+        }
+        #expect(dump.stdout.contains("\n# waits: \(writer)\n#\t"), "the line after the state line, before the frames")
+        // Read back from a saved file, and in the other formats.
+        let saved = FileManager.default.temporaryDirectory.appendingPathComponent("waits-\(getpid()).txt").path
+        defer { try? FileManager.default.removeItem(atPath: saved) }
+        try dump.stdout.write(toFile: saved, atomically: true, encoding: .utf8)
+        #expect(try swiftprof("dump", "--input", saved).stdout == dump.stdout)
+        let json = try JSONSerialization.jsonObject(with: Data(try swiftprof("dump", "--input", saved, "--format", "json").stdout.utf8))
+        var jsonWaits: [Int32: String] = [:]
+        for record in (json as? [String: Any])?["records"] as? [[String: Any]] ?? [] {
+            guard let wait = (record["state"] as? [String: Any])?["wait"] as? String else { continue }
+            for tid in record["threads"] as? [Int] ?? [] { jsonWaits[Int32(tid)] = wait }
+        }
+        #expect(jsonWaits == expectedWaits)
+        let traceback = try swiftprof("dump", "--input", saved, "--format", "traceback").stdout
+        #expect(traceback.contains("thread \(indexer) \"indexer\" [sleeping, futex, waiting for mutex accounts_lock held by reporter (\(reporter))]:"),
+                "\(traceback)")
     }
 
     /// Threads that wait for one mutex without a cycle are a convoy, not a deadlock:

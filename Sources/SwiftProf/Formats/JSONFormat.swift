@@ -45,6 +45,8 @@ public enum JSONFormat {
         var blockedNanoseconds: UInt64?
         /// The ids of the Swift tasks the thread runs.
         var swiftTasks: [UInt64]?
+        /// What the blocked thread waits for, and who holds it.
+        var wait: String?
     }
 
     struct FrameJSON: Codable {
@@ -152,6 +154,7 @@ public enum JSONFormat {
         var state = ThreadState(code: code, systemCall: json.syscall.map { SystemCall(name: $0, arguments: json.arguments ?? []) },
                                 wchan: json.wchan ?? "", blockedNanoseconds: json.blockedNanoseconds)
         state.swiftTasks = json.swiftTasks ?? []
+        state.wait = json.wait
         return state
     }
 
@@ -185,6 +188,7 @@ extension JSONFormat.StateJSON {
     init(_ state: ThreadState) {
         self.init(code: String(state.code), name: state.codeName, syscall: state.systemCall?.name,
                   arguments: state.systemCall?.arguments, wchan: state.wchan.isEmpty ? nil : state.wchan,
-                  blockedNanoseconds: state.blockedNanoseconds, swiftTasks: state.swiftTasks.isEmpty ? nil : state.swiftTasks)
+                  blockedNanoseconds: state.blockedNanoseconds, swiftTasks: state.swiftTasks.isEmpty ? nil : state.swiftTasks,
+                  wait: state.wait)
     }
 }

@@ -70,6 +70,7 @@ public struct PprofTextWriter: Sendable {
                 text += StateLine.format(stable ? state.withoutRunDependentArguments(threadIDs: threadIDs) : state,
                                          threadIDs: stable ? [] : record.threadIDs, names: record.threadNames,
                                          showsBlockedTime: showsBlockedTime) + "\n"
+                if let wait = state.wait { text += WaitLine.prefix + wait + "\n" }
             }
             if record.state == nil, profileName == "task", !record.threadNames.isEmpty {
                 text += TaskLine.format(ids: addresses == .relative ? [] : record.threadIDs, states: record.threadNames) + "\n"
@@ -163,6 +164,11 @@ public enum PprofTextReader {
                 current!.record.state = state
                 current!.record.threadIDs = threads
                 current!.record.threadNames = names
+            } else if line.hasPrefix(WaitLine.prefix) {
+                guard current?.record.state != nil, current!.frames.isEmpty else {
+                    throw FormatError(line: number, reason: "a \"# waits: \" line goes right after a state line")
+                }
+                current!.record.state!.wait = String(line.dropFirst(WaitLine.prefix.count))
             } else if line.hasPrefix(TaskLine.prefix) {
                 guard current != nil, let (ids, states) = TaskLine.parse(line) else {
                     throw FormatError(line: number, reason: "expected \"# tasks: ID,... states: STATE,...\" in a record")
@@ -312,6 +318,12 @@ extension ThreadState {
         copy.swiftTasks = []
         return copy
     }
+}
+
+/// `# waits: mutex audit_lock held by auditor (26225)`, the line after a blocked
+/// thread's state line where swiftprof knows what it waits for (ThreadWaits).
+enum WaitLine {
+    static let prefix = "# waits: "
 }
 
 enum StateLine {

@@ -42,6 +42,7 @@ public struct TracebackWriter: Sendable {
             status.append(state.codeName)
             if let call = state.systemCall { status.append(call.name) }
             status += state.swiftTasks.map { "running task \($0)" }
+            if let wait = state.wait { status.append("waiting for \(wait)") }
         }
         let tid = thread.tid == 0 ? "?" : String(thread.tid)
         // Always quoted, as Go's %q: a name cannot end the header or start a frame line.

@@ -70,6 +70,9 @@ public struct ThreadState: Hashable, Sendable {
     public var blockedNanoseconds: UInt64?
     /// The ids of the Swift async tasks the thread (or, merged, the threads) runs, ascending.
     public var swiftTasks: [UInt64] = []
+    /// What the blocked thread waits for, and who holds it, where that is known
+    /// ("mutex audit_lock held by auditor (26225)"): one line, names quoted.
+    public var wait: String?
 
     public init(code: Character, systemCall: SystemCall? = nil, wchan: String = "", blockedNanoseconds: UInt64? = nil) {
         self.code = code
@@ -95,7 +98,7 @@ public struct ThreadState: Hashable, Sendable {
     }
 
     /// What records are grouped by, besides the stack: not the arguments nor the time.
-    var groupKey: String { "\(code) \(systemCall?.name ?? "") \(wchan)" }
+    var groupKey: String { "\(code) \(systemCall?.name ?? "") \(wchan)" + (wait.map { " \($0)" } ?? "") }
 }
 
 /// One thread's stack as the user sees it, leaf first.

@@ -136,6 +136,9 @@ public struct WaitLines: Sendable {
     public var fileLocks: [String] = []
 
     public var all: [String] { deadlocks + convoys + fileLocks }
+    /// What each blocked thread whose wait is known waits for, for its state line:
+    /// "mutex audit_lock held by auditor (26225)".
+    public var byThread: [Int32: String] = [:]
 
     static let deadlockPrefix = "deadlock: "
     static let convoyPrefix = "convoy: "
@@ -155,7 +158,9 @@ extension Profiler {
     /// innermost function). Locks are named by the symbol that covers them
     /// (`audit_lock`, `accounts+0x8`), else by address.
     /// `threadIDs: false` (for --addresses relative) names threads by name alone:
-    /// ids change from run to run, the state does not.
+    /// ids change from run to run, the state does not. Every name in the lines is
+    /// the target's choice (threads, symbols, files) and quoted where it could
+    /// break a line or read as more than a name.
     public static func waitLines(_ snapshot: Snapshot, options: SnapshotOptions, threadIDs: Bool = true) -> WaitLines {
         let waits = ThreadWaits.find(in: snapshot)
         let cycles = ThreadWaits.cycles(waits)
@@ -167,19 +172,21 @@ extension Profiler {
             NameQuoting.quoted(threads[tid]?.name ?? "") + (threadIDs ? " (\(tid))" : "")
         }
         var lines = WaitLines()
-        lines.fileLocks = FileLocks.find(in: snapshot).map { wait in
-            WaitLines.fileLockPrefix + "\(thread(wait.waiter)) waits for a \(wait.kind.rawValue) on "
-                + "\(NameQuoting.quoted(wait.path)) held by \(holders(wait.holders, threadIDs: threadIDs))"
+        for wait in FileLocks.find(in: snapshot) {
+            let what = "\(wait.kind.rawValue) on \(NameQuoting.quoted(wait.path)) held by \(holders(wait.holders, threadIDs: threadIDs))"
+            lines.fileLocks.append(WaitLines.fileLockPrefix + "\(thread(wait.waiter)) waits for a \(what)")
+            lines.byThread[wait.waiter] = what
         }
-        guard !cycles.isEmpty || !convoys.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return lines }
+        guard !waits.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return lines }
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
         let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
         func mutex(_ address: UInt64) -> String {
             if let line = symbolizer?.location(pc: address, isReturnAddress: false).lines.last, !line.function.isEmpty {
-                return line.offset == 0 ? line.function : "\(line.function)+\(hex(line.offset))"
+                let name = NameQuoting.quoted(line.function)
+                return line.offset == 0 ? name : "\(name)+\(hex(line.offset))"
             }
             let path = map.region(containing: address)?.path ?? ""
-            return path.isEmpty ? "the lock at \(hex(address))" : "the lock at \(hex(address)) (\(path))"
+            return path.isEmpty ? "the lock at \(hex(address))" : "the lock at \(hex(address)) (\(NameQuoting.quoted(path)))"
         }
         func held(_ wait: ThreadWait) -> String {
             "\(mutex(wait.object)) held \(wait.kind == .rwlock ? "for writing " : "")by \(thread(wait.owner))"
@@ -188,7 +195,14 @@ extension Profiler {
             guard let owner = threads[tid] else { return "" }
             let state = owner.state.map { ", \($0.codeName)" } ?? ""
             let function = owner.locations.first { $0.module != "[kernel]" }?.lines.last?.function ?? ""
-            return function.isEmpty ? state : "\(state) in \(function)"
+            return function.isEmpty ? state : "\(state) in \(NameQuoting.quoted(function))"
+        }
+        for wait in waits {
+            switch wait.kind {
+            case .mutex: lines.byThread[wait.waiter] = "mutex \(held(wait))"
+            case .rwlock: lines.byThread[wait.waiter] = "rwlock \(held(wait))"
+            case .join: lines.byThread[wait.waiter] = "the end of \(thread(wait.owner))"
+            }
         }
         lines.deadlocks = cycles.map { cycle in
             WaitLines.deadlockPrefix + cycle.enumerated().map { index, wait in
@@ -196,7 +210,7 @@ extension Profiler {
                     + (wait.kind == .join ? "\(thread(wait.owner)) to end" : held(wait))
             }.joined(separator: ", ")
         }
-        lines.convoys = convoys.map { address, waiting in
+        lines.convoys = convoys.map { _, waiting in
             WaitLines.convoyPrefix + "\(waiting.count) threads"
                 + (threadIDs ? " (\(waiting.map { String($0.waiter) }.joined(separator: ", ")))" : "") + " wait for "
                 + "\(held(waiting[0]))\(doing(waiting[0].owner))"
