@@ -143,6 +143,28 @@ struct DeadlockTests {
                 "\(traceback)")
     }
 
+    /// Condition variables and semaphores record no owner: the wait names the object,
+    /// by its symbol (the futex word is inside it: the name has no offset), or by
+    /// where it lies, without the address under --addresses relative.
+    @Test func aWaitWithoutOwnerNamesItsObject() throws {
+        let fixture = try Fixture.c("waits")
+        defer { fixture.stop() }
+        let names = try threadNames(fixture.pid)
+        let tid = { (name: String) in try #require(names.first { $0.value == name }?.key) }
+        let dump = try swiftprof("dump", "\(fixture.pid)")
+        #expect(dump.status == 0, "\(dump.stderr)")
+        let profile = try parseProfile(dump.stdout)
+        let wait = { (tid: Int32) in profile.records.first { $0.threadIDs.contains(tid) }?.state?.wait }
+        #expect(wait(try tid("consumer")) == "condition variable work_ready")
+        #expect(wait(try tid("worker")) == "semaphore jobs")
+        let heaped = try #require(wait(try tid("heaped")))
+        #expect(heaped.hasPrefix("condition variable at 0x") && heaped.hasSuffix(" ([heap])"), "\(heaped)")
+        #expect(wait(fixture.pid) == nil, "main reads stdin")
+        let relative = try parseProfile(try swiftprof("dump", "--addresses", "relative", "\(fixture.pid)").stdout)
+        let waits = Set(relative.records.compactMap { $0.state?.wait })
+        #expect(waits == ["condition variable work_ready", "semaphore jobs", "condition variable in [heap]"])
+    }
+
     /// Threads that wait for one mutex without a cycle are a convoy, not a deadlock:
     /// said with the holder and what it is doing, and --fail-on-deadlock exits 0.
     /// A priority-inheritance mutex too: its waiters sleep in FUTEX_LOCK_PI, and

@@ -143,7 +143,7 @@ struct FormatsTests {
         #expect(result.status == 0)
         let blocks = result.stdout.components(separatedBy: "\n\n")
         #expect(blocks.count == 12)
-        let workers = blocks.filter { $0.contains("\"worker\" [sleeping, futex]:\n") }
+        let workers = blocks.filter { $0.contains("\"worker\" [sleeping, futex, waiting for condition variable never]:\n") }
         #expect(workers.count == 8)
         let line = sourceLine(Self.source, containing: "pthread_cond_wait(&never, &lock)")
         #expect(workers.allSatisfy { $0.contains("\nworker_wait(...)\n\t\(Paths.packageRoot.path)/\(Self.source):\(line) +0x") })

@@ -15,19 +15,25 @@
 // `__cur_writer` (offset 24), zero while readers hold it: readers are not
 // recorded anywhere, and a wait for them is not named.
 
-/// One thread waiting for another: for a mutex it holds, or (pthread_join) to end.
+/// One thread waiting: for a mutex or read-write lock another holds, for another
+/// to end (pthread_join), or on a condition variable or semaphore (which record
+/// no owner: anyone may signal them).
 public struct ThreadWait: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {
         case mutex
         case join
-        /// A read-write lock held for writing.
+        /// A read-write lock; its owner is the writer holding it.
         case rwlock
+        case condition
+        case semaphore
     }
     public var waiter: Int32
-    /// The mutex or read-write lock; for a join, the joined thread's id word.
+    /// The mutex, read-write lock, condition variable or semaphore; for a join, the
+    /// joined thread's id word.
     public var object: UInt64
-    /// The lock's holder (its writer); for a join, the thread joined.
-    public var owner: Int32
+    /// The lock's holder (its writer), a thread of the process; for a join, the
+    /// thread joined. nil where nothing says (or two reads did not agree).
+    public var owner: Int32?
     public var kind: Kind = .mutex
 }
 
@@ -55,28 +61,50 @@ public enum ThreadWaits {
         "___pthread_rwlock_clockwrlock64", "__pthread_rwlock_clockwrlock64", "pthread_rwlock_clockwrlock",
     ]
 
-    /// The threads of `snapshot` blocked locking a mutex or a read-write lock that
-    /// another thread of the process holds, or joining another, in thread order.
+    /// glibc's condition variable waits: futex on `__g_signals[g]`, at offset 40 or
+    /// 44 of the (8-aligned) pthread_cond_t since glibc 2.25.
+    static let conditionFunctions: Set<String> = [
+        "__pthread_cond_wait_common", "___pthread_cond_wait", "__pthread_cond_wait", "pthread_cond_wait",
+        "___pthread_cond_timedwait64", "__pthread_cond_timedwait64", "___pthread_cond_timedwait", "pthread_cond_timedwait",
+        "___pthread_cond_clockwait64", "__pthread_cond_clockwait64", "pthread_cond_clockwait",
+    ]
+
+    /// glibc's semaphore waits: futex on the semaphore's value, its first word.
+    static let semaphoreFunctions: Set<String> = [
+        "do_futex_wait", "__new_sem_wait_slow64", "__new_sem_wait_slow", "__new_sem_wait", "___sem_wait", "sem_wait",
+        "__sem_timedwait64", "___sem_timedwait64", "sem_timedwait", "__sem_clockwait64", "___sem_clockwait64", "sem_clockwait",
+    ]
+
+    /// The threads of `snapshot` blocked in futex in one of glibc's primitives, in
+    /// thread order: the primitive of the innermost frame that is one (a thread that
+    /// wakes from a condition variable and waits for its mutex waits for the mutex).
     public static func find(in snapshot: Snapshot) -> [ThreadWait] {
         let tids = Set(snapshot.threads.map(\.tid))
         return snapshot.threads.compactMap { thread -> ThreadWait? in
             guard let call = thread.state?.systemCall, call.name == "futex", let first = call.arguments.first,
                   let address = parseHex(first) else { return nil }
-            let functions = Set(thread.locations.flatMap { $0.lines.map(\.function) })
-            if !functions.isDisjoint(with: joinFunctions), call.arguments.count > 2, let joined = Int32(call.arguments[2]),
-               joined != thread.tid, tids.contains(joined) {
-                return ThreadWait(waiter: thread.tid, object: address, owner: joined, kind: .join)
+            let functions = thread.locations.lazy.flatMap { $0.lines.reversed().map(\.function) }
+            guard let innermost = functions.first(where: { name in
+                [joinFunctions, rwlockFunctions, lockFunctions, conditionFunctions, semaphoreFunctions].contains { $0.contains(name) }
+            }) else { return nil }
+            let wait = { (kind: ThreadWait.Kind, object: UInt64, owner: Int32?) in
+                ThreadWait(waiter: thread.tid, object: object, owner: owner.flatMap { $0 != thread.tid && tids.contains($0) ? $0 : nil },
+                           kind: kind)
             }
-            if !functions.isDisjoint(with: rwlockFunctions) {
-                guard let (lock, writer) = writer(pid: snapshot.pid, futex: address), writer != thread.tid,
-                      tids.contains(writer) else { return nil }
-                return ThreadWait(waiter: thread.tid, object: lock, owner: writer, kind: .rwlock)
+            if joinFunctions.contains(innermost) {
+                guard call.arguments.count > 2, let joined = Int32(call.arguments[2]) else { return nil }
+                return wait(.join, address, joined)
             }
-            guard !functions.isDisjoint(with: lockFunctions),
-                  let owner = owner(pid: snapshot.pid, mutex: address), owner != thread.tid, tids.contains(owner)
-            else { return nil }
-            return ThreadWait(waiter: thread.tid, object: address, owner: owner)
-        }
+            if rwlockFunctions.contains(innermost) {
+                let lock = address % 8 == 0 ? address &- 8 : address &- 12
+                return wait(.rwlock, lock, writer(pid: snapshot.pid, lock: lock))
+            }
+            if lockFunctions.contains(innermost) { return wait(.mutex, address, owner(pid: snapshot.pid, mutex: address)) }
+            if conditionFunctions.contains(innermost) {
+                return wait(.condition, address % 8 == 0 ? address &- 40 : address &- 44, nil)
+            }
+            return wait(.semaphore, address, nil)
+        }.filter { $0.kind != .join || $0.owner != nil }
     }
 
     /// `__owner`, read twice with the owner's state between: the same both times.
@@ -89,31 +117,30 @@ public enum ThreadWaits {
         return owner
     }
 
-    /// The lock a read-write lock's futex word belongs to, and its writer
-    /// (`__cur_writer`), read twice with the writer's state between, as for a mutex.
-    private static func writer(pid: Int32, futex: UInt64) -> (lock: UInt64, writer: Int32)? {
-        let lock = futex % 8 == 0 ? futex &- 8 : futex &- 12
-        guard lock < futex, let before = Ptrace.readMemory(pid: pid, at: lock, count: 32) else { return nil }
+    /// A read-write lock's writer (`__cur_writer`), read twice with the writer's
+    /// state between, as a mutex's owner.
+    private static func writer(pid: Int32, lock: UInt64) -> Int32? {
+        guard let before = Ptrace.readMemory(pid: pid, at: lock, count: 32) else { return nil }
         let writer = Int32(truncatingIfNeeded: littleEndianWord(before, at: 24))
         guard writer > 0, (try? TaskStatus.read(pid: pid, tid: writer)) != nil,
               let after = Ptrace.readMemory(pid: pid, at: lock, count: 32), after == before else { return nil }
-        return (lock, writer)
+        return writer
     }
 
     /// The cycles of waits: each waiter waits for one owner, so a thread is on at
     /// most one cycle. Each is given from its lowest thread id, and the cycles in
     /// the order of those ids (the same state, the same lines).
     public static func cycles(_ waits: [ThreadWait]) -> [[ThreadWait]] {
-        let byWaiter = Dictionary(waits.map { ($0.waiter, $0) }, uniquingKeysWith: { first, _ in first })
+        let byWaiter = Dictionary(waits.filter { $0.owner != nil }.map { ($0.waiter, $0) }, uniquingKeysWith: { first, _ in first })
         var cycles: [[ThreadWait]] = []
         var onCycle: Set<Int32> = []
         for start in byWaiter.keys.sorted() where !onCycle.contains(start) {
             var path: [Int32] = []
             var seen: Set<Int32> = []
             var tid = start
-            while let wait = byWaiter[tid], seen.insert(tid).inserted {
+            while let wait = byWaiter[tid], let owner = wait.owner, seen.insert(tid).inserted {
                 path.append(tid)
-                tid = wait.owner
+                tid = owner
             }
             guard let at = path.firstIndex(of: tid), byWaiter[tid] != nil else { continue }
             let members = Array(path[at...])
@@ -165,7 +192,8 @@ extension Profiler {
         let waits = ThreadWaits.find(in: snapshot)
         let cycles = ThreadWaits.cycles(waits)
         let onCycle = Set(cycles.flatMap { $0.map(\.waiter) })
-        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.kind != .join }, by: \.object)
+        let convoys = Dictionary(grouping: waits.filter { !onCycle.contains($0.waiter) && $0.owner != nil && [.mutex, .rwlock].contains($0.kind) },
+                                 by: \.object)
             .filter { $0.value.count >= 2 }.sorted { $0.key < $1.key }
         let threads = Dictionary(snapshot.threads.map { ($0.tid, $0) }, uniquingKeysWith: { first, _ in first })
         func thread(_ tid: Int32) -> String {
@@ -180,16 +208,23 @@ extension Profiler {
         guard !waits.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return lines }
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
         let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
-        func mutex(_ address: UInt64) -> String {
+        /// The symbol covering an object (`audit_lock`, `accounts+0x8`), else where it lies.
+        func object(_ address: UInt64) -> (symbol: String?, place: String) {
             if let line = symbolizer?.location(pc: address, isReturnAddress: false).lines.last, !line.function.isEmpty {
                 let name = NameQuoting.quoted(line.function)
-                return line.offset == 0 ? name : "\(name)+\(hex(line.offset))"
+                return (line.offset == 0 ? name : "\(name)+\(hex(line.offset))", "")
             }
-            let path = map.region(containing: address)?.path ?? ""
-            return path.isEmpty ? "the lock at \(hex(address))" : "the lock at \(hex(address)) (\(NameQuoting.quoted(path)))"
+            // Without ids, without the address either: it changes from run to run.
+            let path = NameQuoting.quoted(map.region(containing: address)?.path ?? "")
+            if !threadIDs { return (nil, path.isEmpty ? "in anonymous memory" : "in \(path)") }
+            return (nil, path.isEmpty ? "at \(hex(address))" : "at \(hex(address)) (\(path))")
+        }
+        func mutex(_ address: UInt64) -> String {
+            let named = object(address)
+            return named.symbol ?? "the lock \(named.place)"
         }
         func held(_ wait: ThreadWait) -> String {
-            "\(mutex(wait.object)) held \(wait.kind == .rwlock ? "for writing " : "")by \(thread(wait.owner))"
+            "\(mutex(wait.object)) held \(wait.kind == .rwlock ? "for writing " : "")by \(wait.owner.map(thread) ?? "")"
         }
         func doing(_ tid: Int32) -> String {
             guard let owner = threads[tid] else { return "" }
@@ -198,22 +233,29 @@ extension Profiler {
             return function.isEmpty ? state : "\(state) in \(NameQuoting.quoted(function))"
         }
         for wait in waits {
-            switch wait.kind {
-            case .mutex: lines.byThread[wait.waiter] = "mutex \(held(wait))"
-            case .rwlock: lines.byThread[wait.waiter] = "rwlock \(held(wait))"
-            case .join: lines.byThread[wait.waiter] = "the end of \(thread(wait.owner))"
+            let named = object(wait.object)
+            let name = named.symbol ?? named.place
+            switch (wait.kind, wait.owner) {
+            case (.mutex, _?): lines.byThread[wait.waiter] = "mutex \(held(wait))"
+            case (.rwlock, _?): lines.byThread[wait.waiter] = "rwlock \(held(wait))"
+            case (.join, let owner?): lines.byThread[wait.waiter] = "the end of \(thread(owner))"
+            case (.mutex, nil): lines.byThread[wait.waiter] = "mutex \(name), owner unknown"
+            case (.rwlock, nil): lines.byThread[wait.waiter] = "rwlock \(name), no writer recorded (readers hold it, or none)"
+            case (.condition, _): lines.byThread[wait.waiter] = "condition variable \(name)"
+            case (.semaphore, _): lines.byThread[wait.waiter] = "semaphore \(name)"
+            case (.join, nil): break
             }
         }
         lines.deadlocks = cycles.map { cycle in
             WaitLines.deadlockPrefix + cycle.enumerated().map { index, wait in
                 (index == 0 ? "\(thread(wait.waiter)) waits for " : "which waits for ")
-                    + (wait.kind == .join ? "\(thread(wait.owner)) to end" : held(wait))
+                    + (wait.kind == .join ? "\(wait.owner.map(thread) ?? "") to end" : held(wait))
             }.joined(separator: ", ")
         }
         lines.convoys = convoys.map { _, waiting in
             WaitLines.convoyPrefix + "\(waiting.count) threads"
                 + (threadIDs ? " (\(waiting.map { String($0.waiter) }.joined(separator: ", ")))" : "") + " wait for "
-                + "\(held(waiting[0]))\(doing(waiting[0].owner))"
+                + "\(held(waiting[0]))\(waiting[0].owner.map(doing) ?? "")"
         }
         return lines
     }

@@ -1,0 +1,48 @@
+/* Threads blocked on glibc primitives that record no owner: "consumer" waits on
+ * the condition variable work_ready, "worker" on the semaphore jobs, "heaped" on
+ * a condition variable allocated on the heap (named by where it lies). Ends at
+ * the end of stdin. Build: cc -O2 -g -pthread waits.c */
+#include "fixture_ready.h"
+#include <semaphore.h>
+
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
+static sem_t jobs;
+static pthread_cond_t *heap_condition;
+
+static void *consumer(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&queue_lock);
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    for (;;) pthread_cond_wait(&work_ready, &queue_lock);
+    return NULL;
+}
+
+static void *heaped(void *arg) {
+    static pthread_mutex_t own_lock = PTHREAD_MUTEX_INITIALIZER;
+    (void)arg;
+    pthread_mutex_lock(&own_lock);
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    for (;;) pthread_cond_wait(heap_condition, &own_lock);
+    return NULL;
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    for (;;) sem_wait(&jobs);
+    return NULL;
+}
+
+int main(void) {
+    char byte;
+    sem_init(&jobs, 0, 0);
+    heap_condition = malloc(sizeof *heap_condition);
+    pthread_cond_init(heap_condition, NULL);
+    start_thread(consumer, NULL, "consumer");
+    start_thread(worker, NULL, "worker");
+    start_thread(heaped, NULL, "heaped");
+    wait_until_parked(3);
+    while (read(0, &byte, 1) > 0) {}
+    return 0;
+}
