@@ -138,6 +138,12 @@ struct DeadlockTests {
             for tid in record["threads"] as? [Int] ?? [] { jsonWaits[Int32(tid)] = wait }
         }
         #expect(jsonWaits == expectedWaits)
+        // pprof carries it as a label (go tool pprof -tagfocus wait=...), read back by swiftprof.
+        let proto = FileManager.default.temporaryDirectory.appendingPathComponent("waits-\(getpid()).pb.gz").path
+        defer { try? FileManager.default.removeItem(atPath: proto) }
+        #expect(try swiftprof("dump", "--input", saved, "--format", "pprof", "-o", proto).status == 0)
+        let fromProto = try parseProfile(try swiftprof("dump", "--input", proto).stdout)
+        #expect(Set(fromProto.records.compactMap { $0.state?.wait }) == Set(expectedWaits.values))
         let traceback = try swiftprof("dump", "--input", saved, "--format", "traceback").stdout
         #expect(traceback.contains("thread \(indexer) \"indexer\" [sleeping, futex, waiting for mutex accounts_lock held by reporter (\(reporter))]:"),
                 "\(traceback)")

@@ -1,14 +1,14 @@
 // `--format pprof`: a gzipped profile.proto that `go tool pprof` reads without
 // the binaries: functions, file:line and inlined frames (one Line each,
 // innermost first) are in it, and every mapping says so. Thread state goes
-// into string labels (state, syscall, wchan, threads, names), so that
+// into string labels (state, syscall, wchan, wait, threads, names), so that
 // `-tagfocus syscall=futex` works.
 import CSwiftProf
 import Glibc
 
 public enum PprofProto {
     /// Labels are strings; these are their keys.
-    static let labelKeys = ["state", "syscall", "wchan", "threads", "names", "truncated"]
+    static let labelKeys = ["state", "syscall", "wchan", "wait", "threads", "names", "truncated"]
 
     public static func write(_ document: ProfileDocument, sampleType: String = "thread") -> [UInt8] {
         gzip(encode(document, sampleType: sampleType))
@@ -87,6 +87,7 @@ public enum PprofProto {
             labels.append(("state", String(state.code)))
             if let call = state.systemCall { labels.append(("syscall", call.name)) }
             if !state.wchan.isEmpty { labels.append(("wchan", state.wchan)) }
+            if let wait = state.wait { labels.append(("wait", wait)) }
         }
         if !record.threadIDs.isEmpty { labels.append(("threads", record.threadIDs.map(String.init).joined(separator: ","))) }
         if !record.threadNames.isEmpty { labels.append(("names", record.threadNames.joined(separator: ","))) }
@@ -279,6 +280,7 @@ public enum PprofProto {
             if let code = labels["state"]?.first {
                 record.state = ThreadState(code: code, systemCall: labels["syscall"].map { SystemCall(name: $0, arguments: ["…"]) },
                                            wchan: labels["wchan"] ?? "")
+                record.state?.wait = labels["wait"]
             }
             record.threadIDs = labels["threads"]?.split(separator: ",").compactMap { Int32($0) } ?? []
             record.threadNames = labels["names"]?.split(separator: ",").map(String.init) ?? []
