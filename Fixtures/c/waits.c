@@ -1,7 +1,8 @@
 /* Threads blocked on glibc primitives that record no owner: "consumer" waits on
  * the condition variable work_ready, "worker" on the semaphore jobs, "heaped" on
- * a condition variable allocated on the heap (named by where it lies). Ends at
- * the end of stdin. Build: cc -O2 -g -pthread waits.c */
+ * a condition variable allocated on the heap (named by where it lies), and two
+ * "pooled" threads, one stack, each on a heap condition variable of its own.
+ * Ends at the end of stdin. Build: cc -O2 -g -pthread waits.c */
 #include "fixture_ready.h"
 #include <semaphore.h>
 
@@ -27,6 +28,15 @@ static void *heaped(void *arg) {
     return NULL;
 }
 
+static void *pooled(void *arg) {
+    pthread_cond_t *own = arg;
+    pthread_mutex_t *lock = (pthread_mutex_t *)(own + 1);
+    pthread_mutex_lock(lock);
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    for (;;) pthread_cond_wait(own, lock);
+    return NULL;
+}
+
 static void *worker(void *arg) {
     (void)arg;
     announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
@@ -42,7 +52,14 @@ int main(void) {
     start_thread(consumer, NULL, "consumer");
     start_thread(worker, NULL, "worker");
     start_thread(heaped, NULL, "heaped");
-    wait_until_parked(3);
+    for (int i = 0; i < 2; i++) {
+        /* A condition variable and its mutex, side by side. */
+        pthread_cond_t *own = malloc(sizeof(pthread_cond_t) + sizeof(pthread_mutex_t));
+        pthread_cond_init(own, NULL);
+        pthread_mutex_init((pthread_mutex_t *)(own + 1), NULL);
+        start_thread(pooled, own, "pooled");
+    }
+    wait_until_parked(5);
     while (read(0, &byte, 1) > 0) {}
     return 0;
 }

@@ -53,6 +53,7 @@ public enum Grouper {
             merged.systemCall = call
         }
         if let other = b.blockedNanoseconds { merged.blockedNanoseconds = max(a.blockedNanoseconds ?? 0, other) }
+        if a.wait != b.wait { merged.wait = "…" }
         merged.swiftTasks = Array(Set(a.swiftTasks + b.swiftTasks)).sorted()
         return merged
     }

@@ -71,7 +71,8 @@ public struct ThreadState: Hashable, Sendable {
     /// The ids of the Swift async tasks the thread (or, merged, the threads) runs, ascending.
     public var swiftTasks: [UInt64] = []
     /// What the blocked thread waits for, and who holds it, where that is known
-    /// ("mutex audit_lock held by auditor (26225)"): one line, names quoted.
+    /// ("mutex audit_lock held by auditor (26225)"): one line, names quoted; "…"
+    /// for threads of one record that wait for different things.
     public var wait: String?
 
     public init(code: Character, systemCall: SystemCall? = nil, wchan: String = "", blockedNanoseconds: UInt64? = nil) {
@@ -98,7 +99,9 @@ public struct ThreadState: Hashable, Sendable {
     }
 
     /// What records are grouped by, besides the stack: not the arguments nor the time.
-    var groupKey: String { "\(code) \(systemCall?.name ?? "") \(wchan)" + (wait.map { " \($0)" } ?? "") }
+    /// Nor the wait: threads of one stack that each wait on their own object (a pool
+    /// whose workers have a condition variable each) are still one record.
+    var groupKey: String { "\(code) \(systemCall?.name ?? "") \(wchan)" }
 }
 
 /// One thread's stack as the user sees it, leaf first.
