@@ -107,24 +107,21 @@ public enum ThreadWaits {
         }.filter { $0.kind != .join || $0.owner != nil }
     }
 
-    /// `__owner`, read twice with the owner's state between: the same both times.
-    /// (The word at 8 holds `__owner` and `__nusers`; the low half is the owner.)
-    private static func owner(pid: Int32, mutex: UInt64) -> Int32? {
-        guard let before = Ptrace.readMemory(pid: pid, at: mutex, count: 16) else { return nil }
-        let owner = Int32(truncatingIfNeeded: littleEndianWord(before, at: 8))
-        guard owner > 0, (try? TaskStatus.read(pid: pid, tid: owner)) != nil,
-              let after = Ptrace.readMemory(pid: pid, at: mutex, count: 16), after == before else { return nil }
-        return owner
-    }
+    /// A mutex's `__owner` (the low half of the word at 8, `__nusers` the high half).
+    private static func owner(pid: Int32, mutex: UInt64) -> Int32? { threadID(pid: pid, in: mutex, at: 8) }
 
-    /// A read-write lock's writer (`__cur_writer`), read twice with the writer's
-    /// state between, as a mutex's owner.
-    private static func writer(pid: Int32, lock: UInt64) -> Int32? {
-        guard let before = Ptrace.readMemory(pid: pid, at: lock, count: 32) else { return nil }
-        let writer = Int32(truncatingIfNeeded: littleEndianWord(before, at: 24))
-        guard writer > 0, (try? TaskStatus.read(pid: pid, tid: writer)) != nil,
-              let after = Ptrace.readMemory(pid: pid, at: lock, count: 32), after == before else { return nil }
-        return writer
+    /// A read-write lock's writer, `__cur_writer` (the low half of the word at 24).
+    private static func writer(pid: Int32, lock: UInt64) -> Int32? { threadID(pid: pid, in: lock, at: 24) }
+
+    /// The thread id a lock keeps at `offset`, believed only if the lock's bytes read
+    /// the same twice, with a look at that thread's state between.
+    private static func threadID(pid: Int32, in lock: UInt64, at offset: Int) -> Int32? {
+        let count = offset + 8
+        guard let before = Ptrace.readMemory(pid: pid, at: lock, count: count), before.count == count else { return nil }
+        let tid = Int32(truncatingIfNeeded: littleEndianWord(before, at: offset))
+        guard tid > 0, (try? TaskStatus.read(pid: pid, tid: tid)) != nil,
+              let after = Ptrace.readMemory(pid: pid, at: lock, count: count), after == before else { return nil }
+        return tid
     }
 
     /// The cycles of waits: each waiter waits for one owner, so a thread is on at
