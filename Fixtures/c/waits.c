@@ -1,7 +1,8 @@
 /* Threads blocked on glibc primitives that record no owner: "consumer" waits on
  * the condition variable work_ready, "worker" on the semaphore jobs, "heaped" on
  * a condition variable allocated on the heap (named by where it lies), and two
- * "pooled" threads, one stack, each on a heap condition variable of its own.
+ * "pooled" threads, one stack, each on a heap condition variable of its own, and
+ * "stacked" on a condition variable on its own stack.
  * Ends at the end of stdin. Build: cc -O2 -g -pthread waits.c */
 #include "fixture_ready.h"
 #include <semaphore.h>
@@ -37,6 +38,16 @@ static void *pooled(void *arg) {
     return NULL;
 }
 
+static void *stacked(void *arg) {
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t local = PTHREAD_COND_INITIALIZER;
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    for (;;) pthread_cond_wait(&local, &lock);
+    return NULL;
+}
+
 static void *worker(void *arg) {
     (void)arg;
     announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
@@ -59,7 +70,8 @@ int main(void) {
         pthread_mutex_init((pthread_mutex_t *)(own + 1), NULL);
         start_thread(pooled, own, "pooled");
     }
-    wait_until_parked(5);
+    start_thread(stacked, NULL, "stacked");
+    wait_until_parked(6);
     while (read(0, &byte, 1) > 0) {}
     return 0;
 }

@@ -166,6 +166,9 @@ struct DeadlockTests {
         let heaped = try #require(wait(try tid("heaped")))
         #expect(heaped.hasPrefix("condition variable at 0x") && heaped.hasSuffix(" ([heap])"), "\(heaped)")
         #expect(wait(fixture.pid) == nil, "main reads stdin")
+        let stacked = try tid("stacked")
+        let local = try #require(wait(stacked))
+        #expect(local.hasPrefix("condition variable at 0x") && local.hasSuffix(" on the stack of stacked (\(stacked))"), "\(local)")
         // Two threads of one stack, each on its own condition variable: one record still.
         let pooled = names.filter { $0.value == "pooled" }.keys.sorted()
         let pool = try #require(profile.records.first { Set($0.threadIDs) == Set(pooled) }, "\(dump.stdout)")
@@ -173,7 +176,8 @@ struct DeadlockTests {
         let relative = try parseProfile(try swiftprof("dump", "--addresses", "relative", "\(fixture.pid)").stdout)
         let waits = Set(relative.records.compactMap { $0.state?.wait })
         // Without addresses the pool's two waits read the same.
-        #expect(waits == ["condition variable work_ready", "semaphore jobs", "condition variable in [heap]"])
+        #expect(waits == ["condition variable work_ready", "semaphore jobs", "condition variable in [heap]",
+                          "condition variable on the stack of stacked"])
     }
 
     /// Threads that wait for one mutex without a cycle are a convoy, not a deadlock:

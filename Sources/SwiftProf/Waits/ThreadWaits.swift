@@ -205,11 +205,28 @@ extension Profiler {
         guard !waits.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return lines }
         let image = TargetImage(pid: snapshot.pid, memoryMap: map)
         let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
+        /// The blocked thread whose stack pointer (from /proc, as a blocked thread's
+        /// capture reads it) lies in `region`: the thread whose stack it is.
+        var stackPointers: [(tid: Int32, sp: UInt64)]?
+        func stackOwners(in region: MemoryRegion) -> Int32? {
+            if stackPointers == nil {
+                stackPointers = snapshot.threads.compactMap { thread in
+                    (try? ProcFile.read("/proc/\(snapshot.pid)/task/\(thread.tid)/syscall"))
+                        .flatMap(ThreadProcInfo.parseBlockedAt).map { (thread.tid, $0.sp) }
+                }
+            }
+            let owners = stackPointers!.filter { region.start <= $0.sp && $0.sp < region.end }
+            return owners.count == 1 ? owners[0].tid : nil
+        }
         /// The symbol covering an object (`audit_lock`, `accounts+0x8`), else where it lies.
         func object(_ address: UInt64) -> (symbol: String?, place: String) {
             if let line = symbolizer?.location(pc: address, isReturnAddress: false).lines.last, !line.function.isEmpty {
                 let name = NameQuoting.quoted(line.function)
                 return (line.offset == 0 ? name : "\(name)+\(hex(line.offset))", "")
+            }
+            if let region = map.region(containing: address), region.path.isEmpty || region.path == "[stack]",
+               let owner = stackOwners(in: region) {
+                return (nil, (threadIDs ? "at \(hex(address)) " : "") + "on the stack of \(thread(owner))")
             }
             // Without ids, without the address either: it changes from run to run.
             let path = NameQuoting.quoted(map.region(containing: address)?.path ?? "")
