@@ -180,6 +180,25 @@ struct DeadlockTests {
                           "condition variable on the stack of stacked"])
     }
 
+    /// Rust's std locks wait on futex words of their own and record no owner: the
+    /// wait names the lock (a static here) under either symbol mangling.
+    @Test(arguments: ["legacy", "v0"])
+    func rustLocksAreNamed(_ mangling: String) throws {
+        let fixture = try Fixture(try FixtureBuild.rust("locks", mangling: mangling))
+        defer { fixture.stop() }
+        let names = try threadNames(fixture.pid)
+        let dump = try swiftprof("dump", "\(fixture.pid)")
+        #expect(dump.status == 0, "\(dump.stderr)")
+        let profile = try parseProfile(dump.stdout)
+        var waits: [String: String] = [:]
+        for record in profile.records {
+            for tid in record.threadIDs { waits[names[tid] ?? ""] = record.state?.wait }
+        }
+        #expect(waits["locker"] == "mutex locks::LOCK, owner unknown")
+        #expect(waits["reader"] == "rwlock locks::TABLE, owner unknown")
+        #expect(waits["waiter"] == "condition variable locks::READY")
+    }
+
     /// Threads that wait for one mutex without a cycle are a convoy, not a deadlock:
     /// said with the holder and what it is doing, and --fail-on-deadlock exits 0.
     /// A priority-inheritance mutex too: its waiters sleep in FUTEX_LOCK_PI, and

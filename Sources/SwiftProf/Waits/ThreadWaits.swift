@@ -75,9 +75,26 @@ public enum ThreadWaits {
         "__sem_timedwait64", "___sem_timedwait64", "sem_timedwait", "__sem_clockwait64", "___sem_clockwait64", "sem_clockwait",
     ]
 
-    /// The threads of `snapshot` blocked in futex in one of glibc's primitives, in
-    /// thread order: the primitive of the innermost frame that is one (a thread that
-    /// wakes from a condition variable and waits for its mutex waits for the mutex).
+    /// Rust's std locks on Linux (std::sys::sync::*::futex), which wait on futex words
+    /// of their own and record no owner: the function that waits, the kind, and the
+    /// futex word's offset in the lock (a RwLock's writers wait on its second word).
+    /// Demangled names are `<std::sys::sync::mutex::futex::Mutex>::lock_contended`
+    /// (v0) or `std::sys::sync::mutex::futex::Mutex::lock_contended` (legacy).
+    static let rustLocks: [(function: String, kind: ThreadWait.Kind, offset: UInt64)] = [
+        ("futex::Mutex::lock_contended", .mutex, 0), ("futex::RwLock::read_contended", .rwlock, 0),
+        ("futex::RwLock::write_contended", .rwlock, 4), ("futex::Condvar::wait_optional_timeout", .condition, 0),
+    ]
+
+    static func rustLock(_ function: String) -> (kind: ThreadWait.Kind, offset: UInt64)? {
+        guard function.contains("::futex::") else { return nil }
+        let plain = String(function.filter { $0 != ">" })
+        return rustLocks.first { plain.hasSuffix($0.function) }.map { ($0.kind, $0.offset) }
+    }
+
+    /// The threads of `snapshot` blocked in futex in one of glibc's primitives (or
+    /// Rust's), in thread order: the primitive of the innermost frame that is one (a
+    /// thread that wakes from a condition variable and waits for its mutex waits for
+    /// the mutex).
     public static func find(in snapshot: Snapshot) -> [ThreadWait] {
         let tids = Set(snapshot.threads.map(\.tid))
         return snapshot.threads.compactMap { thread -> ThreadWait? in
@@ -86,11 +103,13 @@ public enum ThreadWaits {
             let functions = thread.locations.lazy.flatMap { $0.lines.reversed().map(\.function) }
             guard let innermost = functions.first(where: { name in
                 [joinFunctions, rwlockFunctions, lockFunctions, conditionFunctions, semaphoreFunctions].contains { $0.contains(name) }
+                    || rustLock(name) != nil
             }) else { return nil }
             let wait = { (kind: ThreadWait.Kind, object: UInt64, owner: Int32?) in
                 ThreadWait(waiter: thread.tid, object: object, owner: owner.flatMap { $0 != thread.tid && tids.contains($0) ? $0 : nil },
                            kind: kind)
             }
+            if let (kind, offset) = rustLock(innermost) { return wait(kind, address &- offset, nil) }
             if joinFunctions.contains(innermost) {
                 guard call.arguments.count > 2, let joined = Int32(call.arguments[2]) else { return nil }
                 return wait(.join, address, joined)
@@ -254,7 +273,7 @@ extension Profiler {
             case (.rwlock, _?): lines.byThread[wait.waiter] = "rwlock \(held(wait))"
             case (.join, let owner?): lines.byThread[wait.waiter] = "the end of \(thread(owner))"
             case (.mutex, nil): lines.byThread[wait.waiter] = "mutex \(name), owner unknown"
-            case (.rwlock, nil): lines.byThread[wait.waiter] = "rwlock \(name), no writer recorded (readers hold it, or none)"
+            case (.rwlock, nil): lines.byThread[wait.waiter] = "rwlock \(name), owner unknown"
             case (.condition, _): lines.byThread[wait.waiter] = "condition variable \(name)"
             case (.semaphore, _): lines.byThread[wait.waiter] = "semaphore \(name)"
             case (.join, nil): break
