@@ -1,5 +1,7 @@
-// Who holds the mutex a blocked thread waits for (or which thread it joins), and
-// the cycles of such waits: deadlocks, said at the top of a snapshot.
+// What a thread blocked in futex(2) waits for: a glibc or Rust std primitive (the
+// innermost one in its stack), the object (by symbol, mapping or thread stack),
+// and who holds it where the primitive records it; and the cycles of such waits:
+// deadlocks, said at the top of a snapshot.
 //
 // A thread blocked in glibc's pthread_mutex_lock sleeps in futex(2) on the
 // mutex's first word: the call's first argument, as /proc gives it. glibc keeps
@@ -62,7 +64,9 @@ public enum ThreadWaits {
     ]
 
     /// glibc's condition variable waits: futex on `__g_signals[g]`, at offset 40 or
-    /// 44 of the (8-aligned) pthread_cond_t since glibc 2.25.
+    /// 44 of the (8-aligned) pthread_cond_t in the layout glibc 2.25 introduced
+    /// (checked on Debian's 2.36; a glibc that moved the word would need its own
+    /// offsets here, or the name would be of the bytes before or after).
     static let conditionFunctions: Set<String> = [
         "__pthread_cond_wait_common", "___pthread_cond_wait", "__pthread_cond_wait", "pthread_cond_wait",
         "___pthread_cond_timedwait64", "__pthread_cond_timedwait64", "___pthread_cond_timedwait", "pthread_cond_timedwait",
