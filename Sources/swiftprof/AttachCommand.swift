@@ -23,7 +23,7 @@ struct SamplingOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Show the progress line on stderr even when it is not a terminal (one line a report).")
     var progress = false
 
-    @Flag(name: .long, help: "Print how the samples were taken (threads reused, copied without stop, sampled by the kernel, stopped) on stderr.")
+    @Flag(name: .long, help: "Print how the samples were taken (threads reused, copied without stop, sampled by the kernel, stopped; stack walks answered from memory) on stderr.")
     var stats = false
 
     @Flag(name: .long, help: "No perf_event: look at threads in /proc at each tick and stop running ones with ptrace, instead of the kernel's records of their switches and samples of their CPU time.")
