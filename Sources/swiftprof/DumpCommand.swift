@@ -96,9 +96,7 @@ struct DumpCommand: ParsableCommand {
         }
         Profiler.markRunningTasks(&snapshot, options: options)
         let waits = Profiler.waitLines(snapshot, options: options, threadIDs: output.addresses != .relative)
-        for index in snapshot.threads.indices {
-            if let wait = waits.byThread[snapshot.threads[index].tid] { snapshot.threads[index].state?.wait = wait }
-        }
+        waits.mark(&snapshot)
         var document = ProfileDocument(snapshot: snapshot)
         document.comments = waits.all
             + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }

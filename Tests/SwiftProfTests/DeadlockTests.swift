@@ -18,8 +18,8 @@ struct DeadlockTests {
         let fixture = try Fixture.c("deadlock", arguments: [kind])
         defer { fixture.stop() }
         let names = try threadNames(fixture.pid)
-        let transfer = try #require(names.first { $0.value == "transfer" }?.key)
-        let auditor = try #require(names.first { $0.value == "auditor" }?.key)
+        let transfer = try tid("transfer", in: names)
+        let auditor = try tid("auditor", in: names)
         let expected = transfer < auditor
             ? "deadlock: transfer (\(transfer)) waits for audit_lock held by auditor (\(auditor)), "
                 + "which waits for accounts_lock held by transfer (\(transfer))"
@@ -58,7 +58,7 @@ struct DeadlockTests {
         let fixture = try Fixture.c("deadlock", arguments: ["three"])
         defer { fixture.stop() }
         let names = try threadNames(fixture.pid)
-        let ids = try ["first", "second", "third"].map { name in try #require(names.first { $0.value == name }?.key) }
+        let ids = try ["first", "second", "third"].map { try tid($0, in: names) }
         let links = [("first", ids[0], "lock_b"), ("second", ids[1], "lock_c"), ("third", ids[2], "lock_a")]
         let start = ids.firstIndex(of: ids.min()!)!
         let ordered = Array(links[start...] + links[..<start])
@@ -77,8 +77,8 @@ struct DeadlockTests {
         let fixture = try Fixture.c("deadlock", arguments: ["join"])
         defer { fixture.stop() }
         let names = try threadNames(fixture.pid)
-        let joiner = try #require(names.first { $0.value == "joiner" }?.key)
-        let blocked = try #require(names.first { $0.value == "blocked" }?.key)
+        let joiner = try tid("joiner", in: names)
+        let blocked = try tid("blocked", in: names)
         let expected = joiner < blocked
             ? "deadlock: joiner (\(joiner)) waits for blocked (\(blocked)) to end, which waits for accounts_lock held by joiner (\(joiner))"
             : "deadlock: blocked (\(blocked)) waits for accounts_lock held by joiner (\(joiner)), which waits for blocked (\(blocked)) to end"
@@ -96,9 +96,7 @@ struct DeadlockTests {
         let fixture = try Fixture.c("deadlock", arguments: ["rwlock"])
         defer { fixture.stop() }
         let names = try threadNames(fixture.pid)
-        let ids = try ["indexer", "reporter", "query", "compactor"].map { name in
-            try #require(names.first { $0.value == name }?.key)
-        }
+        let ids = try ["indexer", "reporter", "query", "compactor"].map { try tid($0, in: names) }
         let (indexer, reporter) = (ids[0], ids[1])
         let expected = indexer < reporter
             ? "deadlock: indexer (\(indexer)) waits for accounts_lock held by reporter (\(reporter)), "
@@ -156,17 +154,16 @@ struct DeadlockTests {
         let fixture = try Fixture.c("waits")
         defer { fixture.stop() }
         let names = try threadNames(fixture.pid)
-        let tid = { (name: String) in try #require(names.first { $0.value == name }?.key) }
         let dump = try swiftprof("dump", "\(fixture.pid)")
         #expect(dump.status == 0, "\(dump.stderr)")
         let profile = try parseProfile(dump.stdout)
         let wait = { (tid: Int32) in profile.records.first { $0.threadIDs.contains(tid) }?.state?.wait }
-        #expect(wait(try tid("consumer")) == "condition variable work_ready")
-        #expect(wait(try tid("worker")) == "semaphore jobs")
-        let heaped = try #require(wait(try tid("heaped")))
+        #expect(wait(try tid("consumer", in: names)) == "condition variable work_ready")
+        #expect(wait(try tid("worker", in: names)) == "semaphore jobs")
+        let heaped = try #require(wait(try tid("heaped", in: names)))
         #expect(heaped.hasPrefix("condition variable at 0x") && heaped.hasSuffix(" ([heap])"), "\(heaped)")
         #expect(wait(fixture.pid) == nil, "main reads stdin")
-        let stacked = try tid("stacked")
+        let stacked = try tid("stacked", in: names)
         let local = try #require(wait(stacked))
         #expect(local.hasPrefix("condition variable at 0x") && local.hasSuffix(" on the stack of stacked (\(stacked))"), "\(local)")
         // Two threads of one stack, each on its own condition variable: one record still.
@@ -208,7 +205,7 @@ struct DeadlockTests {
         let fixture = try Fixture.c("convoy", arguments: [kind])
         defer { fixture.stop() }
         let names = try threadNames(fixture.pid)
-        let holder = try #require(names.first { $0.value == "holder" }?.key)
+        let holder = try tid("holder", in: names)
         let waiters = names.filter { $0.value == "waiter" }.keys.sorted()
         #expect(waiters.count == 3)
         let dump = try swiftprof("dump", "--fail-on-deadlock", "\(fixture.pid)")
@@ -238,8 +235,8 @@ struct DeadlockTests {
         let holder = try #require(children.first)
         #expect(children.count == 1)
         let names = try threadNames(fixture.pid)
-        let flocker = try #require(names.first { $0.value == "flocker" }?.key)
-        let fcntler = try #require(names.first { $0.value == "fcntler" }?.key)
+        let flocker = try tid("flocker", in: names)
+        let fcntler = try tid("fcntler", in: names)
         let expected = [(flocker, "flocker", "flock"), (fcntler, "fcntler", "fcntl lock")].sorted { $0.0 < $1.0 }.map {
             "file lock: \($0.1) (\($0.0)) waits for a \($0.2) on \(quoted) held by holder (process \(holder))"
         }
@@ -254,6 +251,11 @@ struct DeadlockTests {
             $0.replacingOccurrences(of: " (\(flocker))", with: "").replacingOccurrences(of: " (\(fcntler))", with: "")
                 .replacingOccurrences(of: " (process \(holder))", with: "")
         })
+    }
+
+    /// The one thread of `names` called `name`.
+    private func tid(_ name: String, in names: [Int32: String], sourceLocation: SourceLocation = #_sourceLocation) throws -> Int32 {
+        try #require(names.first { $0.value == name }?.key, "no thread \(name)", sourceLocation: sourceLocation)
     }
 
     private func threadNames(_ pid: Int32) throws -> [Int32: String] {

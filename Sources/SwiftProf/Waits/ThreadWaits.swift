@@ -196,6 +196,13 @@ public struct WaitLines: Sendable {
     public static func isWaitLine(_ comment: String) -> Bool {
         comment.hasPrefix(deadlockPrefix) || comment.hasPrefix(convoyPrefix) || comment.hasPrefix(fileLockPrefix)
     }
+
+    /// Each thread's wait onto its state, for its `# waits:` line.
+    public func mark(_ snapshot: inout Snapshot) {
+        for index in snapshot.threads.indices {
+            if let wait = byThread[snapshot.threads[index].tid] { snapshot.threads[index].state?.wait = wait }
+        }
+    }
 }
 
 extension Profiler {
