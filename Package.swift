@@ -10,6 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `serve` and `attach --push`: HTTP/1 server and client codecs (no parser of our own).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Debian's libunwind: remote unwinding with our own accessors (no _UPT_*).
@@ -26,15 +28,22 @@ let package = Package(
         // and unoptimized byte scanning and tab alignment made them four times slower.
         .target(name: "SwiftProf", dependencies: ["CSwiftProf"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        // The HTTP side of `serve` and `attach --push`, apart from the profiler: it knows
+        // Go's /debug/pprof routes and Pyroscope's ingest request, not how profiles are taken.
+        .target(name: "SwiftProfServe", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .executableTarget(name: "swiftprof", dependencies: [
-            "SwiftProf",
+            "SwiftProf", "SwiftProfServe",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // A Swift target program with known stacks, profiled by the tests.
         .executableTarget(name: "SwiftParked", path: "Fixtures/SwiftParked"),
         // Async tasks suspended in known functions, in known numbers (dump --tasks).
         .executableTarget(name: "SwiftTasks", path: "Fixtures/SwiftTasks"),
-        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "swiftprof", "SwiftParked", "SwiftTasks"]),
+        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "SwiftProfServe", "swiftprof", "SwiftParked", "SwiftTasks"]),
     ],
     swiftLanguageModes: [.v6]
 )

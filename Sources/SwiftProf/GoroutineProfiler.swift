@@ -54,6 +54,17 @@ extension Profiler {
         return (snapshot, statistics)
     }
 
+    /// Whether `pid` runs Go code: an executable mapping of it has Go's function table.
+    public static func isGoProgram(pid: Int32) -> Bool {
+        guard let memoryMap = try? MemoryMap.read(pid: pid) else { return false }
+        let image = TargetImage(pid: pid, memoryMap: memoryMap)
+        return memoryMap.regions.contains { $0.isExecutable && image.goModule(mapping: $0.start) != nil }
+    }
+
+    /// What /proc says before anything is asked of the target: it exists, is not a
+    /// zombie or a kernel thread, and no other tracer holds it.
+    public static func checkTarget(pid: Int32) throws(TargetError) { try TargetPreflight.check(pid: pid) }
+
     /// The process's Go executable and where its runtime keeps goroutines.
     private static func goRuntime(pid: Int32, image: TargetImage) throws(TargetError) -> (GoModule, GoRuntimeLayout) {
         guard let (region, module) = image.memoryMap.regions.lazy.filter(\.isExecutable)

@@ -51,18 +51,31 @@ struct SamplingOptionGroup: ParsableArguments {
     /// Samples `pid`, prints the profile, and says on stderr what a user should know.
     /// A target that cannot be sampled at all is thrown back as the TargetError.
     /// `command`: how the user asked for it ("swiftprof attach 4242"), for titles.
-    func run(pid: Int32, capture: CaptureOptionGroup, symbols: SymbolOptionGroup, output: OutputOptions, command: String) throws -> SamplingResult {
+    /// `push`: where to upload the profile too, at the end or every interval of it.
+    func run(pid: Int32, capture: CaptureOptionGroup, symbols: SymbolOptionGroup, output: OutputOptions, command: String,
+             push: PushOptionGroup? = nil) throws -> SamplingResult {
         _ = try output.classifier()
         StopSignals.install()
         let live = progress || isatty(STDERR_FILENO) != 0
         let inPlace = isatty(STDERR_FILENO) != 0
+        var options = options(capture, symbols: symbols, output: output)
+        let uploads = push?.session(pid: pid, rate: rate, mode: mode)
+        if uploads != nil { options.intervalNanoseconds = push?.pushInterval?.nanoseconds }
+        var onInterval: (@Sendable (IntervalProfile) -> Void)?
+        if let uploads {
+            onInterval = { stretch in
+                uploads.upload(records: stretch.records, memoryMapLines: stretch.memoryMapLines,
+                               startUnixNanoseconds: stretch.startUnixNanoseconds, durationNanoseconds: stretch.durationNanoseconds)
+            }
+        }
         var result: SamplingResult
         do {
-            result = try Profiler.sample(pid: pid, options: options(capture, symbols: symbols, output: output), shouldStop: { StopSignals.requested },
+            result = try Profiler.sample(pid: pid, options: options, shouldStop: { StopSignals.requested },
                                          onProgress: { progress in
                                              if live { ProgressLine.show(progress, inPlace: inPlace) }
-                                         })
+                                         }, onInterval: onInterval)
         } catch {
+            _ = uploads?.finish()
             if inPlace { ProgressLine.clear() }
             throw error
         }
@@ -79,6 +92,14 @@ struct SamplingOptionGroup: ParsableArguments {
         if capture.kernel == true, let note = result.kernelNote { warn(note) }
         if result.wasStopped { warn("process \(pid) was stopped by a signal and stays stopped") }
         reportFailures(result.document.failures)
+        if let uploads {
+            if options.intervalNanoseconds == nil {
+                uploads.upload(records: result.document.records, memoryMapLines: result.document.memoryMapLines ?? [],
+                               startUnixNanoseconds: result.startUnixNanoseconds,
+                               durationNanoseconds: Int64(result.progress.elapsedNanoseconds))
+            }
+            result.failedUploads = uploads.finish()
+        }
         return result
     }
 }
@@ -120,6 +141,9 @@ struct AttachCommand: ParsableCommand {
     @OptionGroup(title: "Output")
     var output: OutputOptions
 
+    @OptionGroup(title: "Push")
+    var push: PushOptionGroup
+
     @OptionGroup(title: "Capture")
     var capture: CaptureOptionGroup
 
@@ -133,7 +157,8 @@ struct AttachCommand: ParsableCommand {
     func run() throws {
         try OutputTarget.check(output.output)
         let result: SamplingResult
-        do { result = try sampling.run(pid: pid, capture: capture, symbols: symbols, output: output, command: "swiftprof attach \(pid)") }
+        do { result = try sampling.run(pid: pid, capture: capture, symbols: symbols, output: output, command: "swiftprof attach \(pid)",
+                                              push: push) }
         catch let error as TargetError {
             warn(error.description)
             throw ExitStatus.cannotProfile
@@ -143,6 +168,6 @@ struct AttachCommand: ParsableCommand {
             // With a duration, a run cut short by the target's end is partial.
             if sampling.duration != nil { throw ExitStatus.partial }
         }
-        if !result.document.failures.isEmpty { throw ExitStatus.partial }
+        if !result.document.failures.isEmpty || result.failedUploads > 0 { throw ExitStatus.partial }
     }
 }

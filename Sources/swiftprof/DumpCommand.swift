@@ -86,21 +86,14 @@ struct DumpCommand: ParsableCommand {
         if output.blockedTime { options.capture.procParts.insert(.lastRun) }
         _ = try output.classifier()  // a bad rules file is bad usage: say so before touching the target
 
-        var snapshot: Snapshot
-        let statistics: SnapshotStatistics
+        let (document, snapshot, statistics, waits): (ProfileDocument, Snapshot, SnapshotStatistics, WaitLines)
         do {
-            (snapshot, statistics) = try Profiler.snapshot(pid: pid, options: options)
+            (document, snapshot, statistics, waits) = try SnapshotDocuments.threads(pid: pid, options: options,
+                                                                                    threadIDs: output.addresses != .relative)
         } catch {
             warn(error.description)
             throw ExitStatus.cannotProfile
         }
-        Profiler.markRunningTasks(&snapshot, options: options)
-        let waits = Profiler.waitLines(snapshot, options: options, threadIDs: output.addresses != .relative)
-        waits.mark(&snapshot)
-        var document = ProfileDocument(snapshot: snapshot)
-        document.comments = waits.all
-            + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
-            + failureComments(snapshot.failures)
         try output.emit(try output.render(document))
 
         if stats { warn(statistics.summary) }
@@ -123,35 +116,24 @@ struct DumpCommand: ParsableCommand {
 
 extension DumpCommand {
     /// A goroutine or task snapshot: read (a failure is one line and exit status 2),
-    /// printed as `NAME profile`, its statistics on stderr with --stats.
-    private func dumpSpecial<Statistics>(_ pid: Int32, profileName: String, flag: String,
-                                         read: () throws -> (Snapshot, Statistics),
-                                         comment: (Statistics) -> String, summary: (Statistics) -> String) throws {
+    /// printed, its statistics on stderr with --stats.
+    private func dumpSpecial<Statistics>(read: () throws -> (document: ProfileDocument, snapshot: Snapshot, statistics: Statistics),
+                                         summary: (Statistics) -> String) throws {
         _ = try output.classifier()
-        let snapshot: Snapshot
-        let statistics: Statistics
+        let (document, snapshot, statistics): (ProfileDocument, Snapshot, Statistics)
         do {
-            (snapshot, statistics) = try read()
+            (document, snapshot, statistics) = try read()
         } catch {
             warn("\(error)")
             throw ExitStatus.cannotProfile
         }
-        var document = ProfileDocument(snapshot: snapshot)
-        document.profileName = profileName
-        document.command = "swiftprof dump \(flag) \(pid)"
-        document.comments = [comment(statistics)] + failureComments(snapshot.failures)
         try output.emit(try output.render(document))
         if stats { warn(summary(statistics)) }
         try finish(snapshot)
     }
 
     private func dumpGoroutines(_ pid: Int32) throws {
-        try dumpSpecial(pid, profileName: "goroutine", flag: "--goroutines",
-                        read: { try Profiler.goroutines(pid: pid, options: capture.snapshotOptions(symbols)) },
-                        comment: { statistics in
-                            "goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"
-                                + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")
-                        },
+        try dumpSpecial(read: { try SnapshotDocuments.goroutines(pid: pid, options: capture.snapshotOptions(symbols)) },
                         summary: { statistics in
                             "\(statistics.goroutines) goroutines, all threads stopped for "
                                 + "\(decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)) ms, "
@@ -160,14 +142,10 @@ extension DumpCommand {
     }
 
     private func dumpTasks(_ pid: Int32) throws {
-        // Swift's own backtracer's names, without thunks, unless full names are asked for.
         var options = capture.snapshotOptions(symbols)
-        options.symbolize.names.swiftNames = symbols.swiftNames ?? .simplified
-        options.symbolize.hidesThunks = symbols.hideThunks || symbols.swiftNames != .full
         options.consistent = consistent
-        try dumpSpecial(pid, profileName: "task", flag: "--tasks",
-                        read: { try Profiler.tasks(pid: pid, options: options) },
-                        comment: { "capture: \($0.tasks) tasks, " + (consistent ? "read with every thread stopped" : "read without a stop") },
+        try dumpSpecial(read: { try SnapshotDocuments.tasks(pid: pid, options: options, swiftNames: symbols.swiftNames,
+                                                            hideThunks: symbols.hideThunks) },
                         summary: { statistics in
                             "\(statistics.tasks) tasks (\(statistics.finished) finished not shown, \(statistics.rejected) task-like words rejected), "
                                 + "\(statistics.scannedBytes / 1024) KiB of memory scanned in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 1)) ms"

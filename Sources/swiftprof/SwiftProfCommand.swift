@@ -16,7 +16,7 @@ struct SwiftProfCommand: ParsableCommand {
             Go's goroutine profile text, so it pipes into diff, sort and go tool pprof.
             """ + "\n\n" + ExitStatus.summary,
         version: SwiftProfVersion.current,
-        subcommands: [DumpCommand.self, AttachCommand.self, RunCommand.self, TopCommand.self, DiffCommand.self,
+        subcommands: [DumpCommand.self, AttachCommand.self, RunCommand.self, TopCommand.self, DiffCommand.self, ServeCommand.self,
                       ExitStatusCommand.self]
     )
 

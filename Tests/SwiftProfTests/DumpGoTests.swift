@@ -29,12 +29,12 @@ struct DumpGoTests {
         let port = try #require(fixture.readyWords.dropFirst().first.flatMap { UInt16($0) })
         let gos = try #require(httpGet(port: port, path: "/debug/pprof/goroutine?debug=1"))
 
-        let ours = recordBlocks(result.stdout).filter { !Self.servesARequest($0) && !Self.acceptsTheRequest($0) }
-        let theirs = recordBlocks(gos).filter { !Self.servesARequest($0) && !Self.acceptsTheRequest($0) }
+        let ours = Self.recordBlocks(result.stdout).filter { !Self.servesARequest($0) && !Self.acceptsTheRequest($0) }
+        let theirs = Self.recordBlocks(gos).filter { !Self.servesARequest($0) && !Self.acceptsTheRequest($0) }
         #expect(ours == theirs, "swiftprof:\n\(result.stdout)\nGo:\n\(gos)")
         // The accept loop on both sides, wherever our request found it.
-        #expect(recordBlocks(result.stdout).filter(Self.acceptsTheRequest).count == 1)
-        #expect(recordBlocks(gos).filter(Self.acceptsTheRequest).count == 1)
+        #expect(Self.recordBlocks(result.stdout).filter(Self.acceptsTheRequest).count == 1)
+        #expect(Self.recordBlocks(gos).filter(Self.acceptsTheRequest).count == 1)
         // Not trivially equal: the fixture's own goroutines are all there.
         let profile = try parseProfile(result.stdout)
         #expect(profile.profileName == "goroutine")
@@ -178,7 +178,7 @@ struct DumpGoTests {
     }
 
     /// "N @ ..." records with their "#" lines, without the header and comments, sorted.
-    private func recordBlocks(_ text: String) -> [String] {
+    static func recordBlocks(_ text: String) -> [String] {
         text.components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .newlines) }
             .map { block in block.split(separator: "\n").filter { !$0.hasPrefix("goroutine profile:") && !$0.hasPrefix("# ") }
                 .joined(separator: "\n") }

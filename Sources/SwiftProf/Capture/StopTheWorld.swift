@@ -265,6 +265,9 @@ func errnoName(_ code: Int32) -> String {
 
 func monotonicNanoseconds() -> UInt64 { nanoseconds(CLOCK_MONOTONIC) }
 
+/// The time of day, since the Unix epoch: for what profiles say of when they were taken.
+public func realtimeNanoseconds() -> Int64 { Int64(nanoseconds(CLOCK_REALTIME)) }
+
 /// CPU time of the calling thread (not the time it spent waiting).
 func threadCPUNanoseconds() -> UInt64 { nanoseconds(CLOCK_THREAD_CPUTIME_ID) }
 

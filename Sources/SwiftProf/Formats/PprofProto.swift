@@ -14,7 +14,15 @@ public enum PprofProto {
         gzip(encode(document, sampleType: sampleType))
     }
 
-    static func encode(_ document: ProfileDocument, sampleType: String, values: [Int64]? = nil) -> [UInt8] {
+    /// A sampled profile as Go's CPU profile is written: each sample's count and the
+    /// time it stands for (count × period), so that `go tool pprof` says "Type: cpu"
+    /// (or wall) and shows seconds.
+    public static func write(_ document: ProfileDocument, sampledTime: SampledTime) -> [UInt8] {
+        gzip(encode(document, sampleType: "samples", sampledTime: sampledTime))
+    }
+
+    static func encode(_ document: ProfileDocument, sampleType: String, values: [Int64]? = nil,
+                       sampledTime: SampledTime? = nil) -> [UInt8] {
         var strings = StringTable()
         let mappings = Mappings(document.memoryMapLines ?? [])
         var locationIDs: [Location: UInt64] = [:]
@@ -24,6 +32,8 @@ public enum PprofProto {
         var profile = ProtobufWriter()
         let typeIndex = strings.index(sampleType), unitIndex = strings.index("count")
         profile.message(1) { $0.int(1, typeIndex); $0.int(2, unitIndex) }
+        let timeIndex = sampledTime.map { strings.index($0.clock.rawValue) } ?? 0, nanosecondsIndex = strings.index("nanoseconds")
+        if sampledTime != nil { profile.message(1) { $0.int(1, timeIndex); $0.int(2, nanosecondsIndex) } }
         for (index, record) in document.records.enumerated() {
             let ids = record.locations.map { location -> UInt64 in
                 if let id = locationIDs[location] { return id }
@@ -35,7 +45,8 @@ public enum PprofProto {
             let value = values?[index] ?? Int64(record.count)
             profile.message(2) { sample in
                 sample.packed(1, ids)
-                sample.packed(2, [UInt64(bitPattern: value)])
+                sample.packed(2, [UInt64(bitPattern: value)]
+                              + (sampledTime.map { [UInt64(bitPattern: value &* $0.periodNanoseconds)] } ?? []))
                 for (key, text) in labels {
                     let keyIndex = strings.index(key), textIndex = strings.index(text)
                     sample.message(3) { $0.int(1, keyIndex); $0.int(2, textIndex) }
@@ -76,9 +87,35 @@ public enum PprofProto {
             profile.message(5) { f in f.uint(1, id); f.int(2, name); f.int(3, name); f.int(4, file) }
         }
         for text in strings.all { profile.string(6, text) }
-        profile.message(11) { $0.int(1, typeIndex); $0.int(2, unitIndex) }
-        profile.int(12, 1)
+        if let sampledTime {
+            profile.int(9, sampledTime.startUnixNanoseconds)
+            profile.int(10, sampledTime.durationNanoseconds)
+            profile.message(11) { $0.int(1, timeIndex); $0.int(2, nanosecondsIndex) }
+            profile.int(12, sampledTime.periodNanoseconds)
+        } else {
+            profile.message(11) { $0.int(1, typeIndex); $0.int(2, unitIndex) }
+            profile.int(12, 1)
+        }
         return profile.bytes
+    }
+
+    /// What the samples of a sampling run stand for.
+    public struct SampledTime: Sendable, Equatable {
+        /// cpu: only threads on a CPU were counted (Go's CPU profile); wall: every thread.
+        public enum Clock: String, Sendable { case cpu, wall }
+        public var clock: Clock
+        /// The time one sample stands for: the tick period.
+        public var periodNanoseconds: Int64
+        public var durationNanoseconds: Int64
+        /// When sampling started, since the Unix epoch.
+        public var startUnixNanoseconds: Int64
+
+        public init(clock: Clock, periodNanoseconds: Int64, durationNanoseconds: Int64, startUnixNanoseconds: Int64) {
+            self.clock = clock
+            self.periodNanoseconds = periodNanoseconds
+            self.durationNanoseconds = durationNanoseconds
+            self.startUnixNanoseconds = startUnixNanoseconds
+        }
     }
 
     private static func labels(_ record: Record) -> [(String, String)] {

@@ -29,8 +29,20 @@ public struct SamplingOptions: Sendable {
     /// (where perf_event_open is allowed).
     public var kernelSampling = true
     public var mode = SamplingMode.wall
+    /// Every this often the samples of the interval just ended are handed over, as
+    /// a profile of their own (`attach --push`); nil: never.
+    public var intervalNanoseconds: UInt64?
 
     public init() {}
+}
+
+/// The samples of one interval of a run, symbolized: a profile of that stretch alone.
+public struct IntervalProfile: Sendable {
+    public var records: [Record]
+    public var memoryMapLines: [String]
+    public var startUnixNanoseconds: Int64
+    public var durationNanoseconds: Int64
+    public var samples: Int
 }
 
 public struct SamplingProgress: Sendable {
@@ -78,6 +90,10 @@ public struct SamplingResult: Sendable {
     public var targetExited: Bool
     public var wasStopped: Bool
     public var kernelNote: String?
+    /// When the first tick was taken, since the Unix epoch.
+    public var startUnixNanoseconds: Int64
+    /// `attach --push`: uploads that failed after their retries (set by the caller).
+    public var failedUploads = 0
 }
 
 extension Profiler {
@@ -86,8 +102,10 @@ extension Profiler {
     public static func sample(pid: Int32, options: SamplingOptions, shouldStop: @escaping @Sendable () -> Bool,
                               onProgress: @escaping @Sendable (SamplingProgress) -> Void = { _ in },
                               refreshNanoseconds: UInt64 = 1_000_000_000,
-                              onRefresh: (@Sendable ([Record], SamplingProgress) -> Void)? = nil)
+                              onRefresh: (@Sendable ([Record], SamplingProgress) -> Void)? = nil,
+                              onInterval: (@Sendable (IntervalProfile) -> Void)? = nil)
         throws(TargetError) -> SamplingResult {
+        let startUnix = realtimeNanoseconds()
         let (aggregate, progress, exited, image, failures, wasStopped) = try TracerThread.run {
             () throws(TargetError) -> (SampleAggregate, SamplingProgress, Bool, TargetImage, [ThreadFailure], Bool) in
             let sampler = try Sampler(pid: pid, options: options.snapshot)
@@ -117,6 +135,32 @@ extension Profiler {
             var lastReport = start
             var lastRefresh = start
             var liveSymbolizer: (image: TargetImage, symbolizer: StackSymbolizer)?
+            // One symbolizer while the maps stay the same: each pc is looked up once.
+            func symbolizer(for samples: [ThreadSample]) -> StackSymbolizer {
+                if liveSymbolizer?.image !== sampler.targetImage {
+                    liveSymbolizer = (sampler.targetImage, StackSymbolizer(pid: pid, image: sampler.targetImage, samples: samples,
+                                                                           options: options.snapshot))
+                }
+                return liveSymbolizer!.symbolizer
+            }
+            // The interval's own samples, counted beside the run's: handed over and
+            // started again at each interval's end.
+            var interval = onInterval != nil && options.intervalNanoseconds != nil ? SampleAggregate(listsReusedThreads: true) : nil
+            var intervalStart = (monotonic: start, unix: startUnix, samples: 0)
+            func endInterval(at now: UInt64) {
+                guard let current = interval, let onInterval else { return }
+                let placed = current.placed
+                let records = placed.records(symbolizer(for: placed.representatives)).filter { $0.count > 0 }
+                if progress.samples > intervalStart.samples {
+                    onInterval(IntervalProfile(records: Grouper.sorted(records, addresses: .absolute),
+                                               memoryMapLines: sampler.targetImage.memoryMap.regions.map(\.line),
+                                               startUnixNanoseconds: intervalStart.unix,
+                                               durationNanoseconds: Int64(now - intervalStart.monotonic),
+                                               samples: progress.samples - intervalStart.samples))
+                }
+                interval = current.nextInterval()
+                intervalStart = (now, intervalStart.unix + Int64(now - intervalStart.monotonic), progress.samples)
+            }
             var exited = false
             let exitWatch = ProcessExitWatch(pid: pid)
             while !shouldStop() {
@@ -135,6 +179,7 @@ extension Profiler {
                 }
                 sampler.releasePending()
                 aggregate.add(tick)
+                interval?.add(tick)
                 progress.samples += 1
                 progress.threads = tick.threads
                 let after = monotonicNanoseconds()
@@ -162,20 +207,17 @@ extension Profiler {
                 }
                 if let onRefresh, after - lastRefresh >= refreshNanoseconds {
                     lastRefresh = after
-                    // One symbolizer while the maps stay the same: each pc is looked up once.
                     let placed = aggregate.placed
-                    if liveSymbolizer?.image !== sampler.targetImage {
-                        liveSymbolizer = (sampler.targetImage, StackSymbolizer(pid: pid, image: sampler.targetImage,
-                                                                               samples: placed.representatives,
-                                                                               options: options.snapshot))
-                    }
+                    let symbolizer = symbolizer(for: placed.representatives)
                     sampler.account(&progress)
-                    onRefresh(placed.records(liveSymbolizer!.symbolizer), progress)
+                    onRefresh(placed.records(symbolizer), progress)
                 }
+                if let length = options.intervalNanoseconds, after - intervalStart.monotonic >= length { endInterval(at: after) }
                 sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)
             }
             sampler.releasePending()
             progress.elapsedNanoseconds = monotonicNanoseconds() - start
+            endInterval(at: start + progress.elapsedNanoseconds)
             // Said once, at the end: only the profile's comment and --stats show it.
             progress.tickPriority = timely.priority
             sampler.account(&progress)
@@ -195,7 +237,7 @@ extension Profiler {
             "capture: \(progress.paths.summary)",
         ] + [options.snapshot.capture.threadNames.comment].compactMap { $0 }
         return SamplingResult(document: document, progress: progress, targetExited: exited, wasStopped: wasStopped,
-                              kernelNote: symbolizer.kernelNote)
+                              kernelNote: symbolizer.kernelNote, startUnixNanoseconds: startUnix)
     }
 
     /// Sleeps in short slices, so that a stop request is seen within 20 ms.
@@ -247,6 +289,12 @@ struct SampleAggregate {
 
     private var entries: [Entry] = []
     private var slots: [ThreadSample.Key: Int] = [:]
+    /// An interval's aggregate starts with the last samples of the one before: the
+    /// threads reused into them must then be listed as they are counted.
+    private let listsReusedThreads: Bool
+    private var lastName: [Int32: String] = [:]
+
+    init(listsReusedThreads: Bool = false) { self.listsReusedThreads = listsReusedThreads }
     /// Where each thread's last sample was counted: a reused sample is the same
     /// sample again, so it is counted there without hashing its stack.
     private var lastSlot: [Int32: Int] = [:]
@@ -256,7 +304,12 @@ struct SampleAggregate {
     mutating func add(_ tick: Sampler.Tick) {
         add(tick.samples)
         for tid in tick.reused {
-            if let slot = lastSlot[tid] { entries[slot].count += 1 }
+            guard let slot = lastSlot[tid] else { continue }
+            entries[slot].count += 1
+            if listsReusedThreads {
+                entries[slot].tids.insert(tid)
+                if let name = lastName[tid], !name.isEmpty { entries[slot].names.insert(name) }
+            }
         }
         for (tid, name) in tick.running {
             running[tid, default: (0, name, [:])].ticks += 1
@@ -268,7 +321,28 @@ struct SampleAggregate {
     }
 
     mutating func add(_ samples: [ThreadSample]) {
-        for sample in samples { lastSlot[sample.tid] = add(sample, count: 1) }
+        for sample in samples {
+            lastSlot[sample.tid] = add(sample, count: 1)
+            if listsReusedThreads { lastName[sample.tid] = sample.name }
+        }
+    }
+
+    /// The next interval's aggregate: nothing counted, but each thread's last sample
+    /// in place (count 0), so that a thread reused at its next tick is counted there.
+    func nextInterval() -> SampleAggregate {
+        var next = SampleAggregate(listsReusedThreads: true)
+        for (tid, slot) in lastSlot.sorted(by: { $0.key < $1.key }) {
+            let sample = entries[slot].sample
+            if let known = next.slots[sample.key] {
+                next.lastSlot[tid] = known
+            } else {
+                next.slots[sample.key] = next.entries.count
+                next.entries.append(Entry(sample: sample, count: 0, tids: [], names: []))
+                next.lastSlot[tid] = next.entries.count - 1
+            }
+            next.lastName[tid] = lastName[tid]
+        }
+        return next
     }
 
     /// Counts `sample` `count` times; its slot.

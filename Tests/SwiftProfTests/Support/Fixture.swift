@@ -250,8 +250,8 @@ final class Fixture: @unchecked Sendable {
     }
 
     static func go(_ name: String, _ build: FixtureBuild.GoBuild = .plain,
-                   toolchain: FixtureBuild.GoToolchain = .debian) throws -> Fixture {
-        try Fixture(try FixtureBuild.go(name, build, toolchain: toolchain))
+                   toolchain: FixtureBuild.GoToolchain = .debian, arguments: [String] = []) throws -> Fixture {
+        try Fixture(try FixtureBuild.go(name, build, toolchain: toolchain), arguments: arguments)
     }
 
     static func swift() throws -> Fixture {

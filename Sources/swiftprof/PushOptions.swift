@@ -1,0 +1,124 @@
+// `attach --push URL`: the profile uploaded to a Pyroscope-style ingest endpoint,
+// once at the end or every --push-interval while attached (continuous
+// profiling). Uploads go out on a thread of their own, so a slow or failing
+// server never delays a tick; each is retried with backoff and reported.
+import ArgumentParser
+import Dispatch
+import Glibc
+import NIOPosix
+import SwiftProf
+import SwiftProfServe
+import Synchronization
+
+struct PushOptionGroup: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Upload the profile to a Pyroscope-style server at URL (POST URL/ingest, format pprof); the local output is still written.", valueName: "URL"))
+    var push: String?
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("With --push: upload each stretch of TIME while attached (continuous profiling) instead of once at the end.", valueName: "TIME"),
+            transform: { text in
+                guard let interval = Duration(argument: text), interval.nanoseconds >= 1_000_000_000 else {
+                    throw ValidationError("--push-interval takes a time of at least 1s (15s, 1m)")
+                }
+                return interval
+            })
+    var pushInterval: Duration?
+
+    @Option(name: .long, help: ArgumentHelp("With --push: the application name, with labels if wanted (server{region=eu}); default: the executable's name.", valueName: "NAME"))
+    var pushName: String?
+
+    func validate() throws {
+        if push == nil && (pushInterval != nil || pushName != nil) {
+            throw ValidationError("--push-interval and --push-name go with --push URL")
+        }
+        if let push, case .failure(let error) = IngestEndpoint.parse(push) { throw ValidationError("--push: \(error)") }
+        if let pushName, pushName.isEmpty || pushName.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw ValidationError("--push-name must be a name without spaces (app or app{key=value})")
+        }
+    }
+
+    /// The uploads of a run, or nil without --push.
+    func session(pid: Int32, rate: Double, mode: SamplingMode) -> PushSession? {
+        guard let push, case .success(let endpoint) = IngestEndpoint.parse(push) else { return nil }
+        return PushSession(endpoint: endpoint, name: pushName ?? PushSession.applicationName(pid: pid), rate: rate, mode: mode)
+    }
+}
+
+/// The uploads of one run, in order, one at a time.
+final class PushSession: Sendable {
+    let endpoint: IngestEndpoint
+    let name: String
+    let rate: Double
+    let mode: SamplingMode
+    private let queue = DispatchQueue(label: "swiftprof.push")
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let failed = Atomic<Int>(0)
+    /// The waits before each retry of a failed upload.
+    static let backoffMilliseconds = [500, 1_000, 2_000]
+
+    init(endpoint: IngestEndpoint, name: String, rate: Double, mode: SamplingMode) {
+        self.endpoint = endpoint
+        self.name = name
+        self.rate = rate
+        self.mode = mode
+    }
+
+    /// The executable's file name, kept to what an application name may hold (the
+    /// target chose it): letters, digits, '.', '_' and '-'.
+    static func applicationName(pid: Int32) -> String {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let length = readlink("/proc/\(pid)/exe", &buffer, buffer.count)
+        let path = length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
+        let base = path.split(separator: "/").last.map(String.init)?.replacingOccurrences(of: " (deleted)", with: "") ?? ""
+        let kept = String(base.unicodeScalars.map { scalar -> Character in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "._-".unicodeScalars.contains(scalar))
+                ? Character(scalar) : "_"
+        })
+        return kept.isEmpty ? "process" : kept
+    }
+
+    /// Queues the upload of one stretch of samples.
+    func upload(records: [Record], memoryMapLines: [String], startUnixNanoseconds: Int64, durationNanoseconds: Int64) {
+        guard !records.isEmpty else { return }
+        let document = ProfileDocument(records: records, memoryMapLines: memoryMapLines)
+        let period = Int64((1e9 / rate).rounded())
+        let profile = PprofProto.write(document, sampledTime: .init(clock: mode == .cpu ? .cpu : .wall, periodNanoseconds: period,
+                                                                    durationNanoseconds: durationNanoseconds,
+                                                                    startUnixNanoseconds: startUnixNanoseconds))
+        let from = startUnixNanoseconds / 1_000_000_000
+        let until = (startUnixNanoseconds + durationNanoseconds + 999_999_999) / 1_000_000_000
+        let upload = IngestUpload(name: name, fromUnixSeconds: from, untilUnixSeconds: max(until, from + 1),
+                                  sampleRate: Int(rate.rounded()), profile: profile)
+        queue.async { [self] in send(upload) }
+    }
+
+    private func send(_ upload: IngestUpload) {
+        let stretch = "\(upload.fromUnixSeconds)-\(upload.untilUnixSeconds)"
+        for attempt in 0...Self.backoffMilliseconds.count {
+            let problem: String
+            switch IngestClient.send(upload, to: endpoint, group: group) {
+            case .success(let status) where (200..<300).contains(status):
+                return
+            case .success(let status):
+                problem = "answered \(status)"
+            case .failure(let error):
+                problem = error.description
+            }
+            guard attempt < Self.backoffMilliseconds.count else {
+                warn("push of \(stretch) to \(endpoint.host):\(endpoint.port) failed: \(problem); given up after \(attempt + 1) tries")
+                failed.add(1, ordering: .relaxed)
+                return
+            }
+            let wait = Self.backoffMilliseconds[attempt]
+            warn("push of \(stretch) to \(endpoint.host):\(endpoint.port): \(problem); retrying in \(decimal(Double(wait) / 1000, places: 1)) s")
+            usleep(UInt32(wait) * 1000)
+        }
+    }
+
+    /// Waits for every queued upload (and its retries); how many failed.
+    func finish() -> Int {
+        queue.sync {}
+        try? group.syncShutdownGracefully()
+        return failed.load(ordering: .relaxed)
+    }
+}

@@ -1,0 +1,215 @@
+// `swiftprof serve PID`: the process's /debug/pprof/, as a Go service has it, so
+// that `go tool pprof http://…`, Parca and Pyroscope read a C, C++, Rust or Swift
+// service without a change to it. Each request is one capture, one at a time.
+import ArgumentParser
+import Glibc
+import SwiftProf
+import SwiftProfServe
+import Synchronization
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Answer Go's /debug/pprof/ requests about a running process, for go tool pprof, Parca and Pyroscope.",
+        discussion: """
+            Routes, as Go's net/http/pprof: /debug/pprof/ (an index), goroutine?debug=0|1|2 (a snapshot: \
+            gzipped pprof, text as dump prints it, traceback; view=threads|goroutines|tasks, by default \
+            goroutines for a Go program and threads otherwise), profile?seconds=N (a CPU profile: only \
+            threads on a CPU are sampled; 30 s by default, at most 600) and wallclock?seconds=N (every \
+            thread, blocked or not). One capture at a time: a request meanwhile gets 503 and Retry-After. \
+            Nothing of the process is held between requests. The process's end ends serve (status 1); \
+            Ctrl-C or SIGTERM end it after letting a capture under way go (status 0).
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The process to serve.", valueName: "PID"))
+    var pid: Int32
+
+    @Option(name: .long, help: ArgumentHelp("Where to listen: HOST:PORT, [IPv6]:PORT, or :PORT for every address. Anything but loopback is warned about: a profile shows code, paths and arguments.", valueName: "HOST:PORT"))
+    var listen: String = "127.0.0.1:6060"
+
+    @Option(name: .long, help: ArgumentHelp("Answer only requests with Authorization: Bearer TOKEN, TOKEN being FILE's first line (others get 401).", valueName: "FILE"))
+    var tokenFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Samples a second of profile and wallclock.", valueName: "HZ"))
+    var rate: Double = 100
+
+    @OptionGroup(title: "Capture")
+    var capture: CaptureOptionGroup
+
+    @OptionGroup(title: "Symbols")
+    var symbols: SymbolOptionGroup
+
+    func validate() throws {
+        guard ListenAddress(listen) != nil else {
+            throw ValidationError("--listen takes HOST:PORT, [IPv6]:PORT or :PORT with a port from 0 to 65535, not \"\(listen)\"")
+        }
+        try validateProcessID(pid)
+        guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
+    }
+
+    func run() throws {
+        let address = ListenAddress(listen)!
+        let token = try readToken()
+        do { try Profiler.checkTarget(pid: pid) } catch {
+            warn(error.description)
+            throw ExitStatus.cannotProfile
+        }
+        if !address.isLoopback {
+            warn("listening on \(address.host), not loopback: anyone who reaches it sees this process's code, paths and arguments"
+                 + (token == nil ? " (no --token-file)" : ""))
+        }
+        StopSignals.install()
+        let answers = ServeAnswers(pid: pid, snapshot: capture.snapshotOptions(symbols), symbols: symbols, rate: rate,
+                                   defaultView: Profiler.isGoProgram(pid: pid) ? .goroutines : .threads)
+        let server = PprofServer(settings: .init(host: address.host, port: address.port, token: token),
+                                 indexPage: PprofRoute.indexPage(pid: pid, defaultView: answers.defaultView),
+                                 capture: answers.answer)
+        let port: Int
+        do { port = try server.start() } catch {
+            warn("cannot listen on \(listen): \(error)")
+            throw ExitStatus.cannotProfile
+        }
+        let shown = address.host.contains(":") ? "[\(address.host)]" : address.host
+        warn("serving http://\(shown):\(port)/debug/pprof/ for process \(pid)")
+        let exitWatch = ProcessExitWatch(pid: pid)
+        while !StopSignals.requested && !exitWatch.hasExited {
+            usleep(50_000)
+        }
+        let exited = !StopSignals.requested
+        answers.stop()
+        server.stop()
+        if exited {
+            warn("process \(pid) exited: serve ends")
+            throw ExitStatus.partial
+        }
+    }
+
+    private func readToken() throws -> String? {
+        guard let tokenFile else { return nil }
+        let text: String
+        do { text = try readTextFile(tokenFile) } catch {
+            warn("cannot read \(tokenFile): \(error)")
+            throw ExitStatus.noInput
+        }
+        let token = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        guard !token.isEmpty, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            warn("\(tokenFile): the first line must be the token, printable ASCII without spaces")
+            throw ExitStatus.malformedInput
+        }
+        return token
+    }
+}
+
+extension PprofRoute {
+    /// The route as a request names it ("profile?seconds=5").
+    var requestName: String {
+        switch self {
+        case .index: "index"
+        case .snapshot(let encoding, let view): "goroutine?debug=\(encoding.rawValue)" + (view.map { "&view=\($0.rawValue)" } ?? "")
+        case .profile(let seconds, let clock): "\(clock == .cpu ? "profile" : "wallclock")?seconds=\(seconds)"
+        }
+    }
+}
+
+/// `--listen`'s value: HOST:PORT, [IPv6]:PORT, or :PORT (every address, as Go reads it).
+struct ListenAddress: Equatable {
+    let host: String
+    let port: Int
+
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        else if host.contains(":") { return nil }
+        self.host = host.isEmpty ? "0.0.0.0" : host
+        self.port = port
+    }
+
+    var isLoopback: Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
+}
+
+/// What each route is answered with: a capture of the process, rendered as Go's
+/// handler would write it.
+final class ServeAnswers: Sendable {
+    let pid: Int32
+    let snapshot: SnapshotOptions
+    let swiftNames: SwiftNameStyle?
+    let hideThunks: Bool
+    let rate: Double
+    let defaultView: SnapshotView
+    private let stopping = Atomic<Bool>(false)
+
+    init(pid: Int32, snapshot: SnapshotOptions, symbols: SymbolOptionGroup, rate: Double, defaultView: SnapshotView) {
+        self.pid = pid
+        self.snapshot = snapshot
+        swiftNames = symbols.swiftNames
+        hideThunks = symbols.hideThunks
+        self.rate = rate
+        self.defaultView = defaultView
+    }
+
+    /// A profile under way ends at its next tick, let go as after any run.
+    func stop() { stopping.store(true, ordering: .relaxed) }
+
+    func answer(_ route: PprofRoute) -> PprofReply {
+        // Said when a capture starts: what the process is being asked for, and when.
+        warn("capturing \(route.requestName)")
+        do {
+            switch route {
+            case .index:
+                return .error(500, "the index is not a capture")
+            case .snapshot(let encoding, let view):
+                return try snapshotReply(encoding, view: view ?? defaultView)
+            case .profile(let seconds, let clock):
+                return try profileReply(seconds: seconds, clock: clock)
+            }
+        } catch let error as TargetError {
+            // Go answers a profile it cannot take with 500 and the reason.
+            return .error(500, "could not profile process \(pid): \(error.description)")
+        } catch {
+            return .error(500, "could not profile process \(pid): \(error)")
+        }
+    }
+
+    private func snapshotReply(_ encoding: SnapshotEncoding, view: SnapshotView) throws -> PprofReply {
+        var options = snapshot
+        options.kernelAddresses = encoding != .traceback
+        let document: ProfileDocument
+        switch view {
+        case .threads: document = try SnapshotDocuments.threads(pid: pid, options: options, threadIDs: true).document
+        case .goroutines: document = try SnapshotDocuments.goroutines(pid: pid, options: options).document
+        case .tasks: document = try SnapshotDocuments.tasks(pid: pid, options: options, swiftNames: swiftNames, hideThunks: hideThunks).document
+        }
+        switch encoding {
+        case .pprof:
+            return .download(PprofProto.write(document, sampleType: document.profileName), filename: view == .goroutines ? "goroutine" : view.rawValue)
+        case .text:
+            return text(PprofTextWriter(profileName: document.profileName, comments: document.comments).write(document.records))
+        case .traceback:
+            let waits = document.comments.filter(WaitLines.isWaitLine)
+            return text((waits.isEmpty ? "" : waits.map { $0 + "\n" }.joined() + "\n") + TracebackWriter().write(document))
+        }
+    }
+
+    private func profileReply(seconds: Int, clock: ProfileClock) throws -> PprofReply {
+        var options = SamplingOptions()
+        options.snapshot = snapshot
+        options.rate = rate
+        options.durationNanoseconds = UInt64(seconds) * 1_000_000_000
+        options.mode = clock == .cpu ? .cpu : .wall
+        let result = try Profiler.sample(pid: pid, options: options, shouldStop: { [self] in
+            stopping.load(ordering: .relaxed) || StopSignals.requested
+        })
+        let period = Int64((1e9 / rate).rounded())
+        let time = PprofProto.SampledTime(clock: clock == .cpu ? .cpu : .wall, periodNanoseconds: period,
+                                          durationNanoseconds: Int64(result.progress.elapsedNanoseconds),
+                                          startUnixNanoseconds: result.startUnixNanoseconds)
+        return .download(PprofProto.write(result.document, sampledTime: time), filename: clock == .cpu ? "profile" : "wallclock")
+    }
+
+    private func text(_ string: String) -> PprofReply {
+        PprofReply(status: 200, contentType: "text/plain; charset=utf-8", body: Array(string.utf8))
+    }
+}
