@@ -57,8 +57,8 @@ public final class PprofServer: Sendable {
     private let capture: Capture
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let captureQueue = DispatchQueue(label: "swiftprof.capture")
-    /// The capture under way, if any: when it is expected to end (monotonic seconds), for Retry-After.
-    private let busy = Mutex<Double?>(nil)
+    /// The captures taken or waiting, one at a time (ptrace lets one tracer hold a thread).
+    private let line = Mutex(CaptureLine())
     private let channel = Mutex<Channel?>(nil)
 
     public init(settings: Settings, indexPage: String, capture: @escaping Capture) {
@@ -119,26 +119,21 @@ public final class PprofServer: Sendable {
         case .success(.index):
             return .now(PprofReply(status: 200, contentType: "text/html; charset=utf-8", body: Array(indexPage.utf8)))
         case .success(let route):
-            let expected: Double
-            if case .profile(let seconds, _) = route { expected = Double(seconds) } else { expected = 1 }
-            let now = monotonicSeconds()
-            let refusedFor: Double? = busy.withLock { until in
-                if let until { return max(until - now, 1) }
-                until = now + expected
-                return nil
+            switch line.withLock({ $0.admit(route, now: monotonicSeconds()) }) {
+            case .some(let retryAfter):
+                let what = if case .profile = route { "a profile" } else { "a snapshot" }
+                return .now(.error(503, "busy: \(what) of this process is being taken or waits; retry in \(retryAfter) s",
+                                   headers: [("Retry-After", String(retryAfter))]))
+            case .none:
+                return .capture(route)
             }
-            if let refusedFor {
-                return .now(.error(503, "busy: another capture of this process is under way; retry in \(Int(refusedFor.rounded(.up))) s",
-                                   headers: [("Retry-After", String(Int(refusedFor.rounded(.up))))]))
-            }
-            return .capture(route)
         }
     }
 
     fileprivate func run(_ route: PprofRoute, then reply: @escaping @Sendable (PprofReply) -> Void) {
         captureQueue.async { [self] in
             let answer = capture(route)
-            busy.withLock { $0 = nil }
+            line.withLock { $0.done(route) }
             reply(answer)
         }
     }
@@ -149,6 +144,40 @@ public final class PprofServer: Sendable {
     }
 
     private func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}
+
+/// Who waits for the tracer. Snapshots take a fraction of a second: they wait in
+/// line, also behind a profile under way (a scraper asks for goroutines while its
+/// CPU profile is taken, as it would of a Go service), unless that would take more
+/// than `longestWait`. A profile while another is taken or waits is refused, as Go
+/// refuses a second CPU profile; so is anything past `longestLine` waiting.
+struct CaptureLine {
+    static let longestWait = 30.0
+    static let longestLine = 16
+    /// When the profile taken or waiting is expected to end (monotonic seconds).
+    private(set) var profileEnd: Double?
+    private(set) var waiting = 0
+
+    /// nil: take it (it is counted until `done`); else the seconds to retry after.
+    mutating func admit(_ route: PprofRoute, now: Double) -> Int? {
+        let profileLeft = profileEnd.map { max($0 - now, 1) }
+        if case .profile(let seconds, _) = route {
+            if let profileLeft { return Int(profileLeft.rounded(.up)) }
+            guard waiting < Self.longestLine else { return 1 }
+            // Behind the snapshots already waiting, a second or so each at most.
+            profileEnd = now + Double(waiting) + Double(seconds)
+        } else {
+            if let profileLeft, profileLeft > Self.longestWait { return Int(profileLeft.rounded(.up)) }
+            guard waiting < Self.longestLine else { return 1 }
+        }
+        waiting += 1
+        return nil
+    }
+
+    mutating func done(_ route: PprofRoute) {
+        waiting -= 1
+        if case .profile = route { profileEnd = nil }
+    }
 }
 
 /// One connection's requests, answered in order.

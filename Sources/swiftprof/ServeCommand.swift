@@ -16,7 +16,8 @@ struct ServeCommand: ParsableCommand {
             gzipped pprof, text as dump prints it, traceback; view=threads|goroutines|tasks, by default \
             goroutines for a Go program and threads otherwise), profile?seconds=N (a CPU profile: only \
             threads on a CPU are sampled; 30 s by default, at most 600) and wallclock?seconds=N (every \
-            thread, blocked or not). One capture at a time: a request meanwhile gets 503 and Retry-After. \
+            thread, blocked or not). One capture at a time: snapshots wait their turn (up to 30 s), a second \
+            profile while one is taken gets 503 and Retry-After, as Go refuses a second CPU profile. \
             Nothing of the process is held between requests. The process's end ends serve (status 1); \
             Ctrl-C or SIGTERM end it after letting a capture under way go (status 0).
             """
