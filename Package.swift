@@ -28,22 +28,25 @@ let package = Package(
         // and unoptimized byte scanning and tab alignment made them four times slower.
         .target(name: "SwiftProf", dependencies: ["CSwiftProf"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        // The HTTP side of `serve` and `attach --push`, apart from the profiler: it knows
-        // Go's /debug/pprof routes and Pyroscope's ingest request, not how profiles are taken.
+        // What `serve` and `attach --push` say over HTTP (Go's /debug/pprof routes, Pyroscope's
+        // ingest request), apart from how it is carried: no NIO here.
+        .target(name: "SwiftProfHTTP"),
+        // The carrying: SwiftNIO's HTTP/1 server and client codecs.
         .target(name: "SwiftProfServe", dependencies: [
+            "SwiftProfHTTP",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "swiftprof", dependencies: [
-            "SwiftProf", "SwiftProfServe",
+            "SwiftProf", "SwiftProfHTTP", "SwiftProfServe",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // A Swift target program with known stacks, profiled by the tests.
         .executableTarget(name: "SwiftParked", path: "Fixtures/SwiftParked"),
         // Async tasks suspended in known functions, in known numbers (dump --tasks).
         .executableTarget(name: "SwiftTasks", path: "Fixtures/SwiftTasks"),
-        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "SwiftProfServe", "swiftprof", "SwiftParked", "SwiftTasks"]),
+        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "SwiftProfHTTP", "swiftprof", "SwiftParked", "SwiftTasks"]),
     ],
     swiftLanguageModes: [.v6]
 )

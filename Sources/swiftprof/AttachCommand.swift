@@ -55,11 +55,11 @@ struct SamplingOptionGroup: ParsableArguments {
     func run(pid: Int32, capture: CaptureOptionGroup, symbols: SymbolOptionGroup, output: OutputOptions, command: String,
              push: PushOptionGroup? = nil) throws -> SamplingResult {
         _ = try output.classifier()
+        let uploads = push?.session(pid: pid, rate: rate, mode: mode)
         StopSignals.install()
         let live = progress || isatty(STDERR_FILENO) != 0
         let inPlace = isatty(STDERR_FILENO) != 0
         var options = options(capture, symbols: symbols, output: output)
-        let uploads = push?.session(pid: pid, rate: rate, mode: mode)
         if uploads != nil { options.intervalNanoseconds = push?.pushInterval?.nanoseconds }
         var onInterval: (@Sendable (IntervalProfile) -> Void)?
         if let uploads {

@@ -29,7 +29,7 @@ extension ExitStatus {
     /// page's EXIT STATUS (`swiftprof exit-status --mdoc`, run by `make man`).
     static let table: [(status: Int32, meaning: String)] = [
         (0, "done: a complete snapshot or profile (run: also when the command ended before its first sample, an empty profile, the command's own status on stderr), and for diff: no stack changed"),
-        (1, "printed but partial (stderr says which threads and why), and for diff: some stacks changed, as diff(1)"),
+        (1, "printed but partial (stderr says which threads and why); for diff: some stacks changed, as diff(1); for attach --push: an upload failed after its retries (the profile is still written); for serve: the process ended"),
         (2, "the process cannot be profiled (one line says why)"),
         (3, "dump --fail-on-deadlock: threads are deadlocked (the snapshot is printed; stderr names each cycle)"),
         (64, "bad usage"),

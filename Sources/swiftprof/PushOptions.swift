@@ -3,12 +3,10 @@
 // profiling). Uploads go out on a thread of their own, so a slow or failing
 // server never delays a tick; each is retried with backoff and reported.
 import ArgumentParser
-import Dispatch
 import Glibc
-import NIOPosix
 import SwiftProf
+import SwiftProfHTTP
 import SwiftProfServe
-import Synchronization
 
 struct PushOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Upload the profile to a Pyroscope-style server at URL (POST URL/ingest, format pprof); the local output is still written.", valueName: "URL"))
@@ -40,24 +38,20 @@ struct PushOptionGroup: ParsableArguments {
     /// The uploads of a run, or nil without --push.
     func session(pid: Int32, rate: Double, mode: SamplingMode) -> PushSession? {
         guard let push, case .success(let endpoint) = IngestEndpoint.parse(push) else { return nil }
-        return PushSession(endpoint: endpoint, name: pushName ?? PushSession.applicationName(pid: pid), rate: rate, mode: mode)
+        return PushSession(line: IngestQueue(endpoint: endpoint, report: { warn($0) }),
+                           name: pushName ?? PushSession.applicationName(pid: pid), rate: rate, mode: mode)
     }
 }
 
-/// The uploads of one run, in order, one at a time.
+/// The uploads of one run: each stretch's samples as a profile of its own.
 final class PushSession: Sendable {
-    let endpoint: IngestEndpoint
+    let line: IngestQueue
     let name: String
     let rate: Double
     let mode: SamplingMode
-    private let queue = DispatchQueue(label: "swiftprof.push")
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private let failed = Atomic<Int>(0)
-    /// The waits before each retry of a failed upload.
-    static let backoffMilliseconds = [500, 1_000, 2_000]
 
-    init(endpoint: IngestEndpoint, name: String, rate: Double, mode: SamplingMode) {
-        self.endpoint = endpoint
+    init(line: IngestQueue, name: String, rate: Double, mode: SamplingMode) {
+        self.line = line
         self.name = name
         self.rate = rate
         self.mode = mode
@@ -69,7 +63,8 @@ final class PushSession: Sendable {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let length = readlink("/proc/\(pid)/exe", &buffer, buffer.count)
         let path = length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
-        let base = path.split(separator: "/").last.map(String.init)?.replacingOccurrences(of: " (deleted)", with: "") ?? ""
+        var base = path.split(separator: "/").last.map(String.init) ?? ""
+        if base.hasSuffix(" (deleted)") { base.removeLast(" (deleted)".count) }
         let kept = String(base.unicodeScalars.map { scalar -> Character in
             scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "._-".unicodeScalars.contains(scalar))
                 ? Character(scalar) : "_"
@@ -89,36 +84,9 @@ final class PushSession: Sendable {
         let until = (startUnixNanoseconds + durationNanoseconds + 999_999_999) / 1_000_000_000
         let upload = IngestUpload(name: name, fromUnixSeconds: from, untilUnixSeconds: max(until, from + 1),
                                   sampleRate: Int(rate.rounded()), profile: profile)
-        queue.async { [self] in send(upload) }
-    }
-
-    private func send(_ upload: IngestUpload) {
-        let stretch = "\(upload.fromUnixSeconds)-\(upload.untilUnixSeconds)"
-        for attempt in 0...Self.backoffMilliseconds.count {
-            let problem: String
-            switch IngestClient.send(upload, to: endpoint, group: group) {
-            case .success(let status) where (200..<300).contains(status):
-                return
-            case .success(let status):
-                problem = "answered \(status)"
-            case .failure(let error):
-                problem = error.description
-            }
-            guard attempt < Self.backoffMilliseconds.count else {
-                warn("push of \(stretch) to \(endpoint.host):\(endpoint.port) failed: \(problem); given up after \(attempt + 1) tries")
-                failed.add(1, ordering: .relaxed)
-                return
-            }
-            let wait = Self.backoffMilliseconds[attempt]
-            warn("push of \(stretch) to \(endpoint.host):\(endpoint.port): \(problem); retrying in \(decimal(Double(wait) / 1000, places: 1)) s")
-            usleep(UInt32(wait) * 1000)
-        }
+        line.enqueue(upload)
     }
 
     /// Waits for every queued upload (and its retries); how many failed.
-    func finish() -> Int {
-        queue.sync {}
-        try? group.syncShutdownGracefully()
-        return failed.load(ordering: .relaxed)
-    }
+    func finish() -> Int { line.finish() }
 }

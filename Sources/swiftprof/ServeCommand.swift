@@ -4,6 +4,7 @@
 import ArgumentParser
 import Glibc
 import SwiftProf
+import SwiftProfHTTP
 import SwiftProfServe
 import Synchronization
 

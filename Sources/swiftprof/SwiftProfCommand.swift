@@ -30,10 +30,10 @@ struct SwiftProfCommand: ParsableCommand {
         main(nil)
     }
 
-    /// What is wrong with a "-N" token of dump, attach or top: none of their PIDs or
+    /// What is wrong with a "-N" token of dump, attach, top or serve: none of their PIDs or
     /// values can be negative.
     static func negativeNumber(in arguments: [String]) -> String? {
-        guard let command = arguments.first, ["dump", "attach", "top"].contains(command) else { return nil }
+        guard let command = arguments.first, ["dump", "attach", "top", "serve"].contains(command) else { return nil }
         var previous = command
         for argument in arguments.dropFirst() {
             if argument == "--" { return nil }

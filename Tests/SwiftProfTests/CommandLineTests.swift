@@ -9,17 +9,18 @@ struct CommandLineTests {
         return Set(pattern.matches(in: help, range: range).compactMap { Range($0.range(at: 1), in: help).map { String(help[$0]) } })
     }
 
-    @Test(arguments: ["dump", "attach", "run", "top", "diff", "exit-status"])
+    @Test(arguments: ["dump", "attach", "run", "top", "diff", "serve", "exit-status"])
     func manPageAndReadmeListEveryOption(_ command: String) throws {
         let help = try swiftprof(command, "--help")
         #expect(help.status == 0)
         let options = Self.longOptions(help.stdout)
         let expected: [String: Set<String>] = [
             "dump": ["format", "output", "no-inline", "addresses", "memory-map", "input", "consistent"],
-            "attach": ["duration", "rate", "progress", "format", "output", "kernel"],
+            "attach": ["duration", "rate", "progress", "format", "output", "kernel", "push", "push-interval", "push-name"],
             "run": ["duration", "rate", "format", "output"],
             "top": ["rate", "idle"],
             "diff": ["format", "output"],
+            "serve": ["listen", "token-file", "rate"],
             "exit-status": ["mdoc"],
         ]
         #expect(options.isSuperset(of: expected[command]!))

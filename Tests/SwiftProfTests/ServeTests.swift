@@ -3,7 +3,7 @@
 // uploads are read back by go tool pprof and by swiftprof's own reader.
 import Foundation
 import Glibc
-import SwiftProfServe
+import SwiftProfHTTP
 import Synchronization
 import Testing
 

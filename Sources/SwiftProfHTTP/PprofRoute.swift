@@ -3,7 +3,7 @@
 // `goroutine?debug=0|1|2` a snapshot (gzipped pprof, text, traceback),
 // `profile?seconds=N` a CPU profile (30 s when not said), and ours beside them:
 // `wallclock?seconds=N`, every thread at every tick.
-import Foundation
+import FoundationEssentials
 
 /// Which stacks a snapshot lists.
 public enum SnapshotView: String, Sendable, CaseIterable {
