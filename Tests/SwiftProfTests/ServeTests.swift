@@ -85,6 +85,22 @@ struct ServeTests {
         fixture.expectRunning()
     }
 
+    /// A Swift program's tasks on request (view=tasks): the records `dump --tasks` prints.
+    @Test func aSwiftProgramsTasksOnRequest() throws {
+        let fixture = try Fixture(DumpTasksTests.executable)
+        defer { fixture.stop() }
+        let server = try ServeProcess(pid: fixture.pid)
+        defer { server.end() }
+        let dump = try swiftprof("dump", "--tasks", "\(fixture.pid)")
+        let served = try http(server.url("goroutine?debug=1&view=tasks")).body
+        #expect(served.hasPrefix("task profile: total "), "\(served)")
+        #expect(records(served) == records(dump.stdout), "serve:\n\(served)\ndump:\n\(dump.stdout)")
+        #expect(try http(server.url("goroutine?debug=1")).body.hasPrefix("thread profile: total "))
+        let top = try goPprof(["-top", server.url("goroutine?view=tasks")])
+        #expect(top.stdout.contains("Type: task"), "\(top.stdout)\(top.stderr)")
+        fixture.expectRunning()
+    }
+
     /// Loopback unless told otherwise (then a warning), and the token when one is given.
     @Test func loopbackByDefaultAndTheToken() throws {
         let fixture = try Fixture.c("parked")
@@ -262,7 +278,7 @@ struct ServeTests {
 
     private func records(_ text: String) -> [String] {
         text.components(separatedBy: "\n\n").map { block in
-            block.split(separator: "\n").filter { !$0.hasPrefix("# capture:") && !$0.hasPrefix("thread profile:") }.joined(separator: "\n")
+            block.split(separator: "\n").filter { !$0.hasPrefix("# capture:") && !$0.contains(" profile: total ") }.joined(separator: "\n")
         }.filter { !$0.isEmpty }.sorted()
     }
 
