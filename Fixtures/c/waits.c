@@ -2,10 +2,13 @@
  * the condition variable work_ready, "worker" on the semaphore jobs, "heaped" on
  * a condition variable allocated on the heap (named by where it lies), and two
  * "pooled" threads, one stack, each on a heap condition variable of its own, and
- * "stacked" on a condition variable on its own stack.
+ * "stacked" on a condition variable on its own stack; "flagged" sleeps in a bare
+ * futex(2) on start_flag, a word of the program's own.
  * Ends at the end of stdin. Build: cc -O2 -g -pthread waits.c */
 #include "fixture_ready.h"
+#include <linux/futex.h>
 #include <semaphore.h>
+#include <sys/syscall.h>
 
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
@@ -48,6 +51,15 @@ static void *stacked(void *arg) {
     return NULL;
 }
 
+static int start_flag;
+
+static void *flagged(void *arg) {
+    (void)arg;
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    while (LOAD(start_flag) == 0) syscall(SYS_futex, &start_flag, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    return NULL;
+}
+
 static void *worker(void *arg) {
     (void)arg;
     announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
@@ -71,7 +83,8 @@ int main(void) {
         start_thread(pooled, own, "pooled");
     }
     start_thread(stacked, NULL, "stacked");
-    wait_until_parked(6);
+    start_thread(flagged, NULL, "flagged");
+    wait_until_parked(7);
     while (read(0, &byte, 1) > 0) {}
     return 0;
 }

@@ -114,16 +114,18 @@ struct DeadlockTests {
         #expect(comments.filter { $0.hasPrefix("convoy: ") }.count == 1)
 
         // Each blocked thread's own wait, after its state line; main joins indexer.
-        let writer = "rwlock table_lock held for writing by indexer (\(indexer))"
+        // Each with what it wants: query and reporter to read, compactor to write.
+        let toRead = "rwlock table_lock for reading, held for writing by indexer (\(indexer))"
+        let toWrite = "rwlock table_lock for writing, held for writing by indexer (\(indexer))"
         let expectedWaits: [Int32: String] = [
-            indexer: "mutex accounts_lock held by reporter (\(reporter))", reporter: writer, ids[2]: writer, ids[3]: writer,
+            indexer: "mutex accounts_lock held by reporter (\(reporter))", reporter: toRead, ids[2]: toRead, ids[3]: toWrite,
             fixture.pid: "the end of indexer (\(indexer))",
         ]
         let profile = try parseProfile(dump.stdout)
         for (tid, wait) in expectedWaits {
             #expect(profile.records.first { $0.threadIDs.contains(tid) }?.state?.wait == wait, "thread \(tid)")
         }
-        #expect(dump.stdout.contains("\n# waits: \(writer)\n#\t"), "the line after the state line, before the frames")
+        #expect(dump.stdout.contains("\n# waits: \(toWrite)\n#\t"), "the line after the state line, before the frames")
         // Read back from a saved file, and in the other formats.
         let saved = FileManager.default.temporaryDirectory.appendingPathComponent("waits-\(getpid()).txt").path
         defer { try? FileManager.default.removeItem(atPath: saved) }
@@ -163,6 +165,8 @@ struct DeadlockTests {
         let heaped = try #require(wait(try tid("heaped", in: names)))
         #expect(heaped.hasPrefix("condition variable at 0x") && heaped.hasSuffix(" ([heap])"), "\(heaped)")
         #expect(wait(fixture.pid) == nil, "main reads stdin")
+        // A futex word of the program's own, no primitive around it: the word is named.
+        #expect(wait(try tid("flagged", in: names)) == "futex start_flag")
         let stacked = try tid("stacked", in: names)
         let local = try #require(wait(stacked))
         #expect(local.hasPrefix("condition variable at 0x") && local.hasSuffix(" on the stack of stacked (\(stacked))"), "\(local)")
@@ -174,7 +178,7 @@ struct DeadlockTests {
         let waits = Set(relative.records.compactMap { $0.state?.wait })
         // Without addresses the pool's two waits read the same.
         #expect(waits == ["condition variable work_ready", "semaphore jobs", "condition variable in [heap]",
-                          "condition variable on the stack of stacked"])
+                          "condition variable on the stack of stacked", "futex start_flag"])
     }
 
     /// Rust's std locks wait on futex words of their own and record no owner: the
@@ -192,7 +196,7 @@ struct DeadlockTests {
             for tid in record.threadIDs { waits[names[tid] ?? ""] = record.state?.wait }
         }
         #expect(waits["locker"] == "mutex locks::LOCK, owner unknown")
-        #expect(waits["reader"] == "rwlock locks::TABLE, owner unknown")
+        #expect(waits["reader"] == "rwlock locks::TABLE for reading, owner unknown")
         #expect(waits["waiter"] == "condition variable locks::READY")
     }
 

@@ -60,6 +60,25 @@ struct DumpGoTests {
         #expect(gos2.components(separatedBy: "\n\n").filter(Self.acceptsTheRequest).count == 1)
         #expect(ourHeaders == theirHeaders, "ours: \(ourHeaders.sorted())\nGo's: \(theirHeaders.sorted())")
         #expect(ourHeaders.filter { $0.hasSuffix(" [chan receive]:") }.count == 4)
+        // Each record's "# goroutines:" line: its ids and their waits, as Go heads each
+        // goroutine in debug=2 ("goroutine 19 [chan receive, 5 minutes]:").
+        var gosStates: [Int32: String] = [:]
+        for header in theirHeaders {
+            let words = header.dropFirst("goroutine ".count)
+            guard let id = Int32(words.prefix { $0 != " " }), let open = words.firstIndex(of: "["),
+                  let close = words.lastIndex(of: "]") else { continue }
+            gosStates[id] = String(words[words.index(after: open)..<close].split(separator: ",")[0])
+        }
+        var compared = 0
+        for record in profile.records {
+            #expect(!record.threadIDs.isEmpty && !record.threadNames.isEmpty, "a record without its goroutines line")
+            for id in record.threadIDs {
+                guard let state = gosStates[id] else { continue }
+                #expect(record.threadNames.contains(state), "goroutine \(id): Go says \(state), we \(record.threadNames)")
+                compared += 1
+            }
+        }
+        #expect(compared >= 6, "\(gosStates)")
         fixture.expectRunning()
     }
 

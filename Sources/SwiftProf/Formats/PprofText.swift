@@ -72,8 +72,9 @@ public struct PprofTextWriter: Sendable {
                                          showsBlockedTime: showsBlockedTime) + "\n"
                 if let wait = state.wait { text += WaitLine.prefix + wait + "\n" }
             }
-            if record.state == nil, profileName == "task", !record.threadNames.isEmpty {
-                text += TaskLine.format(ids: addresses == .relative ? [] : record.threadIDs, states: record.threadNames) + "\n"
+            if record.state == nil, let prefix = MembersLine.prefix(of: profileName), !record.threadNames.isEmpty {
+                text += MembersLine.format(prefix: prefix, ids: addresses == .relative ? [] : record.threadIDs,
+                                           states: record.threadNames) + "\n"
             }
             var frameLines: [String] = []
             let hidden = profileName == "goroutine" ? PprofTextWriter.goHiddenFrames(record.locations) : []
@@ -169,9 +170,11 @@ public enum PprofTextReader {
                     throw FormatError(line: number, reason: "a \"# waits: \" line goes right after a state line")
                 }
                 current!.record.state!.wait = String(line.dropFirst(WaitLine.prefix.count))
-            } else if line.hasPrefix(TaskLine.prefix) {
-                guard current != nil, let (ids, states) = TaskLine.parse(line) else {
-                    throw FormatError(line: number, reason: "expected \"# tasks: ID,... states: STATE,...\" in a record")
+            } else if current != nil, let prefix = MembersLine.prefixes.first(where: line.hasPrefix) {
+                // Inside a record only: before the first, "# goroutines: 7, and 4 of the
+                // runtime not shown" is the profile's comment.
+                guard let (ids, states) = MembersLine.parse(line.dropFirst(prefix.count)) else {
+                    throw FormatError(line: number, reason: "expected \"\(prefix)ID,... states: STATE,...\" in a record")
                 }
                 current!.record.threadIDs = ids
                 current!.record.threadNames = states
@@ -397,18 +400,28 @@ enum StateLine {
     }
 }
 
-/// `# tasks: 10,11,12,13 states: "suspended, task group child"`, the line after a
-/// task record's "@" line (dump --tasks): the tasks' ids and their distinct states.
-enum TaskLine {
-    static let prefix = "# tasks: "
+/// `# tasks: 10,11,12,13 states: "suspended, task group child"` after a task
+/// record's "@" line (dump --tasks), `# goroutines: 19,20 states: "chan receive"`
+/// after a goroutine record's: the ids and their distinct states, as the runtime
+/// says them (Go's wait reasons, as its debug=2 heads each goroutine).
+enum MembersLine {
+    static let prefixes = ["# tasks: ", "# goroutines: "]
 
-    static func format(ids: [Int32], states: [String]) -> String {
+    static func prefix(of profileName: String) -> String? {
+        switch profileName {
+        case "task": prefixes[0]
+        case "goroutine": prefixes[1]
+        default: nil
+        }
+    }
+
+    static func format(prefix: String, ids: [Int32], states: [String]) -> String {
         let list = ids.map(String.init).joined(separator: ",")
         return prefix + (list.isEmpty ? "" : list + " ") + "states: " + states.map(NameQuoting.quoted).joined(separator: ",")
     }
 
-    static func parse(_ line: String) -> ([Int32], [String])? {
-        let rest = line.dropFirst(prefix.count)
+    /// The line after its prefix.
+    static func parse(_ rest: Substring) -> ([Int32], [String])? {
         // No ids (--addresses relative): the states follow the prefix at once.
         guard let marker = rest.firstRange(of: " states: ") ?? (rest.hasPrefix("states: ") ? rest.firstRange(of: "states: ") : nil)
         else { return nil }

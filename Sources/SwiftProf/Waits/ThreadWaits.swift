@@ -16,10 +16,13 @@
 // 8-aligned, so the word's alignment says which. The writer holding it is
 // `__cur_writer` (offset 24), zero while readers hold it: readers are not
 // recorded anywhere, and a wait for them is not named.
+//
+// Any other futex a thread sleeps on is a word of the program's own (or of its
+// runtime's: Go's notes, parking_lot): only the word is named.
 
 /// One thread waiting: for a mutex or read-write lock another holds, for another
-/// to end (pthread_join), or on a condition variable or semaphore (which record
-/// no owner: anyone may signal them).
+/// to end (pthread_join), on a condition variable or semaphore (which record no
+/// owner: anyone may signal them), or on a futex word of its own.
 public struct ThreadWait: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {
         case mutex
@@ -28,6 +31,9 @@ public struct ThreadWait: Equatable, Sendable {
         case rwlock
         case condition
         case semaphore
+        /// A futex word of the program's (or its runtime's) own: no primitive that
+        /// swiftprof knows, so only the word is named.
+        case futex
     }
     public var waiter: Int32
     /// The mutex, read-write lock, condition variable or semaphore; for a join, the
@@ -37,6 +43,8 @@ public struct ThreadWait: Equatable, Sendable {
     /// thread joined. nil where nothing says (or two reads did not agree).
     public var owner: Int32?
     public var kind: Kind = .mutex
+    /// For a read-write lock: whether the waiter wants it for writing (else for reading).
+    public var forWriting = false
 }
 
 public enum ThreadWaits {
@@ -95,6 +103,13 @@ public enum ThreadWaits {
         return rustLocks.first { plain.hasSuffix($0.function) }.map { ($0.kind, $0.offset) }
     }
 
+    /// futex(2) operations that sleep on the word (FUTEX_WAIT, FUTEX_WAIT_BITSET,
+    /// either private or not): the others wake, requeue or take a PI lock.
+    static func sleepsOnWord(_ call: SystemCall) -> Bool {
+        guard call.arguments.count > 1, let op = Int(call.arguments[1]) else { return false }
+        return [0, 9].contains(op & 0x7f)
+    }
+
     /// The threads of `snapshot` blocked in futex in one of glibc's primitives (or
     /// Rust's), in thread order: the primitive of the innermost frame that is one (a
     /// thread that wakes from a condition variable and waits for its mutex waits for
@@ -105,22 +120,32 @@ public enum ThreadWaits {
             guard let call = thread.state?.systemCall, call.name == "futex", let first = call.arguments.first,
                   let address = parseHex(first) else { return nil }
             let functions = thread.locations.lazy.flatMap { $0.lines.reversed().map(\.function) }
-            guard let innermost = functions.first(where: { name in
+            let known = functions.first(where: { name in
                 [joinFunctions, rwlockFunctions, lockFunctions, conditionFunctions, semaphoreFunctions].contains { $0.contains(name) }
                     || rustLock(name) != nil
-            }) else { return nil }
+            })
+            guard let innermost = known else {
+                // A word of the program's own (or its runtime's): named, without an owner.
+                return sleepsOnWord(call) ? ThreadWait(waiter: thread.tid, object: address, owner: nil, kind: .futex) : nil
+            }
             let wait = { (kind: ThreadWait.Kind, object: UInt64, owner: Int32?) in
                 ThreadWait(waiter: thread.tid, object: object, owner: owner.flatMap { $0 != thread.tid && tids.contains($0) ? $0 : nil },
                            kind: kind)
             }
-            if let (kind, offset) = rustLock(innermost) { return wait(kind, address &- offset, nil) }
+            if let (kind, offset) = rustLock(innermost) {
+                var rust = wait(kind, address &- offset, nil)
+                rust.forWriting = innermost.hasSuffix("write_contended")
+                return rust
+            }
             if joinFunctions.contains(innermost) {
                 guard call.arguments.count > 2, let joined = Int32(call.arguments[2]) else { return nil }
                 return wait(.join, address, joined)
             }
             if rwlockFunctions.contains(innermost) {
                 let lock = address % 8 == 0 ? address &- 8 : address &- 12
-                return wait(.rwlock, lock, writer(pid: snapshot.pid, lock: lock))
+                var rwlock = wait(.rwlock, lock, writer(pid: snapshot.pid, lock: lock))
+                rwlock.forWriting = innermost.contains("wrlock")
+                return rwlock
             }
             if lockFunctions.contains(innermost) { return wait(.mutex, address, owner(pid: snapshot.pid, mutex: address)) }
             if conditionFunctions.contains(innermost) {
@@ -279,14 +304,17 @@ extension Profiler {
         for wait in waits {
             let named = object(wait.object)
             let name = named.symbol ?? named.place
+            let intent = wait.forWriting ? "for writing" : "for reading"
             switch (wait.kind, wait.owner) {
             case (.mutex, _?): lines.byThread[wait.waiter] = "mutex \(held(wait))"
-            case (.rwlock, _?): lines.byThread[wait.waiter] = "rwlock \(held(wait))"
+            case (.rwlock, _?):
+                lines.byThread[wait.waiter] = "rwlock \(mutex(wait.object)) \(intent), held for writing by \(wait.owner.map(thread) ?? "")"
             case (.join, let owner?): lines.byThread[wait.waiter] = "the end of \(thread(owner))"
             case (.mutex, nil): lines.byThread[wait.waiter] = "mutex \(name), owner unknown"
-            case (.rwlock, nil): lines.byThread[wait.waiter] = "rwlock \(name), owner unknown"
+            case (.rwlock, nil): lines.byThread[wait.waiter] = "rwlock \(name) \(intent), owner unknown"
             case (.condition, _): lines.byThread[wait.waiter] = "condition variable \(name)"
             case (.semaphore, _): lines.byThread[wait.waiter] = "semaphore \(name)"
+            case (.futex, _): lines.byThread[wait.waiter] = "futex \(name)"
             case (.join, nil): break
             }
         }
