@@ -76,6 +76,41 @@ long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length) {
     return n < 0 ? -errno : n;
 }
 
+size_t sp_read_ranges(pid_t pid, const uint64_t *addresses, const size_t *lengths, size_t count, void *buffer,
+                      unsigned char *complete) {
+    struct iovec remote[1024];
+    size_t done = 0, read_whole = 0;
+    unsigned char *out = buffer;
+    while (done < count) {
+        size_t batch = count - done < 1024 ? count - done : 1024, total = 0;
+        for (size_t i = 0; i < batch; i++) {
+            remote[i].iov_base = (void *)(uintptr_t)addresses[done + i];
+            remote[i].iov_len = lengths[done + i];
+            total += lengths[done + i];
+        }
+        /* One local range for all: the kernel fills it in order, range after range. */
+        struct iovec local = {out, total};
+        ssize_t n = process_vm_readv(pid, &local, 1, remote, batch, 0);
+        size_t got = n < 0 ? 0 : (size_t)n, whole = 0;
+        while (whole < batch && lengths[done + whole] <= got) {
+            complete[done + whole] = 1;
+            got -= lengths[done + whole];
+            out += lengths[done + whole];
+            whole++;
+        }
+        read_whole += whole;
+        if (whole < batch) {
+            /* The kernel stops at the first range it cannot read: that one is left
+               out, the next call starts after it. */
+            complete[done + whole] = 0;
+            out += lengths[done + whole];
+            whole++;
+        }
+        done += whole;
+    }
+    return read_whole;
+}
+
 int sp_pidfd_open(pid_t pid) {
     long fd = syscall(SYS_pidfd_open, pid, 0);
     return fd < 0 ? -errno : (int)fd;

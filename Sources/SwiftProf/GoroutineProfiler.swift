@@ -13,6 +13,8 @@ public struct GoroutineStatistics: Sendable {
     public var stackBytes = 0
     /// Goroutines left unread when the stop window reached --stop-timeout.
     public var unreadGoroutines = 0
+    /// Parked goroutines copied before the stop and found unchanged during it.
+    public var copiedWithoutStop = 0
 }
 
 extension Profiler {
@@ -31,17 +33,21 @@ extension Profiler {
         if let reasons = layout.waitReasonStrings {
             reader.waitReasons = module.table.staticStrings(at: reasons, limit: 64)
         }
+        // Parked goroutines copied while the program runs; the stop checks them.
+        reader.unstopped = reader.readUnstopped()
         let (capture, listed) = try TracerThread.run { () throws(TargetError) -> (Capture, Result<GoroutineList, TargetError>) in
             try StopTheWorld(pid: pid, options: captureOptions).run(whileStopped: reader.read)
         }
         let list = try listed.get()
-        let stacks = list.goroutines.sorted { $0.id < $1.id }.map { $0.stack(in: module, maxFrames: options.unwind.maxFrames) }
+        let cache = GoroutineStackCache()
+        let stacks = list.goroutines.sorted { $0.id < $1.id }.map { $0.stack(in: module, maxFrames: options.unwind.maxFrames, cache: cache) }
         var statistics = GoroutineStatistics()
         statistics.goroutines = stacks.count
         statistics.systemGoroutines = list.systemGoroutines
         statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
         statistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
         statistics.unreadGoroutines = list.unread
+        statistics.copiedWithoutStop = list.copiedWithoutStop
         var failures = capture.failures
         if list.unread > 0 {
             // Not a thread's failure, but the same outcome: an incomplete profile (exit status 1).

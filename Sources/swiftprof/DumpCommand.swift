@@ -135,7 +135,7 @@ extension DumpCommand {
     private func dumpGoroutines(_ pid: Int32) throws {
         try dumpSpecial(read: { try SnapshotDocuments.goroutines(pid: pid, options: capture.snapshotOptions(symbols)) },
                         summary: { statistics in
-                            "\(statistics.goroutines) goroutines, all threads stopped for "
+                            "\(statistics.goroutines) goroutines (\(statistics.copiedWithoutStop) copied before the stop, unchanged in it), all threads stopped for "
                                 + "\(decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)) ms, "
                                 + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied"
                         })

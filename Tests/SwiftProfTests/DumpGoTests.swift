@@ -82,6 +82,27 @@ struct DumpGoTests {
         fixture.expectRunning()
     }
 
+    /// At scale: 100,000 goroutines (half on a channel, half in time.Sleep), record for
+    /// record and count for count as the program's own endpoint lists them. Parked
+    /// goroutines are copied before the stop and checked in it (--stats says how many).
+    @Test func aHundredThousandGoroutinesMatchGosOwnProfile() throws {
+        let fixture = try Fixture.go("many", arguments: ["100000"])
+        defer { fixture.stop() }
+        // A stop bound well above what it takes (80 ms here, bench/run): a slow machine
+        // must not make the test read fewer goroutines; speed is bench/run's to measure.
+        let result = try swiftprof("dump", "--goroutines", "--stats", "--stop-timeout", "5000", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let port = try #require(fixture.readyWords.dropFirst().first.flatMap { UInt16($0) })
+        let gos = try #require(httpGet(port: port, path: "/debug/pprof/goroutine?debug=1"))
+        let ours = Self.recordBlocks(result.stdout).filter { !Self.servesARequest($0) && !Self.acceptsTheRequest($0) }
+        let theirs = Self.recordBlocks(gos).filter { !Self.servesARequest($0) && !Self.acceptsTheRequest($0) }
+        #expect(ours == theirs, "swiftprof:\n\(ours.joined(separator: "\n\n"))\nGo:\n\(theirs.joined(separator: "\n\n"))")
+        let profile = try parseProfile(result.stdout)
+        #expect(profile.record(containing: "main.receiver")?.count == 50_000)
+        #expect(profile.record(containing: "main.sleeper")?.count == 50_000)
+        #expect(result.stderr.contains("copied before the stop"), "\(result.stderr)")
+    }
+
     @Test(arguments: [(FixtureBuild.GoBuild.plain, FixtureBuild.GoToolchain.debian), (.stripped, .debian), (.pie, .debian),
                       (.plain, .recent)])
     func threadStacksUnwindToTheirStart(_ build: FixtureBuild.GoBuild, _ toolchain: FixtureBuild.GoToolchain) throws {

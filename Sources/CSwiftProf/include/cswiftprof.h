@@ -32,6 +32,11 @@ int sp_set_thread_nice(int nice);
 
 // process_vm_readv of one range; returns the bytes read or -errno.
 long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length);
+// process_vm_readv of many ranges, 1024 a call, into `buffer` one after another
+// (each range at the sum of the lengths before it); complete[i] says whether
+// range i was read whole. Returns how many were.
+size_t sp_read_ranges(pid_t pid, const uint64_t *addresses, const size_t *lengths, size_t count, void *buffer,
+                      unsigned char *complete);
 // A descriptor of the process (pidfd_open), or -errno; readable once every
 // thread of it has exited.
 int sp_pidfd_open(pid_t pid);

@@ -68,9 +68,9 @@ final class GoPclntab {
         let sections = image.sections()
         // PIE builds put it in .data.rel.ro.gopclntab.
         guard let table = sections.first(where: { $0.name == ".gopclntab" || $0.name == ".data.rel.ro.gopclntab" }), table.hasBytes,
-              let magic = image.source.load(UInt32.self, at: table.offset),
-              image.source.load(UInt8.self, at: table.offset + 6) == 1,  // pc quantum: 1 on amd64
-              image.source.load(UInt8.self, at: table.offset + 7) == 8 else { return nil }
+              let magic = image.source.uint32(at: table.offset),
+              image.source.byte(at: table.offset + 6) == 1,  // pc quantum: 1 on amd64
+              image.source.byte(at: table.offset + 7) == 8 else { return nil }
         switch magic {
         case 0xffff_fff0: layout = .go118
         case 0xffff_fff1: layout = .go120
@@ -78,7 +78,7 @@ final class GoPclntab {
         }
         // The header's words are the file's to choose: offsets must lie in the table's
         // section (so no sum of them overflows), before they become Ints.
-        func word(_ index: Int) -> UInt64? { image.source.load(UInt64.self, at: table.offset + 8 * index) }
+        func word(_ index: Int) -> UInt64? { image.source.word(at: table.offset + 8 * index) }
         func offset(_ index: Int) -> Int? { word(index).flatMap { $0 < UInt64(table.size) ? Int($0) : nil } }
         guard let count = word(1).flatMap({ $0 > 0 && $0 < 10_000_000 ? Int($0) : nil }), var text = word(3),
               let names = offset(4), let units = offset(5), let files = offset(6), let values = offset(7), let functions = offset(8)
@@ -130,8 +130,8 @@ final class GoPclntab {
     func fileLine(_ function: GoFunction, at pc: UInt64) -> (file: String, line: Int) {
         guard let fileNumber = value(table: GoPclntab.fileTable, of: function, at: pc),
               let line = value(table: GoPclntab.lineTable, of: function, at: pc),
-              let unit = image.source.load(UInt32.self, at: function.record + 32),
-              let fileOffset = image.source.load(UInt32.self, at: compileUnitsAt + 4 * (Int(unit) + Int(fileNumber))),
+              let unit = image.source.uint32(at: function.record + 32),
+              let fileOffset = image.source.uint32(at: compileUnitsAt + 4 * (Int(unit) + Int(fileNumber))),
               fileOffset != UInt32.max else { return ("?", 0) }
         if let cached = fileCache[fileOffset] { return (cached, Int(line)) }
         let file = image.cString(at: filesAt + Int(fileOffset))
@@ -154,8 +154,8 @@ final class GoPclntab {
         // 1.20 and later: funcID, pad[3], nameOff, parentPc, startLine (16 bytes).
         let (size, idAt, nameAt, parentAt) = layout == .go118 ? (20, 2, 12, 16) : (16, 0, 4, 8)
         let at = tree + size * index
-        guard let id = image.source.load(UInt8.self, at: at + idAt), let nameOffset = image.source.load(Int32.self, at: at + nameAt),
-              let parent = image.source.load(Int32.self, at: at + parentAt) else { return nil }
+        guard let id = image.source.byte(at: at + idAt), let nameOffset = image.source.int32(at: at + nameAt),
+              let parent = image.source.int32(at: at + parentAt) else { return nil }
         return GoInlinedCall(functionID: id, name: name(offset: nameOffset), parentPC: UInt64(UInt32(bitPattern: parent)))
     }
 
@@ -180,11 +180,11 @@ final class GoPclntab {
 
     // MARK: - Table internals
 
-    private func entryOffset(_ index: Int) -> UInt32? { image.source.load(UInt32.self, at: functionTable + 8 * index) }
+    private func entryOffset(_ index: Int) -> UInt32? { image.source.uint32(at: functionTable + 8 * index) }
 
     /// File offset of the `_func` record of function `index`.
     private func record(_ index: Int) -> Int? {
-        image.source.load(UInt32.self, at: functionTable + 8 * index + 4).map { functionTable + Int($0) }
+        image.source.uint32(at: functionTable + 8 * index + 4).map { functionTable + Int($0) }
     }
 
     private func name(offset: Int32) -> String {
@@ -197,29 +197,29 @@ final class GoPclntab {
     private var fixedRecordSize: Int { layout == .go118 ? 40 : 44 }
 
     private func pcdata(_ function: GoFunction, _ table: Int, at pc: UInt64) -> Int32? {
-        guard let count = image.source.load(UInt32.self, at: function.record + 28), table < count,
-              let offset = image.source.load(UInt32.self, at: function.record + fixedRecordSize + 4 * table) else { return nil }
+        guard let count = image.source.uint32(at: function.record + 28), table < count,
+              let offset = image.source.uint32(at: function.record + fixedRecordSize + 4 * table) else { return nil }
         return value(offset: offset, of: function, at: pc)
     }
 
     /// Where funcdata `index` of the function whose record is at `record` is, as an
     /// offset from gofunc; nil when the function has none.
     private func funcdataOffset(record: Int, _ index: Int) -> UInt32? {
-        guard let count = image.source.load(UInt8.self, at: record + fixedRecordSize - 1), index < count,
-              let pcdataCount = image.source.load(UInt32.self, at: record + 28),
-              let offset = image.source.load(UInt32.self, at: record + fixedRecordSize + 4 * (Int(pcdataCount) + index)),
+        guard let count = image.source.byte(at: record + fixedRecordSize - 1), index < count,
+              let pcdataCount = image.source.uint32(at: record + 28),
+              let offset = image.source.uint32(at: record + fixedRecordSize + 4 * (Int(pcdataCount) + index)),
               offset != UInt32.max else { return nil }
         return offset
     }
 
-    private func name(record: Int) -> String { name(offset: image.source.load(Int32.self, at: record + 4) ?? -1) }
+    private func name(record: Int) -> String { name(offset: image.source.int32(at: record + 4) ?? -1) }
 
     private func functionID(record: Int) -> UInt8 {
-        image.source.load(UInt8.self, at: record + fixedRecordSize - 4) ?? 0
+        image.source.byte(at: record + fixedRecordSize - 4) ?? 0
     }
 
     private func value(table: Int, of function: GoFunction, at pc: UInt64) -> Int32? {
-        guard let offset = image.source.load(UInt32.self, at: function.record + 16 + 4 * table) else { return nil }
+        guard let offset = image.source.uint32(at: function.record + 16 + 4 * table) else { return nil }
         return value(offset: offset, of: function, at: pc)
     }
 
@@ -247,7 +247,7 @@ final class GoPclntab {
         var result: UInt32 = 0
         var shift: UInt32 = 0
         while shift < 35 {
-            guard let byte = image.source.load(UInt8.self, at: at) else { return nil }
+            guard let byte = image.source.byte(at: at) else { return nil }
             at += 1
             result |= UInt32(byte & 0x7f) << shift
             if byte & 0x80 == 0 { return result }
@@ -269,10 +269,10 @@ final class GoPclntab {
             var at = data.offset
             while at + 8 * 48 <= data.offset + data.size {
                 defer { at += 8 }
-                guard image.source.load(UInt64.self, at: at) == table.address,
-                      let text = image.source.load(UInt64.self, at: at + 8 * 22), code.contains(text),
+                guard image.source.word(at: at) == table.address,
+                      let text = image.source.word(at: at + 8 * 22), code.contains(text),
                       textStart == nil || text == textStart else { continue }
-                let candidates = (36..<47).compactMap { image.source.load(UInt64.self, at: at + 8 * $0) }.filter { word in
+                let candidates = (36..<47).compactMap { image.source.word(at: at + 8 * $0) }.filter { word in
                     sections.contains { $0.hasBytes && $0.address != 0 && $0.contains(word) && $0.name != ".text" }
                 }
                 return (text, candidates)

@@ -37,6 +37,8 @@ struct GoStackWalk {
     /// Reads the target's memory (the goroutine stack is not in the thread's copy);
     /// without it a walk ends at asmcgocall.
     var readTarget: ((UInt64, Int) -> [UInt8]?)?
+    /// What was worked out at each pc, kept across the walks of one snapshot.
+    var steps: GoWalkSteps?
 
     static let outermostFunctions: Set<String> = [
         "runtime.goexit", "runtime.mstart", "runtime.mcall", "runtime.morestack", "runtime.rt0_go",
@@ -54,14 +56,14 @@ struct GoStackWalk {
             // Go looks a return address up at itself, not at pc - 1 (its assembler pads a
             // trailing call so the address stays inside), which also holds for the pc
             // after runtime.asyncPreempt, where a signal, not a call, left it.
-            let link = pc &- module.bias
-            let lookup = module.table.function(at: link) != nil || !isReturnAddress ? link : link - 1
-            guard let function = module.table.function(at: lookup) else {
+            let step = steps?.known[GoWalkSteps.key(pc, isReturnAddress)] ?? self.step(pc: pc, isReturnAddress: isReturnAddress)
+            steps?.known[GoWalkSteps.key(pc, isReturnAddress)] = step
+            guard let function = step.function else {
                 result.end = result.pcs.isEmpty ? .truncated("\(hex(pc)) is not in Go code") : .leftGoCode(pc: pc, sp: sp)
                 return result
             }
             result.pcs.append(pc)
-            let name = module.table.name(of: function)
+            let name = step.name
             if threadStack && name == "runtime.asmcgocall" {
                 guard readTarget != nil else {
                     result.end = .outermost
@@ -86,7 +88,7 @@ struct GoStackWalk {
                 result.end = .truncated("depth limit of \(limit) frames reached")
                 return result
             }
-            guard let delta = module.table.spDelta(function, at: lookup), delta >= 0 else {
+            guard let delta = step.delta, delta >= 0 else {
                 result.end = .truncated("no stack-pointer delta for \(hex(pc)) in \(name)")
                 return result
             }
@@ -137,4 +139,29 @@ struct GoStackWalk {
     }
 
     static let goroutineStackWindow: UInt64 = 64 * 1024
+}
+
+extension GoStackWalk {
+    /// The function at `pc`, its name and its frame size there.
+    fileprivate func step(pc: UInt64, isReturnAddress: Bool) -> GoWalkSteps.Step {
+        let link = pc &- module.bias
+        let lookup = module.table.function(at: link) != nil || !isReturnAddress ? link : link - 1
+        guard let function = module.table.function(at: lookup) else { return GoWalkSteps.Step(function: nil, name: "", delta: nil) }
+        return GoWalkSteps.Step(function: function, name: module.table.name(of: function), delta: module.table.spDelta(function, at: lookup))
+    }
+}
+
+/// Each pc's step of a walk, worked out once for a snapshot's walks: 100,000
+/// goroutines park at a few pcs, and the table lookups were most of their walks.
+final class GoWalkSteps {
+    struct Step {
+        let function: GoFunction?
+        let name: String
+        let delta: Int?
+    }
+
+    fileprivate var known: [UInt64: Step] = [:]
+
+    /// A pc and whether it is a return address, in one key (pcs are below 2^63).
+    fileprivate static func key(_ pc: UInt64, _ isReturnAddress: Bool) -> UInt64 { isReturnAddress ? pc : pc | 1 << 63 }
 }

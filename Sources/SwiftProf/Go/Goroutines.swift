@@ -9,9 +9,9 @@ struct CapturedGoroutine {
     let sp: UInt64
     /// A parked goroutine's saved pc was pushed by a call; a running one's is where it stopped.
     let leafIsReturnAddress: Bool
-    let stack: StackCopy
+    var stack: StackCopy
     /// Why its stack could not be copied, when it could not.
-    let note: String?
+    var note: String?
     /// What Go's tracebacks print in brackets: "chan receive", "syscall", "running"...
     var state = ""
 }
@@ -22,6 +22,8 @@ struct GoroutineList {
     var systemGoroutines = 0
     /// Entries of runtime.allgs not read: the stop window reached its bound first.
     var unread = 0
+    /// Goroutines whose copy from before the stop was found unchanged while stopped.
+    var copiedWithoutStop = 0
 }
 
 struct GoroutineReader {
@@ -37,66 +39,181 @@ struct GoroutineReader {
 
     // runtime2.go: _Gidle, _Grunning, _Gdead, _Gdeadextra (Go 1.26 and later: a dead g
     // kept for a C thread that may call into Go); _Gscan is a bit over them.
-    private static let idle: UInt32 = 0, running: UInt32 = 2, dead: UInt32 = 6, deadExtra: UInt32 = 11
+    private static let idle: UInt32 = 0, running: UInt32 = 2, waiting: UInt32 = 4, dead: UInt32 = 6, deadExtra: UInt32 = 11
     private static let scanBit: UInt32 = 0x1000
     /// A corrupt allgs must not make us read forever.
     private static let maximumGoroutines = 10_000_000
 
-    func read(threads: [CapturedThread]) -> Result<GoroutineList, TargetError> {
+    /// Copies taken before the stop (readUnstopped), by the address of their g.
+    var unstopped: [UInt64: UnstoppedCopy] = [:]
+
+    /// A parked goroutine copied while the program runs, and the fields of its g
+    /// that must read the same once it is stopped for the copy to stand: a parked
+    /// goroutine's stack does not change until it runs again or the GC moves it,
+    /// and either changes its status or its saved registers and stack bounds.
+    struct UnstoppedCopy {
+        let fingerprint: Fingerprint
+        let goroutine: CapturedGoroutine
+    }
+
+    /// A g's status, saved registers, stack bounds, id, wait reason and M.
+    struct Fingerprint: Equatable {
+        let status, schedSP, schedPC, syscallSP, syscallPC, stackHi, stackLo, goid, m: UInt64
+        let waitReason: UInt8
+    }
+
+    private func fingerprint(_ g: ByteView) -> Fingerprint {
+        Fingerprint(status: g.word(layout.status) & 0xffff_ffff, schedSP: g.word(layout.schedSP), schedPC: g.word(layout.schedPC),
+                    syscallSP: g.word(layout.syscallSP), syscallPC: g.word(layout.syscallPC), stackHi: g.word(layout.stackHi),
+                    stackLo: g.word(layout.stackHi - 8), goid: g.word(layout.goid), m: g.word(layout.m),
+                    waitReason: g.byte(layout.waitReason))
+    }
+
+    /// runtime.allgs's entries, read in one go.
+    private func allgs() -> Result<[UInt64], TargetError> {
         guard let slice = bytes(layout.allgs &+ module.bias, 16) else { return .failure(.noGoroutines(pid: pid, reason: "runtime.allgs is unreadable")) }
         let array = word(slice, 0), count = Int(clamping: word(slice, 8))
         guard count <= GoroutineReader.maximumGoroutines, let pointers = bytes(array, count * 8) else {
             return .failure(.noGoroutines(pid: pid, reason: "runtime.allgs does not hold a readable list (\(count) entries)"))
         }
+        return .success((0..<count).map { word(pointers, $0 * 8) })
+    }
+
+    /// Every parked goroutine's g and stack, copied without a stop (the stop then
+    /// only checks them); empty when the list cannot be read.
+    func readUnstopped() -> [UInt64: UnstoppedCopy] {
+        guard case .success(let addresses) = allgs() else { return [:] }
+        var parked: [(address: UInt64, fingerprint: Fingerprint, goroutine: CapturedGoroutine, stackLength: Int)] = []
+        var systemStart: [UInt64: Bool] = [:]
+        for start in stride(from: 0, to: addresses.count, by: GoroutineReader.batch) {
+            let slice = addresses[start..<min(start + GoroutineReader.batch, addresses.count)]
+            let records = Ptrace.readMemory(pid: pid, batch: slice.map { ($0, gBytes) })
+            for (offset, address) in slice.enumerated() {
+                guard let g = records.range(offset), UInt32(truncatingIfNeeded: g.word(layout.status)) == GoroutineReader.waiting
+                else { continue }
+                let startPC = g.word(layout.startPC)
+                let system = systemStart[startPC] ?? isSystem(startPC: startPC)
+                systemStart[startPC] = system
+                guard !system else { continue }
+                var placed = place(g, status: GoroutineReader.waiting, threads: [])
+                guard placed.goroutine.note == nil else { continue }
+                placed.goroutine.state = stateName(status: GoroutineReader.waiting, waitReason: Int(g.byte(layout.waitReason)))
+                parked.append((address, fingerprint(g), placed.goroutine, placed.stackLength))
+            }
+        }
+        var copies: [UInt64: UnstoppedCopy] = [:]
+        for start in stride(from: 0, to: parked.count, by: GoroutineReader.batch) {
+            let slice = parked[start..<min(start + GoroutineReader.batch, parked.count)]
+            for (entry, stack) in zip(slice, Ptrace.readMemory(pid: pid, ranges: slice.map { ($0.goroutine.sp, $0.stackLength) })) {
+                guard let stack else { continue }
+                var goroutine = entry.goroutine
+                goroutine.stack = StackCopy(start: goroutine.sp, bytes: stack)
+                copies[entry.address] = UnstoppedCopy(fingerprint: entry.fingerprint, goroutine: goroutine)
+            }
+        }
+        return copies
+    }
+
+    /// Ranges a batch of reads asks for (process_vm_readv then takes 1024 a call).
+    private static let batch = 4096
+
+    /// The bytes of a g that are read: up to its last field looked at, not the whole
+    /// record (in the stop, every byte counts at 100,000 goroutines).
+    private var gBytes: Int {
+        let last = [layout.stackHi, layout.schedSP, layout.schedPC, layout.syscallSP, layout.syscallPC, layout.status,
+                    layout.goid, layout.waitReason, layout.startPC, layout.m].max() ?? 0
+        return min(layout.gSize, last + 8)
+    }
+
+    func read(threads: [CapturedThread]) -> Result<GoroutineList, TargetError> {
+        let addresses: [UInt64]
+        switch allgs() {
+        case .success(let list): addresses = list
+        case .failure(let error): return .failure(error)
+        }
+        let count = addresses.count
         var list = GoroutineList()
         let start = monotonicNanoseconds()
-        for index in 0..<count {
-            // Looked at every 256 goroutines: a clock read costs more than a small g.
-            if index & 255 == 255, monotonicNanoseconds() - start > budgetNanoseconds {
+        // Two passes of batched reads: every g, then the used part of the stack of
+        // each goroutine not copied before the stop (or changed since). One read
+        // each took 8 us a goroutine.
+        var kept: [(goroutine: CapturedGoroutine, stackLength: Int)] = []
+        // Goroutines start at a few functions: each asked about once.
+        var systemStart: [UInt64: Bool] = [:]
+        let recordBytes = gBytes
+        var index = 0
+        while index < count {
+            if index > 0, monotonicNanoseconds() - start > budgetNanoseconds {
                 list.unread = count - index
                 break
             }
-            guard let g = bytes(word(pointers, index * 8), layout.gSize) else { continue }
-            let status = UInt32(truncatingIfNeeded: word(g, layout.status)) & ~GoroutineReader.scanBit
-            if [GoroutineReader.dead, GoroutineReader.deadExtra, GoroutineReader.idle].contains(status) { continue }
-            if isSystem(startPC: word(g, layout.startPC)) {
-                list.systemGoroutines += 1
-                continue
+            let end = min(index + GoroutineReader.batch, count)
+            let records = Ptrace.readMemory(pid: pid, batch: addresses[index..<end].map { ($0, recordBytes) })
+            for (offset, address) in addresses[index..<end].enumerated() {
+                guard let g = records.range(offset) else { continue }
+                let status = UInt32(truncatingIfNeeded: g.word(layout.status)) & ~GoroutineReader.scanBit
+                if [GoroutineReader.dead, GoroutineReader.deadExtra, GoroutineReader.idle].contains(status) { continue }
+                let startPC = g.word(layout.startPC)
+                let system = systemStart[startPC] ?? isSystem(startPC: startPC)
+                systemStart[startPC] = system
+                if system {
+                    list.systemGoroutines += 1
+                    continue
+                }
+                if let earlier = unstopped[address], earlier.fingerprint == fingerprint(g) {
+                    list.goroutines.append(earlier.goroutine)
+                    list.copiedWithoutStop += 1
+                    continue
+                }
+                var goroutine = place(g, status: status, threads: threads)
+                goroutine.goroutine.state = stateName(status: status, waitReason: Int(g.byte(layout.waitReason)))
+                kept.append(goroutine)
             }
-            var goroutine = capture(g, status: status, threads: threads)
-            goroutine.state = stateName(status: status, waitReason: Int(g[layout.waitReason]))
-            list.goroutines.append(goroutine)
+            index = end
+        }
+        var stackIndex = 0
+        while stackIndex < kept.count {
+            let end = min(stackIndex + GoroutineReader.batch, kept.count)
+            let stacks = Ptrace.readMemory(pid: pid, ranges: kept[stackIndex..<end].map { ($0.goroutine.sp, $0.stackLength) })
+            for (offset, copy) in stacks.enumerated() {
+                var goroutine = kept[stackIndex + offset].goroutine
+                if goroutine.note == nil {
+                    goroutine.stack = StackCopy(start: goroutine.sp, bytes: copy ?? [])
+                    if copy == nil { goroutine.note = "its stack is unreadable" }
+                }
+                list.goroutines.append(goroutine)
+            }
+            stackIndex = end
         }
         return .success(list)
     }
 
     /// The way Go's traceback starts: from the system call it entered, else from the
-    /// registers saved when it parked; a running one from its thread's registers.
-    private func capture(_ g: [UInt8], status: UInt32, threads: [CapturedThread]) -> CapturedGoroutine {
-        let id = word(g, layout.goid), stackHi = word(g, layout.stackHi), stackLo = word(g, layout.stackHi - 8)
-        var pc = word(g, layout.schedPC), sp = word(g, layout.schedSP), isReturnAddress = true
-        if word(g, layout.syscallSP) != 0 {
-            pc = word(g, layout.syscallPC)
-            sp = word(g, layout.syscallSP)
+    /// registers saved when it parked; a running one from its thread's registers. The
+    /// goroutine with an empty stack copy, and how many bytes of its stack to copy
+    /// (0 when there is a note instead).
+    private func place(_ g: ByteView, status: UInt32, threads: [CapturedThread]) -> (goroutine: CapturedGoroutine, stackLength: Int) {
+        let id = g.word(layout.goid), stackHi = g.word(layout.stackHi), stackLo = g.word(layout.stackHi - 8)
+        var pc = g.word(layout.schedPC), sp = g.word(layout.schedSP), isReturnAddress = true
+        if g.word(layout.syscallSP) != 0 {
+            pc = g.word(layout.syscallPC)
+            sp = g.word(layout.syscallSP)
         } else if status == GoroutineReader.running {
-            let m = word(g, layout.m)
+            let m = g.word(layout.m)
             let tid = bytes(m &+ UInt64(layout.mProcID), 8).map { word($0, 0) }
             guard let thread = threads.first(where: { UInt64($0.tid) == tid }), thread.registers.sp >= stackLo,
                   thread.registers.sp < stackHi else {
-                return CapturedGoroutine(id: id, pc: pc, sp: sp, leafIsReturnAddress: true, stack: StackCopy(start: sp, bytes: []),
-                                         note: "running outside its own stack")
+                return (CapturedGoroutine(id: id, pc: pc, sp: sp, leafIsReturnAddress: true, stack: StackCopy(start: sp, bytes: []),
+                                          note: "running outside its own stack"), 0)
             }
             (pc, sp, isReturnAddress) = (thread.registers.pc, thread.registers.sp, false)
         }
         guard sp != 0, sp < stackHi else {
-            return CapturedGoroutine(id: id, pc: pc, sp: sp, leafIsReturnAddress: isReturnAddress,
-                                     stack: StackCopy(start: sp, bytes: []), note: "saved sp is outside its stack")
+            return (CapturedGoroutine(id: id, pc: pc, sp: sp, leafIsReturnAddress: isReturnAddress,
+                                      stack: StackCopy(start: sp, bytes: []), note: "saved sp is outside its stack"), 0)
         }
-        let length = Int(min(stackHi - sp, UInt64(stackLimit)))
-        let copy = bytes(sp, length)
-        return CapturedGoroutine(id: id, pc: pc, sp: sp, leafIsReturnAddress: isReturnAddress,
-                                 stack: StackCopy(start: sp, bytes: copy ?? []),
-                                 note: copy == nil ? "its stack is unreadable" : nil)
+        return (CapturedGoroutine(id: id, pc: pc, sp: sp, leafIsReturnAddress: isReturnAddress, stack: StackCopy(start: sp, bytes: []),
+                                  note: nil), Int(min(stackHi - sp, UInt64(stackLimit))))
     }
 
     /// goroutineheader's words: the status, or for a waiting goroutine its reason.
@@ -129,13 +246,21 @@ struct GoroutineReader {
 
 extension CapturedGoroutine {
     /// Walked with Go's table and recorded the way Go's runtime records it.
-    func stack(in module: GoModule, maxFrames: Int) -> ThreadStack {
-        let walk = GoStackWalk(module: module, word: { stack.word(at: $0) }, threadStack: false)
-            .walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: maxFrames)
+    /// `cache`: what the snapshot's earlier walks and frames worked out.
+    func stack(in module: GoModule, maxFrames: Int, cache: GoroutineStackCache = GoroutineStackCache()) -> ThreadStack {
+        var walker = GoStackWalk(module: module, word: { stack.word(at: $0) }, threadStack: false)
+        walker.steps = cache.steps
+        let walk = walker.walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: maxFrames)
         // Go records a leaf that is not a return address as pc + 1, so that every pc - 1 is inside its instruction.
         var physical = walk.pcs
         if !leafIsReturnAddress, !physical.isEmpty { physical[0] += 1 }
-        let locations = module.runtimePCs(physical).map(module.runtimeFrame)
+        let locations: [Location]
+        if let known = cache.locations[physical] {
+            locations = known
+        } else {
+            locations = module.runtimePCs(physical).map(module.runtimeFrame)
+            cache.locations[physical] = locations
+        }
         var truncation: String?
         switch walk.end {
         case .outermost: truncation = nil
@@ -145,4 +270,11 @@ extension CapturedGoroutine {
         if let note { truncation = note }
         return ThreadStack(tid: Int32(truncatingIfNeeded: id), name: state, locations: locations, truncation: truncation)
     }
+}
+
+/// What the walks of one goroutine snapshot share: each pc's walk step, and the
+/// frames of each distinct stack (symbolized once, not once a goroutine).
+final class GoroutineStackCache {
+    let steps = GoWalkSteps()
+    fileprivate var locations: [[UInt64]: [Location]] = [:]
 }

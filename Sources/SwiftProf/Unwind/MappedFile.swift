@@ -8,8 +8,16 @@ protocol ByteSource {
     var count: Int { get }
     func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T?
     /// A little-endian 64-bit word: what the unwinder reads, thousands of times a
-    /// walk, so not through the generic `load` (unspecialized across the existential).
+    /// walk, so not through the generic `load` (unspecialized across the existential:
+    /// each call instantiated T's metadata, a third of `dump --goroutines`' time).
     func word(at offset: Int) -> UInt64?
+    /// The same for the 8- and 32-bit fields of Go's function table.
+    func byte(at offset: Int) -> UInt8?
+    func uint32(at offset: Int) -> UInt32?
+}
+
+extension ByteSource {
+    func int32(at offset: Int) -> Int32? { uint32(at: offset).map { Int32(bitPattern: $0) } }
 }
 
 extension ByteSource {
@@ -59,6 +67,16 @@ final class MappedFile: ByteSource, @unchecked Sendable {
         return UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
+    func byte(at offset: Int) -> UInt8? {
+        guard let base, offset >= 0, offset < count else { return nil }
+        return base.load(fromByteOffset: offset, as: UInt8.self)
+    }
+
+    func uint32(at offset: Int) -> UInt32? {
+        guard let base, offset >= 0, offset <= count - 4 else { return nil }
+        return UInt32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
     /// `length` bytes from `offset`, in place; nil when the file does not hold them.
     func withBytes<R>(at offset: Int, count length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         guard let base, offset >= 0, length >= 0, offset <= count - length else { return nil }
@@ -79,4 +97,6 @@ struct CopiedBytes: ByteSource {
     }
 
     func word(at offset: Int) -> UInt64? { load(UInt64.self, at: offset) }
+    func byte(at offset: Int) -> UInt8? { load(UInt8.self, at: offset) }
+    func uint32(at offset: Int) -> UInt32? { load(UInt32.self, at: offset) }
 }

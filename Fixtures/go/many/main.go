@@ -1,0 +1,50 @@
+// Many goroutines, for `dump --goroutines` at scale (bench/run, DumpGoTests):
+// argv[1] of them (default 1000), half parked on a channel receive, half in
+// time.Sleep, plus the program's own endpoint /debug/pprof/ to compare with.
+// Prints "ready PID PORT" once every goroutine is parked; exits at end of stdin.
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+func receiver(ch chan int) { <-ch }
+
+func sleeper() { time.Sleep(24 * time.Hour) }
+
+func main() {
+	count := 1000
+	if len(os.Args) > 1 {
+		if n, err := strconv.Atoi(os.Args[1]); err == nil {
+			count = n
+		}
+	}
+	never := make(chan int)
+	for i := 0; i < count; i++ {
+		if i%2 == 0 {
+			go receiver(never)
+		} else {
+			go sleeper()
+		}
+	}
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go http.Serve(listener, nil)
+	// Every goroutine started and parked before the test looks.
+	for runtime.NumGoroutine() < count+2 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	fmt.Printf("ready %d %d\n", os.Getpid(), listener.Addr().(*net.TCPAddr).Port)
+	io.Copy(io.Discard, os.Stdin)
+}
