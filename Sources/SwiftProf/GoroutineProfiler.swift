@@ -40,7 +40,9 @@ extension Profiler {
         }
         let list = try listed.get()
         let cache = GoroutineStackCache()
-        let stacks = list.goroutines.sorted { $0.id < $1.id }.map { $0.stack(in: module, maxFrames: options.unwind.maxFrames, cache: cache) }
+        let stacks = list.goroutines.sorted { $0.id < $1.id }.map {
+            $0.stack(in: module, maxFrames: options.unwind.maxFrames, inlineFrames: options.symbolize.inlineFrames, cache: cache)
+        }
         var statistics = GoroutineStatistics()
         statistics.goroutines = stacks.count
         statistics.systemGoroutines = list.systemGoroutines

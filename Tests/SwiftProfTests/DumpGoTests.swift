@@ -197,6 +197,27 @@ struct DumpGoTests {
         fixture.expectRunning()
     }
 
+    /// --no-inline: one frame a physical pc, its function's, for goroutines and for the
+    /// Go frames of thread stacks alike (Go's inline tree is otherwise expanded).
+    @Test func noInlineGivesPhysicalFramesOfGoCode() throws {
+        let fixture = try Fixture.go("kvserver")
+        defer { fixture.stop() }
+        let inlined = try parseProfile(try swiftprof("dump", "--goroutines", "\(fixture.pid)").stdout)
+        let physical = try parseProfile(try swiftprof("dump", "--goroutines", "--no-inline", "\(fixture.pid)").stdout)
+        // In the fixture, (*FD).Read inlines ignoringEINTRIO and syscall.Read.
+        #expect(inlined.record(containing: "internal/poll.ignoringEINTRIO") != nil)
+        // (Leading runtime frames are hidden as Go hides them: their pcs have no line.)
+        #expect(physical.records.allSatisfy { $0.locations.allSatisfy { $0.lines.count <= 1 } })
+        #expect(physical.record(containing: "internal/poll.ignoringEINTRIO") == nil)
+        #expect(physical.record(containing: "internal/poll.(*FD).Read") != nil)
+        #expect(physical.records.reduce(0) { $0 + $1.count } == inlined.records.reduce(0) { $0 + $1.count })
+        let inlinedThreads = try parseProfile(try swiftprof("dump", "--no-kernel", "\(fixture.pid)").stdout)
+        #expect(inlinedThreads.records.contains { $0.locations.contains { $0.lines.count > 1 } })
+        let threads = try parseProfile(try swiftprof("dump", "--no-kernel", "--no-inline", "\(fixture.pid)").stdout)
+        #expect(threads.records.allSatisfy { $0.locations.allSatisfy { $0.lines.count == 1 } }, "\(threads.records)")
+        #expect(threads.record(containing: "internal/poll.ignoringEINTRIO") == nil)
+    }
+
     @Test func goroutinesNeedDWARF() throws {
         let fixture = try Fixture.go("kvserver", .stripped)
         defer { fixture.stop() }

@@ -25,6 +25,27 @@ extension GoModule {
         return lines
     }
 
+    /// Without inlined frames (--no-inline): the physical function, at the line of the
+    /// code actually at the address (the innermost inlined body's), as for C.
+    static func physicalLine(_ lines: [FrameLine]) -> FrameLine {
+        guard var outer = lines.last, let inner = lines.first else { return FrameLine(function: "", offset: 0, file: "", line: 0) }
+        outer.file = inner.file
+        outer.line = inner.line
+        return outer
+    }
+
+    /// One frame a physical pc (--no-inline), its function's, with the compiler's
+    /// wrappers left out as `runtimePCs` leaves them out. A return address (and a
+    /// leaf recorded as pc + 1) is looked up at pc - 1.
+    func physicalFrames(_ pcs: [UInt64]) -> [Location] {
+        pcs.compactMap { pc in
+            if let function = table.function(at: pc &- bias &- 1), table.functionID(of: function) == table.wrapperFunctionID {
+                return nil
+            }
+            return Location(address: pc - 1, moduleBias: bias, module: path, lines: [GoModule.physicalLine(frameLines(at: pc - 1) ?? [])])
+        }
+    }
+
     /// Go's own pc list for physical return addresses (gentraceback): each inlined
     /// level gets a pc of its own (its call site in the caller, plus one), and
     /// compiler-generated wrappers are left out (Go keeps them only under a panic,

@@ -246,8 +246,11 @@ struct GoroutineReader {
 
 extension CapturedGoroutine {
     /// Walked with Go's table and recorded the way Go's runtime records it.
-    /// `cache`: what the snapshot's earlier walks and frames worked out.
-    func stack(in module: GoModule, maxFrames: Int, cache: GoroutineStackCache = GoroutineStackCache()) -> ThreadStack {
+    /// `cache`: what the snapshot's earlier walks and frames worked out. Without
+    /// `inlineFrames` (--no-inline): one frame a physical pc, its function's, not Go's
+    /// pc a logical frame.
+    func stack(in module: GoModule, maxFrames: Int, inlineFrames: Bool = true,
+               cache: GoroutineStackCache = GoroutineStackCache()) -> ThreadStack {
         var walker = GoStackWalk(module: module, word: { stack.word(at: $0) }, threadStack: false)
         walker.steps = cache.steps
         let walk = walker.walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: maxFrames)
@@ -258,7 +261,7 @@ extension CapturedGoroutine {
         if let known = cache.locations[physical] {
             locations = known
         } else {
-            locations = module.runtimePCs(physical).map(module.runtimeFrame)
+            locations = inlineFrames ? module.runtimePCs(physical).map(module.runtimeFrame) : module.physicalFrames(physical)
             cache.locations[physical] = locations
         }
         var truncation: String?

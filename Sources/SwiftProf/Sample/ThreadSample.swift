@@ -48,6 +48,8 @@ final class StackSymbolizer {
     private let kallsymsJob: BackgroundJob<Kallsyms?>
     private let kernelFrames: Bool
     private let kernelAddresses: Bool
+    /// --no-inline: Go frames too are one line each, as libdw's are.
+    private let inlineFrames: Bool
     private let kernelNames: Set<String>
     private let unreadable: Bool
 
@@ -55,6 +57,7 @@ final class StackSymbolizer {
         self.image = image
         kernelFrames = options.kernelFrames
         kernelAddresses = options.kernelAddresses
+        inlineFrames = options.symbolize.inlineFrames
         let names = Set(samples.flatMap { $0.kernel.map(\.function) })
         kernelNames = names
         kallsymsJob = BackgroundJob {
@@ -96,7 +99,8 @@ final class StackSymbolizer {
     private func goLocation(_ address: UInt64) -> Location? {
         if let cached = goLocations[address] { return cached }
         guard let go = image.goCode(containing: address), let lines = go.frameLines(at: address) else { return nil }
-        let location = Location(address: address, moduleBias: go.bias, module: go.path, lines: lines)
+        let location = Location(address: address, moduleBias: go.bias, module: go.path,
+                                lines: inlineFrames ? lines : [GoModule.physicalLine(lines)])
         goLocations[address] = location
         return location
     }
