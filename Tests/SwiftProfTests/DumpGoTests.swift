@@ -2,6 +2,7 @@
 // goroutines compared with what the program's own net/http/pprof prints.
 import Foundation
 import Glibc
+import SwiftProf
 import Testing
 
 @Suite(.serialized)
@@ -195,6 +196,26 @@ struct DumpGoTests {
         #expect(read > 0 && unread > 0 && read + unread <= 20_000 + 16, "\(read) read, \(unread) unread")
         #expect(result.stderr.contains("goroutines not read: the process was let go after --stop-timeout (1 ms)"), "\(result.stderr)")
         fixture.expectRunning()
+    }
+
+    /// Each goroutine headed as Go's debug=2 heads it, ", locked to thread" included
+    /// (Fixtures/go/many locks one), and the wait in whole minutes as Go counts them.
+    @Test func tracebackHeadersAsGosDebug2() throws {
+        let fixture = try Fixture.go("many", arguments: ["10"])
+        defer { fixture.stop() }
+        let traceback = try swiftprof("dump", "--goroutines", "--format", "traceback", "\(fixture.pid)").stdout
+        let port = try #require(fixture.readyWords.dropFirst().first.flatMap { UInt16($0) })
+        let gos = try #require(httpGet(port: port, path: "/debug/pprof/goroutine?debug=2"))
+        func headers(_ text: String) -> Set<String> {
+            Set(text.components(separatedBy: "\n\n").filter { !Self.servesARequest($0) && !Self.acceptsTheRequest($0) }
+                .compactMap { $0.split(separator: "\n").first { $0.hasPrefix("goroutine ") }.map(String.init) })
+        }
+        #expect(headers(traceback) == headers(gos), "ours: \(headers(traceback).sorted())\nGo's: \(headers(gos).sorted())")
+        #expect(headers(traceback).filter { $0.hasSuffix(" [chan receive, locked to thread]:") }.count == 1)
+        let minute: UInt64 = 60_000_000_000
+        #expect(GoroutineHeader.waitedMinutes(since: 5 * minute, now: 5 * minute + 59_999_999_999) == "")
+        #expect(GoroutineHeader.waitedMinutes(since: 5 * minute, now: 10 * minute + 30) == ", 5 minutes")
+        #expect(GoroutineHeader.waitedMinutes(since: 0, now: 10 * minute) == "", "not set by the runtime")
     }
 
     /// --no-inline: one frame a physical pc, its function's, for goroutines and for the

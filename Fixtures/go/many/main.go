@@ -1,6 +1,7 @@
 // Many goroutines, for `dump --goroutines` at scale (bench/run, DumpGoTests):
 // argv[1] of them (default 1000), half parked on a channel receive, half in
-// time.Sleep, plus the program's own endpoint /debug/pprof/ to compare with.
+// time.Sleep, one more locked to its thread, plus the program's own endpoint
+// /debug/pprof/ to compare with.
 // Prints "ready PID PORT" once every goroutine is parked; exits at end of stdin.
 package main
 
@@ -20,6 +21,12 @@ func receiver(ch chan int) { <-ch }
 
 func sleeper() { time.Sleep(24 * time.Hour) }
 
+// One goroutine locked to its thread: Go's debug=2 says so in its header.
+func locked(ch chan int) {
+	runtime.LockOSThread()
+	<-ch
+}
+
 func main() {
 	count := 1000
 	if len(os.Args) > 1 {
@@ -35,13 +42,14 @@ func main() {
 			go sleeper()
 		}
 	}
+	go locked(never)
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
 	go http.Serve(listener, nil)
 	// Every goroutine started and parked before the test looks.
-	for runtime.NumGoroutine() < count+2 {
+	for runtime.NumGoroutine() < count+3 {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)

@@ -33,7 +33,7 @@ public struct TracebackWriter: Sendable {
             name = NameQuoting.alwaysQuoted(read) + " "
             state = rest.dropFirst()
         }
-        return "\(kind) \(goroutine.tid) \(name)[\(printable(String(state)))]:\n" + frames(goroutine)
+        return "\(kind) \(goroutine.tid) \(name)[\(printable(String(state) + goroutine.headerDetail))]:\n" + frames(goroutine)
     }
 
     private func block(_ thread: ThreadStack) -> String {

@@ -17,6 +17,11 @@ struct GoRuntimeLayout: Equatable {
     var waitReason = 0
     var startPC = 0
     var m = 0
+    /// runtime.g.waitsince (nanotime when it blocked, set by the runtime at times) and
+    /// lockedm, for the traceback header's ", N minutes" and ", locked to thread":
+    /// where the DWARF has them.
+    var waitSince: Int?
+    var lockedM: Int?
     /// runtime.m.procid: the thread id of the M running a goroutine.
     var mProcID = 0
     /// Link-time address of `runtime.allgs`, a []*g.
@@ -81,6 +86,8 @@ struct GoRuntimeLayout: Equatable {
             guard let offset = field(path, in: gFields) else { return .failure(.missing("field runtime.g.\(path)")) }
             layout[keyPath: keyPath] = offset
         }
+        layout.waitSince = field("waitsince", in: gFields)
+        layout.lockedM = field("lockedm", in: gFields)
         guard let procid = mFields["procid"]?.offset else { return .failure(.missing("field runtime.m.procid")) }
         layout.mProcID = procid
         return .success(layout)

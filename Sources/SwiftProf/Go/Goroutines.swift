@@ -14,6 +14,8 @@ struct CapturedGoroutine {
     var note: String?
     /// What Go's tracebacks print in brackets: "chan receive", "syscall", "running"...
     var state = ""
+    /// What Go's debug=2 adds after the state: ", 5 minutes", ", locked to thread".
+    var detail = ""
 }
 
 struct GoroutineList {
@@ -98,6 +100,7 @@ struct GoroutineReader {
                 var placed = place(g, status: GoroutineReader.waiting, threads: [])
                 guard placed.goroutine.note == nil else { continue }
                 placed.goroutine.state = stateName(status: GoroutineReader.waiting, waitReason: Int(g.byte(layout.waitReason)))
+                placed.goroutine.detail = detail(g, status: GoroutineReader.waiting)
                 parked.append((address, fingerprint(g), placed.goroutine, placed.stackLength))
             }
         }
@@ -167,6 +170,7 @@ struct GoroutineReader {
                 }
                 var goroutine = place(g, status: status, threads: threads)
                 goroutine.goroutine.state = stateName(status: status, waitReason: Int(g.byte(layout.waitReason)))
+                goroutine.goroutine.detail = detail(g, status: status)
                 kept.append(goroutine)
             }
             index = end
@@ -214,6 +218,18 @@ struct GoroutineReader {
         }
         return (CapturedGoroutine(id: id, pc: pc, sp: sp, leafIsReturnAddress: isReturnAddress, stack: StackCopy(start: sp, bytes: []),
                                   note: nil), Int(min(stackHi - sp, UInt64(stackLimit))))
+    }
+
+    /// goroutineheader's words after the status: how long a waiting goroutine (or one in
+    /// a system call) has waited, in whole minutes from the runtime's waitsince, and
+    /// whether it is locked to its thread. Go's nanotime is CLOCK_MONOTONIC, as ours.
+    private func detail(_ g: ByteView, status: UInt32) -> String {
+        var words = ""
+        if let at = layout.waitSince, status == GoroutineReader.waiting || status == 3 {
+            words += GoroutineHeader.waitedMinutes(since: g.word(at), now: monotonicNanoseconds())
+        }
+        if let at = layout.lockedM, g.word(at) != 0 { words += ", locked to thread" }
+        return words
     }
 
     /// goroutineheader's words: the status, or for a waiting goroutine its reason.
@@ -271,7 +287,9 @@ extension CapturedGoroutine {
         case .leftGoCode(let next, _): truncation = "returns into non-Go code at \(hex(next))"
         }
         if let note { truncation = note }
-        return ThreadStack(tid: Int32(truncatingIfNeeded: id), name: state, locations: locations, truncation: truncation)
+        var thread = ThreadStack(tid: Int32(truncatingIfNeeded: id), name: state, locations: locations, truncation: truncation)
+        thread.headerDetail = detail
+        return thread
     }
 }
 
@@ -280,4 +298,17 @@ extension CapturedGoroutine {
 final class GoroutineStackCache {
     let steps = GoWalkSteps()
     fileprivate var locations: [[UInt64]: [Location]] = [:]
+}
+
+/// What Go's debug=2 header says of a goroutine's wait (runtime/traceback.go,
+/// goroutineheader).
+public enum GoroutineHeader {
+    /// ", N minutes" when a goroutine has waited a minute or more since `since`
+    /// (runtime nanotime), whole minutes as Go divides them; nothing below a minute
+    /// or when the runtime has not set it.
+    public static func waitedMinutes(since: UInt64, now: UInt64) -> String {
+        guard since != 0, now > since else { return "" }
+        let minutes = (now - since) / 60_000_000_000
+        return minutes >= 1 ? ", \(minutes) minutes" : ""
+    }
 }

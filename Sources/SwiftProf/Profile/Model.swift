@@ -113,6 +113,9 @@ public struct ThreadStack: Hashable, Sendable {
     /// Why the stack stops before its outermost frame; nil when complete.
     public var truncation: String?
     public var state: ThreadState?
+    /// A goroutine's words after its state in Go's debug=2 header (", 5 minutes",
+    /// ", locked to thread"): for the traceback alone, they change as time passes.
+    public var headerDetail = ""
 
     public init(tid: Int32, name: String, locations: [Location], truncation: String?, state: ThreadState? = nil) {
         self.tid = tid
