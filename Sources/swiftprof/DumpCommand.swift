@@ -137,7 +137,7 @@ extension DumpCommand {
                         summary: { statistics in
                             "\(statistics.goroutines) goroutines (\(statistics.copiedWithoutStop) copied before the stop, unchanged in it), all threads stopped for "
                                 + "\(decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)) ms, "
-                                + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied"
+                                + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied, peak memory \(peakMemoryMiB()) MiB"
                         })
     }
 
@@ -152,6 +152,12 @@ extension DumpCommand {
                                 + (statistics.stopWindowNanoseconds.map { ", all threads stopped for \(decimal(Double($0) / 1e6, places: 3)) ms" } ?? "")
                         })
     }
+}
+
+/// swiftprof's own peak resident memory so far (getrusage), for --stats.
+private func peakMemoryMiB() -> Int {
+    var usage = rusage()
+    return getrusage(RUSAGE_SELF.rawValue, &usage) == 0 ? usage.ru_maxrss / 1024 : 0
 }
 
 extension SnapshotStatistics {

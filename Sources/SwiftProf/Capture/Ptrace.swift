@@ -66,17 +66,11 @@ enum Ptrace {
     /// goroutines: 90 ms of a stop against a few).
     static func readMemory(pid: Int32, batch ranges: [(address: UInt64, count: Int)]) -> BatchedRead {
         let lengths = ranges.map { max($0.count, 0) }
-        var starts: [Int] = []
-        starts.reserveCapacity(ranges.count)
-        var total = 0
-        for length in lengths {
-            starts.append(total)
-            total += length
-        }
-        var buffer = [UInt8](repeating: 0, count: total)
+        var starts = [Int](repeating: 0, count: ranges.count)
         var complete = [UInt8](repeating: 0, count: ranges.count)
-        guard !ranges.isEmpty else { return BatchedRead(bytes: buffer, starts: starts, lengths: lengths, complete: complete) }
-        // Spans: ranges in address order, merged while the gap to the next is under a page.
+        guard !ranges.isEmpty else { return BatchedRead(bytes: [], starts: starts, lengths: lengths, complete: complete) }
+        // Spans: ranges in address order, merged while the gap to the next is under a
+        // page. Each range is then found where it lies in its span's bytes, not copied.
         let order = ranges.indices.sorted { ranges[$0].address < ranges[$1].address }
         var spans: [(address: UInt64, end: UInt64, members: ArraySlice<Int>)] = []
         var first = 0
@@ -93,36 +87,36 @@ enum Ptrace {
             }
         }
         let spanLengths = spans.map { Int($0.end - $0.address) }
-        var spanBytes = [UInt8](repeating: 0, count: spanLengths.reduce(0, +))
+        let spanTotal = spanLengths.reduce(0, +)
         var spanComplete = [UInt8](repeating: 0, count: spans.count)
-        spanBytes.withUnsafeMutableBytes { out in
-            _ = sp_read_ranges(pid, spans.map(\.address), spanLengths, spans.count, out.baseAddress, &spanComplete)
+        // Filled by the kernel (or zeroed below for a span it could not read): no zeroing first.
+        var bytes = [UInt8](unsafeUninitializedCapacity: spanTotal) { buffer, initialized in
+            _ = sp_read_ranges(pid, spans.map(\.address), spanLengths, spans.count, buffer.baseAddress, &spanComplete)
+            initialized = spanTotal
         }
         var alone: [Int] = []
-        buffer.withUnsafeMutableBytes { out in
-            spanBytes.withUnsafeBytes { from in
-                var spanStart = 0
-                for (spanIndex, span) in spans.enumerated() {
-                    defer { spanStart += spanLengths[spanIndex] }
-                    guard spanComplete[spanIndex] == 1 else {
-                        // A page between them is not mapped: each read on its own.
-                        alone.append(contentsOf: span.members)
-                        continue
-                    }
-                    for index in span.members where lengths[index] > 0 {
-                        let at = spanStart + Int(ranges[index].address - span.address)
-                        out.baseAddress!.advanced(by: starts[index]).copyMemory(from: from.baseAddress!.advanced(by: at), byteCount: lengths[index])
-                    }
-                    for index in span.members { complete[index] = 1 }
-                }
+        var spanStart = 0
+        for (spanIndex, span) in spans.enumerated() {
+            defer { spanStart += spanLengths[spanIndex] }
+            guard spanComplete[spanIndex] == 1 else {
+                // A page between them is not mapped: each read on its own, below.
+                for at in spanStart..<spanStart + spanLengths[spanIndex] { bytes[at] = 0 }
+                alone.append(contentsOf: span.members)
+                continue
+            }
+            for index in span.members {
+                starts[index] = spanStart + Int(ranges[index].address - span.address)
+                complete[index] = 1
             }
         }
-        for index in alone where lengths[index] > 0 {
-            let n = buffer.withUnsafeMutableBytes { sp_read_memory(pid, ranges[index].address, $0.baseAddress! + starts[index], lengths[index]) }
+        for index in alone {
+            starts[index] = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: lengths[index]))
+            let n = lengths[index] == 0 ? 0
+                : bytes.withUnsafeMutableBytes { sp_read_memory(pid, ranges[index].address, $0.baseAddress! + starts[index], lengths[index]) }
             complete[index] = n == lengths[index] ? 1 : 0
         }
-        for index in alone where lengths[index] == 0 { complete[index] = 1 }
-        return BatchedRead(bytes: buffer, starts: starts, lengths: lengths, complete: complete)
+        return BatchedRead(bytes: bytes, starts: starts, lengths: lengths, complete: complete)
     }
 
     /// The same, each range's bytes apart, or nil for one not read whole.
