@@ -199,9 +199,16 @@ struct DumpGoTests {
     }
 
     /// Each goroutine headed as Go's debug=2 heads it, ", locked to thread" included
-    /// (Fixtures/go/many locks one), and the wait in whole minutes as Go counts them.
-    @Test func tracebackHeadersAsGosDebug2() throws {
-        let fixture = try Fixture.go("many", arguments: ["10"])
+    /// (Fixtures/go/many locks one), and the wait in whole minutes as Go counts them;
+    /// profiler labels as Go's debug=1 prints them, goroutines grouped by them.
+    @Test(arguments: FixtureBuild.GoToolchain.allCases)
+    func tracebackHeadersAndLabelsAsGosOwn(_ toolchain: FixtureBuild.GoToolchain) throws {
+        guard toolchain.goCommand != nil else {
+            print("no \(toolchain.rawValue) Go toolchain (make deps installs it): not tested with it")
+            return
+        }
+        // Go 1.19's labels are a map, Go 1.24 and later's a sorted list: both read.
+        let fixture = try Fixture.go("many", toolchain: toolchain, arguments: ["10"])
         defer { fixture.stop() }
         let traceback = try swiftprof("dump", "--goroutines", "--format", "traceback", "\(fixture.pid)").stdout
         let port = try #require(fixture.readyWords.dropFirst().first.flatMap { UInt16($0) })
@@ -212,6 +219,21 @@ struct DumpGoTests {
         }
         #expect(headers(traceback) == headers(gos), "ours: \(headers(traceback).sorted())\nGo's: \(headers(gos).sorted())")
         #expect(headers(traceback).filter { $0.hasSuffix(" [chan receive, locked to thread]:") }.count == 1)
+        // Labels as Go prints them, goroutines grouped by them, and carried by pprof.
+        let text = try swiftprof("dump", "--goroutines", "\(fixture.pid)").stdout
+        let gos1 = try #require(httpGet(port: port, path: "/debug/pprof/goroutine?debug=1"))
+        let labeled = { (text: String) in Self.recordBlocks(text).filter { $0.contains("main.labeled") } }
+        // (Go 1.19 groups the two import goroutines; later Go records each go statement's own pc.)
+        #expect(labeled(text) == labeled(gos1) && labeled(text).count >= 2, "ours:\n\(labeled(text))\nGo's:\n\(labeled(gos1))")
+        #expect(text.contains("\n# labels: {\"job\":\"import\", \"shard\":\"1\"}\n"), "\(text)")
+        let profile = try parseProfile(text)
+        #expect(Set(profile.records.filter { $0.functions.contains("main.labeled") }.map(\.labels))
+                == [["job": "import", "shard": "1"], ["job": "export"]])
+        let proto = FileManager.default.temporaryDirectory.appendingPathComponent("labels-\(getpid()).pb.gz").path
+        defer { try? FileManager.default.removeItem(atPath: proto) }
+        #expect(try swiftprof("dump", "--goroutines", "--format", "pprof", "-o", proto, "\(fixture.pid)").status == 0)
+        let tags = try run("go", ["tool", "pprof", "-tags", proto], environment: FormatsTests.goEnvironment).stdout
+        #expect(tags.contains("job: Total 3") && tags.contains("import") && tags.contains("export"), "\(tags)")
         let minute: UInt64 = 60_000_000_000
         #expect(GoroutineHeader.waitedMinutes(since: 5 * minute, now: 5 * minute + 59_999_999_999) == "")
         #expect(GoroutineHeader.waitedMinutes(since: 5 * minute, now: 10 * minute + 30) == ", 5 minutes")
@@ -262,8 +284,11 @@ struct DumpGoTests {
     /// "N @ ..." records with their "#" lines, without the header and comments, sorted.
     static func recordBlocks(_ text: String) -> [String] {
         text.components(separatedBy: "\n\n").map { $0.trimmingCharacters(in: .newlines) }
-            .map { block in block.split(separator: "\n").filter { !$0.hasPrefix("goroutine profile:") && !$0.hasPrefix("# ") }
-                .joined(separator: "\n") }
+            .map { block in
+                block.split(separator: "\n")
+                    .filter { !$0.hasPrefix("goroutine profile:") && (!$0.hasPrefix("# ") || $0.hasPrefix("# labels: ")) }
+                    .joined(separator: "\n")
+            }
             .filter { !$0.isEmpty }.sorted()
     }
 

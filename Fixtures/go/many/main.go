@@ -1,11 +1,12 @@
 // Many goroutines, for `dump --goroutines` at scale (bench/run, DumpGoTests):
 // argv[1] of them (default 1000), half parked on a channel receive, half in
-// time.Sleep, one more locked to its thread, plus the program's own endpoint
-// /debug/pprof/ to compare with.
+// time.Sleep, one more locked to its thread, three with profiler labels, plus
+// the program's own endpoint /debug/pprof/ to compare with.
 // Prints "ready PID PORT" once every goroutine is parked; exits at end of stdin.
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"time"
 )
@@ -20,6 +22,10 @@ import (
 func receiver(ch chan int) { <-ch }
 
 func sleeper() { time.Sleep(24 * time.Hour) }
+
+// Goroutines started under profiler labels (they inherit them): two under
+// {job: import, shard: 1}, one under {job: export}. Go groups them by labels.
+func labeled(ch chan int) { <-ch }
 
 // One goroutine locked to its thread: Go's debug=2 says so in its header.
 func locked(ch chan int) {
@@ -43,13 +49,18 @@ func main() {
 		}
 	}
 	go locked(never)
+	pprof.Do(context.Background(), pprof.Labels("job", "import", "shard", "1"), func(context.Context) {
+		go labeled(never)
+		go labeled(never)
+	})
+	pprof.Do(context.Background(), pprof.Labels("job", "export"), func(context.Context) { go labeled(never) })
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
 	go http.Serve(listener, nil)
 	// Every goroutine started and parked before the test looks.
-	for runtime.NumGoroutine() < count+3 {
+	for runtime.NumGoroutine() < count+6 {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)

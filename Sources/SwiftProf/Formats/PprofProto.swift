@@ -129,6 +129,8 @@ public enum PprofProto {
         if !record.threadIDs.isEmpty { labels.append(("threads", record.threadIDs.map(String.init).joined(separator: ","))) }
         if !record.threadNames.isEmpty { labels.append(("names", record.threadNames.joined(separator: ","))) }
         if let truncation = record.truncation { labels.append(("truncated", truncation)) }
+        // A goroutine's own labels, as Go's profile carries them (keys of ours go first).
+        for key in record.labels.keys.sorted() where !labelKeys.contains(key) { labels.append((key, record.labels[key]!)) }
         return labels
     }
 
@@ -322,6 +324,7 @@ public enum PprofProto {
             record.threadIDs = labels["threads"]?.split(separator: ",").compactMap { Int32($0) } ?? []
             record.threadNames = labels["names"]?.split(separator: ",").map(String.init) ?? []
             record.truncation = labels["truncated"]
+            record.labels = labels.filter { !labelKeys.contains($0.key) }
             records.append(record)
         }
         let name = try string(sampleType)

@@ -63,6 +63,8 @@ public struct PprofTextWriter: Sendable {
             // A kernel frame without an address cannot be written in this format.
             record.locations.removeAll { $0.address == 0 }
             text += "\(record.count) \(Grouper.atKey(record, addresses: addresses))\n"
+            // Go's own line, where Go puts it: right after the "@" line.
+            if !record.labels.isEmpty { text += GoLabels.prefix + GoLabels.format(record.labels) + "\n" }
             if let state = record.state {
                 // Relative addresses are for comparing runs: leave out what differs between
                 // runs of the same program state (thread ids, pointer arguments).
@@ -178,6 +180,11 @@ public enum PprofTextReader {
                 }
                 current!.record.threadIDs = ids
                 current!.record.threadNames = states
+            } else if current != nil, line.hasPrefix(GoLabels.prefix) {
+                guard let labels = GoLabels.parse(line.dropFirst(GoLabels.prefix.count)) else {
+                    throw FormatError(line: number, reason: "expected \"# labels: {\"key\":\"value\", ...}\"")
+                }
+                current!.record.labels = labels
             } else if line.hasPrefix("# truncated: ") {
                 guard current != nil else { throw FormatError(line: number, reason: "truncation note outside a record") }
                 current!.record.truncation = String(line.dropFirst("# truncated: ".count))
@@ -432,6 +439,32 @@ enum MembersLine {
         }
         guard let states = NameQuoting.list(rest[marker.upperBound...]) else { return nil }
         return (ids, states)
+    }
+}
+
+/// `# labels: {"job":"import", "shard":"1"}`: a goroutine record's profiler labels,
+/// as Go's debug=1 writes them (each pair as "%q:%q", sorted, joined by ", ").
+public enum GoLabels {
+    static let prefix = "# labels: "
+
+    public static func format(_ labels: [String: String]) -> String {
+        guard !labels.isEmpty else { return "" }
+        let pairs = labels.map { NameQuoting.alwaysQuoted($0.key) + ":" + NameQuoting.alwaysQuoted($0.value) }.sorted()
+        return "{" + pairs.joined(separator: ", ") + "}"
+    }
+
+    static func parse(_ text: Substring) -> [String: String]? {
+        guard text.hasPrefix("{"), text.hasSuffix("}") else { return nil }
+        var rest = text.dropFirst().dropLast()
+        var labels: [String: String] = [:]
+        while !rest.isEmpty {
+            guard let (key, afterKey) = NameQuoting.readQuoted(rest), afterKey.hasPrefix(":"),
+                  let (value, afterValue) = NameQuoting.readQuoted(afterKey.dropFirst()) else { return nil }
+            labels[key] = value
+            rest = afterValue.hasPrefix(", ") ? afterValue.dropFirst(2) : afterValue
+            if !afterValue.isEmpty && !afterValue.hasPrefix(", ") { return nil }
+        }
+        return labels
     }
 }
 

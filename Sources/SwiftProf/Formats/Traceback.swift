@@ -33,7 +33,12 @@ public struct TracebackWriter: Sendable {
             name = NameQuoting.alwaysQuoted(read) + " "
             state = rest.dropFirst()
         }
-        return "\(kind) \(goroutine.tid) \(name)[\(printable(String(state) + goroutine.headerDetail))]:\n" + frames(goroutine)
+        // As Go prints them (key: value, by key), each made printable: the target chose them.
+        let labels = goroutine.headerShowsLabels && !goroutine.labels.isEmpty
+            ? " {" + goroutine.labels.sorted { $0.key < $1.key }.map { printable($0.key) + ": " + printable($0.value) }
+                .joined(separator: ", ") + "}"
+            : ""
+        return "\(kind) \(goroutine.tid) \(name)[\(printable(String(state) + goroutine.headerDetail))]\(labels):\n" + frames(goroutine)
     }
 
     private func block(_ thread: ThreadStack) -> String {

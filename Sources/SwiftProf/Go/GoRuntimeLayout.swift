@@ -22,6 +22,14 @@ struct GoRuntimeLayout: Equatable {
     /// where the DWARF has them.
     var waitSince: Int?
     var lockedM: Int?
+    /// runtime.g.labels: a pointer to runtime/pprof's labelMap, which is a
+    /// map[string]string up to Go 1.23 and a struct holding a sorted []{Key, Value
+    /// string} after (`labelsAreList`, known by the struct's DWARF).
+    var labels: Int?
+    var labelsAreList = false
+    /// Link-time address of runtime.debug.tracebacklabels (an atomic int32; Go 1.26
+    /// on): when 1, tracebacks print each goroutine's labels after its state.
+    var tracebackLabels: UInt64?
     /// runtime.m.procid: the thread id of the M running a goroutine.
     var mProcID = 0
     /// Link-time address of `runtime.allgs`, a []*g.
@@ -46,7 +54,8 @@ struct GoRuntimeLayout: Equatable {
         guard let dwarf = dwarf_begin(descriptor, DWARF_C_READ) else { return .failure(.noDebugInfo) }
         defer { dwarf_end(dwarf) }
         var wanted: [String: Dwarf_Die] = [:]
-        let names: Set<String> = ["runtime.g", "runtime.m", "runtime.allgs", "runtime.waitReasonStrings"]
+        let names: Set<String> = ["runtime.g", "runtime.m", "runtime.allgs", "runtime.waitReasonStrings", "runtime/pprof.labelMap",
+                                  "runtime.debug"]
         var offset: Dwarf_Off = 0, next: Dwarf_Off = 0, headerSize = 0
         scan: while dwarf_nextcu(dwarf, offset, &next, &headerSize, nil, nil, nil) == 0 {
             defer { offset = next }
@@ -70,6 +79,14 @@ struct GoRuntimeLayout: Equatable {
         let mFields = members(&m)
         var layout = GoRuntimeLayout(gSize: Int(dwarf_bytesize(&g)), allgs: address)
         if var reasons = wanted["runtime.waitReasonStrings"] { layout.waitReasonStrings = staticAddress(&reasons) }
+        if var debug = wanted["runtime.debug"], let address = staticAddress(&debug) {
+            var attribute = Dwarf_Attribute()
+            var type = Dwarf_Die()
+            if dwarf_formref_die(dwarf_attr(&debug, UInt32(DW_AT_type), &attribute), &type) != nil,
+               let offset = members(&type)["tracebacklabels"]?.offset {
+                layout.tracebackLabels = address + UInt64(offset)
+            }
+        }
         func field(_ path: String, in fields: [String: (offset: Int, type: Dwarf_Die?)]) -> Int? {
             let parts = path.split(separator: ".").map(String.init)
             guard let first = fields[parts[0]] else { return nil }
@@ -87,6 +104,8 @@ struct GoRuntimeLayout: Equatable {
             layout[keyPath: keyPath] = offset
         }
         layout.waitSince = field("waitsince", in: gFields)
+        layout.labels = field("labels", in: gFields)
+        layout.labelsAreList = wanted["runtime/pprof.labelMap"] != nil
         layout.lockedM = field("lockedm", in: gFields)
         guard let procid = mFields["procid"]?.offset else { return .failure(.missing("field runtime.m.procid")) }
         layout.mProcID = procid

@@ -16,6 +16,10 @@ struct CapturedGoroutine {
     var state = ""
     /// What Go's debug=2 adds after the state: ", 5 minutes", ", locked to thread".
     var detail = ""
+    /// Its profiler labels.
+    var labels: [String: String] = [:]
+    /// The runtime prints its labels in its traceback header (GODEBUG tracebacklabels).
+    var headerShowsLabels = false
 }
 
 struct GoroutineList {
@@ -86,6 +90,8 @@ struct GoroutineReader {
     func readUnstopped() -> [UInt64: UnstoppedCopy] {
         guard case .success(let addresses) = allgs() else { return [:] }
         var parked: [(address: UInt64, fingerprint: Fingerprint, goroutine: CapturedGoroutine, stackLength: Int)] = []
+        var labelSets: [UInt64: [String: String]] = [:]
+        let showsLabels = tracebackShowsLabels
         var systemStart: [UInt64: Bool] = [:]
         for start in stride(from: 0, to: addresses.count, by: GoroutineReader.batch) {
             let slice = addresses[start..<min(start + GoroutineReader.batch, addresses.count)]
@@ -101,6 +107,8 @@ struct GoroutineReader {
                 guard placed.goroutine.note == nil else { continue }
                 placed.goroutine.state = stateName(status: GoroutineReader.waiting, waitReason: Int(g.byte(layout.waitReason)))
                 placed.goroutine.detail = detail(g, status: GoroutineReader.waiting)
+                placed.goroutine.labels = labels(g, known: &labelSets)
+                placed.goroutine.headerShowsLabels = showsLabels
                 parked.append((address, fingerprint(g), placed.goroutine, placed.stackLength))
             }
         }
@@ -123,8 +131,9 @@ struct GoroutineReader {
     /// The bytes of a g that are read: up to its last field looked at, not the whole
     /// record (in the stop, every byte counts at 100,000 goroutines).
     private var gBytes: Int {
-        let last = [layout.stackHi, layout.schedSP, layout.schedPC, layout.syscallSP, layout.syscallPC, layout.status,
-                    layout.goid, layout.waitReason, layout.startPC, layout.m].max() ?? 0
+        let last = ([layout.stackHi, layout.schedSP, layout.schedPC, layout.syscallSP, layout.syscallPC, layout.status,
+                     layout.goid, layout.waitReason, layout.startPC, layout.m]
+                    + [layout.waitSince, layout.lockedM, layout.labels].compactMap { $0 }).max() ?? 0
         return min(layout.gSize, last + 8)
     }
 
@@ -143,6 +152,9 @@ struct GoroutineReader {
         var kept: [(goroutine: CapturedGoroutine, stackLength: Int)] = []
         // Goroutines start at a few functions: each asked about once.
         var systemStart: [UInt64: Bool] = [:]
+        // Goroutines made under the same labels share their labelMap: each read once.
+        var labelSets: [UInt64: [String: String]] = [:]
+        let showsLabels = tracebackShowsLabels
         let recordBytes = gBytes
         var index = 0
         while index < count {
@@ -171,6 +183,8 @@ struct GoroutineReader {
                 var goroutine = place(g, status: status, threads: threads)
                 goroutine.goroutine.state = stateName(status: status, waitReason: Int(g.byte(layout.waitReason)))
                 goroutine.goroutine.detail = detail(g, status: status)
+                goroutine.goroutine.labels = labels(g, known: &labelSets)
+                goroutine.goroutine.headerShowsLabels = showsLabels
                 kept.append(goroutine)
             }
             index = end
@@ -219,6 +233,71 @@ struct GoroutineReader {
         return (CapturedGoroutine(id: id, pc: pc, sp: sp, leafIsReturnAddress: isReturnAddress, stack: StackCopy(start: sp, bytes: []),
                                   note: nil), Int(min(stackHi - sp, UInt64(stackLimit))))
     }
+
+    /// Whether the runtime's tracebacks print labels (runtime.debug.tracebacklabels == 1).
+    private var tracebackShowsLabels: Bool {
+        guard let at = layout.tracebackLabels, let value = bytes(at &+ module.bias, 4) else { return false }
+        return value == [1, 0, 0, 0]
+    }
+
+    /// The labels a g points to (none when it points nowhere or they cannot be read).
+    private func labels(_ g: ByteView, known: inout [UInt64: [String: String]]) -> [String: String] {
+        guard let at = layout.labels else { return [:] }
+        let pointer = g.word(at)
+        guard pointer != 0 else { return [:] }
+        if let labels = known[pointer] { return labels }
+        let labels = (layout.labelsAreList ? labelList(at: pointer) : labelMap(at: pointer)) ?? [:]
+        known[pointer] = labels
+        return labels
+    }
+
+    /// Go 1.24 on: labelMap { Set { List []Label{Key, Value string} } }.
+    private func labelList(at pointer: UInt64) -> [String: String]? {
+        guard let header = bytes(pointer, 24) else { return nil }
+        let list = word(header, 0), count = Int(clamping: word(header, 8))
+        guard count <= GoroutineReader.maximumLabels, let entries = bytes(list, count * 32) else { return nil }
+        var labels: [String: String] = [:]
+        for index in 0..<count {
+            guard let key = goString(word(entries, index * 32), word(entries, index * 32 + 8)),
+                  let value = goString(word(entries, index * 32 + 16), word(entries, index * 32 + 24)) else { return nil }
+            labels[key] = value
+        }
+        return labels
+    }
+
+    /// Up to Go 1.23: labelMap is a map[string]string, a pointer to the runtime's
+    /// hmap (count at 0, B at 9, buckets at 16), whose buckets hold 8 entries each
+    /// (tophash[8], keys at 8, values at 136, overflow at 264). Labels are never
+    /// changed in place (a new map each time), so no growth is under way.
+    private func labelMap(at pointer: UInt64) -> [String: String]? {
+        guard let variable = bytes(pointer, 8), let hmap = bytes(word(variable, 0), 48) else { return nil }
+        let count = Int(clamping: word(hmap, 0)), bucketBits = Int(hmap[9]), buckets = word(hmap, 16)
+        guard count <= GoroutineReader.maximumLabels, bucketBits <= 8 else { return nil }
+        var labels: [String: String] = [:]
+        for index in 0..<(1 << bucketBits) {
+            var bucket = buckets &+ UInt64(index * 272)
+            var hops = 0
+            while bucket != 0, hops < 16, let bytes = bytes(bucket, 272) {
+                for slot in 0..<8 where bytes[slot] >= 5 {  // minTopHash: a live entry
+                    guard let key = goString(word(bytes, 8 + 16 * slot), word(bytes, 16 + 16 * slot)),
+                          let value = goString(word(bytes, 136 + 16 * slot), word(bytes, 144 + 16 * slot)) else { return nil }
+                    labels[key] = value
+                }
+                bucket = word(bytes, 264)
+                hops += 1
+            }
+        }
+        return labels.count == count ? labels : nil
+    }
+
+    /// A Go string's bytes (as the target chose them: kept raw where not UTF-8).
+    private func goString(_ pointer: UInt64, _ length: UInt64) -> String? {
+        guard length <= 4096 else { return nil }
+        if length == 0 { return "" }
+        return bytes(pointer, Int(length)).map(RawBytes.decode)
+    }
+
+    private static let maximumLabels = 256
 
     /// goroutineheader's words after the status: how long a waiting goroutine (or one in
     /// a system call) has waited, in whole minutes from the runtime's waitsince, and
@@ -289,6 +368,8 @@ extension CapturedGoroutine {
         if let note { truncation = note }
         var thread = ThreadStack(tid: Int32(truncatingIfNeeded: id), name: state, locations: locations, truncation: truncation)
         thread.headerDetail = detail
+        thread.labels = labels
+        thread.headerShowsLabels = headerShowsLabels
         return thread
     }
 }

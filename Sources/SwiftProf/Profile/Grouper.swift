@@ -16,6 +16,7 @@ public enum Grouper {
             let truncation: String?
             let state: String?
             let kernel: [String]
+            let labels: [String: String]
         }
         var order: [Key] = []
         var groups: [Key: Record] = [:]
@@ -23,13 +24,15 @@ public enum Grouper {
             // Kernel frames whose addresses are hidden (0) still differ by name.
             let key = Key(addresses: thread.locations.map(\.address), truncation: thread.truncation,
                           state: thread.state?.groupKey,
-                          kernel: thread.locations.filter { $0.isKernel && $0.address == 0 }.flatMap { $0.lines.map(\.function) })
+                          kernel: thread.locations.filter { $0.isKernel && $0.address == 0 }.flatMap { $0.lines.map(\.function) },
+                          labels: thread.labels)
             if let existing = groups[key] {
                 groups[key]!.state = existing.state.map { merge($0, thread.state!) }
             } else {
                 order.append(key)
                 groups[key] = Record(count: 0, locations: thread.locations, truncation: thread.truncation,
                                      state: thread.state)
+                groups[key]!.labels = thread.labels
             }
             groups[key]!.count += 1
             groups[key]!.threadIDs.append(thread.tid)
@@ -63,8 +66,8 @@ public enum Grouper {
         return keyed.sorted { lhs, rhs in
             if lhs.record.count != rhs.record.count { return lhs.record.count > rhs.record.count }
             if lhs.key != rhs.key { return lhs.key.utf8.lexicographicallyPrecedes(rhs.key.utf8) }
-            let left = (lhs.record.state?.groupKey ?? "") + (lhs.record.truncation ?? "")
-            let right = (rhs.record.state?.groupKey ?? "") + (rhs.record.truncation ?? "")
+            let left = (lhs.record.state?.groupKey ?? "") + (lhs.record.truncation ?? "") + GoLabels.format(lhs.record.labels)
+            let right = (rhs.record.state?.groupKey ?? "") + (rhs.record.truncation ?? "") + GoLabels.format(rhs.record.labels)
             return left.utf8.lexicographicallyPrecedes(right.utf8)
         }.map(\.record)
     }

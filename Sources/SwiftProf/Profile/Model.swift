@@ -116,6 +116,11 @@ public struct ThreadStack: Hashable, Sendable {
     /// A goroutine's words after its state in Go's debug=2 header (", 5 minutes",
     /// ", locked to thread"): for the traceback alone, they change as time passes.
     public var headerDetail = ""
+    /// A goroutine's profiler labels (runtime/pprof.Do, SetGoroutineLabels).
+    public var labels: [String: String] = [:]
+    /// Its runtime prints the labels in its traceback header (Go 1.26 on, GODEBUG
+    /// tracebacklabels=1): `goroutine 20 [chan receive] {job: import}:`.
+    public var headerShowsLabels = false
 
     public init(tid: Int32, name: String, locations: [Location], truncation: String?, state: ThreadState? = nil) {
         self.tid = tid
@@ -137,6 +142,8 @@ public struct Record: Hashable, Sendable {
     public var state: ThreadState?
     /// The distinct names (comm) of those threads, sorted.
     public var threadNames: [String]
+    /// The goroutines' profiler labels: goroutines are grouped by stack and labels, as Go groups them.
+    public var labels: [String: String] = [:]
 
     /// The largest count a reader accepts: sums of counts must not overflow.
     public static let maximumCount = 1 << 40
