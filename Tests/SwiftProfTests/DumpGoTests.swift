@@ -229,6 +229,19 @@ struct DumpGoTests {
         let profile = try parseProfile(text)
         #expect(Set(profile.records.filter { $0.functions.contains("main.labeled") }.map(\.labels))
                 == [["job": "import", "shard": "1"], ["job": "export"]])
+        // JSON carries them too (records and goroutines), and reads them back.
+        let json = try swiftprof("dump", "--goroutines", "--format", "json", "\(fixture.pid)").stdout
+        let saved = FileManager.default.temporaryDirectory.appendingPathComponent("labels-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: saved) }
+        try json.write(toFile: saved, atomically: true, encoding: .utf8)
+        let fromJSON = try parseProfile(try swiftprof("dump", "--input", saved).stdout)
+        #expect(Set(fromJSON.records.filter { $0.functions.contains("main.labeled") }.map(\.labels))
+                == [["job": "import", "shard": "1"], ["job": "export"]])
+        let schema = Paths.packageRoot.appendingPathComponent("Fixtures/schemas/swiftprof-profile-1.schema.json").path
+        let check = try run("python3", ["-c", "import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))",
+                                        schema, saved])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(json.contains("\"labels\""))
         let proto = FileManager.default.temporaryDirectory.appendingPathComponent("labels-\(getpid()).pb.gz").path
         defer { try? FileManager.default.removeItem(atPath: proto) }
         #expect(try swiftprof("dump", "--goroutines", "--format", "pprof", "-o", proto, "\(fixture.pid)").status == 0)

@@ -26,6 +26,8 @@ public enum JSONFormat {
         var state: StateJSON?
         var truncated: String?
         var frames: [FrameJSON]
+        /// A goroutine record's profiler labels.
+        var labels: [String: String]?
     }
 
     struct ThreadJSON: Codable {
@@ -34,6 +36,7 @@ public enum JSONFormat {
         var state: StateJSON?
         var truncated: String?
         var frames: [FrameJSON]
+        var labels: [String: String]?
     }
 
     struct StateJSON: Codable {
@@ -72,12 +75,14 @@ public enum JSONFormat {
             records: document.records.map { record in
                 RecordJSON(count: record.count, threads: record.threadIDs, names: record.threadNames,
                            state: record.state.map(StateJSON.init), truncated: record.truncation,
-                           frames: frames(record.locations, layers: classifier.layers(of: record.locations, inSyscall: record.state?.systemCall != nil)))
+                           frames: frames(record.locations, layers: classifier.layers(of: record.locations, inSyscall: record.state?.systemCall != nil)),
+                           labels: record.labels.isEmpty ? nil : record.labels)
             },
             threads: document.threads.map { thread in
                 ThreadJSON(tid: thread.tid, name: thread.name, state: thread.state.map(StateJSON.init),
                            truncated: thread.truncation,
-                           frames: frames(thread.locations, layers: classifier.layers(of: thread.locations, inSyscall: thread.state?.systemCall != nil)))
+                           frames: frames(thread.locations, layers: classifier.layers(of: thread.locations, inSyscall: thread.state?.systemCall != nil)),
+                           labels: thread.labels.isEmpty ? nil : thread.labels)
             },
             failures: document.failures.map { FailureJSON(tid: $0.tid, reason: $0.reason) },
             memoryMap: document.memoryMapLines, comments: document.comments.isEmpty ? nil : document.comments)
@@ -105,13 +110,16 @@ public enum JSONFormat {
             guard record.count > 0, record.count <= Record.maximumCount else {
                 throw FormatError(line: 1, reason: "a record with count \(record.count)")
             }
-            document.records.append(Record(count: record.count, locations: try locations(record.frames),
-                                           truncation: record.truncated, threadIDs: record.threads,
-                                           state: try record.state.map(state), threadNames: record.names))
+            var read = Record(count: record.count, locations: try locations(record.frames), truncation: record.truncated,
+                              threadIDs: record.threads, state: try record.state.map(state), threadNames: record.names)
+            read.labels = record.labels ?? [:]
+            document.records.append(read)
         }
         for thread in file.threads {
-            document.threads.append(ThreadStack(tid: thread.tid, name: thread.name, locations: try locations(thread.frames),
-                                                truncation: thread.truncated, state: try thread.state.map(state)))
+            var read = ThreadStack(tid: thread.tid, name: thread.name, locations: try locations(thread.frames),
+                                   truncation: thread.truncated, state: try thread.state.map(state))
+            read.labels = thread.labels ?? [:]
+            document.threads.append(read)
         }
         guard document.total == file.total else {
             throw FormatError(line: 1, reason: "total \(file.total) but the records count \(document.total)")
