@@ -45,7 +45,8 @@ struct GoroutineReader {
 
     // runtime2.go: _Gidle, _Grunning, _Gdead, _Gdeadextra (Go 1.26 and later: a dead g
     // kept for a C thread that may call into Go); _Gscan is a bit over them.
-    private static let idle: UInt32 = 0, running: UInt32 = 2, waiting: UInt32 = 4, dead: UInt32 = 6, deadExtra: UInt32 = 11
+    private static let idle: UInt32 = 0, running: UInt32 = 2, syscall: UInt32 = 3, waiting: UInt32 = 4, dead: UInt32 = 6,
+                       deadExtra: UInt32 = 11
     private static let scanBit: UInt32 = 0x1000
     /// A corrupt allgs must not make us read forever.
     private static let maximumGoroutines = 10_000_000
@@ -90,39 +91,63 @@ struct GoroutineReader {
     func readUnstopped() -> [UInt64: UnstoppedCopy] {
         guard case .success(let addresses) = allgs() else { return [:] }
         var parked: [(address: UInt64, fingerprint: Fingerprint, goroutine: CapturedGoroutine, stackLength: Int)] = []
-        var labelSets: [UInt64: [String: String]] = [:]
-        let showsLabels = tracebackShowsLabels
-        var systemStart: [UInt64: Bool] = [:]
+        var known = KnownAnswers(showsLabels: tracebackShowsLabels)
         for start in stride(from: 0, to: addresses.count, by: GoroutineReader.batch) {
             let slice = addresses[start..<min(start + GoroutineReader.batch, addresses.count)]
             let records = Ptrace.readMemory(pid: pid, batch: slice.map { ($0, gBytes) })
             for (offset, address) in slice.enumerated() {
-                guard let g = records.range(offset), UInt32(truncatingIfNeeded: g.word(layout.status)) == GoroutineReader.waiting
-                else { continue }
-                let startPC = g.word(layout.startPC)
-                let system = systemStart[startPC] ?? isSystem(startPC: startPC)
-                systemStart[startPC] = system
-                guard !system else { continue }
-                var placed = place(g, status: GoroutineReader.waiting, threads: [])
+                guard let g = records.range(offset), UInt32(truncatingIfNeeded: g.word(layout.status)) == GoroutineReader.waiting,
+                      !isSystem(g, known: &known) else { continue }
+                let placed = describe(g, status: GoroutineReader.waiting, threads: [], known: &known)
                 guard placed.goroutine.note == nil else { continue }
-                placed.goroutine.state = stateName(status: GoroutineReader.waiting, waitReason: Int(g.byte(layout.waitReason)))
-                placed.goroutine.detail = detail(g, status: GoroutineReader.waiting)
-                placed.goroutine.labels = labels(g, known: &labelSets)
-                placed.goroutine.headerShowsLabels = showsLabels
                 parked.append((address, fingerprint(g), placed.goroutine, placed.stackLength))
             }
         }
         var copies: [UInt64: UnstoppedCopy] = [:]
-        for start in stride(from: 0, to: parked.count, by: GoroutineReader.batch) {
-            let slice = parked[start..<min(start + GoroutineReader.batch, parked.count)]
-            for (entry, stack) in zip(slice, Ptrace.readMemory(pid: pid, ranges: slice.map { ($0.goroutine.sp, $0.stackLength) })) {
-                guard let stack else { continue }
-                var goroutine = entry.goroutine
-                goroutine.stack = StackCopy(start: goroutine.sp, bytes: stack)
-                copies[entry.address] = UnstoppedCopy(fingerprint: entry.fingerprint, goroutine: goroutine)
-            }
+        for (entry, stack) in zip(parked, stacks(parked.map { ($0.goroutine.sp, $0.stackLength) })) {
+            guard let stack else { continue }
+            var goroutine = entry.goroutine
+            goroutine.stack = StackCopy(start: goroutine.sp, bytes: stack)
+            copies[entry.address] = UnstoppedCopy(fingerprint: entry.fingerprint, goroutine: goroutine)
         }
         return copies
+    }
+
+    /// What the goroutines of one read share and is worked out once: whether a start
+    /// function is the runtime's, the labels behind a labelMap pointer, and whether
+    /// the runtime prints labels in its tracebacks.
+    private struct KnownAnswers {
+        var systemStarts: [UInt64: Bool] = [:]
+        var labelSets: [UInt64: [String: String]] = [:]
+        let showsLabels: Bool
+    }
+
+    /// Go's isSystemGoroutine for the g's start function, asked once a function.
+    private func isSystem(_ g: ByteView, known: inout KnownAnswers) -> Bool {
+        let startPC = g.word(layout.startPC)
+        if let system = known.systemStarts[startPC] { return system }
+        let system = isSystem(startPC: startPC)
+        known.systemStarts[startPC] = system
+        return system
+    }
+
+    /// The goroutine a g describes (placed, with its state, header words and labels),
+    /// its stack not yet copied, and how many bytes of it to copy.
+    private func describe(_ g: ByteView, status: UInt32, threads: [CapturedThread],
+                          known: inout KnownAnswers) -> (goroutine: CapturedGoroutine, stackLength: Int) {
+        var placed = place(g, status: status, threads: threads)
+        placed.goroutine.state = stateName(status: status, waitReason: Int(g.byte(layout.waitReason)))
+        placed.goroutine.detail = detail(g, status: status)
+        placed.goroutine.labels = labels(g, known: &known.labelSets)
+        placed.goroutine.headerShowsLabels = known.showsLabels
+        return placed
+    }
+
+    /// The used parts of many stacks, read in batches; nil for one that could not be read.
+    private func stacks(_ ranges: [(address: UInt64, count: Int)]) -> [[UInt8]?] {
+        stride(from: 0, to: ranges.count, by: GoroutineReader.batch).flatMap { start in
+            Ptrace.readMemory(pid: pid, ranges: Array(ranges[start..<min(start + GoroutineReader.batch, ranges.count)]))
+        }
     }
 
     /// Ranges a batch of reads asks for (process_vm_readv then takes 1024 a call).
@@ -150,11 +175,7 @@ struct GoroutineReader {
         // each goroutine not copied before the stop (or changed since). One read
         // each took 8 us a goroutine.
         var kept: [(goroutine: CapturedGoroutine, stackLength: Int)] = []
-        // Goroutines start at a few functions: each asked about once.
-        var systemStart: [UInt64: Bool] = [:]
-        // Goroutines made under the same labels share their labelMap: each read once.
-        var labelSets: [UInt64: [String: String]] = [:]
-        let showsLabels = tracebackShowsLabels
+        var known = KnownAnswers(showsLabels: tracebackShowsLabels)
         let recordBytes = gBytes
         var index = 0
         while index < count {
@@ -168,10 +189,7 @@ struct GoroutineReader {
                 guard let g = records.range(offset) else { continue }
                 let status = UInt32(truncatingIfNeeded: g.word(layout.status)) & ~GoroutineReader.scanBit
                 if [GoroutineReader.dead, GoroutineReader.deadExtra, GoroutineReader.idle].contains(status) { continue }
-                let startPC = g.word(layout.startPC)
-                let system = systemStart[startPC] ?? isSystem(startPC: startPC)
-                systemStart[startPC] = system
-                if system {
+                if isSystem(g, known: &known) {
                     list.systemGoroutines += 1
                     continue
                 }
@@ -180,28 +198,17 @@ struct GoroutineReader {
                     list.copiedWithoutStop += 1
                     continue
                 }
-                var goroutine = place(g, status: status, threads: threads)
-                goroutine.goroutine.state = stateName(status: status, waitReason: Int(g.byte(layout.waitReason)))
-                goroutine.goroutine.detail = detail(g, status: status)
-                goroutine.goroutine.labels = labels(g, known: &labelSets)
-                goroutine.goroutine.headerShowsLabels = showsLabels
-                kept.append(goroutine)
+                kept.append(describe(g, status: status, threads: threads, known: &known))
             }
             index = end
         }
-        var stackIndex = 0
-        while stackIndex < kept.count {
-            let end = min(stackIndex + GoroutineReader.batch, kept.count)
-            let stacks = Ptrace.readMemory(pid: pid, ranges: kept[stackIndex..<end].map { ($0.goroutine.sp, $0.stackLength) })
-            for (offset, copy) in stacks.enumerated() {
-                var goroutine = kept[stackIndex + offset].goroutine
-                if goroutine.note == nil {
-                    goroutine.stack = StackCopy(start: goroutine.sp, bytes: copy ?? [])
-                    if copy == nil { goroutine.note = "its stack is unreadable" }
-                }
-                list.goroutines.append(goroutine)
+        for (entry, copy) in zip(kept, stacks(kept.map { ($0.goroutine.sp, $0.stackLength) })) {
+            var goroutine = entry.goroutine
+            if goroutine.note == nil {
+                goroutine.stack = StackCopy(start: goroutine.sp, bytes: copy ?? [])
+                if copy == nil { goroutine.note = "its stack is unreadable" }
             }
-            stackIndex = end
+            list.goroutines.append(goroutine)
         }
         return .success(list)
     }
@@ -304,7 +311,7 @@ struct GoroutineReader {
     /// whether it is locked to its thread. Go's nanotime is CLOCK_MONOTONIC, as ours.
     private func detail(_ g: ByteView, status: UInt32) -> String {
         var words = ""
-        if let at = layout.waitSince, status == GoroutineReader.waiting || status == 3 {
+        if let at = layout.waitSince, status == GoroutineReader.waiting || status == GoroutineReader.syscall {
             words += GoroutineHeader.waitedMinutes(since: g.word(at), now: monotonicNanoseconds())
         }
         if let at = layout.lockedM, g.word(at) != 0 { words += ", locked to thread" }
