@@ -76,9 +76,7 @@ final class PushSession: Sendable {
     func upload(records: [Record], memoryMapLines: [String], startUnixNanoseconds: Int64, durationNanoseconds: Int64) {
         guard !records.isEmpty else { return }
         let document = ProfileDocument(records: records, memoryMapLines: memoryMapLines)
-        let period = Int64((1e9 / rate).rounded())
-        let profile = PprofProto.write(document, sampledTime: .init(clock: mode == .cpu ? .cpu : .wall, periodNanoseconds: period,
-                                                                    durationNanoseconds: durationNanoseconds,
+        let profile = PprofProto.write(document, sampledTime: .init(mode: mode, rate: rate, durationNanoseconds: durationNanoseconds,
                                                                     startUnixNanoseconds: startUnixNanoseconds))
         let from = startUnixNanoseconds / 1_000_000_000
         let until = (startUnixNanoseconds + durationNanoseconds + 999_999_999) / 1_000_000_000

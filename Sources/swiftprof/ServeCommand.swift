@@ -204,9 +204,7 @@ final class ServeAnswers: Sendable {
         let result = try Profiler.sample(pid: pid, options: options, shouldStop: { [self] in
             stopping.load(ordering: .relaxed) || StopSignals.requested
         })
-        let period = Int64((1e9 / rate).rounded())
-        let time = PprofProto.SampledTime(clock: clock == .cpu ? .cpu : .wall, periodNanoseconds: period,
-                                          durationNanoseconds: Int64(result.progress.elapsedNanoseconds),
+        let time = PprofProto.SampledTime(mode: options.mode, rate: rate, durationNanoseconds: Int64(result.progress.elapsedNanoseconds),
                                           startUnixNanoseconds: result.startUnixNanoseconds)
         return .download(PprofProto.write(result.document, sampledTime: time), filename: clock == .cpu ? "profile" : "wallclock")
     }

@@ -116,6 +116,13 @@ public enum PprofProto {
             self.durationNanoseconds = durationNanoseconds
             self.startUnixNanoseconds = startUnixNanoseconds
         }
+
+        /// A sampling run's: each sample stands for one tick period at `rate`, of CPU
+        /// time when only threads on a CPU were counted, of wall time otherwise.
+        public init(mode: SamplingMode, rate: Double, durationNanoseconds: Int64, startUnixNanoseconds: Int64) {
+            self.init(clock: mode == .cpu ? .cpu : .wall, periodNanoseconds: Int64((1e9 / rate).rounded()),
+                      durationNanoseconds: durationNanoseconds, startUnixNanoseconds: startUnixNanoseconds)
+        }
     }
 
     private static func labels(_ record: Record) -> [(String, String)] {

@@ -42,7 +42,6 @@ public struct IntervalProfile: Sendable {
     public var memoryMapLines: [String]
     public var startUnixNanoseconds: Int64
     public var durationNanoseconds: Int64
-    public var samples: Int
 }
 
 public struct SamplingProgress: Sendable {
@@ -155,8 +154,7 @@ extension Profiler {
                     onInterval(IntervalProfile(records: Grouper.sorted(records, addresses: .absolute),
                                                memoryMapLines: sampler.targetImage.memoryMap.regions.map(\.line),
                                                startUnixNanoseconds: intervalStart.unix,
-                                               durationNanoseconds: Int64(now - intervalStart.monotonic),
-                                               samples: progress.samples - intervalStart.samples))
+                                               durationNanoseconds: Int64(now - intervalStart.monotonic)))
                 }
                 interval = current.nextInterval()
                 intervalStart = (now, intervalStart.unix + Int64(now - intervalStart.monotonic), progress.samples)
