@@ -187,11 +187,10 @@ final class ServeAnswers: Sendable {
         switch encoding {
         case .pprof:
             return .download(PprofProto.write(document, sampleType: document.profileName), filename: view == .goroutines ? "goroutine" : view.rawValue)
-        case .text:
-            return text(PprofTextWriter(profileName: document.profileName, comments: document.comments).write(document.records))
-        case .traceback:
-            let waits = document.comments.filter(WaitLines.isWaitLine)
-            return text((waits.isEmpty ? "" : waits.map { $0 + "\n" }.joined() + "\n") + TracebackWriter().write(document))
+        case .text, .traceback:
+            // Written as dump writes them: one renderer for both.
+            let output = try OutputOptions.parse(["--format", encoding == .text ? "pprof-text" : "traceback"])
+            return PprofReply(status: 200, contentType: "text/plain; charset=utf-8", body: try output.render(document))
         }
     }
 
@@ -209,7 +208,4 @@ final class ServeAnswers: Sendable {
         return .download(PprofProto.write(result.document, sampledTime: time), filename: clock == .cpu ? "profile" : "wallclock")
     }
 
-    private func text(_ string: String) -> PprofReply {
-        PprofReply(status: 200, contentType: "text/plain; charset=utf-8", body: Array(string.utf8))
-    }
 }
