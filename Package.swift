@@ -23,7 +23,9 @@ let package = Package(
         // What Swift cannot call directly: variadic ptrace, libunwind's macro names, demanglers.
         .target(name: "CSwiftProf", dependencies: ["CLibunwind", "CLibdw"],
                 // libiberty (static, Debian's libiberty-dev): its Rust demangler.
-                linkerSettings: [.linkedLibrary("stdc++"), .linkedLibrary("z"), .linkedLibrary("iberty")]),
+                // zstd, xz, lz4: the compressed cores systemd-coredump writes (libzstd-dev, liblzma-dev, liblz4-dev).
+                linkerSettings: [.linkedLibrary("stdc++"), .linkedLibrary("z"), .linkedLibrary("iberty"),
+                                 .linkedLibrary("zstd"), .linkedLibrary("lzma"), .linkedLibrary("lz4")]),
         // Optimized even in debug builds: the tests run the real binary hundreds of times,
         // and unoptimized byte scanning and tab alignment made them four times slower.
         .target(name: "SwiftProf", dependencies: ["CSwiftProf"],

@@ -666,7 +666,7 @@ int sp_elf_read_headers(int fd, const void *data, size_t size, sp_elf_headers *o
     for (size_t i = 0; i < segment_count; i++) {
         GElf_Phdr segment;
         if (!gelf_getphdr(elf, (int)i, &segment)) goto done;
-        out->segments[out->segment_count++] = (sp_elf_segment){segment.p_type, segment.p_offset, segment.p_vaddr,
+        out->segments[out->segment_count++] = (sp_elf_segment){segment.p_type, segment.p_flags, segment.p_offset, segment.p_vaddr,
                                                                segment.p_filesz, segment.p_memsz};
     }
     // Sections are optional (a stripped file may have none): without a readable table, none.

@@ -28,7 +28,7 @@ extension Profiler {
 
         var captureOptions = options.capture
         captureOptions.readThreadState = false
-        var reader = GoroutineReader(pid: pid, layout: layout, module: module, stackLimit: captureOptions.stackBytes)
+        var reader = GoroutineReader(memory: .process(pid), layout: layout, module: module, stackLimit: captureOptions.stackBytes)
         reader.budgetNanoseconds = captureOptions.stopTimeoutNanoseconds
         if let reasons = layout.waitReasonStrings {
             reader.waitReasons = module.table.staticStrings(at: reasons, limit: 64)

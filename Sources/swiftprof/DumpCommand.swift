@@ -15,6 +15,15 @@ struct DumpCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Convert a saved profile (pprof-text, JSON or pprof) instead of profiling a process.", valueName: "FILE"))
     var input: String?
 
+    @Option(name: .long, help: ArgumentHelp("Read a core file (from the kernel, gcore or systemd-coredump; zstd, xz and lz4 ones as they are) instead of a live process: its threads, or with --goroutines a Go program's goroutines. Its executable and libraries are found where the core says (under --sysroot), each checked against the build-id the core recorded.", valueName: "FILE"))
+    var core: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --core: the core's executable, when it is not where the core says.", valueName: "PATH"))
+    var exe: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --core: the directory the core's files are under (a copy of the machine or container it came from).", valueName: "DIR"))
+    var sysroot: String?
+
     @OptionGroup(title: "Output")
     var output: OutputOptions
 
@@ -40,13 +49,24 @@ struct DumpCommand: ParsableCommand {
     var failOnDeadlock = false
 
     func validate() throws {
-        switch (pid, input) {
-        case (nil, nil): throw ValidationError("give a PID to profile, or --input FILE to convert")
-        case (.some, .some): throw ValidationError("give a PID or --input FILE, not both")
-        case (.some(let pid), nil): try validateProcessID(pid)
-        case (nil, .some): break
+        switch (pid, input, core) {
+        case (nil, nil, nil): throw ValidationError("give a PID to profile, --core FILE to read, or --input FILE to convert")
+        case (.some(let pid), nil, nil): try validateProcessID(pid)
+        case (nil, .some, nil), (nil, nil, .some): break
+        default: throw ValidationError("give one of a PID, --core FILE or --input FILE")
         }
-        if goroutines && (input != nil || consistent) {
+        if core == nil && (exe != nil || sysroot != nil) {
+            throw ValidationError("--exe and --sysroot say where a core's files are: only with --core FILE")
+        }
+        if core != nil {
+            let given = [(consistent, "--consistent"), (tasks, "--tasks"), (failOnDeadlock, "--fail-on-deadlock"),
+                         (capture.kernel != nil, capture.kernel == true ? "--kernel" : "--no-kernel"),
+                         (!capture.threads.isEmpty, "--threads")].filter(\.0).map(\.1)
+            if !given.isEmpty {
+                throw ValidationError("\(given.joined(separator: ", ")) \(given.count == 1 ? "acts" : "act") on a live process: not with --core")
+            }
+        }
+        if goroutines && core == nil && (input != nil || consistent) {
             throw ValidationError("--goroutines reads a live Go process (and always stops it whole): not with --input or --consistent")
         }
         if tasks && (input != nil || goroutines) {
@@ -69,6 +89,10 @@ struct DumpCommand: ParsableCommand {
         if let input {
             _ = try output.classifier()
             try output.emit(try output.render(try readProfile(input)))
+            return
+        }
+        if let core {
+            try dumpCore(core)
             return
         }
         guard let pid else { return }
@@ -139,6 +163,26 @@ extension DumpCommand {
                                 + "\(decimal(Double(statistics.stopWindowNanoseconds) / 1e6, places: 3)) ms, "
                                 + "\(statistics.stackBytes / 1024) KiB of goroutine stacks copied, peak memory \(peakMemoryMiB()) MiB"
                         })
+    }
+
+    private func dumpCore(_ path: String) throws {
+        _ = try output.classifier()
+        let files = CoreFileOptions(executable: exe, sysroot: sysroot.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "")
+        let (document, statistics): (ProfileDocument, CoreStatistics)
+        do {
+            (document, _, statistics) = try SnapshotDocuments.core(path: path, files: files, options: capture.snapshotOptions(symbols),
+                                                                   goroutines: goroutines)
+        } catch {
+            warn(error.description)
+            throw error.kind == .unreadable ? ExitStatus.noInput : ExitStatus.malformedInput
+        }
+        try output.emit(try output.render(document))
+        if stats {
+            warn("\(statistics.threads) threads read from the core in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 3)) ms"
+                 + (statistics.compression.map { " (inflated from \($0))" } ?? "") + ", peak memory \(peakMemoryMiB()) MiB")
+        }
+        for line in statistics.missingFiles { warn("not symbolized: \(line)") }
+        if !statistics.missingFiles.isEmpty { throw ExitStatus.partial }
     }
 
     private func dumpTasks(_ pid: Int32) throws {

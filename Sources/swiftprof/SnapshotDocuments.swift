@@ -46,4 +46,34 @@ enum SnapshotDocuments {
             + failureComments(snapshot.failures)
         return (document, snapshot, statistics)
     }
+
+    /// A core's threads, the thread that took the fatal signal first; or its goroutines.
+    static func core(path: String, files: CoreFileOptions, options: SnapshotOptions, goroutines: Bool) throws(CoreError)
+        -> (document: ProfileDocument, snapshot: Snapshot, statistics: CoreStatistics) {
+        var document: ProfileDocument
+        let snapshot: Snapshot, statistics: CoreStatistics
+        if goroutines {
+            let goroutineStatistics: GoroutineStatistics
+            (snapshot, goroutineStatistics, statistics) = try Profiler.coreGoroutines(path: path, files: files, options: options)
+            document = ProfileDocument(snapshot: snapshot)
+            document.profileName = "goroutine"
+            document.comments = ["goroutines: \(goroutineStatistics.goroutines), and \(goroutineStatistics.systemGoroutines) of the runtime not shown"]
+        } else {
+            (snapshot, statistics) = try Profiler.core(path: path, files: files, options: options)
+            document = ProfileDocument(snapshot: snapshot)
+            document.comments = ["kernel frames: none, a core holds no kernel stacks; thread states: only the system call each was in"]
+        }
+        document.command = "swiftprof dump --core \(path)" + (goroutines ? " --goroutines" : "")
+        document.comments.insert("core: \(NameQuoting.quoted(path)) of process \(snapshot.pid) (\(NameQuoting.quoted(statistics.processName)))"
+                                 + (statistics.compression.map { ", \($0)-compressed" } ?? ""), at: 0)
+        if let signal = statistics.signal {
+            document.comments.insert("signal: \(signal.description), taken by thread \(signal.tid)", at: 1)
+            // The thread that took it comes first, as a crash's traceback shows it.
+            if !goroutines, let index = document.records.firstIndex(where: { $0.threadIDs.contains(signal.tid) }) {
+                document.records.insert(document.records.remove(at: index), at: 0)
+            }
+        }
+        document.comments += statistics.missingFiles.map { "not symbolized: \($0)" }
+        return (document, snapshot, statistics)
+    }
 }

@@ -194,7 +194,7 @@ long sp_own_task_layout_version(void);
 // offset and count against the file): from descriptor `fd` when it is >= 0, else
 // from the `size` bytes at `data` (copied first: libelf may write to a memory image).
 typedef struct sp_elf_segment {
-    uint32_t type;
+    uint32_t type, flags;
     uint64_t offset, vaddr, file_size, memory_size;
 } sp_elf_segment;
 typedef struct sp_elf_section {
@@ -219,5 +219,42 @@ void sp_elf_headers_free(sp_elf_headers *headers);
 // where they were). libelf reads and inflates (elf_compress). 1 when written, 0 when
 // no section is compressed, -1 on error.
 int sp_elf_write_inflated(int in, int out);
+
+// Core files (core.c). What went wrong with one: the statuses below, 0 for none.
+enum {
+    SP_CORE_NOT_ELF = 1,             // not an ELF file (nor a compressed one)
+    SP_CORE_NOT_CORE = 2,            // ELF, but not a core (an executable, a library)
+    SP_CORE_OTHER_ARCHITECTURE = 3,  // a core of another machine than x86_64
+    SP_CORE_TRUNCATED = 4,           // its headers or compressed stream end early
+    SP_CORE_CORRUPT = 5,             // its compressed stream does not decode
+    SP_CORE_TOO_LARGE = 6,           // inflated, it would pass the limit given
+};
+enum { SP_CORE_ZSTD = 1, SP_CORE_XZ = 2, SP_CORE_LZ4 = 3 };
+typedef struct sp_core_segment {
+    uint32_t type, flags;
+    uint64_t offset, vaddr, file_size, memory_size;
+} sp_core_segment;
+typedef struct sp_core_note {
+    uint32_t type;
+    char name[8];  // "CORE", "LINUX", "GNU": longer names are none of ours
+    uint64_t desc_offset, desc_size;  // in the file, checked against it by libelf
+} sp_core_note;
+typedef struct sp_core_headers {
+    uint16_t type, machine;
+    sp_core_segment *segments;
+    size_t segment_count;
+    sp_core_note *notes;
+    size_t note_count;
+} sp_core_headers;
+// The program headers and every note of the core in `data` (free with
+// sp_core_headers_free); a SP_CORE_* status when it is not an x86_64 core.
+int sp_core_read_headers(const void *data, size_t size, sp_core_headers *out);
+void sp_core_headers_free(sp_core_headers *headers);
+// SP_CORE_ZSTD, _XZ or _LZ4 when `data` starts as such a stream, else 0.
+int sp_core_compression(const void *data, size_t size);
+// Inflates a compressed core into a read-only anonymous mapping of at most `limit`
+// bytes (free with sp_core_inflated_free): 0, or a SP_CORE_* status.
+int sp_core_inflate(const void *data, size_t size, size_t limit, void **bytes, size_t *inflated_size);
+void sp_core_inflated_free(void *bytes, size_t size);
 
 #endif

@@ -53,9 +53,14 @@ enum Ptrace {
 
     /// `count` bytes of the target's memory, all or nothing (process_vm_readv: no stop needed).
     static func readMemory(pid: Int32, at address: UInt64, count: Int) -> [UInt8]? {
+        readMemory(.process(pid), at: address, count: count)
+    }
+
+    /// The same from a live process or a core.
+    static func readMemory(_ memory: TargetMemory, at address: UInt64, count: Int) -> [UInt8]? {
         guard address != 0, count > 0 else { return count == 0 ? [] : nil }
         var buffer = [UInt8](repeating: 0, count: count)
-        let n = buffer.withUnsafeMutableBytes { sp_read_memory(pid, address, $0.baseAddress, $0.count) }
+        let n = buffer.withUnsafeMutableBytes { memory.read(address, into: $0) }
         return n == count ? buffer : nil
     }
 
@@ -65,6 +70,10 @@ enum Ptrace {
     /// kernel pins a page for every range it copies, once for a span (at 100,000
     /// goroutines: 90 ms of a stop against a few).
     static func readMemory(pid: Int32, batch ranges: [(address: UInt64, count: Int)]) -> BatchedRead {
+        readMemory(.process(pid), batch: ranges)
+    }
+
+    static func readMemory(_ memory: TargetMemory, batch ranges: [(address: UInt64, count: Int)]) -> BatchedRead {
         let lengths = ranges.map { max($0.count, 0) }
         var starts = [Int](repeating: 0, count: ranges.count)
         var complete = [UInt8](repeating: 0, count: ranges.count)
@@ -91,7 +100,8 @@ enum Ptrace {
         var spanComplete = [UInt8](repeating: 0, count: spans.count)
         // Filled by the kernel (or zeroed below for a span it could not read): no zeroing first.
         var bytes = [UInt8](unsafeUninitializedCapacity: spanTotal) { buffer, initialized in
-            _ = sp_read_ranges(pid, spans.map(\.address), spanLengths, spans.count, buffer.baseAddress, &spanComplete)
+            memory.read(ranges: spans.map(\.address), lengths: spanLengths, into: UnsafeMutableRawBufferPointer(buffer),
+                        complete: &spanComplete)
             initialized = spanTotal
         }
         var alone: [Int] = []
@@ -113,27 +123,32 @@ enum Ptrace {
             starts[index] = bytes.count
             bytes.append(contentsOf: repeatElement(0, count: lengths[index]))
             let n = lengths[index] == 0 ? 0
-                : bytes.withUnsafeMutableBytes { sp_read_memory(pid, ranges[index].address, $0.baseAddress! + starts[index], lengths[index]) }
+                : bytes.withUnsafeMutableBytes { memory.read(ranges[index].address, into: UnsafeMutableRawBufferPointer(rebasing: $0[starts[index]..<starts[index] + lengths[index]])) }
             complete[index] = n == lengths[index] ? 1 : 0
         }
         return BatchedRead(bytes: bytes, starts: starts, lengths: lengths, complete: complete)
     }
 
     /// The same, each range's bytes apart, or nil for one not read whole.
-    static func readMemory(pid: Int32, ranges: [(address: UInt64, count: Int)]) -> [[UInt8]?] {
-        let read = readMemory(pid: pid, batch: ranges)
+    static func readMemory(_ memory: TargetMemory, ranges: [(address: UInt64, count: Int)]) -> [[UInt8]?] {
+        let read = readMemory(memory, batch: ranges)
         return (0..<ranges.count).map { read.range($0)?.array }
     }
 
     /// The stack from sp to the end of its mapping, at most `limit` bytes.
     static func copyStack(pid: Int32, sp: UInt64, map: MemoryMap, limit: Int) -> (StackCopy, String?) {
+        copyStack(.process(pid), sp: sp, map: map, limit: limit)
+    }
+
+    static func copyStack(_ memory: TargetMemory, sp: UInt64, map: MemoryMap, limit: Int) -> (StackCopy, String?) {
         guard let region = map.region(containing: sp) else {
             return (StackCopy(start: sp, bytes: []), "sp \(hex(sp)) is in no mapping")
         }
         let length = Int(min(region.end - sp, UInt64(limit)))
         var bytes = [UInt8](repeating: 0, count: length)
-        let n = bytes.withUnsafeMutableBytes { sp_read_memory(pid, sp, $0.baseAddress, $0.count) }
+        let n = bytes.withUnsafeMutableBytes { memory.read(sp, into: $0) }
         if n < 0 {
+            if case .core = memory { return (StackCopy(start: sp, bytes: []), "the stack at sp \(hex(sp)) is not in the core") }
             return (StackCopy(start: sp, bytes: []), "process_vm_readv: \(errnoName(Int32(-n)))")
         }
         if n < length { bytes.removeLast(length - n) }

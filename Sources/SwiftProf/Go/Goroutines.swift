@@ -33,7 +33,8 @@ struct GoroutineList {
 }
 
 struct GoroutineReader {
-    let pid: Int32
+    let memory: TargetMemory
+    private var pid: Int32 { memory.processID }
     let layout: GoRuntimeLayout
     let module: GoModule
     let stackLimit: Int
@@ -42,6 +43,9 @@ struct GoroutineReader {
     /// How long the process may stay stopped while goroutines are read (--stop-timeout):
     /// past it, the rest of the list is left unread and said so.
     var budgetNanoseconds: UInt64 = .max
+    /// Whether the runtime's clock (CLOCK_MONOTONIC) now is the instant of the read, for
+    /// how long goroutines have waited: not for a core, whose instant is not recorded.
+    var isLive = true
 
     // runtime2.go: _Gidle, _Grunning, _Gdead, _Gdeadextra (Go 1.26 and later: a dead g
     // kept for a C thread that may call into Go); _Gscan is a bit over them.
@@ -94,7 +98,7 @@ struct GoroutineReader {
         var known = KnownAnswers(showsLabels: tracebackShowsLabels)
         for start in stride(from: 0, to: addresses.count, by: GoroutineReader.batch) {
             let slice = addresses[start..<min(start + GoroutineReader.batch, addresses.count)]
-            let records = Ptrace.readMemory(pid: pid, batch: slice.map { ($0, gBytes) })
+            let records = Ptrace.readMemory(memory, batch: slice.map { ($0, gBytes) })
             for (offset, address) in slice.enumerated() {
                 guard let g = records.range(offset), UInt32(truncatingIfNeeded: g.word(layout.status)) == GoroutineReader.waiting,
                       !isSystem(g, known: &known) else { continue }
@@ -146,7 +150,7 @@ struct GoroutineReader {
     /// The used parts of many stacks, read in batches; nil for one that could not be read.
     private func stacks(_ ranges: [(address: UInt64, count: Int)]) -> [[UInt8]?] {
         stride(from: 0, to: ranges.count, by: GoroutineReader.batch).flatMap { start in
-            Ptrace.readMemory(pid: pid, ranges: Array(ranges[start..<min(start + GoroutineReader.batch, ranges.count)]))
+            Ptrace.readMemory(memory, ranges: Array(ranges[start..<min(start + GoroutineReader.batch, ranges.count)]))
         }
     }
 
@@ -184,7 +188,7 @@ struct GoroutineReader {
                 break
             }
             let end = min(index + GoroutineReader.batch, count)
-            let records = Ptrace.readMemory(pid: pid, batch: addresses[index..<end].map { ($0, recordBytes) })
+            let records = Ptrace.readMemory(memory, batch: addresses[index..<end].map { ($0, recordBytes) })
             for (offset, address) in addresses[index..<end].enumerated() {
                 guard let g = records.range(offset) else { continue }
                 let status = UInt32(truncatingIfNeeded: g.word(layout.status)) & ~GoroutineReader.scanBit
@@ -311,7 +315,7 @@ struct GoroutineReader {
     /// whether it is locked to its thread. Go's nanotime is CLOCK_MONOTONIC, as ours.
     private func detail(_ g: ByteView, status: UInt32) -> String {
         var words = ""
-        if let at = layout.waitSince, status == GoroutineReader.waiting || status == GoroutineReader.syscall {
+        if let at = layout.waitSince, isLive, status == GoroutineReader.waiting || status == GoroutineReader.syscall {
             words += GoroutineHeader.waitedMinutes(since: g.word(at), now: monotonicNanoseconds())
         }
         if let at = layout.lockedM, g.word(at) != 0 { words += ", locked to thread" }
@@ -339,7 +343,7 @@ struct GoroutineReader {
         return name.hasPrefix("runtime.") && name != "runtime.main"
     }
 
-    private func bytes(_ address: UInt64, _ count: Int) -> [UInt8]? { Ptrace.readMemory(pid: pid, at: address, count: count) }
+    private func bytes(_ address: UInt64, _ count: Int) -> [UInt8]? { Ptrace.readMemory(memory, at: address, count: count) }
 
     private func word(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
         offset >= 0 && offset + 8 <= bytes.count ? littleEndianWord(bytes, at: offset) : 0

@@ -82,6 +82,9 @@ public struct ThreadState: Hashable, Sendable {
         self.blockedNanoseconds = blockedNanoseconds
     }
 
+    /// A core's threads: their state letter is not in it.
+    public static let notRecorded: Character = "?"
+
     /// The words ps and /proc/PID/status use for the state letter.
     public var codeName: String {
         switch code {
@@ -94,6 +97,7 @@ public struct ThreadState: Hashable, Sendable {
         case "X": return "dead"
         case "I": return "idle"
         case "P": return "parked"
+        case ThreadState.notRecorded: return "not recorded"
         default: return "unknown"
         }
     }

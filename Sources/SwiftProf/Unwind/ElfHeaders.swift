@@ -29,7 +29,7 @@ struct ElfHeaders {
         defer { sp_elf_headers_free(&raw) }
         let segments = (0..<raw.segment_count).map { index in
             let segment = raw.segments[index]
-            return ElfSegment(type: segment.type, offset: segment.offset, vaddr: segment.vaddr,
+            return ElfSegment(type: segment.type, flags: segment.flags, offset: segment.offset, vaddr: segment.vaddr,
                               fileSize: segment.file_size, memorySize: segment.memory_size)
         }
         let size = UInt64(source.count)

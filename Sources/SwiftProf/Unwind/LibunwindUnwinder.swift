@@ -186,9 +186,9 @@ final class LibunwindUnwinder {
     private func goWalk(_ go: GoModule, pc: UInt64, sp: UInt64, stack: StackCopy, limit: Int,
                         leafIsReturnAddress: Bool) -> UnwoundStack {
         log.reads.isReplayable = false  // Go's walk reads the copy and the target directly
-        let pid = image.pid
+        let memory = image.memory
         var goWalk = GoStackWalk(module: go, word: { stack.word(at: $0) })
-        goWalk.readTarget = { Ptrace.readMemory(pid: pid, at: $0, count: $1) }
+        goWalk.readTarget = { Ptrace.readMemory(memory, at: $0, count: $1) }
         let walk = goWalk.walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: limit)
         switch walk.end {
         case .outermost:
@@ -257,7 +257,7 @@ final class LibunwindUnwinder {
     /// indirect call through a register or memory, with 0, 1 or 4 bytes of
     /// displacement). A pointer to code that is not a return address rarely is.
     private func follows(callAt address: UInt64) -> Bool {
-        guard address >= 8, let bytes = Ptrace.readMemory(pid: image.pid, at: address - 8, count: 8), bytes.count == 8 else {
+        guard address >= 8, let bytes = Ptrace.readMemory(image.memory, at: address - 8, count: 8), bytes.count == 8 else {
             return false
         }
         if bytes[3] == 0xe8 { return true }

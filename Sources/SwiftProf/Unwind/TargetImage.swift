@@ -37,16 +37,39 @@ final class LoadedModule {
     }
 }
 
+/// Where the target's files are opened from.
+enum ModuleFiles {
+    /// A live process's: through /proc/PID/root (its own mount namespace), else map_files.
+    case process(Int32)
+    /// A core's: found beforehand, their build-ids checked, by the path mapped.
+    case located([String: LocatedFile])
+}
+
+/// A file of a core's process, found on this machine.
+struct LocatedFile {
+    let file: MappedFile
+    /// The local path it was opened from (under --sysroot, or --exe).
+    let openedFrom: String
+}
+
 final class TargetImage {
-    let pid: Int32
+    let memory: TargetMemory
     let memoryMap: MemoryMap
+    private let files: ModuleFiles
     private var modules: [String: LoadedModule?] = [:]
     private var goTables: [String: GoPclntab?] = [:]
 
-    init(pid: Int32, memoryMap: MemoryMap) {
-        self.pid = pid
-        self.memoryMap = memoryMap
+    convenience init(pid: Int32, memoryMap: MemoryMap) {
+        self.init(memory: .process(pid), memoryMap: memoryMap, files: .process(pid))
     }
+
+    init(memory: TargetMemory, memoryMap: MemoryMap, files: ModuleFiles) {
+        self.memory = memory
+        self.memoryMap = memoryMap
+        self.files = files
+    }
+
+    var pid: Int32 { memory.processID }
 
     func isExecutable(_ address: UInt64) -> Bool { memoryMap.region(containing: address)?.isExecutable ?? false }
 
@@ -121,7 +144,7 @@ final class TargetImage {
         if wordRegionWritable {
             liveWordReads += 1
             var word: UInt64 = 0
-            let n = withUnsafeMutableBytes(of: &word) { sp_read_memory(pid, address, $0.baseAddress, 8) }
+            let n = withUnsafeMutableBytes(of: &word) { memory.read(address, into: $0) }
             return n == 8 ? word : nil
         }
         // A read-only mapping shows the file's bytes from its offset on (the vDSO's
@@ -158,9 +181,11 @@ final class TargetImage {
         let source: (any ByteSource)?
         var openedFrom = "/proc/\(pid)/root" + path
         if path == "[vdso]" {
-            var bytes = [UInt8](repeating: 0, count: Int(first.end - first.start))
-            let n = bytes.withUnsafeMutableBytes { sp_read_memory(pid, first.start, $0.baseAddress, $0.count) }
-            source = n == bytes.count ? CopiedBytes(storage: bytes) : nil
+            source = Ptrace.readMemory(memory, at: first.start, count: Int(first.end - first.start)).map(CopiedBytes.init)
+            openedFrom = path
+        } else if case .located(let located) = files {
+            source = located[path]?.file
+            openedFrom = located[path]?.openedFrom ?? path
         } else {
             // A deleted or replaced file is still reachable through map_files (root only).
             let mapFile = "/proc/\(pid)/map_files/\(String(first.start, radix: 16))-\(String(first.end, radix: 16))"

@@ -1,0 +1,124 @@
+// `dump --core FILE`: a dead process read the way a live one is. The core gives
+// what a stop would (each thread's registers, its memory); the same unwinder,
+// Go reader and symbolizer then run over it, so a core and a live process of
+// the same state print the same stacks.
+import Glibc
+
+/// What a core said besides its stacks, for the comments and for stderr.
+public struct CoreStatistics: Sendable {
+    public var path = ""
+    public var processName = ""
+    /// "zstd", "xz", "lz4", or nil for an uncompressed core.
+    public var compression: String?
+    public var signal: CoreSignal?
+    /// Files the process had mapped that were not used: missing, or another build.
+    public var missingFiles: [String] = []
+    public var threads = 0
+    public var nanoseconds: UInt64 = 0
+}
+
+extension Profiler {
+    public static func core(path: String, files: CoreFileOptions = CoreFileOptions(),
+                            options: SnapshotOptions = SnapshotOptions()) throws(CoreError) -> (Snapshot, CoreStatistics) {
+        let started = monotonicNanoseconds()
+        let (image, threads) = try openCore(path: path, files: files, stackBytes: options.capture.stackBytes)
+        let core = image.core
+        let unwinder = LibunwindUnwinder(image: image.image)
+        let samples = threads.map { thread in
+            var sample = ThreadSample(thread, unwound: unwinder?.unwind(thread, options: options.unwind)
+                                        ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable"),
+                                      path: .stopped, now: 0)
+            sample.state = coreState(thread.registers)
+            return sample
+        }
+        var symbolizeOptions = options
+        symbolizeOptions.kernelFrames = false  // a core has no kernel stacks
+        let symbolizer = StackSymbolizer(pid: core.processID, image: image.image, samples: samples, options: symbolizeOptions)
+        // In the core's own order: the thread that took the signal first, as the kernel writes it.
+        let stacks = samples.map(symbolizer.threadStack)
+        var statistics = CoreStatistics()
+        statistics.path = path
+        statistics.processName = core.processName
+        statistics.compression = core.bytes.compression
+        statistics.signal = core.signal
+        statistics.missingFiles = image.missingFiles
+        statistics.threads = stacks.count
+        statistics.nanoseconds = monotonicNanoseconds() - started
+        return (Snapshot(pid: core.processID, threads: stacks, memoryMapLines: image.memoryMap.regions.map(\.line)), statistics)
+    }
+
+    /// Every goroutine of a Go program's core, as `goroutines(pid:)` reads a live one.
+    public static func coreGoroutines(path: String, files: CoreFileOptions = CoreFileOptions(),
+                                      options: SnapshotOptions = SnapshotOptions()) throws(CoreError) -> (Snapshot, GoroutineStatistics, CoreStatistics) {
+        let started = monotonicNanoseconds()
+        let (image, threads) = try openCore(path: path, files: files, stackBytes: options.capture.stackBytes)
+        let core = image.core
+        guard let (region, module) = image.memoryMap.regions.lazy.filter(\.isExecutable)
+            .compactMap({ region in image.image.goModule(mapping: region.start).map { (region, $0) } }).first else {
+            throw CoreError(.malformed, "\(path): not the core of a Go program (no .gopclntab in any of its objects)")
+        }
+        let descriptor = (image.image.module(containing: region.start)?.image.source as? MappedFile)?.duplicateDescriptor() ?? -1
+        guard descriptor >= 0 else { throw CoreError(.unreadable, "\(module.path) cannot be opened") }
+        defer { _ = close(descriptor) }
+        let layout: GoRuntimeLayout
+        switch GoRuntimeLayout.read(descriptor: descriptor) {
+        case .success(let read): layout = read
+        case .failure(let problem): throw CoreError(.malformed, "\(module.path): \(problem)")
+        }
+        var reader = GoroutineReader(memory: .core(image.memory), layout: layout, module: module, stackLimit: options.capture.stackBytes)
+        reader.isLive = false
+        if let reasons = layout.waitReasonStrings {
+            reader.waitReasons = module.table.staticStrings(at: reasons, limit: 64)
+        }
+        let list: GoroutineList
+        switch reader.read(threads: threads) {
+        case .success(let read): list = read
+        case .failure(let error): throw CoreError(.malformed, "\(path): \(error)")
+        }
+        let cache = GoroutineStackCache()
+        let stacks = list.goroutines.sorted { $0.id < $1.id }.map {
+            $0.stack(in: module, maxFrames: options.unwind.maxFrames, inlineFrames: options.symbolize.inlineFrames, cache: cache)
+        }
+        var goroutineStatistics = GoroutineStatistics()
+        goroutineStatistics.goroutines = stacks.count
+        goroutineStatistics.systemGoroutines = list.systemGoroutines
+        goroutineStatistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
+        var statistics = CoreStatistics()
+        statistics.path = path
+        statistics.processName = core.processName
+        statistics.compression = core.bytes.compression
+        statistics.signal = core.signal
+        statistics.missingFiles = image.missingFiles
+        statistics.threads = threads.count
+        statistics.nanoseconds = monotonicNanoseconds() - started
+        return (Snapshot(pid: core.processID, threads: stacks, memoryMapLines: image.memoryMap.regions.map(\.line)),
+                goroutineStatistics, statistics)
+    }
+
+    /// The core read, its files found, and each thread as a capture would have taken it.
+    private static func openCore(path: String, files: CoreFileOptions, stackBytes: Int) throws(CoreError) -> (CoreImage, [CapturedThread]) {
+        let core = try CoreFile.read(path: path)
+        let image = try CoreImage(core: core, files: files)
+        let threads = core.threads.map { thread in
+            let (stack, note) = Ptrace.copyStack(.core(image.memory), sp: thread.registers.sp, map: image.memoryMap, limit: stackBytes)
+            // The core keeps no thread names: the process's (its main thread's) for the main thread.
+            return CapturedThread(tid: thread.tid, name: thread.tid == core.processID ? core.processName : "",
+                                  registers: thread.registers, stack: stack, stackNote: note)
+        }
+        return (image, threads)
+    }
+
+    /// What a core tells of a thread's state: only the system call it was in, from its
+    /// registers (orig_rax and the restart code in rax, with the arguments still in
+    /// rdi rsi rdx r10 r8 r9); no state letter, no wchan.
+    static func coreState(_ registers: RegisterSet) -> ThreadState {
+        var state = ThreadState(code: ThreadState.notRecorded)
+        if let number = registers.interruptedSyscall {
+            let name = SyscallTable.name(number)
+            let arguments = [5, 4, 1, 10, 8, 9].map { registers.values[$0] }  // rdi rsi rdx r10 r8 r9
+            state.systemCall = SystemCall(name: name, arguments: arguments.prefix(SyscallTable.argumentCount(name))
+                .map(ThreadStates.formatArgument))
+        }
+        return state
+    }
+}
