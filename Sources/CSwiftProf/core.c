@@ -54,6 +54,10 @@ int sp_core_read_headers(const void *data, size_t size, sp_core_headers *out) {
     if (header.e_type != ET_CORE) { rc = SP_CORE_NOT_CORE; goto done; }
     if (header.e_machine != EM_X86_64) { rc = SP_CORE_OTHER_ARCHITECTURE; goto done; }
     if (elf_getphdrnum(elf, &segment_count) != 0) goto done;
+    // A table past the end reads as no segments at all: a core cut short.
+    // (libelf reports no segments for a table it cannot read: the header's count is checked.)
+    size_t declared = header.e_phnum == PN_XNUM ? segment_count : header.e_phnum;
+    if (header.e_phoff > size || declared > (size - header.e_phoff) / sizeof(Elf64_Phdr)) goto done;
     out->segments = calloc(segment_count ? segment_count : 1, sizeof *out->segments);
     if (!out->segments) goto done;
     for (size_t i = 0; i < segment_count; i++) {

@@ -108,9 +108,9 @@ struct OutputOptions: ParsableArguments {
             document.comments = document.comments.filter(WaitLines.isWaitLine)
         }
         func text(_ string: String) -> [UInt8] { Array(string.utf8) }
-        // Deadlocks, convoys and file-lock waits head the formats for reading (those
-        // with comments carry them as comments): what a reader must see first.
-        let waits = document.comments.filter(WaitLines.isWaitLine)
+        // Deadlocks, convoys, file-lock waits and a core's fatal signal head the formats
+        // for reading (those with comments carry them as comments): what a reader must see first.
+        let waits = document.comments.filter { WaitLines.isWaitLine($0) || $0.hasPrefix(CoreSignal.commentPrefix) }
         let waitPreamble = waits.isEmpty ? "" : waits.map { $0 + "\n" }.joined() + "\n"
         switch format {
         case .pprofText:

@@ -67,7 +67,8 @@ enum SnapshotDocuments {
         document.comments.insert("core: \(NameQuoting.quoted(path)) of process \(snapshot.pid) (\(NameQuoting.quoted(statistics.processName)))"
                                  + (statistics.compression.map { ", \($0)-compressed" } ?? ""), at: 0)
         if let signal = statistics.signal {
-            document.comments.insert("signal: \(signal.description), taken by thread \(signal.tid)", at: 1)
+            document.comments.insert(CoreSignal.commentPrefix + "\(signal.description), taken by thread \(signal.tid)", at: 1)
+            document.leadingThread = signal.tid
             // The thread that took it comes first, as a crash's traceback shows it.
             if !goroutines, let index = document.records.firstIndex(where: { $0.threadIDs.contains(signal.tid) }) {
                 document.records.insert(document.records.remove(at: index), at: 0)

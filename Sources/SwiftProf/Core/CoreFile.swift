@@ -30,6 +30,9 @@ public struct CoreSignal: Equatable, Sendable {
     public let address: UInt64?
     public let tid: Int32
 
+    /// How the comment that tells it starts: it heads the formats for reading, as deadlocks do.
+    public static let commentPrefix = "signal: "
+
     /// "SIGSEGV at 0x10 (SEGV_MAPERR)"
     public var description: String {
         var text = SignalNames.name(number)
@@ -70,6 +73,11 @@ struct CoreFile {
             return overflow || segment.memory_size == 0 ? nil
                 : CoreSegment(start: segment.vaddr, end: end, flags: segment.flags, fileOffset: segment.offset,
                               bytesInFile: available, truncated: available < segment.file_size)
+        }
+        // A core cut short (a full disk when it was written, a partial copy) would
+        // print stacks cut where its bytes end, as if the threads had been there.
+        if let cut = segments.first(where: \.truncated) {
+            throw CoreError(.malformed, "\(path): truncated: its memory at \(hex(cut.start)) lies past its end (\(bytes.count) bytes)")
         }
         func desc(_ note: sp_core_note) -> [UInt8] {
             bytes.bytes(at: note.desc_offset, count: Int(clamping: note.desc_size)) ?? []

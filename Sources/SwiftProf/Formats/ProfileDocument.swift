@@ -16,6 +16,9 @@ public struct ProfileDocument: Sendable, Equatable {
     public var comments: [String] = []
     /// The command that made it ("swiftprof attach 4242"), for titles; nil: a dump of `pid`.
     public var command: String?
+    /// The thread shown first where threads are shown one by one (a core's thread that
+    /// took the fatal signal, as a crash report begins with it); nil: by id.
+    public var leadingThread: Int32?
 
     /// What the counts count: samples of a sampling run, else threads, goroutines or tasks.
     public var unit: CountUnit {

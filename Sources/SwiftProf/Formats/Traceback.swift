@@ -16,8 +16,10 @@ public struct TracebackWriter: Sendable {
     public init() {}
 
     public func write(_ document: ProfileDocument) -> String {
+        let leading = document.leadingThread
         let threads = document.threadStacks.enumerated().sorted { lhs, rhs in
-            lhs.element.tid != rhs.element.tid ? lhs.element.tid < rhs.element.tid : lhs.offset < rhs.offset
+            if (lhs.element.tid == leading) != (rhs.element.tid == leading) { return lhs.element.tid == leading }
+            return lhs.element.tid != rhs.element.tid ? lhs.element.tid < rhs.element.tid : lhs.offset < rhs.offset
         }.map(\.element)
         // Goroutines and tasks are headed by their kind, id and state, as Go heads goroutines.
         let kind = ["goroutine", "task"].contains(document.profileName) ? document.profileName : nil

@@ -150,6 +150,9 @@ final class LibunwindUnwinder {
                 }
                 // JIT code has no CFI, and libunwind's guess there is not validated.
                 let current = pcs.count == 1 ? pcs[0] : pcs[pcs.count - 1] - 1
+                if let missing = image.missingFile(at: current) {
+                    return UnwoundStack(pcs: pcs, truncation: "no unwind info at \(hex(current)): \(NameQuoting.quoted(missing)) is not available")
+                }
                 if isJITCode(current) {
                     let callers = jitWalk(cursor: &cursor, stack: stack, limit: limit - pcs.count, isLeaf: pcs.count == 1)
                     return UnwoundStack(pcs: pcs + callers.pcs, truncation: callers.truncation)

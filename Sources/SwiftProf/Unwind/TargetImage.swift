@@ -73,6 +73,14 @@ final class TargetImage {
 
     func isExecutable(_ address: UInt64) -> Bool { memoryMap.region(containing: address)?.isExecutable ?? false }
 
+    /// The path of the file whose code is at `address` when that file was not found
+    /// for a core (missing, or another build): there is no unwind info to go on with.
+    func missingFile(at address: UInt64) -> String? {
+        guard case .located(let located) = files, let region = memoryMap.region(containing: address),
+              region.isFileBacked, located[region.path] == nil else { return nil }
+        return region.path
+    }
+
     /// The module whose mappings contain `address`, opened on first use.
     func module(containing address: UInt64) -> LoadedModule? {
         // Every frame of every walk asks: the last answer first (a region lookup and
