@@ -201,3 +201,17 @@ void sp_core_inflated_free(void *bytes, size_t size) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     munmap(bytes, (size + page - 1) / page * page);
 }
+
+int sp_memory_file(const void *bytes, size_t size) {
+    int fd = memfd_create("swiftprof-vdso", MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    const char *at = bytes;
+    while (size > 0) {
+        ssize_t n = write(fd, at, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { close(fd); return -1; }
+        at += n;
+        size -= (size_t)n;
+    }
+    return fd;
+}

@@ -120,7 +120,7 @@ struct DumpCommand: ParsableCommand {
         }
         try output.emit(try output.render(document))
 
-        if stats { warn(statistics.summary) }
+        if stats { warn(statistics.summary + ", peak memory \(peakMemoryMiB()) MiB") }
         if capture.kernel == true, let note = statistics.kernelNote { warn(note) }
         if failOnDeadlock && !waits.deadlocks.isEmpty {
             for line in waits.deadlocks { warn(line) }
@@ -198,10 +198,14 @@ extension DumpCommand {
     }
 }
 
-/// swiftprof's own peak resident memory so far (getrusage), for --stats.
+/// swiftprof's own peak resident memory so far, for --stats: VmHWM, its address
+/// space's high-water mark since exec. Not getrusage's maxrss, which a process
+/// started by posix_spawn (vfork) inherits from its parent's memory at the exec.
 private func peakMemoryMiB() -> Int {
-    var usage = rusage()
-    return getrusage(RUSAGE_SELF.rawValue, &usage) == 0 ? usage.ru_maxrss / 1024 : 0
+    guard let status = try? readTextFile("/proc/self/status"),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = Int(line.dropFirst("VmHWM:".count).filter(\.isNumber)) else { return 0 }
+    return kib / 1024
 }
 
 extension SnapshotStatistics {

@@ -190,42 +190,63 @@ struct CoreTests {
         defer { fixture.stop() }
         let scratch = try Scratch()
         let core = try Self.gcore(fixture.pid, into: scratch)
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: core))
+        // Broken copies are made on disk (copy, patch, cut): a core is large, and a test
+        // process that grows holds its memory for the rest of the run.
+        let notes = try Self.noteSegmentOffset(core)
+        func copy(_ name: String, patching edits: [(Int, UInt8)] = [], length: UInt64? = nil) throws -> String {
+            let path = scratch.file(name)
+            try? FileManager.default.removeItem(atPath: path)
+            try FileManager.default.copyItem(atPath: core, toPath: path)
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            for (offset, byte) in edits {
+                try handle.seek(toOffset: UInt64(offset))
+                try handle.write(contentsOf: [byte])
+            }
+            if let length { try handle.truncate(atOffset: length) }
+            return path
+        }
         func refused(_ arguments: [String], _ status: Int32, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
             let result = try swiftprof(["dump"] + arguments)
             #expect(result.status == status && result.stdout.isEmpty, "\(arguments): \(result.status)\n\(result.stdout)", sourceLocation: sourceLocation)
             let lines = result.stderr.split(separator: "\n")
             #expect(lines.count == 1 && lines[0].contains(message), "\(arguments): \(result.stderr)", sourceLocation: sourceLocation)
         }
-        func write(_ name: String, _ data: Data) throws -> String {
-            try data.write(to: URL(fileURLWithPath: scratch.file(name)))
-            return scratch.file(name)
-        }
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: core)[.size] as? UInt64)
         try refused(["--core", try FixtureBuild.executable("parked")], 65, "an ELF file but not a core")
         try refused(["--core", "/etc/passwd"], 65, "not a core file")
         try refused(["--core", scratch.file("none")], 66, "No such file or directory")
         // (gcore writes its notes last: cut, they are what is missing.)
-        try refused(["--core", try write("cut", bytes.prefix(bytes.count * 2 / 3))], 65, "truncated: it ends early")
-        try refused(["--core", try write("headers", bytes.prefix(100))], 65, "truncated")
-        var arm = bytes
-        arm[18] = 0xb7  // e_machine: EM_AARCH64
-        try refused(["--core", try write("arm", arm)], 65, "a core of another architecture")
+        try refused(["--core", try copy("cut", length: size * 2 / 3)], 65, "truncated: it ends early")
+        try refused(["--core", try copy("headers", length: 100)], 65, "truncated")
+        try refused(["--core", try copy("arm", patching: [(18, 0xb7)])], 65, "a core of another architecture")  // EM_AARCH64
         try refused(["--core", core, "--exe", scratch.file("none")], 66, "the executable ")
         try refused(["--core", core, "--exe", try FixtureBuild.executable("hot")], 65, "is another build than the core's")
         // Corrupted notes: whatever they say, one line or a profile, never a crash.
         var seed: UInt64 = 0x5eed
         for _ in 0..<12 {
-            var corrupt = bytes
-            let notes = try #require(corrupt.range(of: Data("CORE\0".utf8)))
+            var edits: [(Int, UInt8)] = []
             for _ in 0..<16 {
                 seed = seed &* 6364136223846793005 &+ 1442695040888963407
-                let at = notes.lowerBound - 12 + Int(seed >> 33) % 4096
-                corrupt[at] = UInt8(truncatingIfNeeded: seed >> 13)
+                edits.append((notes + Int(seed >> 33) % 4096, UInt8(truncatingIfNeeded: seed >> 13)))
             }
-            let result = try swiftprof("dump", "--core", try write("corrupt", corrupt))
+            let result = try swiftprof("dump", "--core", try copy("corrupt", patching: edits))
             #expect([0, 1, 65].contains(result.status), "status \(result.status): \(result.stderr)")
             if result.status == 65 { #expect(result.stdout.isEmpty && result.stderr.split(separator: "\n").count == 1) }
         }
+    }
+
+    /// Where a core's PT_NOTE segment starts in the file (from its program headers).
+    static func noteSegmentOffset(_ core: String) throws -> Int {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: core))
+        defer { try? handle.close() }
+        let header = try #require(try handle.read(upToCount: 64))
+        func word(_ data: Data, _ at: Int) -> UInt64 { data[data.startIndex + at ..< data.startIndex + at + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+        let count = Int(header[56]) | Int(header[57]) << 8
+        try handle.seek(toOffset: word(header, 32))
+        let table = try #require(try handle.read(upToCount: count * 56))
+        let index = try #require((0..<count).first { table[$0 * 56] == 4 }, "no PT_NOTE")
+        return Int(word(table, index * 56 + 8))
     }
 
     /// A library not under --sysroot: named, its frames left as addresses, status 1.

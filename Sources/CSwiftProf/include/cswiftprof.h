@@ -256,5 +256,7 @@ int sp_core_compression(const void *data, size_t size);
 // bytes (free with sp_core_inflated_free): 0, or a SP_CORE_* status.
 int sp_core_inflate(const void *data, size_t size, size_t limit, void **bytes, size_t *inflated_size);
 void sp_core_inflated_free(void *bytes, size_t size);
+// A descriptor of an anonymous file holding `bytes` (a core's vDSO, for libdwfl), or -1.
+int sp_memory_file(const void *bytes, size_t size);
 
 #endif

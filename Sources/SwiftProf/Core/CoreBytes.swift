@@ -22,6 +22,14 @@ public struct CoreError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// One ELF note of a core: its type, owner and where its description lies in the file.
+struct CoreNote {
+    let type: UInt32
+    let name: String
+    let descriptionOffset: UInt64
+    let descriptionSize: UInt64
+}
+
 final class CoreBytes: @unchecked Sendable {
     let base: UnsafeRawPointer
     let count: Int
@@ -84,6 +92,20 @@ final class CoreBytes: @unchecked Sendable {
         case SP_CORE_TOO_LARGE: return "inflated, it would take more than \(inflatedLimit >> 30) GiB"
         default: return "unreadable (status \(status))"
         }
+    }
+
+    /// The core's PT_LOAD and PT_NOTE segments and its notes, as libelf reads them.
+    func headers(path: String) throws(CoreError) -> (segments: [sp_core_segment], notes: [CoreNote]) {
+        var raw = sp_core_headers()
+        let rc = sp_core_read_headers(base, count, &raw)
+        guard rc == 0 else { throw CoreError(.malformed, "\(path): \(CoreBytes.problem(Int(rc)))") }
+        defer { sp_core_headers_free(&raw) }
+        let notes = (0..<raw.note_count).map { index in
+            let note = raw.notes[index]
+            return CoreNote(type: note.type, name: withUnsafeBytes(of: note.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) },
+                            descriptionOffset: note.desc_offset, descriptionSize: note.desc_size)
+        }
+        return ((0..<raw.segment_count).map { raw.segments[$0] }, notes)
     }
 
     /// `length` bytes at `offset`, copied; nil when the file does not hold them.

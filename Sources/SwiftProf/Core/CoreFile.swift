@@ -60,12 +60,8 @@ struct CoreFile {
 
     static func read(path: String) throws(CoreError) -> CoreFile {
         let bytes = try CoreBytes(path: path)
-        var raw = sp_core_headers()
-        let rc = sp_core_read_headers(bytes.base, bytes.count, &raw)
-        guard rc == 0 else { throw CoreError(.malformed, "\(path): \(CoreBytes.problem(Int(rc)))") }
-        defer { sp_core_headers_free(&raw) }
-        let notes = (0..<raw.note_count).map { raw.notes[$0] }
-        let segments = (0..<raw.segment_count).map { raw.segments[$0] }.filter { $0.type == 1 }.compactMap { segment in
+        let (allSegments, notes) = try bytes.headers(path: path)
+        let segments = allSegments.filter { $0.type == 1 }.compactMap { segment in
             // A segment whose bytes lie past the end of the file was cut short: its
             // memory reads as missing, not as whatever follows.
             let available = segment.offset >= UInt64(bytes.count) ? 0 : min(segment.file_size, UInt64(bytes.count) - segment.offset)
@@ -79,16 +75,13 @@ struct CoreFile {
         if let cut = segments.first(where: \.truncated) {
             throw CoreError(.malformed, "\(path): truncated: its memory at \(hex(cut.start)) lies past its end (\(bytes.count) bytes)")
         }
-        func desc(_ note: sp_core_note) -> [UInt8] {
-            bytes.bytes(at: note.desc_offset, count: Int(clamping: note.desc_size)) ?? []
-        }
-        func named(_ note: sp_core_note) -> String {
-            withUnsafeBytes(of: note.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        func desc(_ note: CoreNote) -> [UInt8] {
+            bytes.bytes(at: note.descriptionOffset, count: Int(clamping: note.descriptionSize)) ?? []
         }
         var threads: [CoreThread] = []
         var signalInfo: [Int32: [UInt8]] = [:]
         var processID: Int32 = 0, processName = "", mappings: [CoreFileMapping] = [], auxv: [UInt64: UInt64] = [:]
-        for note in notes where named(note) == "CORE" {
+        for note in notes where note.name == "CORE" {
             let data = desc(note)
             switch note.type {
             case prstatus:

@@ -169,6 +169,12 @@ final class TargetImage {
     private var wordRegionFileOffset: UInt64 = 0
     private var wordFile: (any ByteSource)?
 
+    /// Whether this is a live process's image (not a core's).
+    var isLive: Bool {
+        if case .process = memory { return true }
+        return false
+    }
+
     /// Every ELF object with code in the target, with its load bias and a descriptor
     /// of the file already open (or -1 and a path to open), for the symbolizer.
     func symbolModules() -> [SymbolModule] {
@@ -179,6 +185,15 @@ final class TargetImage {
             guard let module = module(containing: region.start) else { continue }
             let descriptor = (module.image.source as? MappedFile)?.duplicateDescriptor() ?? -1
             result.append(SymbolModule(path: module.path, bias: module.bias, file: module.openedFrom, descriptor: descriptor))
+        }
+        // A core's vDSO: from the bytes the core holds, in a file of its own for libdwfl
+        // (a live process's is read from its memory by libdwfl itself, see Symbolizer).
+        if case .located = files, let vdso = memoryMap.regions.first(where: { $0.path == "[vdso]" }),
+           let module = module(containing: vdso.start), let copy = module.image.source as? CopiedBytes {
+            let descriptor = copy.storage.withUnsafeBytes { sp_memory_file($0.baseAddress, $0.count) }
+            if descriptor >= 0 {
+                result.append(SymbolModule(path: "[vdso]", bias: module.bias, file: "[vdso]", descriptor: descriptor))
+            }
         }
         return result
     }

@@ -366,8 +366,8 @@ func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
 }
 
 /// Runs a command with /dev/null for stdin, stdout and stderr and no other of our
-/// descriptors; its exit status and peak RSS.
-func spawnDetached(_ arguments: [String]) -> (status: Int32, peakKiB: Int) {
+/// descriptors; its exit status.
+func spawnDetached(_ arguments: [String]) -> Int32 {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -376,11 +376,10 @@ func spawnDetached(_ arguments: [String]) -> (status: Int32, peakKiB: Int) {
     var pid: pid_t = 0
     let argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
-    guard posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ) == 0 else { return (-1, 0) }
+    guard posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ) == 0 else { return -1 }
     var status: Int32 = 0
-    var usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-    return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), usage.ru_maxrss)
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
 
 /// Runs a command as a shell would start it: an empty signal mask and default
