@@ -109,38 +109,51 @@ static int reserve(inflated_buffer *buffer, size_t wanted) {
 
 static const size_t chunk = 1 << 20;
 
-static int inflate_zstd(const unsigned char *input, size_t size, inflated_buffer *out) {
+// Appends `length` inflated bytes from `window`: a core is mostly pages of zeros
+// (stacks reserved, never touched), and the mapping's pages read as zero until
+// written, so only the 4 KiB pieces that hold something are copied (and take memory).
+static int emit(inflated_buffer *out, const unsigned char *window, size_t length) {
+    int rc = reserve(out, length);
+    if (rc != 0) return rc;
+    static const unsigned char zeros[4096];
+    for (size_t at = 0; at < length; at += sizeof zeros) {
+        size_t piece = length - at < sizeof zeros ? length - at : sizeof zeros;
+        if (memcmp(window + at, zeros, piece) != 0) memcpy(out->bytes + out->size + at, window + at, piece);
+    }
+    out->size += length;
+    return 0;
+}
+
+static int inflate_zstd(const unsigned char *input, size_t size, inflated_buffer *out, unsigned char *window) {
     ZSTD_DStream *stream = ZSTD_createDStream();
     if (!stream) return SP_CORE_CORRUPT;
     ZSTD_inBuffer in = {input, size, 0};
     size_t last = 1;
     int rc = 0;
     while (rc == 0 && (in.pos < in.size || last != 0)) {
-        if ((rc = reserve(out, chunk)) != 0) break;
-        ZSTD_outBuffer outBuffer = {out->bytes + out->size, out->capacity - out->size, 0};
+        ZSTD_outBuffer piece = {window, chunk, 0};
         size_t before = in.pos;
-        last = ZSTD_decompressStream(stream, &outBuffer, &in);
-        out->size += outBuffer.pos;
+        last = ZSTD_decompressStream(stream, &piece, &in);
         if (ZSTD_isError(last)) rc = SP_CORE_CORRUPT;
+        else if ((rc = emit(out, window, piece.pos)) != 0) break;
         // No input taken and none made: the stream ends before its frame does.
-        else if (in.pos == in.size && last != 0 && outBuffer.pos == 0 && before == in.pos) rc = SP_CORE_TRUNCATED;
+        else if (in.pos == in.size && last != 0 && piece.pos == 0 && before == in.pos) rc = SP_CORE_TRUNCATED;
     }
     ZSTD_freeDStream(stream);
     return rc;
 }
 
-static int inflate_xz(const unsigned char *input, size_t size, inflated_buffer *out) {
+static int inflate_xz(const unsigned char *input, size_t size, inflated_buffer *out, unsigned char *window) {
     lzma_stream stream = LZMA_STREAM_INIT;
     if (lzma_stream_decoder(&stream, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) return SP_CORE_CORRUPT;
     stream.next_in = input;
     stream.avail_in = size;
     int rc = 0;
     for (;;) {
-        if ((rc = reserve(out, chunk)) != 0) break;
-        stream.next_out = out->bytes + out->size;
-        stream.avail_out = out->capacity - out->size;
+        stream.next_out = window;
+        stream.avail_out = chunk;
         lzma_ret ret = lzma_code(&stream, LZMA_FINISH);
-        out->size = out->capacity - stream.avail_out;
+        if ((rc = emit(out, window, chunk - stream.avail_out)) != 0) break;
         if (ret == LZMA_STREAM_END) break;
         if (ret == LZMA_BUF_ERROR) { rc = SP_CORE_TRUNCATED; break; }
         if (ret != LZMA_OK) { rc = SP_CORE_CORRUPT; break; }
@@ -149,19 +162,18 @@ static int inflate_xz(const unsigned char *input, size_t size, inflated_buffer *
     return rc;
 }
 
-static int inflate_lz4(const unsigned char *input, size_t size, inflated_buffer *out) {
+static int inflate_lz4(const unsigned char *input, size_t size, inflated_buffer *out, unsigned char *window) {
     LZ4F_dctx *context;
     if (LZ4F_isError(LZ4F_createDecompressionContext(&context, LZ4F_VERSION))) return SP_CORE_CORRUPT;
     size_t position = 0, hint = 1;
     int rc = 0;
     while (hint != 0) {
         if (position == size) { rc = SP_CORE_TRUNCATED; break; }
-        if ((rc = reserve(out, chunk)) != 0) break;
-        size_t produced = out->capacity - out->size, consumed = size - position;
-        hint = LZ4F_decompress(context, out->bytes + out->size, &produced, input + position, &consumed, NULL);
+        size_t produced = chunk, consumed = size - position;
+        hint = LZ4F_decompress(context, window, &produced, input + position, &consumed, NULL);
         if (LZ4F_isError(hint)) { rc = SP_CORE_CORRUPT; break; }
         position += consumed;
-        out->size += produced;
+        if ((rc = emit(out, window, produced)) != 0) break;
     }
     LZ4F_freeDecompressionContext(context);
     return rc;
@@ -177,13 +189,16 @@ int sp_core_compression(const void *data, size_t size) {
 
 int sp_core_inflate(const void *data, size_t size, size_t limit, void **bytes, size_t *inflated_size) {
     inflated_buffer out = {NULL, 0, 0, limit};
+    unsigned char *window = malloc(chunk);
+    if (!window) return SP_CORE_TOO_LARGE;
     int rc;
     switch (sp_core_compression(data, size)) {
-    case SP_CORE_ZSTD: rc = inflate_zstd(data, size, &out); break;
-    case SP_CORE_XZ: rc = inflate_xz(data, size, &out); break;
-    case SP_CORE_LZ4: rc = inflate_lz4(data, size, &out); break;
+    case SP_CORE_ZSTD: rc = inflate_zstd(data, size, &out, window); break;
+    case SP_CORE_XZ: rc = inflate_xz(data, size, &out, window); break;
+    case SP_CORE_LZ4: rc = inflate_lz4(data, size, &out, window); break;
     default: rc = SP_CORE_NOT_ELF; break;
     }
+    free(window);
     if (rc != 0 || out.size == 0) {
         if (out.bytes) munmap(out.bytes, out.capacity);
         return rc != 0 ? rc : SP_CORE_TRUNCATED;
