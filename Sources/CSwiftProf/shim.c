@@ -494,11 +494,19 @@ struct sp_mirror {
     void *library;
     void *context;
     pid_t pid;
+    sp_memory_reader reader;
+    void *reader_context;
     sp_symbol_lookup lookup;
     void *lookup_context;
     sp_task_info_fn task_info;
     sp_destroy_context_fn destroy;
 };
+
+/* The target's memory: the live process's, or what the reader gives (a core's). */
+static long mirror_read_into(struct sp_mirror *mirror, uint64_t address, void *buffer, size_t size) {
+    return mirror->reader ? mirror->reader(mirror->reader_context, address, buffer, size)
+                          : sp_read_memory(mirror->pid, address, buffer, size);
+}
 
 /* The library's reads of the target: process_vm_readv into a malloc'd copy, all or nothing. */
 static const void *mirror_read(void *context, uint64_t address, uint64_t size, void **free_context) {
@@ -507,7 +515,7 @@ static const void *mirror_read(void *context, uint64_t address, uint64_t size, v
     if (size == 0 || size > (64u << 20)) return NULL;
     void *buffer = malloc(size);
     if (!buffer) return NULL;
-    if (sp_read_memory(mirror->pid, address, buffer, size) != (long)size) {
+    if (mirror_read_into(mirror, address, buffer, size) != (long)size) {
         free(buffer);
         return NULL;
     }
@@ -525,10 +533,10 @@ static uint64_t mirror_string_length(void *context, uint64_t address) {
     char chunk[256];
     for (uint64_t length = 0; length < 65536; length += sizeof chunk) {
         /* A read may cross into an unmapped page: fall back to smaller pieces. */
-        long got = sp_read_memory(mirror->pid, address + length, chunk, sizeof chunk);
+        long got = mirror_read_into(mirror, address + length, chunk, sizeof chunk);
         if (got <= 0) {
             for (size_t i = 0; i < sizeof chunk; i++) {
-                if (sp_read_memory(mirror->pid, address + length + i, chunk + i, 1) != 1) return 0;
+                if (mirror_read_into(mirror, address + length + i, chunk + i, 1) != 1) return 0;
                 if (chunk[i] == 0) return length + i;
             }
             continue;
@@ -560,7 +568,8 @@ static int mirror_data_layout(void *context, int query, void *in, void *out) {
     }
 }
 
-void *sp_mirror_open(const char *path, pid_t pid, sp_symbol_lookup lookup, void *lookup_context, const char **error) {
+void *sp_mirror_open(const char *path, pid_t pid, sp_memory_reader reader, void *reader_context, sp_symbol_lookup lookup,
+                     void *lookup_context, const char **error) {
     void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!library) {
         *error = dlerror();
@@ -576,7 +585,7 @@ void *sp_mirror_open(const char *path, pid_t pid, sp_symbol_lookup lookup, void 
         dlclose(library);
         return NULL;
     }
-    *mirror = (struct sp_mirror){library, NULL, pid, lookup, lookup_context, task_info, destroy};
+    *mirror = (struct sp_mirror){library, NULL, pid, reader, reader_context, lookup, lookup_context, task_info, destroy};
     mirror->context = create(mirror, mirror_data_layout, mirror_free, mirror_read, mirror_string_length, mirror_symbol);
     if (!mirror->context) {
         *error = "the library made no reflection context";

@@ -15,6 +15,16 @@ public struct CoreStatistics: Sendable {
     public var missingFiles: [String] = []
     public var threads = 0
     public var nanoseconds: UInt64 = 0
+
+    init(_ image: CoreImage, threads: Int, since started: UInt64) {
+        path = image.core.path
+        processName = image.core.processName
+        compression = image.core.bytes.compression
+        signal = image.core.signal
+        missingFiles = image.missingFiles
+        self.threads = threads
+        nanoseconds = monotonicNanoseconds() - started
+    }
 }
 
 extension Profiler {
@@ -36,15 +46,8 @@ extension Profiler {
         let symbolizer = StackSymbolizer(pid: core.processID, image: image.image, samples: samples, options: symbolizeOptions)
         // In the core's own order: the thread that took the signal first, as the kernel writes it.
         let stacks = samples.map(symbolizer.threadStack)
-        var statistics = CoreStatistics()
-        statistics.path = path
-        statistics.processName = core.processName
-        statistics.compression = core.bytes.compression
-        statistics.signal = core.signal
-        statistics.missingFiles = image.missingFiles
-        statistics.threads = stacks.count
-        statistics.nanoseconds = monotonicNanoseconds() - started
-        return (Snapshot(pid: core.processID, threads: stacks, memoryMapLines: image.memoryMap.regions.map(\.line)), statistics)
+        return (Snapshot(pid: core.processID, threads: stacks, memoryMapLines: image.memoryMap.regions.map(\.line)),
+                CoreStatistics(image, threads: stacks.count, since: started))
     }
 
     /// Every goroutine of a Go program's core, as `goroutines(pid:)` reads a live one.
@@ -83,16 +86,29 @@ extension Profiler {
         goroutineStatistics.goroutines = stacks.count
         goroutineStatistics.systemGoroutines = list.systemGoroutines
         goroutineStatistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
-        var statistics = CoreStatistics()
-        statistics.path = path
-        statistics.processName = core.processName
-        statistics.compression = core.bytes.compression
-        statistics.signal = core.signal
-        statistics.missingFiles = image.missingFiles
-        statistics.threads = threads.count
-        statistics.nanoseconds = monotonicNanoseconds() - started
         return (Snapshot(pid: core.processID, threads: stacks, memoryMapLines: image.memoryMap.regions.map(\.line)),
-                goroutineStatistics, statistics)
+                goroutineStatistics, CoreStatistics(image, threads: threads.count, since: started))
+    }
+
+    /// Every async task of a Swift program's core, as `tasks(pid:)` reads a live one:
+    /// the same scan and the same reflection library, over the core's memory.
+    public static func coreTasks(path: String, files: CoreFileOptions = CoreFileOptions(),
+                                 options: SnapshotOptions = SnapshotOptions()) throws(CoreError) -> (Snapshot, TaskStatistics, CoreStatistics) {
+        let started = monotonicNanoseconds()
+        let (image, threads) = try openCore(path: path, files: files, stackBytes: options.capture.stackBytes)
+        let memory = TargetMemory.core(image.memory)
+        var statistics = TaskStatistics()
+        let stacks: [ThreadStack]
+        do {
+            let runtime = try TaskRuntime(memoryMap: image.memoryMap, image: image.image, options: options.symbolize)
+            let readout = TaskReadout(memory: memory, map: image.memoryMap, runtime: runtime, budget: .max)
+            stacks = try taskStacks(readout, runtime: runtime, memory: memory, options: options, statistics: &statistics) { threads }
+        } catch {
+            throw CoreError(.malformed, "\(path): \(error)")
+        }
+        statistics.nanoseconds = monotonicNanoseconds() - started
+        return (Snapshot(pid: image.core.processID, threads: stacks, memoryMapLines: image.memoryMap.regions.map(\.line)),
+                statistics, CoreStatistics(image, threads: threads.count, since: started))
     }
 
     /// The core read, its files found, and each thread as a capture would have taken it.

@@ -15,7 +15,7 @@ struct DumpCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Convert a saved profile (pprof-text, JSON or pprof) instead of profiling a process.", valueName: "FILE"))
     var input: String?
 
-    @Option(name: .long, help: ArgumentHelp("Read a core file (from the kernel, gcore or systemd-coredump; zstd, xz and lz4 ones as they are) instead of a live process: its threads, or with --goroutines a Go program's goroutines. Its executable and libraries are found where the core says (under --sysroot), each checked against the build-id the core recorded.", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Read a core file (from the kernel, gcore or systemd-coredump; zstd, xz and lz4 ones as they are) instead of a live process: its threads, with --goroutines a Go program's goroutines, with --tasks a Swift program's tasks. Its executable and libraries are found where the core says (under --sysroot), each checked against the build-id the core recorded.", valueName: "FILE"))
     var core: String?
 
     @Option(name: .long, help: ArgumentHelp("With --core: the core's executable, when it is not where the core says.", valueName: "PATH"))
@@ -59,7 +59,7 @@ struct DumpCommand: ParsableCommand {
             throw ValidationError("--exe and --sysroot say where a core's files are: only with --core FILE")
         }
         if core != nil {
-            let given = [(consistent, "--consistent"), (tasks, "--tasks"), (failOnDeadlock, "--fail-on-deadlock"),
+            let given = [(consistent, "--consistent"), (failOnDeadlock, "--fail-on-deadlock"),
                          (capture.kernel != nil, capture.kernel == true ? "--kernel" : "--no-kernel"),
                          (!capture.threads.isEmpty, "--threads")].filter(\.0).map(\.1)
             if !given.isEmpty {
@@ -70,7 +70,7 @@ struct DumpCommand: ParsableCommand {
             throw ValidationError("--goroutines reads a live Go process (and always stops it whole): not with --input or --consistent")
         }
         if tasks && (input != nil || goroutines) {
-            throw ValidationError("--tasks reads a live Swift process: not with --input or --goroutines")
+            throw ValidationError("--tasks reads a Swift program's tasks: not with --input or --goroutines")
         }
         if failOnDeadlock && (input != nil || goroutines || tasks) {
             throw ValidationError("--fail-on-deadlock looks at a live process's threads: not with --input, --goroutines or --tasks")
@@ -171,7 +171,8 @@ extension DumpCommand {
         let (document, statistics): (ProfileDocument, CoreStatistics)
         do {
             (document, _, statistics) = try SnapshotDocuments.core(path: path, files: files, options: capture.snapshotOptions(symbols),
-                                                                   goroutines: goroutines)
+                                                                   view: goroutines ? .goroutines : tasks ? .tasks : .threads,
+                                                                   swiftNames: symbols.swiftNames, hideThunks: symbols.hideThunks)
         } catch {
             warn(error.description)
             throw error.kind == .unreadable ? ExitStatus.noInput : ExitStatus.malformedInput

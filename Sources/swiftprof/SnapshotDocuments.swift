@@ -35,9 +35,7 @@ enum SnapshotDocuments {
     /// (no thunks) unless full names are asked for.
     static func tasks(pid: Int32, options: SnapshotOptions, swiftNames: SwiftNameStyle?, hideThunks: Bool) throws(TargetError)
         -> (document: ProfileDocument, snapshot: Snapshot, statistics: TaskStatistics) {
-        var options = options
-        options.symbolize.names.swiftNames = swiftNames ?? .simplified
-        options.symbolize.hidesThunks = hideThunks || swiftNames != .full
+        let options = taskOptions(options, swiftNames: swiftNames, hideThunks: hideThunks)
         let (snapshot, statistics) = try Profiler.tasks(pid: pid, options: options)
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "task"
@@ -47,34 +45,58 @@ enum SnapshotDocuments {
         return (document, snapshot, statistics)
     }
 
-    /// A core's threads, the thread that took the fatal signal first; or its goroutines.
-    static func core(path: String, files: CoreFileOptions, options: SnapshotOptions, goroutines: Bool) throws(CoreError)
+    /// What `dump --core` lists of a core.
+    enum CoreView {
+        case threads, goroutines, tasks
+    }
+
+    /// A core's threads, the thread that took the fatal signal first; or its goroutines, or its tasks.
+    static func core(path: String, files: CoreFileOptions, options: SnapshotOptions, view: CoreView,
+                     swiftNames: SwiftNameStyle?, hideThunks: Bool) throws(CoreError)
         -> (document: ProfileDocument, snapshot: Snapshot, statistics: CoreStatistics) {
         var document: ProfileDocument
         let snapshot: Snapshot, statistics: CoreStatistics
-        if goroutines {
+        switch view {
+        case .goroutines:
             let goroutineStatistics: GoroutineStatistics
             (snapshot, goroutineStatistics, statistics) = try Profiler.coreGoroutines(path: path, files: files, options: options)
             document = ProfileDocument(snapshot: snapshot)
             document.profileName = "goroutine"
             document.comments = ["goroutines: \(goroutineStatistics.goroutines), and \(goroutineStatistics.systemGoroutines) of the runtime not shown"]
-        } else {
+        case .tasks:
+            let taskStatistics: TaskStatistics
+            (snapshot, taskStatistics, statistics) = try Profiler.coreTasks(path: path, files: files,
+                                                                            options: taskOptions(options, swiftNames: swiftNames, hideThunks: hideThunks))
+            document = ProfileDocument(snapshot: snapshot)
+            document.profileName = "task"
+            document.comments = ["capture: \(taskStatistics.tasks) tasks, read from the core"]
+        case .threads:
             (snapshot, statistics) = try Profiler.core(path: path, files: files, options: options)
             document = ProfileDocument(snapshot: snapshot)
             document.comments = ["kernel frames: none, a core holds no kernel stacks; thread states: only the system call each was in"]
         }
-        document.command = "swiftprof dump --core \(path)" + (goroutines ? " --goroutines" : "")
+        document.command = "swiftprof dump --core \(path)" + (view == .goroutines ? " --goroutines" : view == .tasks ? " --tasks" : "")
         document.comments.insert("core: \(NameQuoting.quoted(path)) of process \(snapshot.pid) (\(NameQuoting.quoted(statistics.processName)))"
                                  + (statistics.compression.map { ", \($0)-compressed" } ?? ""), at: 0)
         if let signal = statistics.signal {
             document.comments.insert(CoreSignal.commentPrefix + "\(signal.description), taken by thread \(signal.tid)", at: 1)
-            document.leadingThread = signal.tid
             // The thread that took it comes first, as a crash's traceback shows it.
-            if !goroutines, let index = document.records.firstIndex(where: { $0.threadIDs.contains(signal.tid) }) {
-                document.records.insert(document.records.remove(at: index), at: 0)
+            if view == .threads {
+                document.leadingThread = signal.tid
+                if let index = document.records.firstIndex(where: { $0.threadIDs.contains(signal.tid) }) {
+                    document.records.insert(document.records.remove(at: index), at: 0)
+                }
             }
         }
         document.comments += statistics.missingFiles.map { "not symbolized: \($0)" }
         return (document, snapshot, statistics)
+    }
+
+    /// Tasks are named as Swift's own backtracer names them (no thunks) unless full names are asked for.
+    static func taskOptions(_ options: SnapshotOptions, swiftNames: SwiftNameStyle?, hideThunks: Bool) -> SnapshotOptions {
+        var options = options
+        options.symbolize.names.swiftNames = swiftNames ?? .simplified
+        options.symbolize.hidesThunks = hideThunks || swiftNames != .full
+        return options
     }
 }

@@ -185,6 +185,26 @@ struct CoreTests {
         #expect(threads.status == 0 && threads.stdout.contains("runtime."), "\(threads.stderr)")
     }
 
+    /// A Swift program's tasks from its core: the same scan and the same reflection
+    /// library over the core's memory, so the same records as the live dump, and as many
+    /// as the fixture's own count.
+    @Test func tasksOfASwiftCoreAsOfTheLiveProcess() throws {
+        let fixture = try Fixture(DumpTasksTests.executable)
+        defer { fixture.stop() }
+        let scratch = try Scratch()
+        let live = try swiftprof("dump", "--tasks", "\(fixture.pid)")
+        #expect(live.status == 0, "\(live.stderr)")
+        let core = try Self.gcore(fixture.pid, into: scratch)
+        let dumped = try swiftprof("dump", "--tasks", "--core", core)
+        #expect(dumped.status == 0, "\(dumped.stderr)")
+        let profile = try parseProfile(dumped.stdout)
+        #expect(profile.records == (try parseProfile(live.stdout).records), "live:\n\(live.stdout)\ncore:\n\(dumped.stdout)")
+        let words = fixture.readyWords
+        let total = try #require(words.firstIndex(of: "TASK_TOTAL").flatMap { Int(words[$0 + 1]) })
+        #expect(profile.records.reduce(0) { $0 + $1.count } == total)
+        #expect(dumped.stdout.contains("# capture: \(total) tasks, read from the core\n"))
+    }
+
     @Test func brokenCoresAreRefusedWithOneLine() throws {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }
@@ -272,7 +292,7 @@ struct CoreTests {
     }
 
     @Test func whatActsOnALiveProcessIsRefusedWithACore() throws {
-        for arguments in [["--core", "x", "--consistent"], ["--core", "x", "--tasks"], ["--core", "x", "--kernel"],
+        for arguments in [["--core", "x", "--consistent"], ["--core", "x", "--tasks", "--goroutines"], ["--core", "x", "--kernel"],
                           ["--core", "x", "1"], ["--exe", "y", "1"]] {
             #expect(try swiftprof(["dump"] + arguments).status == 64, "\(arguments)")
         }

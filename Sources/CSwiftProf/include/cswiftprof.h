@@ -177,7 +177,12 @@ typedef struct sp_task_info {
 // Where a symbol of the target is (0: unknown), asked by the library.
 typedef uint64_t (*sp_symbol_lookup)(void *context, const char *name, uint64_t length);
 // The library at `path` with a context reading process `pid`; NULL with *error set.
-void *sp_mirror_open(const char *path, pid_t pid, sp_symbol_lookup lookup, void *lookup_context, const char **error);
+// Reads `length` bytes at `address` of a target that is not a live process (a core):
+// the count read, or a negative errno.
+typedef long (*sp_memory_reader)(void *context, uint64_t address, void *buffer, size_t length);
+// The library on process `pid`, or, with a `reader`, on the memory it reads.
+void *sp_mirror_open(const char *path, pid_t pid, sp_memory_reader reader, void *reader_context, sp_symbol_lookup lookup,
+                     void *lookup_context, const char **error);
 // The library's view of the task object at `task`; out->error set when it is not one.
 void sp_mirror_task_info(void *mirror, uint64_t task, sp_task_info *out);
 void sp_mirror_close(void *mirror);

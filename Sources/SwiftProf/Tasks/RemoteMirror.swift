@@ -32,6 +32,8 @@ struct TaskInfo: Sendable, Hashable {
 final class RemoteMirror {
     private let handle: UnsafeMutableRawPointer
     private let lookup: SymbolLookup
+    /// The core the library reads, kept alive while it may.
+    private var core: CoreMemory?
 
     /// Resolves the target's symbols for the library (it asks for the runtime's
     /// debug variables by name).
@@ -41,14 +43,25 @@ final class RemoteMirror {
     }
 
     /// Throws, with the reason, when the library cannot be found or loaded.
-    init(pid: Int32, symbols: @escaping (String) -> UInt64?) throws(TargetError) {
+    init(memory: TargetMemory, symbols: @escaping (String) -> UInt64?) throws(TargetError) {
+        let pid = memory.processID
         guard let path = Self.libraryPath() else {
             throw .noTasks(pid: pid, reason: "libswiftRemoteMirror.so is not next to this program's libswiftCore.so")
         }
         lookup = SymbolLookup(symbols)
         var error: UnsafePointer<CChar>?
         let context = Unmanaged.passUnretained(lookup).toOpaque()
-        guard let handle = sp_mirror_open(path, pid, { context, name, length in
+        // A live process is read by the shim itself (process_vm_readv); a core through its reader here.
+        var reader: sp_memory_reader?
+        if case .core(let core) = memory {
+            self.core = core
+            reader = { context, address, buffer, length in
+                Unmanaged<CoreMemory>.fromOpaque(context!).takeUnretainedValue()
+                    .read(address, into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
+            }
+        }
+        let readerContext = core.map { Unmanaged.passUnretained($0).toOpaque() }
+        guard let handle = sp_mirror_open(path, pid, reader, readerContext, { context, name, length in
             guard let context, let name else { return 0 }
             let bytes = UnsafeRawBufferPointer(start: name, count: Int(length))
             let symbol = String(decoding: bytes, as: UTF8.self)
@@ -78,7 +91,24 @@ final class RemoteMirror {
 
     /// Where `value` is stored in the process's memory from `start` for `length`
     /// bytes, at 16-byte alignment (heap objects'), and how many bytes could be read.
-    static func words(equalTo value: UInt64, pid: Int32, start: UInt64, length: UInt64) -> (addresses: [UInt64], scanned: Int) {
+    static func words(equalTo value: UInt64, memory: TargetMemory, start: UInt64, length: UInt64) -> (addresses: [UInt64], scanned: Int) {
+        guard case .process(let pid) = memory else {
+            // A core's memory is at hand: scanned here, a MiB at a time.
+            var found: [UInt64] = []
+            var scanned = 0
+            let chunk: UInt64 = 1 << 20
+            var words = [UInt64](repeating: 0, count: Int(chunk / 8))
+            for offset in stride(from: UInt64(0), to: length, by: Int(chunk)) {
+                let size = Int(min(chunk, length - offset))
+                let read = words.withUnsafeMutableBytes { memory.read(start + offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<size])) }
+                guard read == size else { continue }
+                scanned += size
+                for index in stride(from: 0, to: size / 8, by: 2) where UInt64(littleEndian: words[index]) == value {
+                    found.append(start + offset + UInt64(index * 8))
+                }
+            }
+            return (found, scanned)
+        }
         var count = 0
         var scanned: UInt64 = 0
         // One pass: the C side grows its own array of hits, handed over here.

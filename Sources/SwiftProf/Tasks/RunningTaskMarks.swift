@@ -11,7 +11,7 @@ extension Profiler {
             thread.state != nil && thread.locations.contains { $0.lines.contains { $0.function == "swift_job_run" } }
         }.map(\.tid)
         guard !runners.isEmpty, let memoryMap = try? MemoryMap.read(pid: snapshot.pid),
-              let runtime = try? TaskRuntime(pid: snapshot.pid, memoryMap: memoryMap,
+              let runtime = try? TaskRuntime(memoryMap: memoryMap,
                                              image: TargetImage(pid: snapshot.pid, memoryMap: memoryMap), options: options.symbolize),
               let captures = try? TaskThreads.capture(pid: snapshot.pid, tids: runners, options: options.capture)
         else { return }

@@ -34,39 +34,21 @@ extension Profiler {
         let memoryMap: MemoryMap
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
         let image = TargetImage(pid: pid, memoryMap: memoryMap)
-        let runtime = try TaskRuntime(pid: pid, memoryMap: memoryMap, image: image, options: options.symbolize)
-        let (symbolizer, metadata, mirror) = (runtime.symbolizer, runtime.metadata, runtime.mirror)
+        let runtime = try TaskRuntime(memoryMap: memoryMap, image: image, options: options.symbolize)
         var statistics = TaskStatistics()
         // Scanned and read while every thread is stopped with --consistent, so that no
         // task moves meanwhile; the frames are named after the process goes on.
         // Stopped, the reading is bounded by --stop-timeout: the rest is reported unread.
         let budget = options.consistent ? options.capture.stopTimeoutNanoseconds : .max
-        typealias Readout = (addresses: [UInt64], infos: [UInt64: TaskInfo], found: Int, scannedBytes: Int)
-        func readTasks() -> Readout {
-            let start = monotonicNanoseconds()
-            let scan = TaskScan.candidates(pid: pid, map: memoryMap, metadata: metadata)
-            var infos: [UInt64: TaskInfo] = [:]
-            for (index, address) in scan.addresses.enumerated() {
-                if index & 63 == 63, monotonicNanoseconds() - start > budget {
-                    return (Array(scan.addresses.prefix(index)), infos, scan.addresses.count, scan.scannedBytes)
-                }
-                infos[address] = mirror.task(at: address).map { info in
-                    var named = info
-                    named.records = TaskRecords.read(pid: pid, task: address)
-                    return named
-                }
-            }
-            return (scan.addresses, infos, scan.addresses.count, scan.scannedBytes)
-        }
         var failures: [ThreadFailure] = []
         var wasStopped = false
-        let readout: Readout
+        let readout: TaskReadout
         // The threads' stacks, searched for the running tasks: of the stop with --consistent.
         var stoppedThreads: [CapturedThread]?
         if options.consistent {
             var captureOptions = options.capture
             captureOptions.readThreadState = false
-            let unsafeRead = UncheckedSendable(readTasks)
+            let unsafeRead = UncheckedSendable { TaskReadout(memory: .process(pid), map: memoryMap, runtime: runtime, budget: budget) }
             let (capture, read) = try TracerThread.run { () throws(TargetError) in
                 try StopTheWorld(pid: pid, options: captureOptions).run { _ in unsafeRead.value() }
             }
@@ -81,8 +63,25 @@ extension Profiler {
             wasStopped = capture.wasStopped
             statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
         } else {
-            readout = readTasks()
+            readout = TaskReadout(memory: .process(pid), map: memoryMap, runtime: runtime, budget: budget)
         }
+        let stacks = try taskStacks(readout, runtime: runtime, memory: .process(pid), options: options, statistics: &statistics) {
+            () throws(TargetError) -> [CapturedThread] in
+            if let stoppedThreads { return stoppedThreads }
+            return try TaskThreads.capture(pid: pid, options: options.capture)
+        }
+        statistics.nanoseconds = monotonicNanoseconds() - start
+        let snapshot = Snapshot(pid: pid, threads: stacks, failures: failures, memoryMapLines: memoryMap.regions.map(\.line),
+                                wasStopped: wasStopped)
+        return (snapshot, statistics)
+    }
+
+    /// The tasks read, as stacks headed by their states; `threads` gives the threads to
+    /// search for the running ones, asked only when a task runs.
+    static func taskStacks(_ readout: TaskReadout, runtime: TaskRuntime, memory: TargetMemory, options: SnapshotOptions,
+                           statistics: inout TaskStatistics,
+                           threads: () throws(TargetError) -> [CapturedThread]) throws(TargetError) -> [ThreadStack] {
+        let symbolizer = runtime.symbolizer
         statistics.scannedBytes = readout.scannedBytes
         var tasks: [TaskInfo] = []
         var frames: [UInt64: [Location]] = [:]
@@ -121,16 +120,14 @@ extension Profiler {
         func executor(_ task: TaskInfo) -> String? {
             guard let identity = task.records.enqueuedOn else { return nil }
             if let known = executorNames[identity] { return known }
-            let name = TaskInfo.executorName(pid: pid, identity: identity, symbolizer: symbolizer)
+            let name = TaskInfo.executorName(memory: memory, identity: identity, symbolizer: symbolizer)
             executorNames[identity] = name
             return name
         }
         let running = Set(tasks.filter { $0.isRunning == true }.map(\.address))
         var runningOn: [UInt64: Int32] = [:]
         if !running.isEmpty {
-            var threads = stoppedThreads ?? []
-            if stoppedThreads == nil { threads = try TaskThreads.capture(pid: pid, options: options.capture) }
-            runningOn = TaskThreads.threads(in: threads) { running.contains($0) }
+            runningOn = TaskThreads.threads(in: try threads()) { running.contains($0) }
         }
         let parents = Dictionary(tasks.flatMap { task in task.children.map { ($0, task.id) } }, uniquingKeysWith: min)
         let stacks = tasks.map { task in
@@ -143,10 +140,38 @@ extension Profiler {
                         truncation: task.asyncFrames.count > options.unwind.maxFrames ? "more than \(options.unwind.maxFrames) async frames" : nil)
         }
         statistics.tasks = stacks.count
-        statistics.nanoseconds = monotonicNanoseconds() - start
-        let snapshot = Snapshot(pid: pid, threads: stacks, failures: failures, memoryMapLines: memoryMap.regions.map(\.line),
-                                wasStopped: wasStopped)
-        return (snapshot, statistics)
+        return stacks
+    }
+}
+
+/// The task-like words of a process's memory and what the reflection library read at
+/// each, within `budget` nanoseconds of reading (the rest left unread).
+struct TaskReadout {
+    let addresses: [UInt64]
+    let infos: [UInt64: TaskInfo]
+    let found: Int
+    let scannedBytes: Int
+
+    init(memory: TargetMemory, map: MemoryMap, runtime: TaskRuntime, budget: UInt64) {
+        let start = monotonicNanoseconds()
+        let scan = TaskScan.candidates(memory: memory, map: map, metadata: runtime.metadata)
+        var infos: [UInt64: TaskInfo] = [:]
+        var read = scan.addresses
+        for (index, address) in scan.addresses.enumerated() {
+            if index & 63 == 63, monotonicNanoseconds() - start > budget {
+                read = Array(scan.addresses.prefix(index))
+                break
+            }
+            infos[address] = runtime.mirror.task(at: address).map { info in
+                var named = info
+                named.records = TaskRecords.read(memory: memory, task: address)
+                return named
+            }
+        }
+        addresses = read
+        self.infos = infos
+        found = scan.addresses.count
+        scannedBytes = scan.scannedBytes
     }
 }
 
@@ -186,8 +211,8 @@ extension TaskInfo {
     /// What an enqueued task waits for: the type of the executor's identity, an actor
     /// ("on actor SwiftServer.Ledger"), named by the symbol of its class metadata; "on
     /// an actor" when the metadata has no symbol (a generic actor's is made at run time).
-    static func executorName(pid: Int32, identity: UInt64, symbolizer: Symbolizer) -> String {
-        guard let word = Ptrace.readMemory(pid: pid, at: identity, count: 8),
+    static func executorName(memory: TargetMemory, identity: UInt64, symbolizer: Symbolizer) -> String {
+        guard let word = Ptrace.readMemory(memory, at: identity, count: 8),
               let symbol = symbolizer.location(pc: littleEndianWord(word, at: 0), isReturnAddress: false).lines.first,
               symbol.offset == 0, symbol.function.hasPrefix("type metadata for ") else { return "on an actor" }
         return "on actor " + symbol.function.dropFirst("type metadata for ".count)
@@ -218,12 +243,12 @@ extension TaskInfo {
 
 /// Where the task metadata word appears in the target's writable anonymous memory.
 enum TaskScan {
-    static func candidates(pid: Int32, map: MemoryMap, metadata: UInt64) -> (addresses: [UInt64], scannedBytes: Int) {
+    static func candidates(memory: TargetMemory, map: MemoryMap, metadata: UInt64) -> (addresses: [UInt64], scannedBytes: Int) {
         var addresses: [UInt64] = []
         var scanned = 0
         for region in map.regions where region.isReadable && region.isWritable
             && (region.path.isEmpty || region.path == "[heap]") {
-            let found = RemoteMirror.words(equalTo: metadata, pid: pid, start: region.start, length: region.end - region.start)
+            let found = RemoteMirror.words(equalTo: metadata, memory: memory, start: region.start, length: region.end - region.start)
             addresses += found.addresses
             scanned += found.scanned
         }

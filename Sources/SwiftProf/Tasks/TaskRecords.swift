@@ -34,18 +34,18 @@ struct TaskRecords: Sendable, Hashable {
     static let maximumNameBytes = 1024
 
     /// The records of the task at `address`; empty when none can be read.
-    static func read(pid: Int32, task address: UInt64) -> TaskRecords {
+    static func read(memory: TargetMemory, task address: UInt64) -> TaskRecords {
         var records = TaskRecords()
-        guard let head = Ptrace.readMemory(pid: pid, at: address, count: statusRecordOffset + 8) else { return records }
+        guard let head = Ptrace.readMemory(memory, at: address, count: statusRecordOffset + 8) else { return records }
         let named = UInt32(truncatingIfNeeded: littleEndianWord(head, at: jobFlagsOffset)) & hasInitialNameBit != 0
         var record = littleEndianWord(head, at: statusRecordOffset)
         var seen = 0
         while record != 0, seen < maximumRecords {
             seen += 1
-            guard let bytes = Ptrace.readMemory(pid: pid, at: record, count: 40) else { break }
+            guard let bytes = Ptrace.readMemory(memory, at: record, count: 40) else { break }
             switch littleEndianWord(bytes, at: 0) & 0xff {
             case nameKind where named && records.name == nil:
-                records.name = cString(pid: pid, at: littleEndianWord(bytes, at: 16)).map(RawBytes.decode)
+                records.name = cString(memory: memory, at: littleEndianWord(bytes, at: 16)).map(RawBytes.decode)
             case dependencyKind:
                 let on = littleEndianWord(bytes, at: 16)
                 switch UInt32(truncatingIfNeeded: littleEndianWord(bytes, at: 32)) {
@@ -63,12 +63,12 @@ struct TaskRecords: Sendable, Hashable {
 
     /// The bytes of the NUL-terminated string at `address`, read a page at most at a
     /// time (a read may not cross into an unmapped page), at most maximumNameBytes.
-    static func cString(pid: Int32, at address: UInt64, limit: Int = maximumNameBytes) -> [UInt8]? {
+    static func cString(memory: TargetMemory, at address: UInt64, limit: Int = maximumNameBytes) -> [UInt8]? {
         var bytes: [UInt8] = []
         var next = address
         while bytes.count < limit {
             let toPageEnd = Int(4096 - next % 4096)
-            guard let chunk = Ptrace.readMemory(pid: pid, at: next, count: min(toPageEnd, limit - bytes.count)) else { return nil }
+            guard let chunk = Ptrace.readMemory(memory, at: next, count: min(toPageEnd, limit - bytes.count)) else { return nil }
             if let end = chunk.firstIndex(of: 0) { return bytes + chunk[..<end] }
             bytes += chunk
             next &+= UInt64(chunk.count)

@@ -9,8 +9,10 @@ struct TaskRuntime {
     let metadata: UInt64
     let mirror: RemoteMirror
 
-    init(pid: Int32, memoryMap: MemoryMap, image: TargetImage, options: SymbolizeOptions) throws(TargetError) {
-        let vdso = memoryMap.regions.first { $0.path == "[vdso]" }
+    init(memoryMap: MemoryMap, image: TargetImage, options: SymbolizeOptions) throws(TargetError) {
+        let memory = image.memory, pid = memory.processID
+        // libdwfl reads a live process's vDSO from /proc/PID/mem; a core's comes with the modules.
+        let vdso = image.isLive ? memoryMap.regions.first { $0.path == "[vdso]" } : nil
         guard let symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options) else {
             throw .noTasks(pid: pid, reason: "its modules cannot be read")
         }
@@ -20,14 +22,14 @@ struct TaskRuntime {
         guard let variable = debugVariables["_swift_concurrency_debug_asyncTaskMetadata"] else {
             throw .noTasks(pid: pid, reason: "it has no Swift concurrency runtime (libswift_Concurrency.so)")
         }
-        guard let word = Ptrace.readMemory(pid: pid, at: variable, count: 8), case let metadata = littleEndianWord(word, at: 0),
+        guard let word = Ptrace.readMemory(memory, at: variable, count: 8), case let metadata = littleEndianWord(word, at: 0),
               metadata != 0 else {
             throw .noTasks(pid: pid, reason: "its concurrency runtime's task metadata cannot be read")
         }
         // The library reads the layout of its own runtime's version: a target whose
         // runtime says another layout is refused rather than misread.
         let layout = debugVariables["_swift_concurrency_debug_internal_layout_version"]
-            .flatMap { Ptrace.readMemory(pid: pid, at: $0, count: 4) }
+            .flatMap { Ptrace.readMemory(memory, at: $0, count: 4) }
             .map { bytes in UInt32(truncatingIfNeeded: littleEndianWord(bytes + [0, 0, 0, 0], at: 0)) }
         guard let layout, layout == RemoteMirror.layoutVersion else {
             let own = RemoteMirror.layoutVersion.map(String.init) ?? "unknown"
@@ -35,7 +37,7 @@ struct TaskRuntime {
                            + "and the reflection library here reads version \(own)")
         }
         var symbols: [String: UInt64?] = debugVariables.mapValues { $0 }
-        mirror = try RemoteMirror(pid: pid) { name in
+        mirror = try RemoteMirror(memory: memory) { name in
             if let known = symbols[name] { return known }
             let address = symbolizer.address(ofSymbol: name)
             symbols[name] = address
