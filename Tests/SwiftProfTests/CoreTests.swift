@@ -79,6 +79,17 @@ struct CoreTests {
             #expect(output.status == 0, "\(format): \(output.stderr)")
         }
         #expect(try swiftprof("dump", "--core", core).stdout == dumped.stdout)
+        // The JSON is valid by the published schema, and each readable format reads back to the same records.
+        let schema = Paths.packageRoot.appendingPathComponent("Fixtures/schemas/swiftprof-profile-1.schema.json").path
+        let check = try run("python3", ["-c", "import json, sys; import jsonschema; jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))",
+                                        schema, scratch.file("out.json")])
+        #expect(check.status == 0, "\(check.stderr)")
+        let text = scratch.file("out.txt")
+        try dumped.stdout.write(toFile: text, atomically: true, encoding: .utf8)
+        for saved in [text, scratch.file("out.json")] {
+            let back = try swiftprof("dump", "--input", saved)
+            #expect(try parseProfile(back.stdout).records == (try parseProfile(dumped.stdout).records), "\(saved)")
+        }
     }
 
     @Test func compressedCoresReadAsTheirUncompressedCore() throws {
@@ -135,6 +146,13 @@ struct CoreTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.hasPrefix("core") }
         let core = scratch.file(try #require(names.first, "no core written in \(scratch.path)"))
         try expectCrash(core)
+        // The kernel writes its notes first: cut, a core lacks memory, and says so.
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: core)[.size] as? UInt64)
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: core))
+        try handle.truncate(atOffset: size / 2)
+        try handle.close()
+        let cut = try swiftprof("dump", "--core", core)
+        #expect(cut.status == 65 && cut.stdout.isEmpty && cut.stderr.contains("truncated: its memory at 0x"), "\(cut.stderr)")
     }
 
     static var kernelWritesCoreFiles: Bool {
