@@ -287,6 +287,37 @@ struct CoreTests {
         return Int(word(table, index * 56 + 8))
     }
 
+    /// The target chose its core's bytes: a process name and a mapped file's name that
+    /// try to forge records and memory-map lines are quoted or escaped, never obeyed.
+    @Test func forgedNamesInACoreForgeNothing() throws {
+        let fixture = try Fixture.c("parked")
+        defer { fixture.stop() }
+        let scratch = try Scratch()
+        let core = try Self.gcore(fixture.pid, into: scratch)
+        let notes = try Self.noteSegmentOffset(core)
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: core))
+        try handle.seek(toOffset: UInt64(notes))
+        let region = try #require(try handle.read(upToCount: 1 << 16))
+        // Same lengths as the bytes replaced: the notes keep their shape.
+        let forgeries: [(String, String)] = [("parked\0", "x\n9 @\0"), ("/usr/lib/x86_64-linux-gnu/libc.so.6", "/tmp/\n9999 @ 0x1\n#\t0x1\tforged\n123")]
+        for (original, forged) in forgeries {
+            let at = try #require(region.range(of: Data(original.utf8)), "\(original) in the notes")
+            try handle.seek(toOffset: UInt64(notes + at.lowerBound - region.startIndex))
+            try handle.write(contentsOf: Data(forged.utf8))
+        }
+        try handle.close()
+        let result = try swiftprof("dump", "--core", core, "--memory-map")
+        #expect(result.status == 1, "libc is not found under its forged name: \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(!lines.contains { $0.hasPrefix("9999 @") || $0.hasPrefix("9 @") || $0.hasPrefix("123") || $0.hasPrefix("#\t0x1\tforged") },
+                "\(result.stdout)")
+        #expect(result.stdout.contains("/tmp/\\0129999 @ 0x1\\012#\t0x1\tforged\\012123"), "the kernel's escape in the map: \(result.stdout)")
+        let profile = try parseProfile(result.stdout)
+        #expect(profile.records.reduce(0) { $0 + $1.count } == 12)
+        #expect(profile.records.flatMap(\.threadNames) == ["x\n9 @"], "the main thread's name, as the core has it")
+        #expect(result.stderr.split(separator: "\n").allSatisfy { $0.hasPrefix("swiftprof: ") }, "\(result.stderr)")
+    }
+
     /// A library not under --sysroot: named, its frames left as addresses, status 1.
     @Test func aMissingLibraryIsNamedAndItsFramesStayAddresses() throws {
         let fixture = try Fixture.c("parked")

@@ -99,7 +99,9 @@ struct CoreImage {
         let offsetDigits = String(offset, radix: 16)
         let line = String(start, radix: 16) + "-" + String(end, radix: 16) + " " + permissions + " "
             + String(repeating: "0", count: max(0, 8 - offsetDigits.count)) + offsetDigits
-            + " 00:00 0" + (path.isEmpty ? "" : String(repeating: " ", count: 19) + path)
+            // The path is the target's (NT_FILE's bytes): a newline is written as the kernel
+            // writes it in /proc/PID/maps, \012, so that it cannot start a line of its own.
+            + " 00:00 0" + (path.isEmpty ? "" : String(repeating: " ", count: 19) + path.replacingNewlines)
         return MemoryRegion(start: start, end: end, permissions: permissions, offset: offset, inode: 0, path: path, line: line,
                             isExecutable: flags & 1 != 0, isReadable: flags & 4 != 0, isWritable: flags & 2 != 0,
                             isFileBacked: path.hasPrefix("/"))
@@ -157,6 +159,12 @@ enum ElfNotes {
             if let id = buildID(in: notes) { return id }
         }
         return nil
+    }
+}
+
+extension String {
+    fileprivate var replacingNewlines: String {
+        contains("\n") ? split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\\012") : self
     }
 }
 
