@@ -4,7 +4,7 @@
 struct ElfSegment: Equatable {
     let type: UInt32
     /// PF_X 1, PF_W 2, PF_R 4.
-    var flags: UInt32 = 4
+    let flags: UInt32
     let offset: UInt64
     let vaddr: UInt64
     let fileSize: UInt64
