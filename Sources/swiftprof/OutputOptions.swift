@@ -118,7 +118,8 @@ struct OutputOptions: ParsableArguments {
                                         memoryMapLines: memoryMap ? document.memoryMapLines : nil,
                                         showsBlockedTime: blockedTime, comments: document.comments).write(document.records))
         case .pprof:
-            return PprofProto.write(document)
+            // The sample type names what is counted, as Go names its profiles: thread, goroutine, task.
+            return PprofProto.write(document, sampleType: document.profileName)
         case .folded:
             return text(FoldedWriter(threadNames: threadNames).write(document))
         case .speedscope:

@@ -247,6 +247,10 @@ struct DumpGoTests {
         #expect(try swiftprof("dump", "--goroutines", "--format", "pprof", "-o", proto, "\(fixture.pid)").status == 0)
         let tags = try run("go", ["tool", "pprof", "-tags", proto], environment: FormatsTests.goEnvironment).stdout
         #expect(tags.contains("job: Total 3") && tags.contains("import") && tags.contains("export"), "\(tags)")
+        // Its sample type says what is counted, as Go's own goroutine profile does.
+        let top = try run("go", ["tool", "pprof", "-top", proto], environment: FormatsTests.goEnvironment).stdout
+        #expect(top.contains("Type: goroutine"), "\(top)")
+        #expect(try swiftprof("dump", "--input", proto).stdout.hasPrefix("goroutine profile: total "))
         let minute: UInt64 = 60_000_000_000
         #expect(GoroutineHeader.waitedMinutes(since: 5 * minute, now: 5 * minute + 59_999_999_999) == "")
         #expect(GoroutineHeader.waitedMinutes(since: 5 * minute, now: 10 * minute + 30) == ", 5 minutes")
