@@ -33,14 +33,8 @@ extension Profiler {
         let started = monotonicNanoseconds()
         let (image, threads) = try openCore(path: path, files: files, stackBytes: options.capture.stackBytes)
         let core = image.core
-        let unwinder = LibunwindUnwinder(image: image.image)
-        let samples = threads.map { thread in
-            var sample = ThreadSample(thread, unwound: unwinder?.unwind(thread, options: options.unwind)
-                                        ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable"),
-                                      path: .stopped, now: 0)
-            sample.state = coreState(thread.registers)
-            return sample
-        }
+        var samples = unwound(threads, image: image.image, options: options, now: 0)
+        for index in samples.indices { samples[index].state = coreState(threads[index].registers) }
         var symbolizeOptions = options
         symbolizeOptions.kernelFrames = false  // a core has no kernel stacks
         let symbolizer = StackSymbolizer(pid: core.processID, image: image.image, samples: samples, options: symbolizeOptions)
@@ -55,38 +49,19 @@ extension Profiler {
                                       options: SnapshotOptions = SnapshotOptions()) throws(CoreError) -> (Snapshot, GoroutineStatistics, CoreStatistics) {
         let started = monotonicNanoseconds()
         let (image, threads) = try openCore(path: path, files: files, stackBytes: options.capture.stackBytes)
-        let core = image.core
-        guard let (region, module) = image.memoryMap.regions.lazy.filter(\.isExecutable)
-            .compactMap({ region in image.image.goModule(mapping: region.start).map { (region, $0) } }).first else {
-            throw CoreError(.malformed, "\(path): not the core of a Go program (no .gopclntab in any of its objects)")
-        }
-        let descriptor = (image.image.module(containing: region.start)?.image.source as? MappedFile)?.duplicateDescriptor() ?? -1
-        guard descriptor >= 0 else { throw CoreError(.unreadable, "\(module.path) cannot be opened") }
-        defer { _ = close(descriptor) }
-        let layout: GoRuntimeLayout
-        switch GoRuntimeLayout.read(descriptor: descriptor) {
-        case .success(let read): layout = read
-        case .failure(let problem): throw CoreError(.malformed, "\(module.path): \(problem)")
-        }
-        var reader = GoroutineReader(memory: .core(image.memory), layout: layout, module: module, stackLimit: options.capture.stackBytes)
-        reader.isLive = false
-        if let reasons = layout.waitReasonStrings {
-            reader.waitReasons = module.table.staticStrings(at: reasons, limit: 64)
+        let reader: GoroutineReader
+        switch goroutineReader(image: image.image, stackLimit: options.capture.stackBytes) {
+        case .success(let made): reader = made
+        case .failure(.notGo): throw CoreError(.malformed, "\(path): not the core of a Go program (no .gopclntab in any of its objects)")
+        case .failure(let problem): throw CoreError(problem.isUnreadable ? .unreadable : .malformed, problem.description)
         }
         let list: GoroutineList
         switch reader.read(threads: threads) {
         case .success(let read): list = read
         case .failure(let error): throw CoreError(.malformed, "\(path): \(error)")
         }
-        let cache = GoroutineStackCache()
-        let stacks = list.goroutines.sorted { $0.id < $1.id }.map {
-            $0.stack(in: module, maxFrames: options.unwind.maxFrames, inlineFrames: options.symbolize.inlineFrames, cache: cache)
-        }
-        var goroutineStatistics = GoroutineStatistics()
-        goroutineStatistics.goroutines = stacks.count
-        goroutineStatistics.systemGoroutines = list.systemGoroutines
-        goroutineStatistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
-        return (Snapshot(pid: core.processID, threads: stacks, memoryMapLines: image.memoryMap.regions.map(\.line)),
+        let (stacks, goroutineStatistics) = goroutineStacks(list, module: reader.module, options: options)
+        return (Snapshot(pid: image.core.processID, threads: stacks, memoryMapLines: image.memoryMap.regions.map(\.line)),
                 goroutineStatistics, CoreStatistics(image, threads: threads.count, since: started))
     }
 
@@ -130,10 +105,8 @@ extension Profiler {
     static func coreState(_ registers: RegisterSet) -> ThreadState {
         var state = ThreadState(code: ThreadState.notRecorded)
         if let number = registers.interruptedSyscall {
-            let name = SyscallTable.name(number)
-            let arguments = [5, 4, 1, 10, 8, 9].map { registers.values[$0] }  // rdi rsi rdx r10 r8 r9
-            state.systemCall = SystemCall(name: name, arguments: arguments.prefix(SyscallTable.argumentCount(name))
-                .map(ThreadStates.formatArgument))
+            // rdi rsi rdx r10 r8 r9
+            state.systemCall = ThreadStates.systemCall(number, arguments: [5, 4, 1, 10, 8, 9].map { registers.values[$0] })
         }
         return state
     }

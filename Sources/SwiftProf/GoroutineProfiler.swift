@@ -24,30 +24,22 @@ extension Profiler {
         let memoryMap: MemoryMap
         do { memoryMap = try MemoryMap.read(pid: pid) } catch { throw TargetPreflight.vanished(pid: pid, error) }
         let image = TargetImage(pid: pid, memoryMap: memoryMap)
-        let (module, layout) = try goRuntime(pid: pid, image: image)
-
         var captureOptions = options.capture
         captureOptions.readThreadState = false
-        var reader = GoroutineReader(memory: .process(pid), layout: layout, module: module, stackLimit: captureOptions.stackBytes)
-        reader.budgetNanoseconds = captureOptions.stopTimeoutNanoseconds
-        if let reasons = layout.waitReasonStrings {
-            reader.waitReasons = module.table.staticStrings(at: reasons, limit: 64)
+        var reader: GoroutineReader
+        switch goroutineReader(image: image, stackLimit: captureOptions.stackBytes) {
+        case .success(let made): reader = made
+        case .failure(let problem): throw .noGoroutines(pid: pid, reason: problem.description)
         }
+        reader.budgetNanoseconds = captureOptions.stopTimeoutNanoseconds
         // Parked goroutines copied while the program runs; the stop checks them.
         reader.unstopped = reader.readUnstopped()
         let (capture, listed) = try TracerThread.run { () throws(TargetError) -> (Capture, Result<GoroutineList, TargetError>) in
             try StopTheWorld(pid: pid, options: captureOptions).run(whileStopped: reader.read)
         }
         let list = try listed.get()
-        let cache = GoroutineStackCache()
-        let stacks = list.goroutines.sorted { $0.id < $1.id }.map {
-            $0.stack(in: module, maxFrames: options.unwind.maxFrames, inlineFrames: options.symbolize.inlineFrames, cache: cache)
-        }
-        var statistics = GoroutineStatistics()
-        statistics.goroutines = stacks.count
-        statistics.systemGoroutines = list.systemGoroutines
+        var (stacks, statistics) = goroutineStacks(list, module: reader.module, options: options)
         statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
-        statistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
         statistics.unreadGoroutines = list.unread
         statistics.copiedWithoutStop = list.copiedWithoutStop
         var failures = capture.failures
@@ -73,18 +65,61 @@ extension Profiler {
     /// zombie or a kernel thread, and no other tracer holds it.
     public static func checkTarget(pid: Int32) throws(TargetError) { try TargetPreflight.check(pid: pid) }
 
-    /// The process's Go executable and where its runtime keeps goroutines.
-    private static func goRuntime(pid: Int32, image: TargetImage) throws(TargetError) -> (GoModule, GoRuntimeLayout) {
+    /// A reader of the goroutines of the Go program in `image` (a live process's or a
+    /// core's): its Go executable, and where its runtime keeps goroutines, from the
+    /// executable's DWARF.
+    static func goroutineReader(image: TargetImage, stackLimit: Int) -> Result<GoroutineReader, GoRuntimeProblem> {
         guard let (region, module) = image.memoryMap.regions.lazy.filter(\.isExecutable)
             .compactMap({ region in image.goModule(mapping: region.start).map { (region, $0) } }).first else {
-            throw .noGoroutines(pid: pid, reason: "it is not a Go program (no .gopclntab in any of its objects)")
+            return .failure(.notGo)
         }
         let descriptor = (image.module(containing: region.start)?.image.source as? MappedFile)?.duplicateDescriptor() ?? -1
-        guard descriptor >= 0 else { throw .noGoroutines(pid: pid, reason: "\(module.path) cannot be opened") }
+        guard descriptor >= 0 else { return .failure(.cannotOpen(module.path)) }
         defer { _ = close(descriptor) }
         switch GoRuntimeLayout.read(descriptor: descriptor) {
-        case .success(let layout): return (module, layout)
-        case .failure(let problem): throw .noGoroutines(pid: pid, reason: "\(module.path): \(problem)")
+        case .success(let layout):
+            var reader = GoroutineReader(memory: image.memory, layout: layout, module: module, stackLimit: stackLimit)
+            if let reasons = layout.waitReasonStrings {
+                reader.waitReasons = module.table.staticStrings(at: reasons, limit: 64)
+            }
+            return .success(reader)
+        case .failure(let problem):
+            return .failure(.layout(path: module.path, problem: "\(problem)"))
+        }
+    }
+
+    /// The goroutines read, walked and named as Go records them, in id order, and what
+    /// the list says of them.
+    static func goroutineStacks(_ list: GoroutineList, module: GoModule, options: SnapshotOptions) -> ([ThreadStack], GoroutineStatistics) {
+        let cache = GoroutineStackCache()
+        let stacks = list.goroutines.sorted { $0.id < $1.id }.map {
+            $0.stack(in: module, maxFrames: options.unwind.maxFrames, inlineFrames: options.symbolize.inlineFrames, cache: cache)
+        }
+        var statistics = GoroutineStatistics()
+        statistics.goroutines = stacks.count
+        statistics.systemGoroutines = list.systemGoroutines
+        statistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
+        return (stacks, statistics)
+    }
+}
+
+/// Why a program's goroutines cannot be read at all.
+enum GoRuntimeProblem: Error, CustomStringConvertible {
+    case notGo
+    case cannotOpen(String)
+    case layout(path: String, problem: String)
+
+    /// The executable could not be opened (not a problem of its contents).
+    var isUnreadable: Bool {
+        if case .cannotOpen = self { return true }
+        return false
+    }
+
+    var description: String {
+        switch self {
+        case .notGo: return "it is not a Go program (no .gopclntab in any of its objects)"
+        case .cannotOpen(let path): return "\(path) cannot be opened"
+        case .layout(let path, let problem): return "\(path): \(problem)"
         }
     }
 }

@@ -72,12 +72,7 @@ public enum Profiler {
 
         let clock = monotonicNanoseconds()
         let image = TargetImage(pid: pid, memoryMap: capture.memoryMap)
-        let unwinder = LibunwindUnwinder(image: image)
-        let samples = capture.threads.map { thread in
-            ThreadSample(thread, unwound: unwinder?.unwind(thread, options: options.unwind)
-                            ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable"),
-                         path: .stopped, now: clock)
-        }
+        let samples = unwound(capture.threads, image: image, options: options, now: clock)
         statistics.unwindNanoseconds = monotonicNanoseconds() - clock
         return (symbolize(pid: pid, samples: samples, image: image, failures: capture.failures,
                           wasStopped: capture.wasStopped, options: options, warmUp: warmUp, statistics: &statistics), statistics)
@@ -109,6 +104,16 @@ public enum Profiler {
         statistics.stopWindowNanoseconds = counts.longestStopNanoseconds
         return (symbolize(pid: pid, samples: samples, image: image, failures: failures, wasStopped: wasStopped,
                           options: options, warmUp: warmUp, statistics: &statistics), statistics)
+    }
+
+    /// Threads stopped (or read from a core), each unwound over its copy.
+    static func unwound(_ threads: [CapturedThread], image: TargetImage, options: SnapshotOptions, now: UInt64) -> [ThreadSample] {
+        let unwinder = LibunwindUnwinder(image: image)
+        return threads.map { thread in
+            ThreadSample(thread, unwound: unwinder?.unwind(thread, options: options.unwind)
+                            ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable"),
+                         path: .stopped, now: now)
+        }
     }
 
     private static func symbolize(pid: Int32, samples: [ThreadSample], image: TargetImage, failures: [ThreadFailure],

@@ -25,10 +25,15 @@ enum SnapshotDocuments {
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "goroutine"
         document.command = "swiftprof dump --goroutines \(pid)"
-        document.comments = ["goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"
-            + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")]
+        document.comments = [goroutineCount(statistics)]
             + failureComments(snapshot.failures)
         return (document, snapshot, statistics)
+    }
+
+    /// "goroutines: N, and M of the runtime not shown", and how many went unread.
+    private static func goroutineCount(_ statistics: GoroutineStatistics) -> String {
+        "goroutines: \(statistics.goroutines), and \(statistics.systemGoroutines) of the runtime not shown"
+            + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")
     }
 
     /// Every async task of a Swift program, with Swift's own backtracer's names
@@ -62,7 +67,7 @@ enum SnapshotDocuments {
             (snapshot, goroutineStatistics, statistics) = try Profiler.coreGoroutines(path: path, files: files, options: options)
             document = ProfileDocument(snapshot: snapshot)
             document.profileName = "goroutine"
-            document.comments = ["goroutines: \(goroutineStatistics.goroutines), and \(goroutineStatistics.systemGoroutines) of the runtime not shown"]
+            document.comments = [goroutineCount(goroutineStatistics)]
         case .tasks:
             let taskStatistics: TaskStatistics
             (snapshot, taskStatistics, statistics) = try Profiler.coreTasks(path: path, files: files,

@@ -16,9 +16,7 @@ enum ThreadStates {
                 // It returned from the call before we stopped it: it was running.
                 return (ThreadState(code: "R"), [])
             }
-            let name = SyscallTable.name(call.number)
-            let count = SyscallTable.argumentCount(name)
-            state.systemCall = SystemCall(name: name, arguments: call.arguments.prefix(count).map(formatArgument))
+            state.systemCall = systemCall(call.number, arguments: call.arguments)
         } else if proc.state != "D" {
             kernel = []  // a running thread's kernel stack is a moving target
         }
@@ -26,6 +24,12 @@ enum ThreadStates {
             state.blockedNanoseconds = now - lastRan
         }
         return (state, kernel)
+    }
+
+    /// System call `number` by name, with as many of `arguments` as it takes, formatted.
+    static func systemCall(_ number: Int, arguments: [UInt64]) -> SystemCall {
+        let name = SyscallTable.name(number)
+        return SystemCall(name: name, arguments: arguments.prefix(SyscallTable.argumentCount(name)).map(formatArgument))
     }
 
     /// Small values and small negative ones (an int -1 timeout) in decimal, the rest in hex.

@@ -107,30 +107,14 @@ struct CoreImage {
                             isFileBacked: path.hasPrefix("/"))
     }
 
-    /// The build-id of the ELF file mapped at `path`, from the ELF header the core
-    /// holds at the start of its first mapping (the kernel and gcore dump that page).
+    /// The build-id of the ELF file mapped at `path`, from the first page of its first
+    /// mapping, which the core holds (the kernel and gcore dump it): its program headers
+    /// and notes, read by libelf as the file's own are (ElfImage).
     private static func recordedBuildID(of path: String, in core: CoreFile, memory: CoreMemory) -> [UInt8]? {
         guard let first = core.mappings.first(where: { $0.path == path && $0.fileOffset == 0 }),
-              let header = Ptrace.readMemory(.core(memory), at: first.start, count: 64),
-              header.starts(with: [0x7f, 0x45, 0x4c, 0x46]) else { return nil }
-        let headerWord = { (at: Int) in littleEndianWord(header, at: at) }
-        let programHeaders = headerWord(32), entrySize = Int(header[54]) | Int(header[55]) << 8
-        let count = min(Int(header[56]) | Int(header[57]) << 8, 128)
-        guard entrySize == 56, let table = Ptrace.readMemory(.core(memory), at: first.start &+ programHeaders, count: count * 56)
-        else { return nil }
-        func field(_ index: Int, _ at: Int) -> UInt64 { littleEndianWord(table, at: index * 56 + at) }
-        func type(_ index: Int) -> UInt32 { UInt32(truncatingIfNeeded: field(index, 0)) }
-        // The link address of the mapping at file offset 0 gives the load bias.
-        guard let base = (0..<count).first(where: { type($0) == ElfSegment.load && field($0, 8) == 0 }) else { return nil }
-        let bias = first.start &- (field(base, 16) & ~4095)
-        for index in 0..<count where type(index) == 4 {  // PT_NOTE
-            let size = Int(min(field(index, 32), 1 << 16))
-            if let notes = Ptrace.readMemory(.core(memory), at: bias &+ field(index, 16), count: size),
-               let id = ElfNotes.buildID(in: notes) {
-                return id
-            }
-        }
-        return nil
+              let page = Ptrace.readMemory(.core(memory), at: first.start, count: Int(min(first.end - first.start, 4096))),
+              let header = ElfImage(source: CopiedBytes(storage: page)) else { return nil }
+        return ElfNotes.buildID(of: header)
     }
 }
 

@@ -43,9 +43,6 @@ struct GoroutineReader {
     /// How long the process may stay stopped while goroutines are read (--stop-timeout):
     /// past it, the rest of the list is left unread and said so.
     var budgetNanoseconds: UInt64 = .max
-    /// Whether the runtime's clock (CLOCK_MONOTONIC) now is the instant of the read, for
-    /// how long goroutines have waited: not for a core, whose instant is not recorded.
-    var isLive = true
 
     // runtime2.go: _Gidle, _Grunning, _Gdead, _Gdeadextra (Go 1.26 and later: a dead g
     // kept for a C thread that may call into Go); _Gscan is a bit over them.
@@ -315,7 +312,9 @@ struct GoroutineReader {
     /// whether it is locked to its thread. Go's nanotime is CLOCK_MONOTONIC, as ours.
     private func detail(_ g: ByteView, status: UInt32) -> String {
         var words = ""
-        if let at = layout.waitSince, isLive, status == GoroutineReader.waiting || status == GoroutineReader.syscall {
+        // Now on the runtime's clock is the read's instant only in a live process: a core
+        // does not record its instant, so how long its goroutines had waited is not said.
+        if let at = layout.waitSince, memory.isLive, status == GoroutineReader.waiting || status == GoroutineReader.syscall {
             words += GoroutineHeader.waitedMinutes(since: g.word(at), now: monotonicNanoseconds())
         }
         if let at = layout.lockedM, g.word(at) != 0 { words += ", locked to thread" }

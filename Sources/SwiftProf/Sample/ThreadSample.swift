@@ -66,10 +66,8 @@ final class StackSymbolizer {
             _ = sp_set_thread_nice(19)
             return options.kernelFrames && options.kernelAddresses ? KallsymsCache.load(names) : nil
         }
-        // libdwfl reads a live process's vDSO from /proc/PID/mem; a core's comes with the modules.
-        let vdso = image.isLive ? image.memoryMap.regions.first { $0.path == "[vdso]" } : nil
         symbolizer = warmUp?.symbolizer(for: image.memoryMap)
-            ?? Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options.symbolize)
+            ?? Symbolizer(pid: pid, modules: image.symbolModules(), vdso: image.vdsoForSymbolizer, options: options.symbolize)
         unreadable = samples.contains { $0.state?.systemCall != nil } && samples.allSatisfy { $0.kernel.isEmpty }
     }
 

@@ -35,6 +35,13 @@ public enum TargetMemory: Sendable {
         }
     }
 
+    /// A live process's memory (not a core's, which keeps no instant on the clocks nor
+    /// files reachable through /proc).
+    var isLive: Bool {
+        if case .process = self { return true }
+        return false
+    }
+
     /// The process id for messages: the live one, or the dead one a core was taken of.
     var processID: Int32 {
         switch self {

@@ -11,9 +11,7 @@ struct TaskRuntime {
 
     init(memoryMap: MemoryMap, image: TargetImage, options: SymbolizeOptions) throws(TargetError) {
         let memory = image.memory, pid = memory.processID
-        // libdwfl reads a live process's vDSO from /proc/PID/mem; a core's comes with the modules.
-        let vdso = image.isLive ? memoryMap.regions.first { $0.path == "[vdso]" } : nil
-        guard let symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: vdso, options: options) else {
+        guard let symbolizer = Symbolizer(pid: pid, modules: image.symbolModules(), vdso: image.vdsoForSymbolizer, options: options) else {
             throw .noTasks(pid: pid, reason: "its modules cannot be read")
         }
         // The runtime's variables for debuggers: what the reflection library asks for

@@ -40,7 +40,7 @@ final class LoadedModule {
 /// Where the target's files are opened from.
 enum ModuleFiles {
     /// A live process's: through /proc/PID/root (its own mount namespace), else map_files.
-    case process(Int32)
+    case process
     /// A core's: found beforehand, their build-ids checked, by the path mapped.
     case located([String: LocatedFile])
 }
@@ -60,7 +60,7 @@ final class TargetImage {
     private var goTables: [String: GoPclntab?] = [:]
 
     convenience init(pid: Int32, memoryMap: MemoryMap) {
-        self.init(memory: .process(pid), memoryMap: memoryMap, files: .process(pid))
+        self.init(memory: .process(pid), memoryMap: memoryMap, files: .process)
     }
 
     init(memory: TargetMemory, memoryMap: MemoryMap, files: ModuleFiles) {
@@ -169,10 +169,10 @@ final class TargetImage {
     private var wordRegionFileOffset: UInt64 = 0
     private var wordFile: (any ByteSource)?
 
-    /// Whether this is a live process's image (not a core's).
-    var isLive: Bool {
-        if case .process = memory { return true }
-        return false
+    /// The vDSO mapping for libdwfl to read from the process's memory itself (see
+    /// Symbolizer); nil for a core, whose vDSO comes with the modules (symbolModules).
+    var vdsoForSymbolizer: MemoryRegion? {
+        memory.isLive ? memoryMap.regions.first { $0.path == "[vdso]" } : nil
     }
 
     /// Every ELF object with code in the target, with its load bias and a descriptor
