@@ -22,6 +22,21 @@ struct DumpErrorTests {
         #expect(result.stderr.contains("process \(fixture.readyPID) is a zombie"))
     }
 
+    /// The main thread ended (pthread_exit), a worker lives on: /proc shows the
+    /// leader as Z, yet the process is no zombie. Said as it is, after waiting
+    /// long enough to tell it from an execve in progress.
+    @Test func aProcessWhoseMainThreadEnded() throws {
+        let fixture = try Fixture.c("zombie", arguments: ["leader"])
+        defer { fixture.stop() }
+        #expect(fixture.threadStates().sorted() == ["S", "Z"])
+        let result = try swiftprof("dump", "\(fixture.pid)")
+        #expect(result.status == 2)
+        #expect(result.stderr == "swiftprof: process \(fixture.pid) cannot be profiled: its main thread has ended, "
+                + "and with it the /proc entries its memory is read through (1 other thread lives on)\n")
+        #expect(result.stdout.isEmpty)
+        #expect(fixture.threadStates().sorted() == ["S", "Z"])
+    }
+
     @Test func kernelThread() throws {
         let kernelThread = try #require(KernelThreads.first(), "no kernel thread is visible in this PID namespace")
         let result = try swiftprof("dump", "\(kernelThread)")

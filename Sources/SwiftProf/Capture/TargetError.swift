@@ -4,6 +4,7 @@ import Glibc
 public enum TargetError: Error, Equatable, CustomStringConvertible {
     case noSuchProcess(pid: Int32)
     case zombie(pid: Int32)
+    case mainThreadEnded(pid: Int32, threadsLeft: Int)
     case kernelThread(pid: Int32, name: String)
     case permissionDenied(pid: Int32, advice: String)
     case alreadyTraced(pid: Int32, tracer: Int32, tracerName: String)
@@ -20,6 +21,9 @@ public enum TargetError: Error, Equatable, CustomStringConvertible {
             return "no such process: \(pid)"
         case .zombie(let pid):
             return "process \(pid) is a zombie: it has exited and has no stacks left"
+        case .mainThreadEnded(let pid, let threadsLeft):
+            return "process \(pid) cannot be profiled: its main thread has ended, and with it the /proc entries its memory "
+                + "is read through (\(threadsLeft) other thread\(threadsLeft == 1 ? " lives" : "s live") on)"
         case .kernelThread(let pid, let name):
             return "process \(pid) (\(name)) is a kernel thread: it has no user stack to profile"
         case .permissionDenied(let pid, let advice):
@@ -47,8 +51,25 @@ enum TargetPreflight {
             throw .system(error)
         }
         if status.isKernelThread { throw .kernelThread(pid: pid, name: status.name) }
-        if status.isZombie { throw .zombie(pid: pid) }
+        if status.isZombie { try waitOutExec(pid: pid) }
         try checkTracer(pid: pid)
+    }
+
+    /// A zombie leader with threads left: another thread is in execve (which ends
+    /// the leader and then takes its pid over, within milliseconds), or the main
+    /// thread has ended (pthread_exit) and the process lives on in the others.
+    /// The first is waited out; the second is refused by name: the process's
+    /// memory, maps and files are read through its main thread's /proc entries,
+    /// which are empty once it has ended (eu-stack and gdb refuse it too).
+    private static func waitOutExec(pid: Int32) throws(TargetError) {
+        for _ in 0..<50 {
+            guard let status = try? TaskStatus.read(pid: pid) else { throw .noSuchProcess(pid: pid) }
+            if !status.isZombie { return }
+            let others = threadIDs(of: pid).filter { $0 != pid }.count
+            if others == 0 { throw .zombie(pid: pid) }
+            nanosleep(nanoseconds: 1_000_000)
+        }
+        throw .mainThreadEnded(pid: pid, threadsLeft: threadIDs(of: pid).filter { $0 != pid }.count)
     }
 
     static func checkTracer(pid: Int32) throws(TargetError) {
