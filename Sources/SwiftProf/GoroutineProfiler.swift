@@ -32,13 +32,14 @@ extension Profiler {
         case .failure(let problem): throw .noGoroutines(pid: pid, reason: problem.description)
         }
         reader.budgetNanoseconds = captureOptions.stopTimeoutNanoseconds
+        reader.maxFrames = options.unwind.maxFrames
         // Parked goroutines copied while the program runs; the stop checks them.
         reader.unstopped = reader.readUnstopped()
         let (capture, listed) = try TracerThread.run { () throws(TargetError) -> (Capture, Result<GoroutineList, TargetError>) in
             try StopTheWorld(pid: pid, options: captureOptions).run(whileStopped: reader.read)
         }
         let list = try listed.get()
-        var (stacks, statistics) = goroutineStacks(list, module: reader.module, options: options)
+        var (stacks, statistics) = goroutineStacks(list, module: reader.module, options: options, cache: reader.cache)
         statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
         statistics.unreadGoroutines = list.unread
         statistics.copiedWithoutStop = list.copiedWithoutStop
@@ -90,15 +91,16 @@ extension Profiler {
 
     /// The goroutines read, walked and named as Go records them, in id order, and what
     /// the list says of them.
-    static func goroutineStacks(_ list: GoroutineList, module: GoModule, options: SnapshotOptions) -> ([ThreadStack], GoroutineStatistics) {
-        let cache = GoroutineStackCache()
-        let stacks = list.goroutines.sorted { $0.id < $1.id }.map {
-            $0.stack(in: module, maxFrames: options.unwind.maxFrames, inlineFrames: options.symbolize.inlineFrames, cache: cache)
+    static func goroutineStacks(_ list: GoroutineList, module: GoModule, options: SnapshotOptions,
+                                cache: GoroutineStackCache = GoroutineStackCache()) -> ([ThreadStack], GoroutineStatistics) {
+        let goroutines = list.goroutines
+        let stacks = goroutines.indices.sorted { goroutines[$0].id < goroutines[$1].id }.map {
+            goroutines[$0].stack(in: module, maxFrames: options.unwind.maxFrames, inlineFrames: options.symbolize.inlineFrames, cache: cache)
         }
         var statistics = GoroutineStatistics()
         statistics.goroutines = stacks.count
         statistics.systemGoroutines = list.systemGoroutines
-        statistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stack.bytes.count }
+        statistics.stackBytes = list.goroutines.reduce(0) { $0 + $1.stackBytes }
         return (stacks, statistics)
     }
 }

@@ -207,6 +207,9 @@ struct ByteView {
         return storage.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: base + offset, as: UInt64.self)) }
     }
 
+    /// The word at `offset`, nil unless the view holds all of its bytes.
+    func wholeWord(_ offset: Int) -> UInt64? { offset >= 0 && offset <= count - 8 ? word(offset) : nil }
+
     func byte(_ offset: Int) -> UInt8 { offset >= 0 && offset < count ? storage[base + offset] : 0 }
 
     var array: [UInt8] { Array(storage[base..<base + count]) }

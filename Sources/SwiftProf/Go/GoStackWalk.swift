@@ -50,26 +50,32 @@ struct GoStackWalk {
         var result = Result()
         var pc = pc, sp = sp
         var isReturnAddress = leafIsReturnAddress
+        // Not a nested function reading it: that would box it on the heap, once a walk
+        // (100,000 boxes for as many goroutines).
         var goroutineStack: StackCopy?
-        func load(_ address: UInt64) -> UInt64? { word(address) ?? goroutineStack?.word(at: address) }
         while true {
             // Go looks a return address up at itself, not at pc - 1 (its assembler pads a
             // trailing call so the address stays inside), which also holds for the pc
             // after runtime.asyncPreempt, where a signal, not a call, left it.
-            let step = steps?.known[GoWalkSteps.key(pc, isReturnAddress)] ?? self.step(pc: pc, isReturnAddress: isReturnAddress)
-            steps?.known[GoWalkSteps.key(pc, isReturnAddress)] = step
+            let step: GoWalkSteps.Step
+            if let known = steps?.known[GoWalkSteps.key(pc, isReturnAddress)] {
+                step = known
+            } else {
+                step = self.step(pc: pc, isReturnAddress: isReturnAddress)
+                steps?.known[GoWalkSteps.key(pc, isReturnAddress)] = step
+            }
             guard let function = step.function else {
                 result.end = result.pcs.isEmpty ? .truncated("\(hex(pc)) is not in Go code") : .leftGoCode(pc: pc, sp: sp)
                 return result
             }
             result.pcs.append(pc)
             let name = step.name
-            if threadStack && name == "runtime.asmcgocall" {
+            if threadStack && step.isAsmcgocall {
                 guard readTarget != nil else {
                     result.end = .outermost
                     return result
                 }
-                guard goroutineStack == nil, let crossed = crossFromCgo(sp: sp, load: load),
+                guard goroutineStack == nil, let crossed = crossFromCgo(sp: sp, load: word),
                       let returnAddress = crossed.stack.word(at: crossed.returnAddressAt) else {
                     result.end = .truncated("the goroutine stack runtime.asmcgocall came from is not found")
                     return result
@@ -80,7 +86,7 @@ struct GoStackWalk {
                 isReturnAddress = true
                 continue
             }
-            if GoStackWalk.outermostFunctions.contains(name) {
+            if step.isOutermost {
                 result.end = .outermost
                 return result
             }
@@ -92,7 +98,7 @@ struct GoStackWalk {
                 result.end = .truncated("no stack-pointer delta for \(hex(pc)) in \(name)")
                 return result
             }
-            guard let returnAddress = load(sp + UInt64(delta)) else {
+            guard let returnAddress = word(sp + UInt64(delta)) ?? goroutineStack?.word(at: sp + UInt64(delta)) else {
                 result.end = .truncated("return address of \(name) is outside the copied stack")
                 return result
             }
@@ -158,6 +164,17 @@ final class GoWalkSteps {
         let function: GoFunction?
         let name: String
         let delta: Int?
+        /// Asked of the name once here, not at every frame of every walk.
+        let isOutermost: Bool
+        let isAsmcgocall: Bool
+
+        init(function: GoFunction?, name: String, delta: Int?) {
+            self.function = function
+            self.name = name
+            self.delta = delta
+            isOutermost = GoStackWalk.outermostFunctions.contains(name)
+            isAsmcgocall = name == "runtime.asmcgocall"
+        }
     }
 
     fileprivate var known: [UInt64: Step] = [:]

@@ -10,6 +10,11 @@ struct CapturedGoroutine {
     /// A parked goroutine's saved pc was pushed by a call; a running one's is where it stopped.
     let leafIsReturnAddress: Bool
     var stack: StackCopy
+    /// Its walk, when it was walked where its copy lay (a parked goroutine copied
+    /// before the stop: the copy itself is not kept).
+    var walk: GoStackWalk.Result?
+    /// The bytes of its stack copied.
+    var stackBytes = 0
     /// Why its stack could not be copied, when it could not.
     var note: String?
     /// What Go's tracebacks print in brackets: "chan receive", "syscall", "running"...
@@ -38,6 +43,9 @@ struct GoroutineReader {
     let layout: GoRuntimeLayout
     let module: GoModule
     let stackLimit: Int
+    /// The walks' frame limit (--max-frames), and what the snapshot's walks share.
+    var maxFrames = Int.max
+    let cache = GoroutineStackCache()
     /// runtime.waitReasonStrings, read from the binary (empty when it is not there).
     var waitReasons: [String] = []
     /// How long the process may stay stopped while goroutines are read (--stop-timeout):
@@ -52,8 +60,21 @@ struct GoroutineReader {
     /// A corrupt allgs must not make us read forever.
     private static let maximumGoroutines = 10_000_000
 
-    /// Copies taken before the stop (readUnstopped), by the address of their g.
-    var unstopped: [UInt64: UnstoppedCopy] = [:]
+    /// Copies taken before the stop (readUnstopped).
+    var unstopped = UnstoppedCopies()
+
+    /// Copies by their place in runtime.allgs, which only grows (a dead g is reused,
+    /// never freed): a g at the same place and address in the stop is the same g.
+    /// An array, not a dictionary by address: at 100,000 goroutines the hashing and
+    /// the moves of a growing table of large values were a third of a dump.
+    struct UnstoppedCopies {
+        var addresses: [UInt64] = []
+        var copies: [UnstoppedCopy?] = []
+
+        func copy(at index: Int, address: UInt64) -> UnstoppedCopy? {
+            index < addresses.count && addresses[index] == address ? copies[index] : nil
+        }
+    }
 
     /// A parked goroutine copied while the program runs, and the fields of its g
     /// that must read the same once it is stopped for the copy to stand: a parked
@@ -61,7 +82,7 @@ struct GoroutineReader {
     /// and either changes its status or its saved registers and stack bounds.
     struct UnstoppedCopy {
         let fingerprint: Fingerprint
-        let goroutine: CapturedGoroutine
+        var goroutine: CapturedGoroutine
     }
 
     /// A g's status, saved registers, stack bounds, id, wait reason and M.
@@ -88,28 +109,42 @@ struct GoroutineReader {
     }
 
     /// Every parked goroutine's g and stack, copied without a stop (the stop then
-    /// only checks them); empty when the list cannot be read.
-    func readUnstopped() -> [UInt64: UnstoppedCopy] {
-        guard case .success(let addresses) = allgs() else { return [:] }
-        var parked: [(address: UInt64, fingerprint: Fingerprint, goroutine: CapturedGoroutine, stackLength: Int)] = []
+    /// only checks them); empty when the list cannot be read. Each stack is walked
+    /// where it lies in the batch's buffer and only its walk kept: a parked
+    /// goroutine's stack does not change while its g reads the same.
+    func readUnstopped() -> UnstoppedCopies {
+        guard case .success(let addresses) = allgs() else { return UnstoppedCopies() }
+        var copies = UnstoppedCopies(addresses: addresses, copies: Array(repeating: nil, count: addresses.count))
+        var stackRanges: [(index: Int, sp: UInt64, count: Int)] = []
+        stackRanges.reserveCapacity(addresses.count)
         var known = KnownAnswers(showsLabels: tracebackShowsLabels)
+        let recordBytes = gBytes
         for start in stride(from: 0, to: addresses.count, by: GoroutineReader.batch) {
             let slice = addresses[start..<min(start + GoroutineReader.batch, addresses.count)]
-            let records = Ptrace.readMemory(memory, batch: slice.map { ($0, gBytes) })
-            for (offset, address) in slice.enumerated() {
+            let records = Ptrace.readMemory(memory, batch: slice.map { ($0, recordBytes) })
+            for (offset, index) in slice.indices.enumerated() {
                 guard let g = records.range(offset), UInt32(truncatingIfNeeded: g.word(layout.status)) == GoroutineReader.waiting,
                       !isSystem(g, known: &known) else { continue }
                 let placed = describe(g, status: GoroutineReader.waiting, threads: [], known: &known)
                 guard placed.goroutine.note == nil else { continue }
-                parked.append((address, fingerprint(g), placed.goroutine, placed.stackLength))
+                copies.copies[index] = UnstoppedCopy(fingerprint: fingerprint(g), goroutine: placed.goroutine)
+                stackRanges.append((index, placed.goroutine.sp, placed.stackLength))
             }
         }
-        var copies: [UInt64: UnstoppedCopy] = [:]
-        for (entry, stack) in zip(parked, stacks(parked.map { ($0.goroutine.sp, $0.stackLength) })) {
-            guard let stack else { continue }
-            var goroutine = entry.goroutine
-            goroutine.stack = StackCopy(start: goroutine.sp, bytes: stack)
-            copies[entry.address] = UnstoppedCopy(fingerprint: entry.fingerprint, goroutine: goroutine)
+        for start in stride(from: 0, to: stackRanges.count, by: GoroutineReader.walkBatch) {
+            let batch = stackRanges[start..<min(start + GoroutineReader.walkBatch, stackRanges.count)]
+            let stacks = Ptrace.readMemory(memory, batch: batch.map { ($0.sp, $0.count) })
+            for (offset, range) in batch.enumerated() {
+                guard let stack = stacks.range(offset) else {
+                    copies.copies[range.index] = nil  // read again in the stop
+                    continue
+                }
+                let sp = range.sp
+                copies.copies[range.index]!.goroutine.walk(in: module, maxFrames: maxFrames, cache: cache) { address in
+                    address >= sp && address - sp < 1 << 32 ? stack.wholeWord(Int(address - sp)) : nil
+                }
+                copies.copies[range.index]!.goroutine.stackBytes = stack.count
+            }
         }
         return copies
     }
@@ -153,6 +188,10 @@ struct GoroutineReader {
 
     /// Ranges a batch of reads asks for (process_vm_readv then takes 1024 a call).
     private static let batch = 4096
+    /// Stacks a batch reads and walks at once: their spans are read whole (2 KiB
+    /// stacks of which a few hundred bytes are used), so fewer than `batch` keep the
+    /// buffer small (half a MiB).
+    private static let walkBatch = 256
 
     /// The bytes of a g that are read: up to its last field looked at, not the whole
     /// record (in the stop, every byte counts at 100,000 goroutines).
@@ -171,6 +210,7 @@ struct GoroutineReader {
         }
         let count = addresses.count
         var list = GoroutineList()
+        list.goroutines.reserveCapacity(count)
         let start = monotonicNanoseconds()
         // Two passes of batched reads: every g, then the used part of the stack of
         // each goroutine not copied before the stop (or changed since). One read
@@ -188,13 +228,14 @@ struct GoroutineReader {
             let records = Ptrace.readMemory(memory, batch: addresses[index..<end].map { ($0, recordBytes) })
             for (offset, address) in addresses[index..<end].enumerated() {
                 guard let g = records.range(offset) else { continue }
+                let position = index + offset
                 let status = UInt32(truncatingIfNeeded: g.word(layout.status)) & ~GoroutineReader.scanBit
                 if [GoroutineReader.dead, GoroutineReader.deadExtra, GoroutineReader.idle].contains(status) { continue }
                 if isSystem(g, known: &known) {
                     list.systemGoroutines += 1
                     continue
                 }
-                if let earlier = unstopped[address], earlier.fingerprint == fingerprint(g) {
+                if let earlier = unstopped.copy(at: position, address: address), earlier.fingerprint == fingerprint(g) {
                     list.goroutines.append(earlier.goroutine)
                     list.copiedWithoutStop += 1
                     continue
@@ -207,6 +248,7 @@ struct GoroutineReader {
             var goroutine = entry.goroutine
             if goroutine.note == nil {
                 goroutine.stack = StackCopy(start: goroutine.sp, bytes: copy ?? [])
+                goroutine.stackBytes = copy?.count ?? 0
                 if copy == nil { goroutine.note = "its stack is unreadable" }
             }
             list.goroutines.append(goroutine)
@@ -356,9 +398,7 @@ extension CapturedGoroutine {
     /// pc a logical frame.
     func stack(in module: GoModule, maxFrames: Int, inlineFrames: Bool = true,
                cache: GoroutineStackCache = GoroutineStackCache()) -> ThreadStack {
-        var walker = GoStackWalk(module: module, word: { stack.word(at: $0) }, threadStack: false)
-        walker.steps = cache.steps
-        let walk = walker.walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: maxFrames)
+        let walk = self.walk ?? walked(in: module, maxFrames: maxFrames, cache: cache) { stack.word(at: $0) }
         // Go records a leaf that is not a return address as pc + 1, so that every pc - 1 is inside its instruction.
         var physical = walk.pcs
         if !leafIsReturnAddress, !physical.isEmpty { physical[0] += 1 }
@@ -381,6 +421,20 @@ extension CapturedGoroutine {
         thread.labels = labels
         thread.headerShowsLabels = headerShowsLabels
         return thread
+    }
+}
+
+extension CapturedGoroutine {
+    /// Walks its stack, whose words `word` reads, and keeps the walk.
+    mutating func walk(in module: GoModule, maxFrames: Int, cache: GoroutineStackCache, word: (UInt64) -> UInt64?) {
+        walk = withoutActuallyEscaping(word) { word in walked(in: module, maxFrames: maxFrames, cache: cache, word: word) }
+    }
+
+    func walked(in module: GoModule, maxFrames: Int, cache: GoroutineStackCache,
+                word: @escaping (UInt64) -> UInt64?) -> GoStackWalk.Result {
+        var walker = GoStackWalk(module: module, word: word, threadStack: false)
+        walker.steps = cache.steps
+        return walker.walk(pc: pc, sp: sp, leafIsReturnAddress: leafIsReturnAddress, limit: maxFrames)
     }
 }
 

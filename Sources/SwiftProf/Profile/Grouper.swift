@@ -18,31 +18,35 @@ public enum Grouper {
             let kernel: [String]
             let labels: [String: String]
         }
-        var order: [Key] = []
-        var groups: [Key: Record] = [:]
+        // One lookup a thread (at 100,000 goroutines each lookup hashes a stack).
+        var indexOf: [Key: Int] = [:]
+        var records: [Record] = []
         for thread in threads {
             // Kernel frames whose addresses are hidden (0) still differ by name.
             let key = Key(addresses: thread.locations.map(\.address), truncation: thread.truncation,
                           state: thread.state?.groupKey,
                           kernel: thread.locations.filter { $0.isKernel && $0.address == 0 }.flatMap { $0.lines.map(\.function) },
                           labels: thread.labels)
-            if let existing = groups[key] {
-                groups[key]!.state = existing.state.map { merge($0, thread.state!) }
+            let index: Int
+            if let known = indexOf[key] {
+                index = known
+                // The key holds the state's group key: both have a state or neither.
+                if let state = records[index].state, let other = thread.state { records[index].state = merge(state, other) }
             } else {
-                order.append(key)
-                groups[key] = Record(count: 0, locations: thread.locations, truncation: thread.truncation,
-                                     state: thread.state)
-                groups[key]!.labels = thread.labels
+                index = records.count
+                indexOf[key] = index
+                var record = Record(count: 0, locations: thread.locations, truncation: thread.truncation, state: thread.state)
+                record.labels = thread.labels
+                records.append(record)
             }
-            groups[key]!.count += 1
-            groups[key]!.threadIDs.append(thread.tid)
-            if !thread.name.isEmpty { groups[key]!.threadNames.append(thread.name) }
+            records[index].count += 1
+            records[index].threadIDs.append(thread.tid)
+            // Names repeat (a pool's workers, a goroutine's state): kept once in a row, made distinct below.
+            if !thread.name.isEmpty, records[index].threadNames.last != thread.name { records[index].threadNames.append(thread.name) }
         }
-        let records = order.map { key in
-            var record = groups[key]!
-            record.threadIDs.sort()
-            record.threadNames = Array(Set(record.threadNames)).sorted()
-            return record
+        for index in records.indices {
+            records[index].threadIDs.sort()
+            records[index].threadNames = Array(Set(records[index].threadNames)).sorted()
         }
         return sorted(records, addresses: addresses)
     }
