@@ -119,10 +119,9 @@ struct GoroutineReader {
         stackRanges.reserveCapacity(addresses.count)
         var known = KnownAnswers(showsLabels: tracebackShowsLabels)
         let recordBytes = gBytes
-        for start in stride(from: 0, to: addresses.count, by: GoroutineReader.batch) {
-            let slice = addresses[start..<min(start + GoroutineReader.batch, addresses.count)]
-            let records = Ptrace.readMemory(memory, batch: slice.map { ($0, recordBytes) })
-            for (offset, index) in slice.indices.enumerated() {
+        for batch in GoroutineReader.batches(of: addresses.count) {
+            let records = Ptrace.readMemory(memory, batch: addresses[batch].map { ($0, recordBytes) })
+            for (offset, index) in batch.enumerated() {
                 guard let g = records.range(offset), UInt32(truncatingIfNeeded: g.word(layout.status)) == GoroutineReader.waiting,
                       !isSystem(g, known: &known) else { continue }
                 let placed = describe(g, status: GoroutineReader.waiting, threads: [], known: &known)
@@ -131,10 +130,9 @@ struct GoroutineReader {
                 stackRanges.append((index, placed.goroutine.sp, placed.stackLength))
             }
         }
-        for start in stride(from: 0, to: stackRanges.count, by: GoroutineReader.walkBatch) {
-            let batch = stackRanges[start..<min(start + GoroutineReader.walkBatch, stackRanges.count)]
-            let stacks = Ptrace.readMemory(memory, batch: batch.map { ($0.sp, $0.count) })
-            for (offset, range) in batch.enumerated() {
+        for batch in GoroutineReader.batches(of: stackRanges.count) {
+            let stacks = Ptrace.readMemory(memory, batch: stackRanges[batch].map { ($0.sp, $0.count) })
+            for (offset, range) in stackRanges[batch].enumerated() {
                 guard let stack = stacks.range(offset) else {
                     copies.copies[range.index] = nil  // read again in the stop
                     continue
@@ -151,11 +149,13 @@ struct GoroutineReader {
 
     /// What the goroutines of one read share and is worked out once: whether a start
     /// function is the runtime's, the labels behind a labelMap pointer, and whether
-    /// the runtime prints labels in its tracebacks.
+    /// the runtime prints labels in its tracebacks; and the read's instant on the
+    /// runtime's clock, one for every goroutine's wait.
     private struct KnownAnswers {
         var systemStarts: [UInt64: Bool] = [:]
         var labelSets: [UInt64: [String: String]] = [:]
         let showsLabels: Bool
+        let now = monotonicNanoseconds()
     }
 
     /// Go's isSystemGoroutine for the g's start function, asked once a function.
@@ -173,7 +173,7 @@ struct GoroutineReader {
                           known: inout KnownAnswers) -> (goroutine: CapturedGoroutine, stackLength: Int) {
         var placed = place(g, status: status, threads: threads)
         placed.goroutine.state = stateName(status: status, waitReason: Int(g.byte(layout.waitReason)))
-        placed.goroutine.detail = detail(g, status: status)
+        placed.goroutine.detail = detail(g, status: status, now: known.now)
         placed.goroutine.labels = labels(g, known: &known.labelSets)
         placed.goroutine.headerShowsLabels = known.showsLabels
         return placed
@@ -181,17 +181,16 @@ struct GoroutineReader {
 
     /// The used parts of many stacks, read in batches; nil for one that could not be read.
     private func stacks(_ ranges: [(address: UInt64, count: Int)]) -> [[UInt8]?] {
-        stride(from: 0, to: ranges.count, by: GoroutineReader.batch).flatMap { start in
-            Ptrace.readMemory(memory, ranges: Array(ranges[start..<min(start + GoroutineReader.batch, ranges.count)]))
-        }
+        GoroutineReader.batches(of: ranges.count).flatMap { Ptrace.readMemory(memory, ranges: Array(ranges[$0])) }
     }
 
     /// Ranges a batch of reads asks for (process_vm_readv then takes 1024 a call).
     private static let batch = 4096
-    /// Stacks a batch reads and walks at once: their spans are read whole (2 KiB
-    /// stacks of which a few hundred bytes are used), so fewer than `batch` keep the
-    /// buffer small (half a MiB).
-    private static let walkBatch = 256
+
+    /// The index ranges of the batches of `count` reads.
+    private static func batches(of count: Int) -> [Range<Int>] {
+        stride(from: 0, to: count, by: batch).map { $0..<min($0 + batch, count) }
+    }
 
     /// The bytes of a g that are read: up to its last field looked at, not the whole
     /// record (in the stop, every byte counts at 100,000 goroutines).
@@ -218,31 +217,27 @@ struct GoroutineReader {
         var kept: [(goroutine: CapturedGoroutine, stackLength: Int)] = []
         var known = KnownAnswers(showsLabels: tracebackShowsLabels)
         let recordBytes = gBytes
-        var index = 0
-        while index < count {
-            if index > 0, monotonicNanoseconds() - start > budgetNanoseconds {
-                list.unread = count - index
+        for batch in GoroutineReader.batches(of: count) {
+            if batch.lowerBound > 0, monotonicNanoseconds() - start > budgetNanoseconds {
+                list.unread = count - batch.lowerBound
                 break
             }
-            let end = min(index + GoroutineReader.batch, count)
-            let records = Ptrace.readMemory(memory, batch: addresses[index..<end].map { ($0, recordBytes) })
-            for (offset, address) in addresses[index..<end].enumerated() {
+            let records = Ptrace.readMemory(memory, batch: addresses[batch].map { ($0, recordBytes) })
+            for (offset, position) in batch.enumerated() {
                 guard let g = records.range(offset) else { continue }
-                let position = index + offset
                 let status = UInt32(truncatingIfNeeded: g.word(layout.status)) & ~GoroutineReader.scanBit
-                if [GoroutineReader.dead, GoroutineReader.deadExtra, GoroutineReader.idle].contains(status) { continue }
+                if status == GoroutineReader.dead || status == GoroutineReader.deadExtra || status == GoroutineReader.idle { continue }
                 if isSystem(g, known: &known) {
                     list.systemGoroutines += 1
                     continue
                 }
-                if let earlier = unstopped.copy(at: position, address: address), earlier.fingerprint == fingerprint(g) {
+                if let earlier = unstopped.copy(at: position, address: addresses[position]), earlier.fingerprint == fingerprint(g) {
                     list.goroutines.append(earlier.goroutine)
                     list.copiedWithoutStop += 1
                     continue
                 }
                 kept.append(describe(g, status: status, threads: threads, known: &known))
             }
-            index = end
         }
         for (entry, copy) in zip(kept, stacks(kept.map { ($0.goroutine.sp, $0.stackLength) })) {
             var goroutine = entry.goroutine
@@ -352,12 +347,12 @@ struct GoroutineReader {
     /// goroutineheader's words after the status: how long a waiting goroutine (or one in
     /// a system call) has waited, in whole minutes from the runtime's waitsince, and
     /// whether it is locked to its thread. Go's nanotime is CLOCK_MONOTONIC, as ours.
-    private func detail(_ g: ByteView, status: UInt32) -> String {
+    private func detail(_ g: ByteView, status: UInt32, now: UInt64) -> String {
         var words = ""
         // Now on the runtime's clock is the read's instant only in a live process: a core
         // does not record its instant, so how long its goroutines had waited is not said.
         if let at = layout.waitSince, memory.isLive, status == GoroutineReader.waiting || status == GoroutineReader.syscall {
-            words += GoroutineHeader.waitedMinutes(since: g.word(at), now: monotonicNanoseconds())
+            words += GoroutineHeader.waitedMinutes(since: g.word(at), now: now)
         }
         if let at = layout.lockedM, g.word(at) != 0 { words += ", locked to thread" }
         return words
