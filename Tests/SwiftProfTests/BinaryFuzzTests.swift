@@ -1,10 +1,12 @@
 // Corrupted copies of real binaries into every parser of a target's files: the ELF
-// headers and unwind table index (ElfImage, ElfSections) and Go's function table
-// (GoPclntab). A target chooses its binaries, so each mutation must come back as
+// headers and unwind table index (ElfImage, ElfSections), Go's function table
+// (GoPclntab) and Go's runtime layout from the DWARF (GoRuntimeLayout, through the
+// C side that hides the debug sections it does not read). A target chooses its binaries, so each mutation must come back as
 // "not an ELF file", an empty table or a missing function, never as a crash (a
 // trap ends the whole test run, which is how this test fails).
 // Seeded: every run tries the same inputs. SWIFTPROF_STRESS_TRIALS raises the
 // count and SWIFTPROF_FUZZ_SEED changes the inputs (make stress).
+import CSwiftProf
 import Foundation
 @testable import SwiftProf
 import Testing
@@ -26,7 +28,8 @@ struct BinaryFuzzTests {
             ranges.append(Int(shoff)..<min(bytes.count, Int(shoff) + Int(shnum) * 64))
         }
         if let image = ElfImage(source: source) {
-            for section in image.sections() where [".eh_frame_hdr", ".gopclntab", ".go.buildinfo", ".noptrdata", ".shstrtab"].contains(section.name) {
+            for section in image.sections() where [".eh_frame_hdr", ".gopclntab", ".go.buildinfo", ".noptrdata", ".shstrtab",
+                                                   ".debug_abbrev", ".debug_info"].contains(section.name) {
                 guard section.offset >= 0, section.offset < bytes.count else { continue }
                 ranges.append(section.offset..<min(bytes.count, section.offset + min(max(section.size, 0), 4096)))
             }
@@ -75,6 +78,14 @@ struct BinaryFuzzTests {
         }
     }
 
+    /// Go's runtime layout read from `bytes` as from a file.
+    static func layout(_ bytes: [UInt8]) throws -> Result<GoRuntimeLayout, GoRuntimeLayout.Problem> {
+        let descriptor = bytes.withUnsafeBytes { sp_memory_file($0.baseAddress, $0.count) }
+        try #require(descriptor >= 0)
+        defer { close(descriptor) }
+        return GoRuntimeLayout.read(descriptor: descriptor)
+    }
+
     /// Addresses of code in the unmutated binary: what the parsers are asked about.
     static func codeAddresses(_ bytes: [UInt8]) -> [UInt64] {
         guard let image = ElfImage(source: CopiedBytes(storage: bytes)),
@@ -99,8 +110,15 @@ struct BinaryFuzzTests {
                 #expect(pcs.contains { table.function(at: $0) != nil })
             }
             let ranges = Self.structuralRanges(original)
-            for _ in 0..<Self.trials {
-                Self.exercise(Self.mutate(original, ranges: ranges, &random), pcs: pcs)
+            for trial in 0..<Self.trials {
+                let mutated = Self.mutate(original, ranges: ranges, &random)
+                Self.exercise(mutated, pcs: pcs)
+                // A layout read inflates .debug_info (10 ms): one mutation in 8.
+                if path.hasSuffix("kvserver"), trial % 8 == 0 { _ = try Self.layout(mutated) }
+            }
+            if path.hasSuffix("kvserver") {
+                let layout = try Self.layout(original).get()
+                #expect(layout.gSize > 0 && layout.allgs != 0 && layout.goid > 0)
             }
         }
     }

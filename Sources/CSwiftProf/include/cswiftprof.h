@@ -264,4 +264,16 @@ void sp_core_inflated_free(void *bytes, size_t size);
 // A descriptor of an anonymous file holding `bytes` (a core's vDSO, for libdwfl), or -1.
 int sp_memory_file(const void *bytes, size_t size);
 
+// The DWARF of the ELF file open at `fd` for its type and variable entries alone:
+// the debug sections those never point into stay compressed (see type_dwarf.c).
+// `dwarf` is a libdw Dwarf *. 0, or -1 when the file has no DWARF libdw can open.
+typedef struct sp_type_dwarf {
+    void *image;
+    size_t size;
+    void *elf;
+    void *dwarf;
+} sp_type_dwarf;
+int sp_type_dwarf_open(int fd, sp_type_dwarf *out);
+void sp_type_dwarf_close(sp_type_dwarf *handle);
+
 #endif

@@ -2,6 +2,7 @@
 // information rather than hard-coded: the offsets of runtime.g's fields move
 // between Go versions, the DWARF of each binary says where they are.
 import CLibdw
+import CSwiftProf
 import Glibc
 
 struct GoRuntimeLayout: Equatable {
@@ -51,8 +52,9 @@ struct GoRuntimeLayout: Equatable {
 
     /// Reads the layout from the ELF file open at `descriptor` (not closed).
     static func read(descriptor: Int32) -> Result<GoRuntimeLayout, Problem> {
-        guard let dwarf = dwarf_begin(descriptor, DWARF_C_READ) else { return .failure(.noDebugInfo) }
-        defer { dwarf_end(dwarf) }
+        var handle = sp_type_dwarf()
+        guard sp_type_dwarf_open(descriptor, &handle) == 0, let dwarf = OpaquePointer(handle.dwarf) else { return .failure(.noDebugInfo) }
+        defer { sp_type_dwarf_close(&handle) }
         var wanted: [String: Dwarf_Die] = [:]
         let names: Set<String> = ["runtime.g", "runtime.m", "runtime.allgs", "runtime.waitReasonStrings", "runtime/pprof.labelMap",
                                   "runtime.debug"]

@@ -64,7 +64,7 @@ struct GoStackWalk {
                 step = self.step(pc: pc, isReturnAddress: isReturnAddress)
                 steps?.known[GoWalkSteps.key(pc, isReturnAddress)] = step
             }
-            guard let function = step.function else {
+            guard step.function != nil else {
                 result.end = result.pcs.isEmpty ? .truncated("\(hex(pc)) is not in Go code") : .leftGoCode(pc: pc, sp: sp)
                 return result
             }
