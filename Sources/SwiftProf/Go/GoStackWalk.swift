@@ -48,6 +48,7 @@ struct GoStackWalk {
     /// call (a parked goroutine's saved pc), not where the code stopped.
     func walk(pc: UInt64, sp: UInt64, leafIsReturnAddress: Bool = false, limit: Int) -> Result {
         var result = Result()
+        result.pcs.reserveCapacity(8)  // one allocation for most stacks, not one at each doubling
         var pc = pc, sp = sp
         var isReturnAddress = leafIsReturnAddress
         // Not a nested function reading it: that would box it on the heap, once a walk
@@ -64,12 +65,11 @@ struct GoStackWalk {
                 step = self.step(pc: pc, isReturnAddress: isReturnAddress)
                 steps?.known[GoWalkSteps.key(pc, isReturnAddress)] = step
             }
-            guard step.function != nil else {
+            guard let function = step.function else {
                 result.end = result.pcs.isEmpty ? .truncated("\(hex(pc)) is not in Go code") : .leftGoCode(pc: pc, sp: sp)
                 return result
             }
             result.pcs.append(pc)
-            let name = step.name
             if threadStack && step.isAsmcgocall {
                 guard readTarget != nil else {
                     result.end = .outermost
@@ -95,11 +95,11 @@ struct GoStackWalk {
                 return result
             }
             guard let delta = step.delta, delta >= 0 else {
-                result.end = .truncated("no stack-pointer delta for \(hex(pc)) in \(name)")
+                result.end = .truncated("no stack-pointer delta for \(hex(pc)) in \(module.table.name(of: function))")
                 return result
             }
             guard let returnAddress = word(sp + UInt64(delta)) ?? goroutineStack?.word(at: sp + UInt64(delta)) else {
-                result.end = .truncated("return address of \(name) is outside the copied stack")
+                result.end = .truncated("return address of \(module.table.name(of: function)) is outside the copied stack")
                 return result
             }
             if returnAddress == 0 { return result }
@@ -160,17 +160,16 @@ extension GoStackWalk {
 /// Each pc's step of a walk, worked out once for a snapshot's walks: 100,000
 /// goroutines park at a few pcs, and the table lookups were most of their walks.
 final class GoWalkSteps {
+    /// No name kept (a walk copies its step at every frame): what a walk asks of the
+    /// name is asked here once; an error message looks it up again.
     struct Step {
         let function: GoFunction?
-        let name: String
         let delta: Int?
-        /// Asked of the name once here, not at every frame of every walk.
         let isOutermost: Bool
         let isAsmcgocall: Bool
 
         init(function: GoFunction?, name: String, delta: Int?) {
             self.function = function
-            self.name = name
             self.delta = delta
             isOutermost = GoStackWalk.outermostFunctions.contains(name)
             isAsmcgocall = name == "runtime.asmcgocall"
