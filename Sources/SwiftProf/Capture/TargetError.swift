@@ -56,20 +56,35 @@ enum TargetPreflight {
     }
 
     /// A zombie leader with threads left: another thread is in execve (which ends
-    /// the leader and then takes its pid over, within milliseconds), or the main
+    /// the leader and the others, then takes the leader's pid over), or the main
     /// thread has ended (pthread_exit) and the process lives on in the others.
-    /// The first is waited out; the second is refused by name: the process's
-    /// memory, maps and files are read through its main thread's /proc entries,
-    /// which are empty once it has ended (eu-stack and gdb refuse it too).
+    /// The first is waited out: for as long as a thread shows execve in /proc (up
+    /// to 2 s; a loaded machine may take a while to end many threads), and at least
+    /// 50 ms (/proc cannot show the system call of a thread while it runs). The
+    /// second is refused by name: the process's memory, maps and files are read
+    /// through its main thread's /proc entries, which are empty once it has ended
+    /// (eu-stack and gdb refuse it too).
     private static func waitOutExec(pid: Int32) throws(TargetError) {
-        for _ in 0..<50 {
+        let start = monotonicNanoseconds()
+        while true {
             guard let status = try? TaskStatus.read(pid: pid) else { throw .noSuchProcess(pid: pid) }
             if !status.isZombie { return }
-            let others = threadIDs(of: pid).filter { $0 != pid }.count
-            if others == 0 { throw .zombie(pid: pid) }
+            let others = threadIDs(of: pid).filter { $0 != pid }
+            if others.isEmpty { throw .zombie(pid: pid) }
+            let waited = monotonicNanoseconds() - start
+            let execing = others.contains { isInExecve(pid: pid, tid: $0) }
+            if waited > 2_000_000_000 || (waited > 50_000_000 && !execing) {
+                throw .mainThreadEnded(pid: pid, threadsLeft: others.count)
+            }
             nanosleep(nanoseconds: 1_000_000)
         }
-        throw .mainThreadEnded(pid: pid, threadsLeft: threadIDs(of: pid).filter { $0 != pid }.count)
+    }
+
+    /// The thread is blocked in execve or execveat (x86_64 system calls 59 and 322).
+    private static func isInExecve(pid: Int32, tid: Int32) -> Bool {
+        guard let line = try? ProcFile.read("/proc/\(pid)/task/\(tid)/syscall"),
+              let call = ThreadProcInfo.parseSyscall(line) else { return false }
+        return call.number == 59 || call.number == 322
     }
 
     static func checkTracer(pid: Int32) throws(TargetError) {
