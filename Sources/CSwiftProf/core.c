@@ -8,15 +8,11 @@
 #include <gelf.h>
 #include <lz4frame.h>
 #include <lzma.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <zstd.h>
-
-static pthread_once_t core_elf_ready = PTHREAD_ONCE_INIT;
-static void core_elf_setup(void) { elf_version(EV_CURRENT); }
 
 void sp_core_headers_free(sp_core_headers *headers) {
     free(headers->segments);
@@ -43,7 +39,7 @@ int sp_core_read_headers(const void *data, size_t size, sp_core_headers *out) {
     const unsigned char *ident = data;
     if (size < EI_NIDENT || memcmp(ident, ELFMAG, SELFMAG) != 0) return SP_CORE_NOT_ELF;
     if (ident[EI_CLASS] != ELFCLASS64 || ident[EI_DATA] != ELFDATA2LSB) return SP_CORE_OTHER_ARCHITECTURE;
-    pthread_once(&core_elf_ready, core_elf_setup);
+    sp_elf_library_ready();
     Elf *elf = elf_memory((char *)data, size);
     int rc = SP_CORE_TRUNCATED;
     GElf_Ehdr header;

@@ -651,10 +651,11 @@ uint64_t *sp_scan_words(pid_t pid, uint64_t start, uint64_t length, uint64_t val
 
 static pthread_once_t elf_ready = PTHREAD_ONCE_INIT;
 static void elf_setup(void) { elf_version(EV_CURRENT); }
+void sp_elf_library_ready(void) { pthread_once(&elf_ready, elf_setup); }
 
 int sp_elf_read_headers(int fd, const void *data, size_t size, sp_elf_headers *out) {
     memset(out, 0, sizeof *out);
-    pthread_once(&elf_ready, elf_setup);
+    sp_elf_library_ready();
     char *copy = NULL;
     Elf *elf;
     if (fd >= 0) {
@@ -732,7 +733,7 @@ static int write_zeros(int fd, size_t count) {
 }
 
 int sp_elf_write_inflated(int in, int out) {
-    pthread_once(&elf_ready, elf_setup);
+    sp_elf_library_ready();
     Elf *elf = elf_begin(in, ELF_C_READ_MMAP, NULL);
     int rc = -1;
     Elf64_Shdr *table = NULL;

@@ -9,13 +9,9 @@
 #include "cswiftprof.h"
 #include <elfutils/libdw.h>
 #include <gelf.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-
-static pthread_once_t type_dwarf_ready = PTHREAD_ONCE_INIT;
-static void type_dwarf_setup(void) { elf_version(EV_CURRENT); }
 
 /* Debug sections the type and variable entries never point into. */
 static const char *const unread_sections[] = {
@@ -58,7 +54,7 @@ static void hide_unread_sections(char *image, size_t size) {
 
 int sp_type_dwarf_open(int fd, sp_type_dwarf *out) {
     memset(out, 0, sizeof *out);
-    pthread_once(&type_dwarf_ready, type_dwarf_setup);
+    sp_elf_library_ready();
     struct stat info;
     if (fstat(fd, &info) != 0 || info.st_size <= 0) return -1;
     size_t size = (size_t)info.st_size;

@@ -264,6 +264,9 @@ void sp_core_inflated_free(void *bytes, size_t size);
 // A descriptor of an anonymous file holding `bytes` (a core's vDSO, for libdwfl), or -1.
 int sp_memory_file(const void *bytes, size_t size);
 
+// libelf's version handshake, once for the process (every libelf user here calls it first).
+void sp_elf_library_ready(void);
+
 // The DWARF of the ELF file open at `fd` for its type and variable entries alone:
 // the debug sections those never point into stay compressed (see type_dwarf.c).
 // `dwarf` is a libdw Dwarf *. 0, or -1 when the file has no DWARF libdw can open.
