@@ -181,10 +181,7 @@ struct CoreTests {
 
     @Test(arguments: FixtureBuild.GoToolchain.allCases)
     func goroutinesOfAGoCoreAsOfTheLiveProcess(_ toolchain: FixtureBuild.GoToolchain) throws {
-        guard toolchain.goCommand != nil else {
-            print("no \(toolchain.rawValue) Go toolchain (make deps installs it): not tested with it")
-            return
-        }
+        guard toolchain.isInstalledOrSaysSo() else { return }
         // Labels included: their strings are in the binary's read-only data, which a core
         // leaves out and the executable's file gives.
         let fixture = try Fixture.go("many", toolchain: toolchain, arguments: ["10"])

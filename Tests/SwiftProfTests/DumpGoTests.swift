@@ -107,10 +107,7 @@ struct DumpGoTests {
     @Test(arguments: [(FixtureBuild.GoBuild.plain, FixtureBuild.GoToolchain.debian), (.stripped, .debian), (.pie, .debian),
                       (.plain, .recent)])
     func threadStacksUnwindToTheirStart(_ build: FixtureBuild.GoBuild, _ toolchain: FixtureBuild.GoToolchain) throws {
-        guard toolchain.goCommand != nil else {
-            print("no \(toolchain.rawValue) Go toolchain (make deps installs it): not tested with it")
-            return
-        }
+        guard toolchain.isInstalledOrSaysSo() else { return }
         let fixture = try Fixture.go("kvserver", build, toolchain: toolchain)
         defer { fixture.stop() }
         let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
@@ -146,10 +143,7 @@ struct DumpGoTests {
     /// then, through what asmcgocall saved, the Go frames on the goroutine's stack.
     @Test(arguments: FixtureBuild.GoToolchain.allCases)
     func cgoStackUnwindsThroughCAndGo(_ toolchain: FixtureBuild.GoToolchain) throws {
-        guard toolchain.goCommand != nil else {
-            print("no \(toolchain.rawValue) Go toolchain (make deps installs it): not tested with it")
-            return
-        }
+        guard toolchain.isInstalledOrSaysSo() else { return }
         let fixture = try Fixture.go("cgo", toolchain: toolchain)
         defer { fixture.stop() }
         let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
@@ -203,10 +197,7 @@ struct DumpGoTests {
     /// profiler labels as Go's debug=1 prints them, goroutines grouped by them.
     @Test(arguments: FixtureBuild.GoToolchain.allCases)
     func tracebackHeadersAndLabelsAsGosOwn(_ toolchain: FixtureBuild.GoToolchain) throws {
-        guard toolchain.goCommand != nil else {
-            print("no \(toolchain.rawValue) Go toolchain (make deps installs it): not tested with it")
-            return
-        }
+        guard toolchain.isInstalledOrSaysSo() else { return }
         // Go 1.19's labels are a map, Go 1.24 and later's a sorted list: both read.
         let fixture = try Fixture.go("many", toolchain: toolchain, arguments: ["10"])
         defer { fixture.stop() }

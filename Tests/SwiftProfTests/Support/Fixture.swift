@@ -127,6 +127,14 @@ extension FixtureBuild {
                 return FileManager.default.isExecutableFile(atPath: path) ? path : nil
             }
         }
+
+        /// Whether it is installed; when not, says so, for the test that then returns
+        /// (a skip must say why).
+        func isInstalledOrSaysSo() -> Bool {
+            if goCommand != nil { return true }
+            print("no \(rawValue) Go toolchain (make deps installs it): not tested with it")
+            return false
+        }
     }
 
     /// Builds Fixtures/go/NAME, once per test run, kind of build and toolchain.
