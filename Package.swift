@@ -48,7 +48,9 @@ let package = Package(
         .executableTarget(name: "SwiftParked", path: "Fixtures/SwiftParked"),
         // Async tasks suspended in known functions, in known numbers (dump --tasks).
         .executableTarget(name: "SwiftTasks", path: "Fixtures/SwiftTasks"),
-        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "SwiftProfHTTP", "swiftprof", "SwiftParked", "SwiftTasks"]),
+        // Async programs whose truth the fixture knows: task churn, request kinds, a starved pool.
+        .executableTarget(name: "SwiftAsync", path: "Fixtures/SwiftAsync"),
+        .testTarget(name: "SwiftProfTests", dependencies: ["SwiftProf", "SwiftProfHTTP", "swiftprof", "SwiftParked", "SwiftTasks", "SwiftAsync"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -192,7 +192,7 @@ extension DumpCommand {
         try dumpSpecial(read: { try SnapshotDocuments.tasks(pid: pid, options: options, swiftNames: symbols.swiftNames,
                                                             hideThunks: symbols.hideThunks) },
                         summary: { statistics in
-                            "\(statistics.tasks) tasks (\(statistics.finished) finished not shown, \(statistics.rejected) task-like words rejected), "
+                            "\(statistics.tasks) tasks (not shown: \(statistics.runtime) of the runtime, \(statistics.finished) returned, \(statistics.dead) dead, \(statistics.changing) changing as read), "
                                 + "\(statistics.scannedBytes / 1024) KiB of memory scanned in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 1)) ms"
                                 + (statistics.stopWindowNanoseconds.map { ", all threads stopped for \(decimal(Double($0) / 1e6, places: 3)) ms" } ?? "")
                         })

@@ -36,6 +36,16 @@ enum SnapshotDocuments {
             + (statistics.unreadGoroutines > 0 ? "; \(statistics.unreadGoroutines) not read (--stop-timeout)" : "")
     }
 
+    /// What the task reader found and left out: "; not shown: 8 of the runtime, 3
+    /// returned, 12 dead task objects" ("" when nothing was).
+    private static func notShown(_ statistics: TaskStatistics) -> String {
+        let parts = [(statistics.runtime, "of the runtime"), (statistics.finished, "returned"),
+                     (statistics.dead, "dead task " + (statistics.dead == 1 ? "object" : "objects")),
+                     (statistics.changing, "changing as read")]
+            .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+        return parts.isEmpty ? "" : "; not shown: " + parts.joined(separator: ", ")
+    }
+
     /// Every async task of a Swift program, with Swift's own backtracer's names
     /// (no thunks) unless full names are asked for.
     static func tasks(pid: Int32, options: SnapshotOptions, swiftNames: SwiftNameStyle?, hideThunks: Bool) throws(TargetError)
@@ -45,7 +55,8 @@ enum SnapshotDocuments {
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "task"
         document.command = "swiftprof dump --tasks \(pid)"
-        document.comments = ["capture: \(statistics.tasks) tasks, " + (options.consistent ? "read with every thread stopped" : "read without a stop")]
+        document.comments = ["capture: \(statistics.tasks) tasks, " + (options.consistent ? "read with every thread stopped" : "read without a stop")
+                             + notShown(statistics)]
             + failureComments(snapshot.failures)
         return (document, snapshot, statistics)
     }
@@ -74,7 +85,7 @@ enum SnapshotDocuments {
                                                                             options: taskOptions(options, swiftNames: swiftNames, hideThunks: hideThunks))
             document = ProfileDocument(snapshot: snapshot)
             document.profileName = "task"
-            document.comments = ["capture: \(taskStatistics.tasks) tasks, read from the core"]
+            document.comments = ["capture: \(taskStatistics.tasks) tasks, read from the core" + notShown(taskStatistics)]
         case .threads:
             (snapshot, statistics) = try Profiler.core(path: path, files: files, options: options)
             document = ProfileDocument(snapshot: snapshot)

@@ -88,11 +88,11 @@ final class Symbolizer {
         return found
     }
 
-    /// Every defined symbol whose name starts with `prefix`, by name, in one pass.
-    func addresses(ofSymbolsWithPrefix prefix: String) -> [String: UInt64] {
+    /// Every defined symbol whose name starts with one of `prefixes`, by name, in one pass.
+    func addresses(ofSymbolsWithPrefixes prefixes: [String]) -> [String: UInt64] {
         var found: [String: UInt64] = [:]
         forEachDefinedSymbol { symbolName, address in
-            if strncmp(symbolName, prefix, prefix.utf8.count) == 0 { found[String(cString: symbolName)] = address }
+            if prefixes.contains(where: { strncmp(symbolName, $0, $0.utf8.count) == 0 }) { found[String(cString: symbolName)] = address }
             return true
         }
         return found

@@ -22,6 +22,8 @@ struct TaskInfo: Sendable, Hashable {
     var asyncFrames: [UInt64]
     /// Where the task goes on when next run: its job's entry (a partial function).
     var runJob: UInt64
+    /// The context it resumes with (TaskHeader's, read apart).
+    var resumeContext: UInt64 = 0
     var enqueuePriority: UInt32
     var maxPriority: UInt32
     /// Its name and dependency, read apart (TaskRecords): the library does not return them.

@@ -15,10 +15,15 @@ import Glibc
 
 public struct TaskStatistics: Sendable {
     public var tasks = 0
-    /// Words equal to the task metadata that the library did not read as a task.
-    public var rejected = 0
-    /// Task objects of tasks that have returned (kept alive by a handle, or freed memory not yet reused).
+    /// Words equal to the task metadata that head no live task: freed or reused task
+    /// memory, objects being destroyed (TaskLiveness).
+    public var dead = 0
+    /// Task objects of tasks that have returned (the runtime's IsComplete; kept alive by a handle).
     public var finished = 0
+    /// Tasks the runtime made for itself (Task.sleep's wake-ups), not listed.
+    public var runtime = 0
+    /// Live tasks whose header changed under two reads in a row (read without a stop).
+    public var changing = 0
     public var scannedBytes = 0
     public var nanoseconds: UInt64 = 0
     /// With --consistent: task-like words left unread when the stop window reached --stop-timeout.
@@ -83,14 +88,18 @@ extension Profiler {
                            threads: () throws(TargetError) -> [CapturedThread]) throws(TargetError) -> [ThreadStack] {
         let symbolizer = runtime.symbolizer
         statistics.scannedBytes = readout.scannedBytes
+        statistics.finished = readout.returned
+        statistics.dead = readout.dead
+        statistics.changing = readout.changing
         var tasks: [TaskInfo] = []
         var frames: [UInt64: [Location]] = [:]
         for address in readout.addresses {
-            guard let info = readout.infos[address] else {
-                statistics.rejected += 1
-                continue
-            }
-            var locations = info.asyncFrames.prefix(options.unwind.maxFrames).map { symbolizer.location(pc: $0, isReturnAddress: false) }
+            guard let info = readout.infos[address] else { continue }
+            // Each async frame is a resume function's entry: a frame inside a function
+            // is a context reused while the task ran, and ends the chain.
+            var locations = Array(info.asyncFrames.prefix(options.unwind.maxFrames).lazy
+                .map { symbolizer.location(pc: $0, isReturnAddress: false) }
+                .prefix { $0.lines.last.map { $0.function.isEmpty || $0.offset == 0 } ?? true })
             // Where the task goes on when next run, when that is the program's own code and
             // not the innermost async frame already: the function an enqueued task (waiting
             // for an actor, say) or a running one is in. The runtime's own entries (resume
@@ -100,10 +109,24 @@ extension Profiler {
                !entry.module.hasSuffix("/libswift_Concurrency.so") {
                 locations.insert(entry, at: 0)
             }
-            // A task that returned resumes into nothing but the runtime's completion:
-            // done, and not listed (its object lives on while a handle holds it).
+            // The runtime's task completion, which every task resumes into last (as goexit
+            // ends every goroutine), is left out; a task that runs it has not returned yet.
             guard let own = TaskInfo.ownFrames(locations) else {
-                statistics.finished += 1
+                // Not started (its one context is its first): its entry closure says whose
+                // it is. The runtime's own (Task.sleep's wake-ups) are not listed, as Go
+                // leaves out its system goroutines.
+                if info.isRunning != true, info.asyncFrames.count == 1,
+                   let entry = TaskInfo.entry(memory: memory, initialContext: info.resumeContext) {
+                    let location = symbolizer.location(pc: entry, isReturnAddress: false)
+                    if location.module.hasSuffix("/libswift_Concurrency.so") {
+                        statistics.runtime += 1
+                        continue
+                    }
+                    frames[address] = [location]
+                } else {
+                    frames[address] = locations
+                }
+                tasks.append(info)
                 continue
             }
             frames[address] = own
@@ -145,28 +168,63 @@ extension Profiler {
 }
 
 /// The task-like words of a process's memory and what the reflection library read at
-/// each, within `budget` nanoseconds of reading (the rest left unread).
+/// each live task, within `budget` nanoseconds of reading (the rest left unread).
 struct TaskReadout {
     let addresses: [UInt64]
+    /// The live tasks, by address; the other words read are counted by what they were.
     let infos: [UInt64: TaskInfo]
+    var returned = 0
+    var dead = 0
+    var changing = 0
     let found: Int
     let scannedBytes: Int
 
     init(memory: TargetMemory, map: MemoryMap, runtime: TaskRuntime, budget: UInt64) {
         let start = monotonicNanoseconds()
         let scan = TaskScan.candidates(memory: memory, map: map, metadata: runtime.metadata)
-        var infos: [UInt64: TaskInfo] = [:]
         var read = scan.addresses
+        var candidates: [(header: TaskHeader, info: TaskInfo)] = []
         for (index, address) in scan.addresses.enumerated() {
             if index & 63 == 63, monotonicNanoseconds() - start > budget {
                 read = Array(scan.addresses.prefix(index))
                 break
             }
-            infos[address] = runtime.mirror.task(at: address).map { info in
-                var named = info
-                named.records = TaskRecords.read(memory: memory, task: address)
-                return named
+            // The header is checked first; the library's reading of the same task must
+            // agree with it: the same id (else the memory was reused under the two reads)
+            // and, read again if need be, the same status bits (a running task's change).
+            var agreed: (header: TaskHeader, info: TaskInfo)?
+            var life = TaskLife.dead
+            for attempt in 0..<2 where agreed == nil || agreed?.header.agrees(with: agreed!.info) == false {
+                guard let header = TaskHeader(memory: memory, at: address) else { break }
+                life = header.life(map: map, memory: memory)
+                guard life == .live else { agreed = nil; break }
+                guard let info = runtime.mirror.task(at: address), info.id == header.id else {
+                    life = attempt == 0 ? .dead : .changing
+                    agreed = nil
+                    break
+                }
+                agreed = (header, info)
             }
+            guard let (header, task) = agreed else {
+                switch life {
+                case .returned: returned += 1
+                case .changing: changing += 1
+                case .live, .dead: dead += 1
+                }
+                continue
+            }
+            var info = task
+            // The chain of async frames ends where it leaves code (a context reused meanwhile).
+            info.asyncFrames = Array(info.asyncFrames.prefix { map.region(containing: $0)?.isExecutable == true })
+            info.records = TaskRecords.read(memory: memory, task: address)
+            info.resumeContext = header.resumeContext
+            candidates.append((header, info))
+        }
+        // Read after the tasks: every id given out before is below it.
+        let nextID = runtime.nextIDAddress.flatMap { Ptrace.readMemory(memory, at: $0, count: 8) }.map { littleEndianWord($0, at: 0) }
+        var infos: [UInt64: TaskInfo] = [:]
+        for (header, info) in candidates {
+            if let nextID, header.id >= nextID { dead += 1 } else { infos[info.address] = info }
         }
         addresses = read
         self.infos = infos
@@ -182,6 +240,15 @@ extension TaskInfo {
         var own = locations
         while let last = own.last, isCompletion(last) { own.removeLast() }
         return own.isEmpty ? nil : own
+    }
+
+    /// The entry closure of a task not started yet: in the context prefix just before
+    /// its initial context (AsyncContextPrefix or FutureAsyncContextPrefix, both with
+    /// AsyncEntryPoint 24 bytes before the context).
+    static func entry(memory: TargetMemory, initialContext: UInt64) -> UInt64? {
+        guard initialContext > 24, let word = Ptrace.readMemory(memory, at: initialContext - 24, count: 8) else { return nil }
+        let entry = littleEndianWord(word, at: 0)
+        return entry == 0 ? nil : entry
     }
 
     /// TaskPriority's name for the priority it runs at (escalated, else as enqueued);

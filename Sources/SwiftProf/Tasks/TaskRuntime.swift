@@ -8,6 +8,8 @@ struct TaskRuntime {
     /// The AsyncTask metadata: the first word of every task object.
     let metadata: UInt64
     let mirror: RemoteMirror
+    /// The runtime's task id counter (TaskCounter), when its symbol is there.
+    let nextIDAddress: UInt64?
 
     init(memoryMap: MemoryMap, image: TargetImage, options: SymbolizeOptions) throws(TargetError) {
         let memory = image.memory, pid = memory.processID
@@ -16,7 +18,7 @@ struct TaskRuntime {
         }
         // The runtime's variables for debuggers: what the reflection library asks for
         // (found in one pass, before any stop).
-        let debugVariables = symbolizer.addresses(ofSymbolsWithPrefix: "_swift_concurrency_debug_")
+        let debugVariables = symbolizer.addresses(ofSymbolsWithPrefixes: ["_swift_concurrency_debug_", TaskCounter.nextIDSymbol])
         guard let variable = debugVariables["_swift_concurrency_debug_asyncTaskMetadata"] else {
             throw .noTasks(pid: pid, reason: "it has no Swift concurrency runtime (libswift_Concurrency.so)")
         }
@@ -43,5 +45,6 @@ struct TaskRuntime {
         }
         self.symbolizer = symbolizer
         self.metadata = metadata
+        nextIDAddress = debugVariables[TaskCounter.nextIDSymbol]
     }
 }

@@ -1,0 +1,118 @@
+// Async programs whose truth the fixture knows, for the task reader and the
+// samplers. The first argument picks one:
+//   churn     4 tasks named "keeper" (priority high) parked in keep() on continuations
+//             that are never resumed, and two tasks that keep making short-lived ones:
+//             "groups" runs task groups of 8 children in shortWork(_:), "detached"
+//             starts 8 detached tasks in blip(_:) a round and waits until all 8 ended.
+//             Answers `created` with the number of tasks it has made (an upper bound of
+//             every task id the runtime has given out, less the main task's).
+// Prints "ready PID" once the mode is under way, then reads stdin until EOF.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Every task the fixture starts, counted before it starts.
+let created = Atomic<Int>(0)
+
+@discardableResult
+func counted<T>(_ count: Int = 1, _ body: () -> T) -> T {
+    created.add(count, ordering: .sequentiallyConsistent)
+    return body()
+}
+
+/// Continuations kept so that they are never resumed.
+final class Parking: @unchecked Sendable {
+    private var lock = pthread_mutex_t()
+    private var parked: [CheckedContinuation<Void, Never>] = []
+    private(set) var count = 0
+    init() { pthread_mutex_init(&lock, nil) }
+    func keep(_ continuation: CheckedContinuation<Void, Never>) {
+        pthread_mutex_lock(&lock)
+        parked.append(continuation)
+        count += 1
+        pthread_mutex_unlock(&lock)
+    }
+    var parkedCount: Int {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return count
+    }
+}
+
+let parking = Parking()
+
+@inline(never)
+func keep() async {
+    await withCheckedContinuation { parking.keep($0) }
+}
+
+@inline(never)
+func shortWork(_ index: Int) async -> Int {
+    var sum = index
+    for step in 0..<200 { sum &+= step &* index }
+    return sum
+}
+
+@inline(never)
+func blip(_ index: Int) async -> Int {
+    index &* 3
+}
+
+/// Tasks of the current round of detached ones that have not ended yet.
+let detachedLive = Atomic<Int>(0)
+
+@inline(never)
+func churnGroups() async {
+    while true {
+        let width = 8
+        created.add(width, ordering: .sequentiallyConsistent)
+        _ = await withTaskGroup(of: Int.self) { group in
+            for index in 0..<width { group.addTask { await shortWork(index) } }
+            var sum = 0
+            for await value in group { sum &+= value }
+            return sum
+        }
+    }
+}
+
+@inline(never)
+func churnDetached() async {
+    while true {
+        detachedLive.store(8, ordering: .sequentiallyConsistent)
+        for index in 0..<8 {
+            counted {
+                Task.detached {
+                    _ = await blip(index)
+                    detachedLive.subtract(1, ordering: .sequentiallyConsistent)
+                }
+            }
+        }
+        while detachedLive.load(ordering: .sequentiallyConsistent) > 0 { await Task.yield() }
+    }
+}
+
+func churn() {
+    for _ in 0..<4 { counted { Task.detached(name: "keeper", priority: .high) { await keep() } } }
+    counted { Task.detached(name: "groups") { await churnGroups() } }
+    counted { Task.detached(name: "detached") { await churnDetached() } }
+    var tick = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+    while parking.parkedCount < 4 { nanosleep(&tick, nil) }
+}
+
+let mode = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "churn"
+switch mode {
+case "churn": churn()
+default:
+    print("SwiftAsync: unknown mode \(mode)")
+    exit(2)
+}
+print("ready \(getpid())")
+fflush(nil)
+while let line = readLine() {
+    switch line {
+    case "created": print("created \(created.load(ordering: .sequentiallyConsistent))")
+    default: print("unknown \(line)")
+    }
+    fflush(nil)
+}
