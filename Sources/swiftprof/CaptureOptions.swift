@@ -10,7 +10,7 @@ struct SymbolOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Print symbol names as they are in the binary.")
     var noDemangle = false
 
-    @Option(name: .long, help: ArgumentHelp("How Swift names are shown: full (SwiftParked.Store.park<A where A: Swift.Hashable>(key: A) -> Swift.Never) or simplified (SwiftParked.Store.park<A>(key:), async functions marked \"async\"). Default: full for threads, simplified for --tasks (where full also shows thunks).", valueName: "full|simplified"))
+    @Option(name: .long, help: ArgumentHelp("How Swift names are shown: simplified, as Swift's backtracer prints them (SwiftParked.Store.park<A>(key:), async functions marked \"async\", thunks left out), or full (the whole demangling, thunks shown). Default: simplified.", valueName: "full|simplified"))
     var swiftNames: SwiftNameStyle?
 
     @Flag(name: .long, help: "Leave out Swift thunks (reabstraction, partial application, @objc, dispatch thunks, protocol witnesses).")
@@ -85,8 +85,8 @@ struct CaptureOptionGroup: ParsableArguments {
         options.capture.threadNames = ThreadNameFilter(threads)
         options.unwind.maxFrames = maxFrames
         options.symbolize = SymbolizeOptions(
-            names: NameOptions(demangle: !symbols.noDemangle, swiftNames: symbols.swiftNames ?? .full, shortNames: symbols.shortNames),
-            inlineFrames: !symbols.noInline, hidesThunks: symbols.hideThunks)
+            names: NameOptions(demangle: !symbols.noDemangle, swiftNames: symbols.swiftNames ?? .simplified, shortNames: symbols.shortNames),
+            inlineFrames: !symbols.noInline, hidesThunks: symbols.hideThunks || symbols.swiftNames != .full)
         options.kernelFrames = kernel ?? true
         options.capture.procParts = options.kernelFrames ? [.kernelStack] : []
         return options

@@ -171,8 +171,7 @@ extension DumpCommand {
         let (document, statistics): (ProfileDocument, CoreStatistics)
         do {
             (document, _, statistics) = try SnapshotDocuments.core(path: path, files: files, options: capture.snapshotOptions(symbols),
-                                                                   view: goroutines ? .goroutines : tasks ? .tasks : .threads,
-                                                                   swiftNames: symbols.swiftNames, hideThunks: symbols.hideThunks)
+                                                                   view: goroutines ? .goroutines : tasks ? .tasks : .threads)
         } catch {
             warn(error.description)
             throw error.kind == .unreadable ? ExitStatus.noInput : ExitStatus.malformedInput
@@ -189,8 +188,7 @@ extension DumpCommand {
     private func dumpTasks(_ pid: Int32) throws {
         var options = capture.snapshotOptions(symbols)
         options.consistent = consistent
-        try dumpSpecial(read: { try SnapshotDocuments.tasks(pid: pid, options: options, swiftNames: symbols.swiftNames,
-                                                            hideThunks: symbols.hideThunks) },
+        try dumpSpecial(read: { try SnapshotDocuments.tasks(pid: pid, options: options) },
                         summary: { statistics in
                             "\(statistics.tasks) tasks (not shown: \(statistics.runtime) of the runtime, \(statistics.finished) returned, \(statistics.dead) dead, \(statistics.changing) changing as read), "
                                 + "\(statistics.scannedBytes / 1024) KiB of memory scanned in \(decimal(Double(statistics.nanoseconds) / 1e6, places: 1)) ms"

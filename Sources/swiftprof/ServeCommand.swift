@@ -62,7 +62,7 @@ struct ServeCommand: ParsableCommand {
                  + (token == nil ? " (no --token-file)" : ""))
         }
         StopSignals.install()
-        let answers = ServeAnswers(pid: pid, snapshot: capture.snapshotOptions(symbols), symbols: symbols, rate: rate,
+        let answers = ServeAnswers(pid: pid, snapshot: capture.snapshotOptions(symbols), rate: rate,
                                    defaultView: Profiler.isGoProgram(pid: pid) ? .goroutines : .threads)
         let server = PprofServer(settings: .init(host: address.host, port: address.port, token: token),
                                  indexPage: PprofRoute.indexPage(pid: pid, defaultView: answers.defaultView),
@@ -137,17 +137,13 @@ struct ListenAddress: Equatable {
 final class ServeAnswers: Sendable {
     let pid: Int32
     let snapshot: SnapshotOptions
-    let swiftNames: SwiftNameStyle?
-    let hideThunks: Bool
     let rate: Double
     let defaultView: SnapshotView
     private let stopping = Atomic<Bool>(false)
 
-    init(pid: Int32, snapshot: SnapshotOptions, symbols: SymbolOptionGroup, rate: Double, defaultView: SnapshotView) {
+    init(pid: Int32, snapshot: SnapshotOptions, rate: Double, defaultView: SnapshotView) {
         self.pid = pid
         self.snapshot = snapshot
-        swiftNames = symbols.swiftNames
-        hideThunks = symbols.hideThunks
         self.rate = rate
         self.defaultView = defaultView
     }
@@ -182,7 +178,7 @@ final class ServeAnswers: Sendable {
         switch view {
         case .threads: document = try SnapshotDocuments.threads(pid: pid, options: options, threadIDs: true).document
         case .goroutines: document = try SnapshotDocuments.goroutines(pid: pid, options: options).document
-        case .tasks: document = try SnapshotDocuments.tasks(pid: pid, options: options, swiftNames: swiftNames, hideThunks: hideThunks).document
+        case .tasks: document = try SnapshotDocuments.tasks(pid: pid, options: options).document
         }
         switch encoding {
         case .pprof:

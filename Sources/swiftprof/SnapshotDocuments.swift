@@ -46,11 +46,9 @@ enum SnapshotDocuments {
         return parts.isEmpty ? "" : "; not shown: " + parts.joined(separator: ", ")
     }
 
-    /// Every async task of a Swift program, with Swift's own backtracer's names
-    /// (no thunks) unless full names are asked for.
-    static func tasks(pid: Int32, options: SnapshotOptions, swiftNames: SwiftNameStyle?, hideThunks: Bool) throws(TargetError)
+    /// Every async task of a Swift program.
+    static func tasks(pid: Int32, options: SnapshotOptions) throws(TargetError)
         -> (document: ProfileDocument, snapshot: Snapshot, statistics: TaskStatistics) {
-        let options = taskOptions(options, swiftNames: swiftNames, hideThunks: hideThunks)
         let (snapshot, statistics) = try Profiler.tasks(pid: pid, options: options)
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "task"
@@ -67,8 +65,7 @@ enum SnapshotDocuments {
     }
 
     /// A core's threads, the thread that took the fatal signal first; or its goroutines, or its tasks.
-    static func core(path: String, files: CoreFileOptions, options: SnapshotOptions, view: CoreView,
-                     swiftNames: SwiftNameStyle?, hideThunks: Bool) throws(CoreError)
+    static func core(path: String, files: CoreFileOptions, options: SnapshotOptions, view: CoreView) throws(CoreError)
         -> (document: ProfileDocument, snapshot: Snapshot, statistics: CoreStatistics) {
         var document: ProfileDocument
         let snapshot: Snapshot, statistics: CoreStatistics
@@ -82,7 +79,7 @@ enum SnapshotDocuments {
         case .tasks:
             let taskStatistics: TaskStatistics
             (snapshot, taskStatistics, statistics) = try Profiler.coreTasks(path: path, files: files,
-                                                                            options: taskOptions(options, swiftNames: swiftNames, hideThunks: hideThunks))
+                                                                            options: options)
             document = ProfileDocument(snapshot: snapshot)
             document.profileName = "task"
             document.comments = ["capture: \(taskStatistics.tasks) tasks, read from the core" + notShown(taskStatistics)]
@@ -106,13 +103,5 @@ enum SnapshotDocuments {
         }
         document.comments += statistics.missingFiles.map { "not symbolized: \($0)" }
         return (document, snapshot, statistics)
-    }
-
-    /// Tasks are named as Swift's own backtracer names them (no thunks) unless full names are asked for.
-    static func taskOptions(_ options: SnapshotOptions, swiftNames: SwiftNameStyle?, hideThunks: Bool) -> SnapshotOptions {
-        var options = options
-        options.symbolize.names.swiftNames = swiftNames ?? .simplified
-        options.symbolize.hidesThunks = hideThunks || swiftNames != .full
-        return options
     }
 }

@@ -23,7 +23,7 @@ struct DumpLanguageTests {
     @Test func swiftNames() throws {
         let fixture = try Fixture.swift()
         defer { fixture.stop() }
-        let result = try swiftprof("dump", "\(fixture.pid)")
+        let result = try swiftprof("dump", "--swift-names", "full", "\(fixture.pid)")
         #expect(result.status == 0, "\(result.stderr)")
         let profile = try parseProfile(result.stdout)
         let functions = profile.records.flatMap(\.functions)
@@ -52,7 +52,7 @@ struct DumpLanguageTests {
             text.split(separator: "\n").filter { !$0.hasPrefix("# capture") && !$0.hasPrefix("# state") }.joined(separator: "\n")
         }
         #expect(stacks(plain) == stacks(stopped))
-        #expect(plain.contains("Swift.readLine(strippingNewline: Swift.Bool)"))
+        #expect(plain.contains("Swift.readLine(strippingNewline:)"))
         // Sampling: each thread is stopped once at most (its rbp is then known while it waits), then reused.
         let attach = try swiftprof("attach", "--duration", "0.5s", "--stats", "\(fixture.pid)")
         let stats = try #require(attach.stderr.split(separator: "\n").last { $0.contains(" samples, ") })
@@ -62,28 +62,33 @@ struct DumpLanguageTests {
         fixture.expectRunning()
     }
 
-    /// The forms Swift's own backtracer prints, with the module in front; async
-    /// functions marked; thunks (here the @convention(c) entry of a pthread) droppable.
+    /// By default, the forms Swift's own backtracer prints, with the module in front,
+    /// async functions marked and thunks (here the @convention(c) entry of a pthread)
+    /// left out; --swift-names full: the whole demangling, thunks shown unless hidden.
     @Test func swiftSimplifiedNamesAndThunks() throws {
         let fixture = try Fixture.swift()
         defer { fixture.stop() }
-        let simplified = try parseProfile(try swiftprof("dump", "--swift-names", "simplified", "\(fixture.pid)").stdout)
+        let simplified = try parseProfile(try swiftprof("dump", "\(fixture.pid)").stdout)
         let functions = simplified.records.flatMap(\.functions)
         #expect(functions.contains("SwiftParked.Store.park<A>(key:)"), "\(functions)")
         #expect(functions.contains("SwiftParked.Store.ttlLoop()"))
         #expect(functions.contains("Swift.readLine(strippingNewline:)"))
         #expect(functions.contains("SwiftParked.blockInTask(period:) async"), "\(functions)")
-        #expect(functions.contains("@objc SwiftParked.threadEntry(_:)"))
-        let full = try parseProfile(try swiftprof("dump", "\(fixture.pid)").stdout).records.flatMap(\.functions)
-        #expect(full.contains { $0.contains("SwiftParked.blockInTask(period: Swift.Int) async -> Swift.Never") }, "\(full)")
+        #expect(functions.contains("SwiftParked.threadEntry(_:)"))
+        #expect(!functions.contains { $0.hasPrefix("@objc ") }, "\(functions)")
+        let explicit = try parseProfile(try swiftprof("dump", "--swift-names", "simplified", "\(fixture.pid)").stdout)
+            .records.flatMap(\.functions)
+        #expect(explicit.contains("SwiftParked.threadEntry(_:)") && !explicit.contains { $0.hasPrefix("@objc ") }, "\(explicit)")
 
-        let hidden = try parseProfile(try swiftprof("dump", "--swift-names", "simplified", "--hide-thunks",
-                                                    "\(fixture.pid)").stdout)
-        let parked = try #require(hidden.record(containing: "SwiftParked.Store.ttlLoop()"))
+        let full = try parseProfile(try swiftprof("dump", "--swift-names", "full", "\(fixture.pid)").stdout)
+        #expect(full.records.flatMap(\.functions).contains { $0.contains("SwiftParked.blockInTask(period: Swift.Int) async -> Swift.Never") },
+                "\(full.records.flatMap(\.functions))")
+        let shown = try #require(full.records.first { $0.functions.contains { $0.contains("SwiftParked.Store.ttlLoop()") } })
+        #expect(shown.functions.contains { $0.hasPrefix("@objc ") }, "\(shown.functions)")
+        let hidden = try parseProfile(try swiftprof("dump", "--swift-names", "full", "--hide-thunks", "\(fixture.pid)").stdout)
+        let parked = try #require(hidden.records.first { $0.functions.contains { $0.contains("SwiftParked.Store.ttlLoop()") } })
         #expect(!parked.functions.contains { $0.hasPrefix("@objc ") }, "\(parked.functions)")
-        #expect(parked.functions.contains("SwiftParked.threadEntry(_:)"))
-        let unhidden = try #require(simplified.record(containing: "SwiftParked.Store.ttlLoop()"))
-        #expect(parked.userFunctions.count == unhidden.userFunctions.count - 1, "\(parked.userFunctions) \(unhidden.userFunctions)")
+        #expect(parked.userFunctions.count == shown.userFunctions.count - 1, "\(parked.userFunctions) \(shown.userFunctions)")
         fixture.expectRunning()
     }
 

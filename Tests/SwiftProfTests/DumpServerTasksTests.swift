@@ -85,7 +85,7 @@ import Testing
         let marked = profile.records.filter { $0.state?.swiftTasks.isEmpty == false }
         #expect(marked.map(\.threadIDs) == [[auditorThread]], "\(threads.stdout)")
         #expect(marked.first?.state?.swiftTasks == [UInt64(auditorTask)])
-        #expect(marked.first?.functions.contains("SwiftServer.Ledger.audit() -> ()") == true, "\(threads.stdout)")
+        #expect(marked.first?.functions.contains("SwiftServer.Ledger.audit()") == true, "\(threads.stdout)")
 
         let traceback = try swiftprof("dump", "--format", "traceback", "\(fixture.pid)")
         #expect(traceback.stdout.contains("thread \(auditorThread) \""), "\(traceback.stdout)")

@@ -40,7 +40,8 @@ struct SourceLineTests {
     private func expectSwiftLines(_ binary: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String] {
         let fixture = try Fixture(binary)
         defer { fixture.stop() }
-        let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
+        // Every frame addr2line sees: thunks too.
+        let result = try swiftprof("dump", "--no-kernel", "--swift-names", "full", "\(fixture.pid)")
         #expect(result.status == 0, "\(result.stderr)", sourceLocation: sourceLocation)
         let checked = try Self.expectSameAsAddr2line(result.stdout, binary: binary, pid: fixture.pid, atLeast: 4,
                                                      sourceLocation: sourceLocation)
