@@ -6,6 +6,12 @@
 //             starts 8 detached tasks in blip(_:) a round and waits until all 8 ended.
 //             Answers `created` with the number of tasks it has made (an upper bound of
 //             every task id the runtime has given out, less the main task's).
+//   requests  two tasks, "server 1" and "server 2", each serving a search then an index
+//             request in a loop: handleSearch() and handleIndex() both await sharedLookup(_:kind:),
+//             which suspends once (its callers are then on no thread's stack) and calls
+//             the synchronous hot(_:), twice as long for a search. Answers `cpu` with
+//             the CPU time each kind has spent in hot(_:) so far, by the thread's own
+//             clock: "cpu SEARCH_NS INDEX_NS".
 // Prints "ready PID" once the mode is under way, then reads stdin until EOF.
 #if canImport(Glibc)
 import Glibc
@@ -100,9 +106,63 @@ func churn() {
     while parking.parkedCount < 4 { nanosleep(&tick, nil) }
 }
 
+/// CPU time spent in hot(_:), per request kind, in nanoseconds.
+let searchNanoseconds = Atomic<Int>(0)
+let indexNanoseconds = Atomic<Int>(0)
+
+func threadCPUNanoseconds() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+    return now.tv_sec * 1_000_000_000 + now.tv_nsec
+}
+
+@inline(never)
+func hot(_ rounds: Int) -> Int {
+    var value = 0
+    for round in 0..<rounds { value = value &* 31 &+ round }
+    return value
+}
+
+enum RequestKind { case search, index }
+
+@inline(never)
+func sharedLookup(_ rounds: Int, kind: RequestKind) async -> Int {
+    await Task.yield()
+    let start = threadCPUNanoseconds()
+    let value = hot(rounds)
+    let spent = threadCPUNanoseconds() - start
+    switch kind {
+    case .search: searchNanoseconds.add(spent, ordering: .sequentiallyConsistent)
+    case .index: indexNanoseconds.add(spent, ordering: .sequentiallyConsistent)
+    }
+    return value
+}
+
+@inline(never)
+func handleSearch() async -> Int { await sharedLookup(400_000, kind: .search) }
+
+@inline(never)
+func handleIndex() async -> Int { await sharedLookup(200_000, kind: .index) }
+
+func requests() {
+    for name in ["server 1", "server 2"] {
+        Task.detached(name: name) {
+            while true {
+                _ = await handleSearch()
+                _ = await handleIndex()
+            }
+        }
+    }
+    var tick = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+    while searchNanoseconds.load(ordering: .sequentiallyConsistent) == 0 || indexNanoseconds.load(ordering: .sequentiallyConsistent) == 0 {
+        nanosleep(&tick, nil)
+    }
+}
+
 let mode = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "churn"
 switch mode {
 case "churn": churn()
+case "requests": requests()
 default:
     print("SwiftAsync: unknown mode \(mode)")
     exit(2)
@@ -112,6 +172,7 @@ fflush(nil)
 while let line = readLine() {
     switch line {
     case "created": print("created \(created.load(ordering: .sequentiallyConsistent))")
+    case "cpu": print("cpu \(searchNanoseconds.load(ordering: .sequentiallyConsistent)) \(indexNanoseconds.load(ordering: .sequentiallyConsistent))")
     default: print("unknown \(line)")
     }
     fflush(nil)

@@ -112,7 +112,7 @@ public enum Profiler {
         return threads.map { thread in
             ThreadSample(thread, unwound: unwinder?.unwind(thread, options: options.unwind)
                             ?? UnwoundStack(pcs: [thread.registers.pc], truncation: "libunwind is unavailable"),
-                         path: .stopped, now: now)
+                         path: .stopped, now: now, image: image, maxFrames: options.unwind.maxFrames)
         }
     }
 

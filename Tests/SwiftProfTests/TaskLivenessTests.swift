@@ -44,7 +44,8 @@ import Testing
                     let priority = state.split(separator: ", ").last.map(String.init) ?? ""
                     #expect(!priority.hasPrefix("priority ") || allowed.contains(priority), "\(state)\n\(text)")
                 }
-                // Every frame is code of the fixture's, a named function.
+                // Every frame is code of the fixture's, a named function; no task without one.
+                #expect(!record.locations.isEmpty, "\(text)")
                 let outside = record.locations.map(\.address).filter { !executable.contains($0) }
                 #expect(outside.isEmpty, "\(outside.map { String($0, radix: 16) }) outside code:\n\(text)")
                 #expect(record.functions.allSatisfy { !$0.isEmpty }, "\(text)")

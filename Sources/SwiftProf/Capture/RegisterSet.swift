@@ -6,6 +6,8 @@ public struct RegisterSet: Equatable, Sendable {
     public static let rbp = 6
     public static let rsp = 7
     public static let rip = 16
+    /// r14: Swift's swiftasync register, an async function's context.
+    static let swiftAsyncContext = 14
 
     /// rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip
     public var values: [UInt64]

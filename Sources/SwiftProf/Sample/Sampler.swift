@@ -255,7 +255,7 @@ final class Sampler {
         var partial: ThreadSample?
         if let copy = capturer.captureWithoutStop(tid: tid, name: name, look: look) {
             let unwound = unwind(copy)
-            let sample = ThreadSample(copy, unwound: unwound, path: .withoutStop, now: now)
+            let sample = threadSample(copy, unwound, .withoutStop, now: now)
             // sp and pc are all /proc gives: a walk that needed another register
             // (a frame pointer) stops early. Never keep a worse stack than a stop gives.
             if unwound.isAsGoodAsAStop {
@@ -264,7 +264,7 @@ final class Sampler {
             }
             if let recovered = framePointerWalk(copy, partial: unwound) {
                 capturer.count(.withoutStop)
-                return .captured(keepOffCPU(remember(ThreadSample(copy, unwound: recovered, path: .withoutStop, now: now),
+                return .captured(keepOffCPU(remember(threadSample(copy, recovered, .withoutStop, now: now),
                                                      look: look, epoch: epoch), at: look))
             }
             partial = sample
@@ -301,7 +301,7 @@ final class Sampler {
         capturer.count(.stopped)
         failures[thread.tid] = nil
         stoppedAt[thread.tid] = thread.registers
-        return remember(ThreadSample(thread, unwound: unwind(thread), path: .stopped, now: now), look: look, epoch: nil)
+        return remember(threadSample(thread, unwind(thread), .stopped, now: now), look: look, epoch: nil)
     }
 
     /// A thread whose switches are recorded, placed where it was at the tick: reused
@@ -345,7 +345,7 @@ final class Sampler {
                 return .settled(.captured(remember(earlier, look: nil, epoch: nil)))
             }
             capturer.count(.withoutStop)
-            let sample = remember(ThreadSample(copy, unwound: unwind(copy), path: .withoutStop, now: now), look: nil,
+            let sample = remember(threadSample(copy, unwind(copy), .withoutStop, now: now), look: nil,
                                   epoch: atTick.epoch)
             if settledAtTick && reusesIdleThreads { quiet.insert(tid) }
             return .settled(.captured(keepOffCPU(sample, at: key)))
@@ -412,7 +412,7 @@ final class Sampler {
     private func kernelSample(tid: Int32, registers: RegisterSet, stack: StackCopy) -> ThreadSample {
         let thread = CapturedThread(tid: tid, name: lastNames[tid] ?? "", registers: registers, stack: stack,
                                     procInfo: .running(), stoppedForCapture: false)
-        return ThreadSample(thread, unwound: unwind(thread), path: .kernelSample, now: 0)
+        return threadSample(thread, unwind(thread), .kernelSample, now: 0)
     }
 
     /// Kept for idle elision with what /proc said just before the capture (a later
@@ -425,6 +425,11 @@ final class Sampler {
         previousLook[sample.tid] = look
         previousEpoch[sample.tid] = epoch
         return sample
+    }
+
+    /// A capture as a sample, with the async callers of a Swift job read now.
+    private func threadSample(_ thread: CapturedThread, _ unwound: UnwoundStack, _ path: CapturePath, now: UInt64) -> ThreadSample {
+        ThreadSample(thread, unwound: unwound, path: path, now: now, image: image, maxFrames: options.unwind.maxFrames)
     }
 
     private func unwind(_ thread: CapturedThread) -> UnwoundStack {

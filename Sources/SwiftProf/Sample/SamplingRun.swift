@@ -401,8 +401,10 @@ struct PlacedSamples {
     func records(_ symbolizer: StackSymbolizer) -> [Record] {
         entries.map { entry in
             let (locations, state) = symbolizer.stack(entry.sample)
-            return Record(count: entry.count, locations: locations, truncation: entry.sample.truncation,
-                          threadIDs: entry.tids.sorted(), state: state, threadNames: entry.names.sorted())
+            var record = Record(count: entry.count, locations: locations, truncation: entry.sample.truncation,
+                                threadIDs: entry.tids.sorted(), state: state, threadNames: entry.names.sorted())
+            record.labels = symbolizer.taskLabels(entry.sample)
+            return record
         }
     }
 }

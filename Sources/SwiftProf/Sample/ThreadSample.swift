@@ -13,12 +13,17 @@ struct ThreadSample {
     /// From /proc, innermost first; empty when unreadable or running.
     var kernel: [KernelFrame]
     var path: CapturePath
+    /// Where a Swift job's async callers are, read with the sample (AsyncCallers).
+    var asyncChains: AsyncChains
 
-    /// Unwinds a capture and reads its state.
-    init(_ thread: CapturedThread, unwound: UnwoundStack, path: CapturePath, now: UInt64) {
+    /// Unwinds a capture and reads its state; with `image`, the async callers of a
+    /// Swift job too (read now: its contexts change once it runs on).
+    init(_ thread: CapturedThread, unwound: UnwoundStack, path: CapturePath, now: UInt64, image: TargetImage? = nil,
+         maxFrames: Int = UnwindOptions().maxFrames) {
         tid = thread.tid
         name = thread.name
         pcs = unwound.pcs
+        asyncChains = image.map { AsyncChains(unwound, stack: thread.stack, image: $0, limit: maxFrames) } ?? AsyncChains()
         let notes = [thread.stackNote, unwound.truncation].compactMap { $0 }
         truncation = notes.isEmpty ? nil : notes.joined(separator: "; ")
         let derived = ThreadStates.state(of: thread, now: now)
@@ -27,15 +32,16 @@ struct ThreadSample {
         self.path = path
     }
 
-    /// What identical samples share: the same stack, kernel frames and state.
+    /// What identical samples share: the same stack, async callers, kernel frames and state.
     struct Key: Hashable {
         let pcs: [UInt64]
+        let asyncChains: AsyncChains
         let kernel: [KernelFrame]
         let truncation: String?
         let state: String?
     }
 
-    var key: Key { Key(pcs: pcs, kernel: kernel, truncation: truncation, state: state?.groupKey) }
+    var key: Key { Key(pcs: pcs, asyncChains: asyncChains, kernel: kernel, truncation: truncation, state: state?.groupKey) }
 }
 
 /// Turns unwound samples into symbolized locations: each pc is looked up once
@@ -81,17 +87,74 @@ final class StackSymbolizer {
         return nil
     }
 
-    /// Kernel frames first, then the user frames; and the state with a restarted call named.
+    /// With a symbolizer already made (the task reader's): user frames only.
+    init(symbolizer: Symbolizer, image: TargetImage, options: SnapshotOptions) {
+        self.image = image
+        self.symbolizer = symbolizer
+        kernelFrames = false
+        kernelAddresses = false
+        inlineFrames = options.symbolize.inlineFrames
+        kernelNames = []
+        kallsymsJob = BackgroundJob { nil }
+        unreadable = false
+    }
+
+    /// Kernel frames first, then the user frames (a Swift job's async callers in, after
+    /// its innermost async function); and the state with a restarted call named.
     func stack(_ sample: ThreadSample) -> (locations: [Location], state: ThreadState?) {
-        let symbolized = sample.pcs.enumerated().map { index, pc in
-            let address = index > 0 ? pc - 1 : pc
-            return goLocation(address) ?? symbolizer?.location(pc: pc, isReturnAddress: index > 0)
-                ?? Location(address: address, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
-        }
-        // A frame that was nothing but hidden thunks has no line left: it goes.
-        let user = symbolized.filter { !$0.lines.isEmpty }
+        let (user, _) = userStack(sample)
         let kernel = kernelFrames && !sample.kernel.isEmpty ? ThreadStates.locations(sample.kernel, kallsyms: kallsymsJob.value) : []
         return (kernel + user, sample.state.map { ThreadStates.namingRestartedCall($0, userLocations: user) })
+    }
+
+    /// A thread running a Swift job, as its task's record: its frames up to the last
+    /// of its task's async callers, without the executor's below; nil when the
+    /// thread shows no async callers.
+    func taskStack(_ sample: ThreadSample) -> [Location]? {
+        let (user, asyncEnd) = userStack(sample)
+        return asyncEnd.map { Array(user[..<$0]) }
+    }
+
+    /// The user frames, and how many of them end with the async callers (nil: none).
+    private func userStack(_ sample: ThreadSample) -> (locations: [Location], asyncEnd: Int?) {
+        var pcs = sample.pcs
+        var asyncCallers: Range<Int>?
+        if let stitched = sample.asyncChains.stitched(sample.pcs, isAsync: isAsync(sample.pcs)) {
+            (pcs, asyncCallers) = (stitched.pcs, stitched.asyncRange)
+        }
+        var user: [Location] = []
+        var asyncEnd: Int?
+        for (index, pc) in pcs.enumerated() {
+            if let asyncCallers, index == asyncCallers.upperBound { asyncEnd = user.count }
+            let address = index > 0 ? pc - 1 : pc
+            let location = goLocation(address) ?? symbolizer?.location(pc: pc, isReturnAddress: index > 0)
+                ?? Location(address: address, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
+            // A frame that was nothing but hidden thunks has no line left: it goes; so
+            // does the runtime's task completion, where every task's chain ends.
+            if location.lines.isEmpty || (asyncCallers?.last == index && TaskInfo.isCompletion(location)) { continue }
+            user.append(location)
+        }
+        if let asyncCallers, asyncCallers.upperBound >= pcs.count { asyncEnd = user.count }
+        return (user, asyncEnd)
+    }
+
+    /// Whether the function of frame `index` of `pcs` is a Swift async function.
+    private func isAsync(_ pcs: [UInt64]) -> (_ index: Int) -> Bool {
+        { [symbolizer] index in symbolizer?.isSwiftAsyncFunction(at: index > 0 ? pcs[index] - 1 : pcs[index]) ?? false }
+    }
+
+    /// The task metadata a sample's task must start with (nil: not found).
+    private lazy var taskMetadata: UInt64? = symbolizer?
+        .address(ofSymbol: TaskRuntime.metadataSymbol, inModuleEndingWith: TaskRuntime.concurrencyLibrary)
+        .flatMap { Ptrace.readMemory(image.memory, at: $0, count: 8) }
+        .map { littleEndianWord($0, at: 0) }
+
+    /// The pprof labels of the Swift task a sample's thread ran (task_id, task_name),
+    /// as Go labels a goroutine's samples; empty when it ran none.
+    func taskLabels(_ sample: ThreadSample) -> [String: String] {
+        guard !sample.asyncChains.isEmpty, let task = sample.asyncChains.task(sample.pcs, isAsync: isAsync(sample.pcs)),
+              task.isa == taskMetadata else { return [:] }
+        return task.labels
     }
 
     /// Go code is named from Go's own table (see GoPclntab).
@@ -106,6 +169,8 @@ final class StackSymbolizer {
 
     func threadStack(_ sample: ThreadSample) -> ThreadStack {
         let (locations, state) = stack(sample)
-        return ThreadStack(tid: sample.tid, name: sample.name, locations: locations, truncation: sample.truncation, state: state)
+        var thread = ThreadStack(tid: sample.tid, name: sample.name, locations: locations, truncation: sample.truncation, state: state)
+        thread.labels = taskLabels(sample)
+        return thread
     }
 }

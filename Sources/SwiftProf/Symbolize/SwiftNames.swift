@@ -27,6 +27,16 @@ enum SwiftNames {
         "autoclosure thunk", "outlined thunk",
     ]
 
+    /// A mangled async partial function: TQ<n>_ (after an await) or TY<n>_ (the resume of
+    /// a suspension), as Swift's backtracer recognises them.
+    static func isPartialFunction(_ mangled: String) -> Bool {
+        var rest = Substring(mangled)
+        guard rest.hasSuffix("_") else { return false }
+        rest = rest.dropLast()
+        while let last = rest.last, last.isASCII, last.isNumber { rest = rest.dropLast() }
+        return rest.hasSuffix("TQ") || rest.hasSuffix("TY")
+    }
+
     /// An async function's own signature ends in ") async" at the top level
     /// (an async closure among its parameters does not count).
     static func isAsync(_ full: String) -> Bool {

@@ -25,6 +25,7 @@ final class Symbolizer {
     private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
     private let options: SymbolizeOptions
     private var cache: [UInt64: Location] = [:]
+    private var asyncFunctions: [UInt64: Bool] = [:]
     /// Per module without .debug_aranges, its units by their ranges (nil: no DWARF).
     private var unitIndexes: [OpaquePointer: CompileUnitIndex?] = [:]
 
@@ -98,9 +99,26 @@ final class Symbolizer {
         return found
     }
 
-    /// Each symbol a module defines, with its address in the target, until `body` says false.
-    private func forEachDefinedSymbol(_ body: (UnsafePointer<CChar>, UInt64) -> Bool) {
+    /// Where `name` is defined in the module whose path ends with `suffix` (not
+    /// searching the others: a large program's own table is long).
+    func address(ofSymbol name: String, inModuleEndingWith suffix: String) -> UInt64? {
+        var found: UInt64?
+        forEachDefinedSymbol(inModulesEndingWith: suffix) { symbolName, address in
+            guard strcmp(symbolName, name) == 0 else { return true }
+            found = address
+            return false
+        }
+        return found
+    }
+
+    /// Each symbol a module defines (of those whose path ends with `suffix`), with its
+    /// address in the target, until `body` says false.
+    private func forEachDefinedSymbol(inModulesEndingWith suffix: String = "", _ body: (UnsafePointer<CChar>, UInt64) -> Bool) {
         for module in modules() {
+            if !suffix.isEmpty {
+                guard let path = dwfl_module_info(module, nil, nil, nil, nil, nil, nil, nil).map({ String(cString: $0) }),
+                      path.hasSuffix(suffix) else { continue }
+            }
             let count = dwfl_module_getsymtab(module)
             guard count > 1 else { continue }
             var symbol = GElf_Sym()
@@ -132,6 +150,24 @@ final class Symbolizer {
         let location = lookUp(address)
         cache[address] = location
         return location
+    }
+
+    /// Whether the function at `address` is a Swift async function or one of its
+    /// partial functions (a Swift symbol whose demangling is async, or that ends in
+    /// TQ<n>_ / TY<n>_, as Swift's backtracer tells them).
+    func isSwiftAsyncFunction(at address: UInt64) -> Bool {
+        if let known = asyncFunctions[address] { return known }
+        var answer = false
+        if let module = dwfl_addrmodule(dwfl, address) {
+            var offset: GElf_Off = 0
+            var symbol = GElf_Sym()
+            if let name = dwfl_module_addrinfo(module, address, &offset, &symbol, nil, nil, nil).map({ String(cString: $0) }),
+               Demangler.isSwiftSymbol(name) {
+                answer = SwiftNames.isPartialFunction(name) || SwiftNames.isAsync(Demangler.demangled(name, NameOptions()).display)
+            }
+        }
+        asyncFunctions[address] = answer
+        return answer
     }
 
     private func lookUp(_ address: UInt64) -> Location {

@@ -150,9 +150,27 @@ extension Profiler {
         let running = Set(tasks.filter { $0.isRunning == true }.map(\.address))
         var runningOn: [UInt64: Int32] = [:]
         if !running.isEmpty {
-            runningOn = TaskThreads.threads(in: try threads()) { running.contains($0) }
+            let captures = try threads()
+            runningOn = TaskThreads.threads(in: captures) { running.contains($0) }
+            // A running task's record starts where its thread is, then its async
+            // callers: the thread's stack without the executor's frames below them.
+            let runners = Set(runningOn.values)
+            let stackSymbolizer = StackSymbolizer(symbolizer: symbolizer, image: runtime.image, options: options)
+            let samples = Profiler.unwound(captures.filter { runners.contains($0.tid) }, image: runtime.image, options: options, now: 0)
+            for (address, tid) in runningOn {
+                guard let sample = samples.first(where: { $0.tid == tid }), let stack = stackSymbolizer.taskStack(sample),
+                      !stack.isEmpty else { continue }
+                frames[address] = stack
+            }
         }
         let parents = Dictionary(tasks.flatMap { task in task.children.map { ($0, task.id) } }, uniquingKeysWith: min)
+        var notes: [UInt64: String] = [:]
+        for task in tasks where frames[task.address]?.isEmpty != false {
+            // Running when read, on no thread when the threads were looked at (read
+            // without a stop, it ran on): the entry of the job it ran, and a note.
+            if task.runJob != 0 { frames[task.address] = [symbolizer.location(pc: task.runJob, isReturnAddress: false)] }
+            notes[task.address] = "running when read, on no thread by the time its thread was looked for (--consistent reads both at once)"
+        }
         let stacks = tasks.map { task in
             ThreadStack(tid: Int32(clamping: task.id),
                         name: task.stateDescription(parent: parents[task.address], thread: runningOn[task.address],
@@ -160,7 +178,8 @@ extension Profiler {
                                                     awaiting: awaitedTask(task)
                                                         ?? frames[task.address]?.first?.lines.first.flatMap { TaskInfo.awaited($0.function) }),
                         locations: frames[task.address] ?? [],
-                        truncation: task.asyncFrames.count > options.unwind.maxFrames ? "more than \(options.unwind.maxFrames) async frames" : nil)
+                        truncation: notes[task.address]
+                            ?? (task.asyncFrames.count > options.unwind.maxFrames ? "more than \(options.unwind.maxFrames) async frames" : nil))
         }
         statistics.tasks = stacks.count
         return stacks
@@ -286,7 +305,7 @@ extension TaskInfo {
     }
 
     /// The concurrency runtime's completeTask, completeTaskWithClosure, completeTaskAndRelease.
-    private static func isCompletion(_ location: Location) -> Bool {
+    static func isCompletion(_ location: Location) -> Bool {
         location.module.hasSuffix("/libswift_Concurrency.so") && location.lines.last?.function.hasPrefix("completeTask") == true
     }
 

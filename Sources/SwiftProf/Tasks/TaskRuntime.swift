@@ -4,7 +4,12 @@
 // without the runtime or with a task layout the library here does not read.
 
 struct TaskRuntime {
+    static let concurrencyLibrary = "/libswift_Concurrency.so"
+    static let metadataSymbol = "_swift_concurrency_debug_asyncTaskMetadata"
+
     let symbolizer: Symbolizer
+    /// The target's objects, for the stacks of the threads running tasks.
+    let image: TargetImage
     /// The AsyncTask metadata: the first word of every task object.
     let metadata: UInt64
     let mirror: RemoteMirror
@@ -19,7 +24,7 @@ struct TaskRuntime {
         // The runtime's variables for debuggers: what the reflection library asks for
         // (found in one pass, before any stop).
         let debugVariables = symbolizer.addresses(ofSymbolsWithPrefixes: ["_swift_concurrency_debug_", TaskCounter.nextIDSymbol])
-        guard let variable = debugVariables["_swift_concurrency_debug_asyncTaskMetadata"] else {
+        guard let variable = debugVariables[Self.metadataSymbol] else {
             throw .noTasks(pid: pid, reason: "it has no Swift concurrency runtime (libswift_Concurrency.so)")
         }
         guard let word = Ptrace.readMemory(memory, at: variable, count: 8), case let metadata = littleEndianWord(word, at: 0),
@@ -44,6 +49,7 @@ struct TaskRuntime {
             return address
         }
         self.symbolizer = symbolizer
+        self.image = image
         self.metadata = metadata
         nextIDAddress = debugVariables[TaskCounter.nextIDSymbol]
     }

@@ -135,6 +135,15 @@ final class LibunwindUnwinder {
         if let go = image.goCode(containing: registers.pc) {
             return goWalk(go, pc: registers.pc, sp: registers.sp, stack: stack, limit: limit, leafIsReturnAddress: false)
         }
+        if let caller = callerAtReturn(registers, stack: stack), limit > 1 {
+            let rest = unwind(registers: caller, stack: stack, limit: limit - 1)
+            var stack = UnwoundStack(pcs: [registers.pc] + rest.pcs, truncation: rest.truncation)
+            if !rest.frameSlots.isEmpty {
+                stack.frameSlots = [FrameSlots(asyncRegister: registers[dwarf: RegisterSet.swiftAsyncContext], cfa: caller.sp)]
+                    + rest.frameSlots
+            }
+            return stack
+        }
         let walk = WalkSource(stack: stack, registers: registers, image: image, log: log)
         return withExtendedLifetime(walk) {
             let arg = Unmanaged.passUnretained(walk).toOpaque()
@@ -144,9 +153,23 @@ final class LibunwindUnwinder {
             }
             var pcs: [UInt64] = [registers.pc]
             var sp = registers.sp
+            // The frames' slots for Swift async code (only where the runtime is: reading
+            // r14 makes the memo compare it too).
+            var slots: [FrameSlots] = []
+            let recordsSlots = image.hasSwiftConcurrency
+            func asyncRegister() -> UInt64? {
+                var value: UInt64 = 0
+                return sp_unw_get_reg(&cursor, Int32(RegisterSet.swiftAsyncContext), &value) == 0 ? value : nil
+            }
+            if recordsSlots { slots.append(FrameSlots(asyncRegister: asyncRegister(), cfa: 0)) }
+            func walked(_ stack: UnwoundStack) -> UnwoundStack {
+                var result = stack
+                if recordsSlots { result.frameSlots = Array(slots.prefix(result.pcs.count)) }
+                return result
+            }
             while true {
                 if pcs.count >= limit {
-                    return UnwoundStack(pcs: pcs, truncation: "depth limit of \(limit) frames reached")
+                    return walked(UnwoundStack(pcs: pcs, truncation: "depth limit of \(limit) frames reached"))
                 }
                 // JIT code has no CFI, and libunwind's guess there is not validated.
                 let current = pcs.count == 1 ? pcs[0] : pcs[pcs.count - 1] - 1
@@ -163,12 +186,12 @@ final class LibunwindUnwinder {
                     return UnwoundStack(pcs: pcs, truncation: "unwind error \(-step) at \(hex(pcs.last!))", lastFrameSP: sp)
                 }
                 if step == 0 {
-                    return finish(pcs, cursor: &cursor, walk: walk, limit: limit)
+                    return walked(finish(pcs, cursor: &cursor, walk: walk, limit: limit))
                 }
                 var pc: UInt64 = 0, nextSP: UInt64 = 0
                 _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rip), &pc)
                 _ = sp_unw_get_reg(&cursor, Int32(RegisterSet.rsp), &nextSP)
-                if pc == 0 { return UnwoundStack(pcs: pcs, truncation: nil) }
+                if pc == 0 { return walked(UnwoundStack(pcs: pcs, truncation: nil)) }
                 guard image.isExecutable(pc) else {
                     return UnwoundStack(pcs: pcs, truncation: "return address \(hex(pc)) is not in executable memory")
                 }
@@ -182,8 +205,27 @@ final class LibunwindUnwinder {
                 }
                 pcs.append(pc)
                 sp = nextSP
+                if recordsSlots {
+                    slots[slots.count - 1].cfa = nextSP
+                    slots.append(FrameSlots(asyncRegister: asyncRegister(), cfa: 0))
+                }
             }
         }
+    }
+
+    /// A leaf stopped at its return instruction has restored every register: its
+    /// caller is the word at sp, with sp past it. CFI does not say so at every ret
+    /// (LLVM's keeps "rbp at CFA-16" after the pop, a slot now below sp, which a
+    /// kernel sample's copy of the stack, taken from sp up, does not hold).
+    private func callerAtReturn(_ registers: RegisterSet, stack: StackCopy) -> RegisterSet? {
+        guard let code = image.word(at: registers.pc),
+              code & 0xff == 0xc3 || code & 0xffff == 0xc3f3,
+              let returnAddress = stack.word(at: registers.sp), image.isExecutable(returnAddress) else { return nil }
+        log.reads.stackWords.append((registers.sp, returnAddress))
+        var caller = registers
+        caller.values[RegisterSet.rip] = returnAddress
+        caller.values[RegisterSet.rsp] = registers.sp + 8
+        return caller
     }
 
     private func goWalk(_ go: GoModule, pc: UInt64, sp: UInt64, stack: StackCopy, limit: Int,

@@ -67,7 +67,11 @@ final class TargetImage {
         self.memory = memory
         self.memoryMap = memoryMap
         self.files = files
+        hasSwiftConcurrency = memoryMap.regions.contains { $0.isExecutable && $0.path.hasSuffix("/libswift_Concurrency.so") }
     }
+
+    /// Whether Swift's concurrency runtime is mapped: only then are async callers looked for.
+    let hasSwiftConcurrency: Bool
 
     var pid: Int32 { memory.processID }
 

@@ -7,6 +7,9 @@ public struct UnwoundStack: Equatable, Sendable {
     public let truncation: String?
     /// The stack pointer of the last frame, when the walk failed to step from it.
     var lastFrameSP: UInt64?
+    /// Per frame, where a Swift async function keeps its context (AsyncCallers):
+    /// recorded by libunwind's walk of a process with Swift concurrency, else empty.
+    var frameSlots: [FrameSlots] = []
 
     public init(pcs: [UInt64], truncation: String?) {
         self.pcs = pcs
@@ -20,6 +23,13 @@ public struct UnwoundStack: Equatable, Sendable {
         self.init(pcs: pcs, truncation: truncation)
         self.lastFrameSP = lastFrameSP
     }
+}
+
+/// A frame's swiftasync register (r14) as the walk restored it (nil: not known), and
+/// its CFA (its caller's stack pointer; 0 for the last frame).
+struct FrameSlots: Equatable, Sendable {
+    var asyncRegister: UInt64?
+    var cfa: UInt64
 }
 
 public struct UnwindOptions: Sendable {
