@@ -107,4 +107,35 @@ import Testing
         #expect(headers.filter { $0.hasSuffix(" \"auditor\" [running on thread \(auditorThread), priority medium]:") }.count == 1, "\(headers)")
         #expect(headers.filter { $0.hasSuffix(" \"sweeper\" [suspended in Task.sleep, priority medium]:") }.count == 1, "\(headers)")
     }
+
+    /// CPU samples of a request handler's work reach the route that called it, through
+    /// Hummingbird's responder (async callers), and carry the request's task. A request
+    /// here lasts about a millisecond: a sample whose task has ended or moved on by the
+    /// time it is read says so instead of naming a caller.
+    @Test func requestSamplesReachTheRouteHandler() throws {
+        let (fixture, auditorThread) = try server()
+        defer { fixture.stop() }
+        #expect(fixture.ask("load") == "loading")
+        let result = try swiftprof("attach", "--mode", "cpu", "--duration", "2s", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        let work = profile.records.filter { $0.functions.contains("SwiftServer.crunch(_:)") }
+        try #require(!work.isEmpty, "\(result.stdout)")
+        var reached = 0
+        for record in work {
+            let callers = Array(record.functions.drop { $0 != "SwiftServer.crunch(_:)" }.dropFirst())
+            #expect(callers.first == "SwiftServer.handlePrice() async", "\(record.functions)")
+            if callers.contains("Hummingbird.CallbackResponder.respond(to:context:) async") {
+                // The route's closure, then the router that chose it.
+                #expect(callers.dropFirst().first?.hasSuffix(" in SwiftServer async") == true, "\(callers)")
+                #expect(callers.contains("Hummingbird.RouterResponder.respond(to:context:) async"), "\(callers)")
+                #expect(record.labels["task_id"] != nil, "\(record.labels)")
+                reached += record.count
+            } else {
+                #expect(record.truncation?.contains("async callers not read") == true, "\(record.functions)")
+            }
+        }
+        #expect(reached > 0, "\(result.stdout)")
+        _ = auditorThread
+    }
 }

@@ -401,7 +401,7 @@ struct PlacedSamples {
     func records(_ symbolizer: StackSymbolizer) -> [Record] {
         entries.map { entry in
             let (locations, state) = symbolizer.stack(entry.sample)
-            var record = Record(count: entry.count, locations: locations, truncation: entry.sample.truncation,
+            var record = Record(count: entry.count, locations: locations, truncation: symbolizer.truncation(entry.sample),
                                 threadIDs: entry.tids.sorted(), state: state, threadNames: entry.names.sorted())
             record.labels = symbolizer.taskLabels(entry.sample)
             return record

@@ -115,6 +115,16 @@ final class StackSymbolizer {
         return asyncEnd.map { Array(user[..<$0]) }
     }
 
+    /// Why a sample's stack ends early: its walk's reason, or, for a Swift job whose
+    /// task's async callers could not be read, that they are missing.
+    func truncation(_ sample: ThreadSample) -> String? {
+        guard image.hasSwiftConcurrency, sample.asyncChains.stitched(sample.pcs, isAsync: isAsync(sample.pcs)) == nil,
+              sample.pcs.indices.contains(where: isAsync(sample.pcs)) else { return sample.truncation }
+        return [sample.truncation, Self.asyncCallersMissing].compactMap { $0 }.joined(separator: "; ")
+    }
+
+    static let asyncCallersMissing = "async callers not read: the task ran on and reused its contexts before they were read"
+
     /// The user frames, and how many of them end with the async callers (nil: none).
     private func userStack(_ sample: ThreadSample) -> (locations: [Location], asyncEnd: Int?) {
         var pcs = sample.pcs
@@ -169,7 +179,7 @@ final class StackSymbolizer {
 
     func threadStack(_ sample: ThreadSample) -> ThreadStack {
         let (locations, state) = stack(sample)
-        var thread = ThreadStack(tid: sample.tid, name: sample.name, locations: locations, truncation: sample.truncation, state: state)
+        var thread = ThreadStack(tid: sample.tid, name: sample.name, locations: locations, truncation: truncation(sample), state: state)
         thread.labels = taskLabels(sample)
         return thread
     }

@@ -15,12 +15,12 @@
 // The chains are read when the sample is taken (a running task's contexts are freed
 // and reused as it goes on); which frame is async is decided later, by its symbol.
 //
-// Which task the chain is: a future's first context is preceded by its prefix,
-// whose IndirectResult points into the task's FutureFragment, right after the task
-// object (AsyncTask, 208 bytes in layout version 1, then the fragment's wait queue,
-// result type and error words; the result at 232, or 240 when 16-byte aligned).
-// The object found there is taken for the task when its header is a live task's
-// and, once names are known, its first word is the task metadata.
+// Which task the chain is: the task object lies just before its first context
+// (AsyncTask, then fragments whose presence and sizes vary: child, group child,
+// name, executor preference, a future's result, then the context prefix). The
+// nearest object below the first context whose first word points into the
+// concurrency runtime and whose header is a live task's is taken for it; its first
+// word is checked against the task metadata once names are known.
 
 struct AsyncChains: Hashable, Sendable {
     /// By frame of the walk: the async callers its context leads to, where one does.
@@ -37,7 +37,8 @@ struct AsyncChains: Hashable, Sendable {
     init(_ unwound: UnwoundStack, stack: StackCopy, image: TargetImage, limit: Int) {
         guard !unwound.frameSlots.isEmpty else { return }
         var read: [UInt64: AsyncChain?] = [:]
-        let completion = image.memoryMap.regions.filter { $0.isExecutable && $0.path.hasSuffix("/libswift_Concurrency.so") }
+        let runtime = image.memoryMap.regions.filter { $0.path.hasSuffix(TaskRuntime.concurrencyLibrary) }
+        let completion = runtime.filter(\.isExecutable)
         for (index, slots) in unwound.frameSlots.enumerated() {
             var candidates: [UInt64] = []
             if let register = slots.asyncRegister { candidates.append(register) }
@@ -45,7 +46,7 @@ struct AsyncChains: Hashable, Sendable {
             for context in candidates {
                 if read[context] == nil {
                     read[context] = Self.chain(from: context, image: image, completion: completion, limit: limit)
-                        .map { AsyncChain(callers: $0.callers, task: TaskIdentity(firstContext: $0.first, memory: image.memory)) }
+                        .map { AsyncChain(callers: $0.callers, task: TaskIdentity(firstContext: $0.first, image: image, runtime: runtime)) }
                 }
                 if let chain = read[context] ?? nil {
                     frames[index] = chain
@@ -113,23 +114,30 @@ struct TaskIdentity: Hashable, Sendable {
     let id: UInt64
     let name: String?
 
-    static let taskSize: UInt64 = 208
-    static let fragmentHeader: UInt64 = 24
+    /// How far before its first context a task object may start.
+    static let window = 1024
 
-    /// The future whose first context is `firstContext`; nil when none is found there.
-    init?(firstContext: UInt64, memory: TargetMemory) {
-        guard firstContext > 32, let prefix = Ptrace.readMemory(memory, at: firstContext - 32, count: 8) else { return nil }
-        let result = littleEndianWord(prefix, at: 0)
-        for padding: UInt64 in [0, 8] where result > Self.taskSize + Self.fragmentHeader + padding {
-            let address = result - Self.taskSize - Self.fragmentHeader - padding
-            guard address & 0xf == 0, address < firstContext, firstContext - address < 4096,
-                  let bytes = Ptrace.readMemory(memory, at: address, count: TaskHeader.size) else { continue }
-            let header = TaskHeader(bytes)
-            guard header.isTaskJob, !header.isDeiniting, header.id != 0, !header.hasReturned else { continue }
-            isa = littleEndianWord(bytes, at: 0)
-            id = header.id
-            name = TaskRecords.read(memory: memory, task: address).name
-            return
+    /// The task whose first context is `firstContext`; nil when none is found there.
+    /// `runtime`: the concurrency runtime's mappings, where the task metadata lies.
+    init?(firstContext: UInt64, image: TargetImage, runtime: [MemoryRegion]) {
+        guard let region = image.memoryMap.region(containing: firstContext) else { return nil }
+        let start = max(region.start, firstContext &- UInt64(Self.window)) & ~0xf
+        let memory = image.memory
+        guard firstContext > start, let bytes = Ptrace.readMemory(memory, at: start, count: Int(firstContext - start)) else { return nil }
+        var offset = bytes.count - TaskHeader.size
+        offset -= offset % 16
+        while offset >= 0 {
+            let isa = littleEndianWord(bytes, at: offset)
+            if runtime.contains(where: { $0.contains(isa) }) {
+                let header = TaskHeader(Array(bytes[offset..<(offset + TaskHeader.size)]))
+                if header.isTaskJob, !header.isDeiniting, header.id != 0, !header.hasReturned {
+                    self.isa = isa
+                    id = header.id
+                    name = TaskRecords.read(memory: memory, task: start + UInt64(offset)).name
+                    return
+                }
+            }
+            offset -= 16
         }
         return nil
     }

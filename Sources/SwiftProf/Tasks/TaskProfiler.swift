@@ -106,7 +106,7 @@ extension Profiler {
             // adapters, a finished task's completion) say nothing more.
             if info.runJob != 0, info.runJob != info.asyncFrames.first, locations.count < options.unwind.maxFrames,
                case let entry = symbolizer.location(pc: info.runJob, isReturnAddress: false),
-               !entry.module.hasSuffix("/libswift_Concurrency.so") {
+               !entry.module.hasSuffix(TaskRuntime.concurrencyLibrary) {
                 locations.insert(entry, at: 0)
             }
             // The runtime's task completion, which every task resumes into last (as goexit
@@ -118,7 +118,7 @@ extension Profiler {
                 if info.isRunning != true, info.asyncFrames.count == 1,
                    let entry = TaskInfo.entry(memory: memory, initialContext: info.resumeContext) {
                     let location = symbolizer.location(pc: entry, isReturnAddress: false)
-                    if location.module.hasSuffix("/libswift_Concurrency.so") {
+                    if location.module.hasSuffix(TaskRuntime.concurrencyLibrary) {
                         statistics.runtime += 1
                         continue
                     }
@@ -306,7 +306,7 @@ extension TaskInfo {
 
     /// The concurrency runtime's completeTask, completeTaskWithClosure, completeTaskAndRelease.
     static func isCompletion(_ location: Location) -> Bool {
-        location.module.hasSuffix("/libswift_Concurrency.so") && location.lines.last?.function.hasPrefix("completeTask") == true
+        location.module.hasSuffix(TaskRuntime.concurrencyLibrary) && location.lines.last?.function.hasPrefix("completeTask") == true
     }
 
     /// "suspended on a continuation", "running", "enqueued", and what kind of child it is;

@@ -67,7 +67,7 @@ final class TargetImage {
         self.memory = memory
         self.memoryMap = memoryMap
         self.files = files
-        hasSwiftConcurrency = memoryMap.regions.contains { $0.isExecutable && $0.path.hasSuffix("/libswift_Concurrency.so") }
+        hasSwiftConcurrency = memoryMap.regions.contains { $0.isExecutable && $0.path.hasSuffix(TaskRuntime.concurrencyLibrary) }
     }
 
     /// Whether Swift's concurrency runtime is mapped: only then are async callers looked for.

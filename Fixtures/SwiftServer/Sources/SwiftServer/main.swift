@@ -9,7 +9,9 @@
 //   nobody writes (a running task, on a thread of the cooperative pool);
 //   a task named "sweeper" in sweep(), in Task.sleep.
 // Prints "ready PID AUDITOR_TID tid" once every request is suspended, then reads
-// stdin until EOF.
+// stdin until EOF. `load` starts a client thread that sends GET /price requests
+// one after another, each answered after handlePrice() has suspended once and then
+// computed in crunch(_:) (answers "loading").
 import Hummingbird
 import NIOCore
 #if canImport(Glibc)
@@ -95,6 +97,19 @@ func sweep() async {
     try? await Task.sleep(nanoseconds: 100_000 * 1_000_000_000)
 }
 
+@inline(never)
+func crunch(_ rounds: Int) -> Int {
+    var value = 0
+    for round in 0..<rounds { value = value &* 31 &+ round }
+    return value
+}
+
+@inline(never)
+func handlePrice() async -> Int {
+    await Task.yield()
+    return crunch(200_000)
+}
+
 let router = Router()
 router.get("sleep") { _, _ -> String in
     await nap()
@@ -107,10 +122,43 @@ router.get("wait") { _, _ -> String in
 router.get("fan") { _, _ -> String in
     "\(await gatherQuotes())"
 }
+router.get("price") { _, _ -> String in
+    "\(await handlePrice())"
+}
 router.get("ledger") { _, _ -> String in
     progress.arrive()
     await ledger.record(1)
     return "recorded"
+}
+
+/// The socket of a new connection to the server; -1 when it refuses (it has stopped).
+func connectToServer(port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        return -1
+    }
+    return fd
+}
+
+/// GET /price, one request a connection, each read to its end, for ever.
+func sendPriceRequests(port: Int) {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let fd = connectToServer(port: port)
+        guard fd >= 0 else { return }
+        let request = "GET /price HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        while read(fd, &buffer, buffer.count) > 0 {}
+        close(fd)
+    }
 }
 
 /// One connection per request, written and left open (the answers never come).
@@ -118,15 +166,8 @@ func sendRequests(port: Int) {
     let paths = Array(repeating: "/sleep", count: counts.sleep) + Array(repeating: "/wait", count: counts.wait)
         + Array(repeating: "/fan", count: counts.fan) + Array(repeating: "/ledger", count: counts.ledger)
     for path in paths {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        precondition(connected == 0, "connect: \(errno)")
+        let fd = connectToServer(port: port)
+        precondition(fd >= 0, "connect: \(errno)")
         let request = "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
     }
@@ -191,7 +232,11 @@ let app = Application(
             waitUntilSuspended(caller: me)
             print("ready \(getpid()) AUDITOR_TID \(progress.auditor)")
             fflush(nil)
-            while let _ = readLine() {}
+            while let line = readLine() {
+                if line == "load" { Thread.detach { sendPriceRequests(port: port) } }
+                print(line == "load" ? "loading" : "unknown \(line)")
+                fflush(nil)
+            }
             exit(0)
         }
     }
