@@ -29,6 +29,11 @@ int sp_set_timer_slack(unsigned long nanoseconds);
 /* The calling thread at the lowest SCHED_FIFO priority (on) or back to SCHED_OTHER; 0 or errno. */
 int sp_set_thread_realtime(int on);
 int sp_set_thread_nice(int nice);
+// For each CPU below `count` the calling thread may run on, how far the scheduler's
+// clock (se.exec_start in /proc/.../sched) is ahead of CLOCK_MONOTONIC, in ns,
+// measured on that CPU (the thread is moved there and back); INT64_MIN for a CPU
+// not measured. Returns how many were, or -1.
+int sp_scheduler_clock_offsets(int64_t *offsets, int count);
 
 // process_vm_readv of one range; returns the bytes read or -errno.
 long sp_read_memory(pid_t pid, uint64_t address, void *buffer, size_t length);

@@ -69,7 +69,23 @@ public struct ThreadProcInfo: Equatable, Sendable {
             syscallLine: syscallLine,
             wchan: wchan,
             kernelStack: parts.contains(.kernelStack) ? (try? ProcFile.readBytes(base + "/stack")).map { parseKernelStack($0[...]) } : nil,
-            lastRanNanoseconds: parts.contains(.lastRun) ? (try? ProcFile.read(base + "/sched")).flatMap(parseExecStart) : nil)
+            lastRanNanoseconds: parts.contains(.lastRun) ? lastRan(base) : nil)
+    }
+
+    /// When the thread last ran, on CLOCK_MONOTONIC: its exec_start, on the clock of
+    /// the CPU it last ran on (stat's 39th field), converted (SchedulerClock).
+    private static func lastRan(_ base: String) -> UInt64? {
+        guard let started = (try? ProcFile.read(base + "/sched")).flatMap(parseExecStart),
+              let stat = try? ProcFile.read(base + "/stat"), let cpu = parseLastCPU(stat) else { return nil }
+        return SchedulerClock.monotonic(started, cpu: cpu)
+    }
+
+    /// The CPU a thread last ran on: /proc/.../stat's 39th field, the 37th after the
+    /// name's closing parenthesis (the name may hold spaces and parentheses).
+    static func parseLastCPU(_ stat: String) -> Int? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 36 ? Int(fields[36]) : nil
     }
 
     /// The last two fields, sp and pc, of a blocked thread's syscall line.
@@ -112,9 +128,10 @@ public struct ThreadProcInfo: Equatable, Sendable {
             let value = line[line.index(after: colon)...].trimmedWhitespace
             let parts = value.split(separator: ".")
             guard let millis = UInt64(parts[0]) else { return nil }
+            // Milliseconds with six decimals (the kernel's SPLIT_NS): the fraction counts nanoseconds.
             let fraction = parts.count > 1 ? String(parts[1].prefix(6)) : ""
-            let micros = UInt64(fraction.padding(toLength: 6)) ?? 0
-            return millis * 1_000_000 + micros * 1000
+            let nanos = UInt64(fraction.padding(toLength: 6)) ?? 0
+            return millis * 1_000_000 + nanos
         }
         return nil
     }
