@@ -12,6 +12,12 @@
 //             the synchronous hot(_:), twice as long for a search. Answers `cpu` with
 //             the CPU time each kind has spent in hot(_:) so far, by the thread's own
 //             clock: "cpu SEARCH_NS INDEX_NS".
+//   starve   the cooperative pool starved: "reloader" holds the actor Registry in
+//             Registry.reload(_:), blocked in read(2) on a pipe nobody writes; 3 tasks
+//             queued on Registry in lookup(_:); one "loader N" a pool thread more,
+//             each blocked in read(2) in loadConfig(_:), until every pool thread is
+//             (POOL n on the ready line: one a CPU); then 10 tasks in neverRun(_:),
+//             made when no thread is left to run them.
 // Prints "ready PID" once the mode is under way, then reads stdin until EOF.
 #if canImport(Glibc)
 import Glibc
@@ -159,10 +165,92 @@ func requests() {
     }
 }
 
+/// Read in blocking calls that never return: nobody writes the pipe.
+let neverWrittenFD: Int32 = {
+    var ends: [Int32] = [0, 0]
+    _ = pipe(&ends)
+    return ends[0]
+}()
+
+actor Registry {
+    var reloads = 0
+    /// Blocks its thread, and so the actor, in read(2): the mistake this shows.
+    @inline(never)
+    func reload(_ path: String) {
+        reloads += 1
+        var byte: UInt8 = 0
+        _ = read(neverWrittenFD, &byte, 1)
+    }
+    @inline(never)
+    func lookup(_ key: Int) -> Int { key + reloads }
+}
+
+let registry = Registry()
+
+@inline(never)
+func loadConfig(_ path: String) async {
+    var byte: UInt8 = 0
+    _ = read(neverWrittenFD, &byte, 1)
+}
+
+@inline(never)
+func neverRun(_ index: Int) async -> Int { index }
+
+/// Threads of this process blocked in read(2) on the pipe, by /proc/self/task/*/syscall.
+func threadsInRead() -> Int {
+    guard let directory = opendir("/proc/self/task") else { return 0 }
+    defer { closedir(directory) }
+    let prefix = "0 0x\(String(neverWrittenFD, radix: 16)) "
+    var count = 0
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard Int32(name) != nil, let file = fopen("/proc/self/task/\(name)/syscall", "r") else { continue }
+        var buffer = [CChar](repeating: 0, count: 256)
+        let line = fgets(&buffer, 256, file) != nil ? String(cString: buffer) : ""
+        fclose(file)
+        if line.hasPrefix(prefix) { count += 1 }
+    }
+    return count
+}
+
+/// Until `count` threads are blocked in read(2) on the pipe.
+func waitForReaders(_ count: Int) {
+    var tick = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+    while threadsInRead() < count { nanosleep(&tick, nil) }
+}
+
+/// Tasks that have reached Registry.lookup's hop.
+let queued = Atomic<Int>(0)
+
+func starve() -> Int {
+    let pool = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    Task.detached(name: "reloader") { await registry.reload("/etc/registry.conf") }
+    waitForReaders(1)
+    for key in 0..<3 {
+        Task.detached {
+            queued.add(1, ordering: .sequentiallyConsistent)
+            _ = await registry.lookup(key)
+        }
+        while queued.load(ordering: .sequentiallyConsistent) <= key { sched_yield() }
+    }
+    for index in 1..<pool {
+        Task.detached(name: "loader \(index)") { await loadConfig("/etc/app\(index).conf") }
+        waitForReaders(1 + index)
+    }
+    for index in 0..<10 { Task.detached { _ = await neverRun(index) } }
+    return pool
+}
+
 let mode = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "churn"
 switch mode {
 case "churn": churn()
 case "requests": requests()
+case "starve":
+    let pool = starve()
+    print("ready \(getpid()) POOL \(pool)")
+    fflush(nil)
+    while let _ = readLine() {}
+    exit(0)
 default:
     print("SwiftAsync: unknown mode \(mode)")
     exit(2)

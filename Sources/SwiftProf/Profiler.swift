@@ -61,8 +61,14 @@ public enum Profiler {
         let started = monotonicNanoseconds()
         let warmUp = SymbolizerWarmUp(pid: pid, options: options.symbolize)
         let captureOptions = options.capture
-        let capture = try TracerThread.run { () throws(TargetError) -> Capture in
-            try StopTheWorld(pid: pid, options: captureOptions).run()
+        // A Swift program's threads are unwound while stopped: their jobs' async
+        // callers are in the heap, of this instant only while no thread runs.
+        let (capture, stoppedWalks) = try TracerThread.run { () throws(TargetError) -> (Capture, StoppedWalks?) in
+            try StopTheWorld(pid: pid, options: captureOptions).run { threads -> StoppedWalks? in
+                guard let map = try? MemoryMap.read(pid: pid), case let image = TargetImage(pid: pid, memoryMap: map),
+                      image.hasSwiftConcurrency else { return nil }
+                return StoppedWalks(image: image, samples: unwound(threads, image: image, options: options, now: monotonicNanoseconds()))
+            }
         }
         statistics.captureNanoseconds = monotonicNanoseconds() - started
         statistics.stopWindowNanoseconds = capture.stopWindowNanoseconds
@@ -71,8 +77,8 @@ public enum Profiler {
         statistics.paths.stopped = capture.threads.count
 
         let clock = monotonicNanoseconds()
-        let image = TargetImage(pid: pid, memoryMap: capture.memoryMap)
-        let samples = unwound(capture.threads, image: image, options: options, now: clock)
+        let image = stoppedWalks?.image ?? TargetImage(pid: pid, memoryMap: capture.memoryMap)
+        let samples = stoppedWalks?.samples ?? unwound(capture.threads, image: image, options: options, now: clock)
         statistics.unwindNanoseconds = monotonicNanoseconds() - clock
         return (symbolize(pid: pid, samples: samples, image: image, failures: capture.failures,
                           wasStopped: capture.wasStopped, options: options, warmUp: warmUp, statistics: &statistics), statistics)
@@ -116,6 +122,21 @@ public enum Profiler {
         }
     }
 
+    /// Threads copied with or without a stop, each unwound over its copy; a copy
+    /// without a stop whose walk needed rbp gets it recovered from the stack, as the
+    /// sampler does (FramePointerRecovery).
+    static func unwoundRecovering(_ threads: [CapturedThread], image: TargetImage, options: SnapshotOptions) -> [ThreadSample] {
+        guard let unwinder = LibunwindUnwinder(image: image) else { return unwound(threads, image: image, options: options, now: 0) }
+        return threads.map { thread in
+            var walk = unwinder.unwind(thread, options: options.unwind)
+            if !walk.isAsGoodAsAStop,
+               let recovered = FramePointerRecovery(unwinder: unwinder, image: image).recover(thread, partial: walk, options: options.unwind) {
+                walk = recovered
+            }
+            return ThreadSample(thread, unwound: walk, path: .withoutStop, now: 0, image: image, maxFrames: options.unwind.maxFrames)
+        }
+    }
+
     private static func symbolize(pid: Int32, samples: [ThreadSample], image: TargetImage, failures: [ThreadFailure],
                                   wasStopped: Bool, options: SnapshotOptions, warmUp: SymbolizerWarmUp,
                                   statistics: inout SnapshotStatistics) -> Snapshot {
@@ -127,4 +148,11 @@ public enum Profiler {
         return Snapshot(pid: pid, threads: threads, failures: failures,
                         memoryMapLines: image.memoryMap.regions.map(\.line), wasStopped: wasStopped)
     }
+}
+
+/// Threads unwound while the process was stopped, with the image they were read by;
+/// handed from the tracer thread, which made them, to its caller, waiting meanwhile.
+private struct StoppedWalks: @unchecked Sendable {
+    let image: TargetImage
+    let samples: [ThreadSample]
 }

@@ -45,7 +45,7 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Print capture statistics (threads, pause, time per stage) on stderr.")
     var stats = false
 
-    @Flag(name: .long, help: "Exit with status 3 when threads are deadlocked (a cycle of threads each waiting for a lock the next holds, or to join it), after printing the snapshot: for a health check or a CI job.")
+    @Flag(name: .long, help: "Exit with status 3 when threads are deadlocked (a cycle of threads each waiting for a lock the next holds, or to join it) or a Swift program's cooperative pool has been starved for a second, after printing the snapshot: for a health check or a CI job.")
     var failOnDeadlock = false
 
     func validate() throws {
@@ -107,13 +107,15 @@ struct DumpCommand: ParsableCommand {
         var options = capture.snapshotOptions(symbols)
         options.consistent = consistent
         options.kernelAddresses = output.printsAddresses
-        if output.blockedTime { options.capture.procParts.insert(.lastRun) }
+        // --fail-on-deadlock: a starved pool counts once it has been for a second.
+        if output.blockedTime || failOnDeadlock { options.capture.procParts.insert(.lastRun) }
         _ = try output.classifier()  // a bad rules file is bad usage: say so before touching the target
 
-        let (document, snapshot, statistics, waits): (ProfileDocument, Snapshot, SnapshotStatistics, WaitLines)
+        let (document, snapshot, statistics, waits, pool): (ProfileDocument, Snapshot, SnapshotStatistics, WaitLines, SwiftPool?)
         do {
-            (document, snapshot, statistics, waits) = try SnapshotDocuments.threads(pid: pid, options: options,
-                                                                                    threadIDs: output.addresses != .relative)
+            (document, snapshot, statistics, waits, pool) = try SnapshotDocuments.threads(pid: pid, options: options,
+                                                                                    threadIDs: output.addresses != .relative,
+                                                                                          blockedTime: output.blockedTime)
         } catch {
             warn(error.description)
             throw ExitStatus.cannotProfile
@@ -122,8 +124,9 @@ struct DumpCommand: ParsableCommand {
 
         if stats { warn(statistics.summary + ", peak memory \(peakMemoryMiB()) MiB") }
         if capture.kernel == true, let note = statistics.kernelNote { warn(note) }
-        if failOnDeadlock && !waits.deadlocks.isEmpty {
-            for line in waits.deadlocks { warn(line) }
+        let starved = pool?.starvedNanoseconds.map { $0 >= 1_000_000_000 } == true
+        if failOnDeadlock && (!waits.deadlocks.isEmpty || starved) {
+            for line in waits.deadlocks + (starved ? pool?.lines(blockedTime: true).prefix(1) ?? [] : []) { warn(line) }
             reportFailures(snapshot.failures)
             throw ExitStatus.deadlock
         }

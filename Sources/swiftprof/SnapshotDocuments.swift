@@ -5,18 +5,21 @@ import SwiftProf
 enum SnapshotDocuments {
     /// The threads, each blocked one's wait on its state, the deadlocks, convoys and
     /// file-lock waits first among the comments.
-    static func threads(pid: Int32, options: SnapshotOptions, threadIDs: Bool) throws(TargetError)
-        -> (document: ProfileDocument, snapshot: Snapshot, statistics: SnapshotStatistics, waits: WaitLines) {
+    static func threads(pid: Int32, options: SnapshotOptions, threadIDs: Bool, blockedTime: Bool = false) throws(TargetError)
+        -> (document: ProfileDocument, snapshot: Snapshot, statistics: SnapshotStatistics, waits: WaitLines, pool: SwiftPool?) {
         var (snapshot, statistics) = try Profiler.snapshot(pid: pid, options: options)
         Profiler.markRunningTasks(&snapshot, options: options)
         let waits = Profiler.waitLines(snapshot, options: options, threadIDs: threadIDs)
         waits.mark(&snapshot)
+        let pool = Profiler.swiftPool(snapshot, options: options)
         var document = ProfileDocument(snapshot: snapshot)
-        document.comments = waits.all
+        document.comments = waits.all + (pool?.lines(blockedTime: blockedTime, threadIDs: threadIDs) ?? [])
             + ["capture: \(statistics.paths.summary)"] + [options.capture.threadNames.comment].compactMap { $0 }
             + failureComments(snapshot.failures)
-        return (document, snapshot, statistics, waits)
+        return (document, snapshot, statistics, waits, pool)
     }
+
+
 
     /// Every goroutine of a Go program, as Go's own goroutine profile groups them.
     static func goroutines(pid: Int32, options: SnapshotOptions) throws(TargetError)
@@ -53,8 +56,9 @@ enum SnapshotDocuments {
         var document = ProfileDocument(snapshot: snapshot)
         document.profileName = "task"
         document.command = "swiftprof dump --tasks \(pid)"
-        document.comments = ["capture: \(statistics.tasks) tasks, " + (options.consistent ? "read with every thread stopped" : "read without a stop")
-                             + notShown(statistics)]
+        document.comments = (statistics.pool?.lines(blockedTime: false) ?? [])
+            + ["capture: \(statistics.tasks) tasks, " + (options.consistent ? "read with every thread stopped" : "read without a stop")
+               + notShown(statistics)]
             + failureComments(snapshot.failures)
         return (document, snapshot, statistics)
     }

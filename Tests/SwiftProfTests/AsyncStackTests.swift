@@ -23,7 +23,7 @@ import Testing
         let fixture = try Fixture(Self.executable, arguments: ["requests"])
         defer { fixture.stop() }
         let before = try cpu(fixture)
-        let result = try swiftprof("attach", "--mode", "cpu", "--rate", "199", "--duration", "4s", "--format", "folded", "\(fixture.pid)")
+        let result = try swiftprof("attach", "--mode", "cpu", "--rate", "199", "--duration", "6s", "--format", "folded", "\(fixture.pid)")
         let after = try cpu(fixture)
         #expect(result.status == 0, "\(result.stderr)")
         var search = 0, index = 0, neither = 0
@@ -41,38 +41,43 @@ import Testing
             }
         }
         let hot = search + index + neither
-        // About 1,500 samples of hot(_:) in 4 s on two busy threads: a binomial share's
-        // standard deviation is then about 0.012, and 0.05 is four of them.
-        try #require(hot > 500, "\(result.stdout)")
+        // About 2,000 samples of hot(_:) in 6 s on two busy threads; at 800 a binomial
+        // share's standard deviation is 0.017, and 0.05 is three of them.
+        try #require(hot >= 800, "\(result.stdout)")
         #expect(Double(search + index) / Double(hot) >= 0.9, "\(neither) of \(hot) samples of hot(_:) reach no handler")
         let measured = Double(after.search - before.search) / Double(after.search - before.search + after.index - before.index)
         let sampled = Double(search) / Double(search + index)
         #expect(abs(sampled - measured) <= 0.05, "sampled \(sampled), measured \(measured)")
     }
 
-    /// dump's thread view: the hot function, the helper where it called it, the handler
-    /// at its await, the task's closure, then the executor's frames.
+    /// dump's thread view: the helper where the thread is (in hot(_:) or its own clock
+    /// reads), the handler at its await, the task's closure, then the executor's frames.
     @Test func aThreadRunningAJobShowsItsAsyncCallers() throws {
         let fixture = try Fixture(Self.executable, arguments: ["requests"])
         defer { fixture.stop() }
-        let result = try swiftprof("dump", "--swift-names", "simplified", "\(fixture.pid)")
-        #expect(result.status == 0, "\(result.stderr)")
-        let profile = try parseProfile(result.stdout)
-        let running = profile.records.filter { $0.functions.contains("SwiftAsync.hot(_:)") }
-        try #require(!running.isEmpty, "\(result.stdout)")
+        // A thread may be between two jobs at the instant of a dump: a few dumps, until one
+        // finds a job running.
+        var running: [Record] = []
+        var text = ""
+        for _ in 0..<5 where running.isEmpty {
+            let result = try swiftprof("dump", "\(fixture.pid)")
+            #expect(result.status == 0, "\(result.stderr)")
+            text = result.stdout
+            running = try parseProfile(text).records.filter { $0.functions.contains("SwiftAsync.sharedLookup(_:kind:) async") }
+        }
+        try #require(!running.isEmpty, "\(text)")
         for record in running {
-            let functions = record.functions.drop { $0 != "SwiftAsync.hot(_:)" }
-            let handler = try #require(functions.first { $0.hasPrefix("SwiftAsync.handle") }, "\(result.stdout)")
-            let own = Array(functions.filter { $0.hasPrefix("SwiftAsync.") || $0.contains(" in SwiftAsync.") }.prefix(4))
-            #expect(own == ["SwiftAsync.hot(_:)", "SwiftAsync.sharedLookup(_:kind:) async", handler,
-                            "closure #1 in SwiftAsync.requests() async"], "\(result.stdout)")
+            let functions = record.functions.drop { $0 != "SwiftAsync.sharedLookup(_:kind:) async" }
+            let handler = try #require(functions.dropFirst().first, "\(text)")
+            #expect(handler == "SwiftAsync.handleSearch() async" || handler == "SwiftAsync.handleIndex() async", "\(text)")
+            #expect(Array(functions.dropFirst(2).prefix(1)) == ["closure #1 in SwiftAsync.requests() async"], "\(text)")
             // The handler's frame is the line of its await, from the fixture's source.
             let marker = handler.hasPrefix("SwiftAsync.handleSearch") ? "func handleSearch()" : "func handleIndex()"
-            #expect(record.frame(handler)?.line == sourceLine(Self.source, containing: marker), "\(result.stdout)")
-            // Then the executor that ran the job.
-            #expect(functions.contains("swift_job_run"), "\(result.stdout)")
-            let completion = functions.contains { $0.hasPrefix("completeTask") }
-            #expect(!completion, "\(result.stdout)")
+            #expect(record.frame(handler)?.line == sourceLine(Self.source, containing: marker), "\(text)")
+            // Then the executor that ran the job, and no task completion.
+            #expect(functions.contains("swift_job_run"), "\(text)")
+            #expect(!functions.contains { $0.hasPrefix("completeTask") }, "\(text)")
+            #expect(record.labels["task_name"]?.hasPrefix("server ") == true, "\(record.labels)")
         }
     }
 

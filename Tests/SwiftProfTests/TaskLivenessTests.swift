@@ -44,11 +44,11 @@ import Testing
                     let priority = state.split(separator: ", ").last.map(String.init) ?? ""
                     #expect(!priority.hasPrefix("priority ") || allowed.contains(priority), "\(state)\n\(text)")
                 }
-                // Every frame is code of the fixture's, a named function; no task without one.
+                // Every frame is code of the fixture's (a running task's thread may be in a
+                // PLT stub, which has no symbol); no task without a frame.
                 #expect(!record.locations.isEmpty, "\(text)")
                 let outside = record.locations.map(\.address).filter { !executable.contains($0) }
                 #expect(outside.isEmpty, "\(outside.map { String($0, radix: 16) }) outside code:\n\(text)")
-                #expect(record.functions.allSatisfy { !$0.isEmpty }, "\(text)")
             }
         }
         // The churn did leave dead task memory behind, and it was counted, not shown.

@@ -59,6 +59,9 @@ final class ThreadCapturer {
     private(set) var counts = CaptureCounts()
     /// Set once any thread was seen stopped by job control (SIGSTOP, ^Z).
     private(set) var sawGroupStop = false
+    /// Run on each stopped capture before the thread is let go: what must be read at
+    /// the moment of the copy (a Swift job's async callers, in the heap).
+    var whileStopped: ((CapturedThread) -> Void)?
     private var capturedAny = false
     let activity: ThreadActivity
     /// Seized and interrupted, but not stopped yet (state D).
@@ -207,6 +210,9 @@ final class ThreadCapturer {
         if case .success(let values) = registers {
             if memoryMap.region(containing: values.sp) == nil { refreshMemoryMap() }
             (stack, note) = Ptrace.copyStack(pid: pid, sp: values.sp, map: memoryMap, limit: options.stackBytes)
+        }
+        if let whileStopped, case .success(let values) = registers {
+            whileStopped(CapturedThread(tid: tid, name: name, registers: values, stack: stack, stackNote: note))
         }
         _ = sp_ptrace_detach(tid, signal)
         let paused = monotonicNanoseconds() - start

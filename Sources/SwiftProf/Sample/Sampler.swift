@@ -60,7 +60,17 @@ final class Sampler {
         image = TargetImage(pid: pid, memoryMap: capturer.memoryMap)
         unwinder = LibunwindUnwinder(image: image)
         mapGeneration = capturer.memoryMap.regions
+        if image.hasSwiftConcurrency {
+            // A Swift job's async callers are in the heap, and change as soon as the
+            // thread runs on: read before the thread is let go.
+            capturer.whileStopped = { [unowned self] copy in
+                stoppedChains[copy.tid] = AsyncChains(unwind(copy), stack: copy.stack, image: image, limit: options.unwind.maxFrames)
+            }
+        }
     }
+
+    /// The async callers read while each thread was stopped, until its sample takes them.
+    private var stoppedChains: [Int32: AsyncChains] = [:]
 
     var counts: CaptureCounts { capturer.counts }
     /// What the sampler counted so far, into `progress`: ways of capture, failed
@@ -429,7 +439,9 @@ final class Sampler {
 
     /// A capture as a sample, with the async callers of a Swift job read now.
     private func threadSample(_ thread: CapturedThread, _ unwound: UnwoundStack, _ path: CapturePath, now: UInt64) -> ThreadSample {
-        ThreadSample(thread, unwound: unwound, path: path, now: now, image: image, maxFrames: options.unwind.maxFrames)
+        let chains = path == .stopped ? stoppedChains.removeValue(forKey: thread.tid) : nil
+        return ThreadSample(thread, unwound: unwound, path: path, now: now, image: chains == nil ? image : nil,
+                            maxFrames: options.unwind.maxFrames, asyncChains: chains)
     }
 
     private func unwind(_ thread: CapturedThread) -> UnwoundStack {

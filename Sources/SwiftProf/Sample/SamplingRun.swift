@@ -115,7 +115,12 @@ extension Profiler {
                 // One of the kernel's samples per period of CPU time: as many as a thread
                 // always on a CPU has running ticks to place over them. Each is unwound,
                 // the largest part of a tick's cost for busy threads.
-                sampler.kernelSamples = KernelSamples(periodNanoseconds: period, stackBytes: options.snapshot.capture.stackBytes)
+                // Not for a Swift program: its jobs' async callers are in the heap, read
+                // exactly only while the thread is stopped (a kernel sample is read a tick
+                // later, when a task may have gone on to another caller).
+                if !sampler.targetImage.hasSwiftConcurrency {
+                    sampler.kernelSamples = KernelSamples(periodNanoseconds: period, stackBytes: options.snapshot.capture.stackBytes)
+                }
                 sampler.switches = ThreadSwitches(pid: pid)
                 // Two or three descriptors a thread: a process of thousands passes the usual soft limit.
                 raiseDescriptorLimit()

@@ -18,12 +18,13 @@ struct ThreadSample {
 
     /// Unwinds a capture and reads its state; with `image`, the async callers of a
     /// Swift job too (read now: its contexts change once it runs on).
+    /// `asyncChains`: read already (while the thread was stopped).
     init(_ thread: CapturedThread, unwound: UnwoundStack, path: CapturePath, now: UInt64, image: TargetImage? = nil,
-         maxFrames: Int = UnwindOptions().maxFrames) {
+         maxFrames: Int = UnwindOptions().maxFrames, asyncChains: AsyncChains? = nil) {
         tid = thread.tid
         name = thread.name
         pcs = unwound.pcs
-        asyncChains = image.map { AsyncChains(unwound, stack: thread.stack, image: $0, limit: maxFrames) } ?? AsyncChains()
+        self.asyncChains = asyncChains ?? image.map { AsyncChains(unwound, stack: thread.stack, image: $0, limit: maxFrames) } ?? AsyncChains()
         let notes = [thread.stackNote, unwound.truncation].compactMap { $0 }
         truncation = notes.isEmpty ? nil : notes.joined(separator: "; ")
         let derived = ThreadStates.state(of: thread, now: now)
@@ -31,6 +32,9 @@ struct ThreadSample {
         kernel = derived?.kernel ?? []
         self.path = path
     }
+
+    /// Complete, or cut only by the depth limit (UnwoundStack's).
+    var isAsGoodAsAStop: Bool { truncation == nil || truncation!.hasPrefix("depth limit") }
 
     /// What identical samples share: the same stack, async callers, kernel frames and state.
     struct Key: Hashable {

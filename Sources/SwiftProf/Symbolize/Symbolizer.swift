@@ -170,7 +170,13 @@ final class Symbolizer {
         return answer
     }
 
-    private func lookUp(_ address: UInt64) -> Location {
+    /// The frames at `pc` with thunks shown whatever the options say: for a stack
+    /// that would otherwise have no frame at all.
+    func locationShowingThunks(pc: UInt64, isReturnAddress: Bool) -> Location {
+        lookUp(isReturnAddress ? pc - 1 : pc, hidingThunks: false)
+    }
+
+    private func lookUp(_ address: UInt64, hidingThunks: Bool = true) -> Location {
         guard let module = dwfl_addrmodule(dwfl, address) else {
             return Location(address: address, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
         }
@@ -200,7 +206,7 @@ final class Symbolizer {
             var frame = line
             let name = Demangler.demangled(frame.function, options.names)
             frame.function = name.display
-            return options.hidesThunks && name.isThunk ? nil : frame
+            return hidingThunks && options.hidesThunks && name.isThunk ? nil : frame
         }
         return Location(address: address, moduleBias: bias, module: moduleName, lines: lines)
     }

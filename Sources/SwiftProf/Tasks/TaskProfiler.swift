@@ -20,6 +20,8 @@ public struct TaskStatistics: Sendable {
     public var dead = 0
     /// Task objects of tasks that have returned (the runtime's IsComplete; kept alive by a handle).
     public var finished = 0
+    /// The cooperative pool's blocked jobs, the tasks waiting for a thread, held actors.
+    public var pool: SwiftPool?
     /// Tasks the runtime made for itself (Task.sleep's wake-ups), not listed.
     public var runtime = 0
     /// Live tasks whose header changed under two reads in a row (read without a stop).
@@ -50,19 +52,26 @@ extension Profiler {
         let readout: TaskReadout
         // The threads' stacks, searched for the running tasks: of the stop with --consistent.
         var stoppedThreads: [CapturedThread]?
+        var stoppedSamples: [ThreadSample]?
         if options.consistent {
             var captureOptions = options.capture
             captureOptions.readThreadState = false
-            let unsafeRead = UncheckedSendable { TaskReadout(memory: .process(pid), map: memoryMap, runtime: runtime, budget: budget) }
-            let (capture, read) = try TracerThread.run { () throws(TargetError) in
-                try StopTheWorld(pid: pid, options: captureOptions).run { _ in unsafeRead.value() }
+            // The threads are unwound in the stop too: a running job's async callers are
+            // of that instant only while it does not run.
+            let unsafeRead = UncheckedSendable { (threads: [CapturedThread]) in
+                (TaskReadout(memory: .process(pid), map: memoryMap, runtime: runtime, budget: budget),
+                 Profiler.unwound(threads, image: runtime.image, options: options, now: monotonicNanoseconds()))
             }
-            readout = read
+            let (capture, read) = try TracerThread.run { () throws(TargetError) in
+                try StopTheWorld(pid: pid, options: captureOptions).run { threads in UncheckedSendable(unsafeRead.value(threads)) }
+            }
+            readout = read.value.0
+            stoppedSamples = read.value.1
             stoppedThreads = capture.threads
             failures = capture.failures
-            statistics.unread = read.found - read.addresses.count
+            statistics.unread = readout.found - readout.addresses.count
             if statistics.unread > 0 {
-                failures.append(ThreadFailure(tid: 0, reason: "the tasks past the first \(read.addresses.count) task-like words were not read: "
+                failures.append(ThreadFailure(tid: 0, reason: "the tasks past the first \(readout.addresses.count) task-like words were not read: "
                                               + "the process was let go after --stop-timeout (\(budget / 1_000_000) ms)"))
             }
             wasStopped = capture.wasStopped
@@ -70,7 +79,8 @@ extension Profiler {
         } else {
             readout = TaskReadout(memory: .process(pid), map: memoryMap, runtime: runtime, budget: budget)
         }
-        let stacks = try taskStacks(readout, runtime: runtime, memory: .process(pid), options: options, statistics: &statistics) {
+        let stacks = try taskStacks(readout, runtime: runtime, memory: .process(pid), options: options, statistics: &statistics,
+                                    unwoundThreads: stoppedSamples) {
             () throws(TargetError) -> [CapturedThread] in
             if let stoppedThreads { return stoppedThreads }
             return try TaskThreads.capture(pid: pid, options: options.capture)
@@ -83,8 +93,9 @@ extension Profiler {
 
     /// The tasks read, as stacks headed by their states; `threads` gives the threads to
     /// search for the running ones, asked only when a task runs.
+    /// `unwoundThreads`: the threads unwound already, where they were stopped with the read.
     static func taskStacks(_ readout: TaskReadout, runtime: TaskRuntime, memory: TargetMemory, options: SnapshotOptions,
-                           statistics: inout TaskStatistics,
+                           statistics: inout TaskStatistics, unwoundThreads: [ThreadSample]? = nil,
                            threads: () throws(TargetError) -> [CapturedThread]) throws(TargetError) -> [ThreadStack] {
         let symbolizer = runtime.symbolizer
         statistics.scannedBytes = readout.scannedBytes
@@ -149,6 +160,7 @@ extension Profiler {
         }
         let running = Set(tasks.filter { $0.isRunning == true }.map(\.address))
         var runningOn: [UInt64: Int32] = [:]
+        var pool = SwiftPool()
         if !running.isEmpty {
             let captures = try threads()
             runningOn = TaskThreads.threads(in: captures) { running.contains($0) }
@@ -156,20 +168,45 @@ extension Profiler {
             // callers: the thread's stack without the executor's frames below them.
             let runners = Set(runningOn.values)
             let stackSymbolizer = StackSymbolizer(symbolizer: symbolizer, image: runtime.image, options: options)
-            let samples = Profiler.unwound(captures.filter { runners.contains($0.tid) }, image: runtime.image, options: options, now: 0)
-            for (address, tid) in runningOn {
-                guard let sample = samples.first(where: { $0.tid == tid }), let stack = stackSymbolizer.taskStack(sample),
-                      !stack.isEmpty else { continue }
-                frames[address] = stack
+            var samples = unwoundThreads?.filter { runners.contains($0.tid) }
+                ?? Profiler.unwoundRecovering(captures.filter { runners.contains($0.tid) }, image: runtime.image, options: options)
+            // A walk that needs a register /proc does not give, and that the stack does
+            // not prove either: that thread is stopped once, as dump's sampler does.
+            let incomplete = samples.filter { !$0.isAsGoodAsAStop }.map(\.tid)
+            if !incomplete.isEmpty, case .process(let pid) = memory,
+               let stopped = try? TaskThreads.capture(pid: pid, tids: incomplete, options: options.capture, withoutStop: false) {
+                let again = Profiler.unwound(stopped, image: runtime.image, options: options, now: 0)
+                samples = samples.filter { !incomplete.contains($0.tid) } + again
             }
+            let byAddress = Dictionary(tasks.map { ($0.address, $0) }, uniquingKeysWith: { first, _ in first })
+            for (address, tid) in runningOn.sorted(by: { $0.key < $1.key }) {
+                guard let sample = samples.first(where: { $0.tid == tid }) else { continue }
+                if let stack = stackSymbolizer.taskStack(sample), !stack.isEmpty { frames[address] = stack }
+                let task = byAddress[address]
+                if let job = SwiftPool.blockedJob(stackSymbolizer.threadStack(sample), taskID: task?.id, taskName: task?.name) {
+                    pool.blocked.append(job)
+                }
+            }
+            pool.heldActors = heldActors(tasks, runningOn: runningOn, threads: captures.filter { runners.contains($0.tid) },
+                                         blocked: pool.blocked, name: { executor($0) ?? "an actor" })
         }
+        pool.waitingForThread = tasks.filter { $0.isEnqueued && $0.isRunning != true && $0.records.enqueuedOn == nil }.count
+        statistics.pool = pool
         let parents = Dictionary(tasks.flatMap { task in task.children.map { ($0, task.id) } }, uniquingKeysWith: min)
         var notes: [UInt64: String] = [:]
         for task in tasks where frames[task.address]?.isEmpty != false {
             // Running when read, on no thread when the threads were looked at (read
-            // without a stop, it ran on): the entry of the job it ran, and a note.
+            // without a stop, it ran on); or its async frames unreadable: the entry of
+            // the job it runs next, and a note.
             if task.runJob != 0 { frames[task.address] = [symbolizer.location(pc: task.runJob, isReturnAddress: false)] }
-            notes[task.address] = "running when read, on no thread by the time its thread was looked for (--consistent reads both at once)"
+            notes[task.address] = task.isRunning == true
+                ? "running when read, on no thread by the time its thread was looked for (--consistent reads both at once)"
+                : "its async frames could not be read"
+        }
+        // A task whose every frame is a hidden thunk (one not started yet, entered
+        // through a partial-apply forwarder) keeps them: no record without a frame.
+        for task in tasks where frames[task.address]?.allSatisfy({ $0.lines.isEmpty }) == true {
+            frames[task.address] = frames[task.address]?.map { symbolizer.locationShowingThunks(pc: $0.address, isReturnAddress: false) }
         }
         let stacks = tasks.map { task in
             ThreadStack(tid: Int32(clamping: task.id),
@@ -183,6 +220,31 @@ extension Profiler {
         }
         statistics.tasks = stacks.count
         return stacks
+    }
+}
+
+extension Profiler {
+    /// "SwiftAsync.Registry held by task 1 \"reloader\" (thread 4423, blocked in
+    /// read(2)), 3 tasks queued: 2, 3, 4": for each actor that tasks are enqueued on,
+    /// when exactly one thread running a task keeps the actor's address on its stack.
+    /// `name` names an actor by its identity ("on actor X").
+    static func heldActors(_ tasks: [TaskInfo], runningOn: [UInt64: Int32], threads: [CapturedThread], blocked: [BlockedJob],
+                           name: (TaskInfo) -> String) -> [String] {
+        let queues = Dictionary(grouping: tasks.filter { $0.records.enqueuedOn != nil }) { $0.records.enqueuedOn! }
+        guard !queues.isEmpty else { return [] }
+        let holders = TaskThreads.threads(in: threads) { queues[$0] != nil }
+        let runnerOf = Dictionary(runningOn.map { ($1, $0) }, uniquingKeysWith: min)
+        let byAddress = Dictionary(tasks.map { ($0.address, $0) }, uniquingKeysWith: { first, _ in first })
+        return queues.sorted { $0.key < $1.key }.compactMap { identity, queued in
+            guard let tid = holders[identity], let holder = runnerOf[tid].flatMap({ byAddress[$0] }) else { return nil }
+            let actor = name(queued[0])
+            var line = (actor.hasPrefix("on actor ") ? String(actor.dropFirst("on actor ".count)) : "an actor")
+                + " held by task \(holder.id)" + (holder.name.map { " " + NameQuoting.alwaysQuoted($0) } ?? "")
+            let job = blocked.first { $0.tid == tid }
+            line += " (thread \(tid), " + (job.map { "blocked in \($0.systemCall)(2)" } ?? "running") + ")"
+            let ids = queued.map(\.id).sorted()
+            return line + ", \(ids.count) " + (ids.count == 1 ? "task" : "tasks") + " queued: " + ids.map(String.init).joined(separator: ", ")
+        }
     }
 }
 

@@ -41,15 +41,17 @@ enum TaskThreads {
     }
 
     /// The threads `tids` (every thread when nil) as `dump` takes them: blocked ones
-    /// copied without a stop, the others stopped one at a time, each only as long as
-    /// its copy takes. Threads that vanish or cannot be copied are left out.
-    static func capture(pid: Int32, tids: [Int32]? = nil, options: CaptureOptions) throws(TargetError) -> [CapturedThread] {
+    /// copied without a stop (unless `withoutStop` is false), the others stopped one
+    /// at a time, each only as long as its copy takes. Threads that vanish or cannot
+    /// be copied are left out.
+    static func capture(pid: Int32, tids: [Int32]? = nil, options: CaptureOptions,
+                        withoutStop: Bool = true) throws(TargetError) -> [CapturedThread] {
         try TracerThread.run { () throws(TargetError) -> [CapturedThread] in
             let capturer = try ThreadCapturer(pid: pid, options: options)
             defer { capturer.releasePending() }
             var threads: [CapturedThread] = []
             for tid in tids ?? threadIDs(of: pid) {
-                if let look = capturer.activity.look(tid), let copy = capturer.captureWithoutStop(tid: tid, name: "", look: look) {
+                if withoutStop, let look = capturer.activity.look(tid), let copy = capturer.captureWithoutStop(tid: tid, name: "", look: look) {
                     threads.append(copy)
                 } else if case .captured(let copy) = try capturer.captureStopped(tid: tid, name: "") {
                     threads.append(copy)

@@ -44,7 +44,9 @@ struct FramePointerRecovery {
     }
 
     /// rbp - sp in the body of a function whose prologue is the usual
-    /// `push rbp; mov rbp, rsp; push r15..rbx; sub rsp, N`, when it is.
+    /// `push rbp; mov rbp, rsp; push r15..rbx; sub rsp, N`, or a Swift async
+    /// function's extended frame `push rbp; push r14; lea rbp, [rsp + 8]; ...` (rbp
+    /// then points at the saved rbp, the context below it), when it is.
     func prologueFrameSize(_ function: UInt64) -> UInt64? {
         var bytes: [UInt8] = []
         for offset in stride(from: UInt64(0), to: 32, by: 8) {
@@ -54,9 +56,14 @@ struct FramePointerRecovery {
         var at = 0
         // endbr64, then push rbp; mov rbp, rsp.
         if bytes.starts(with: [0xf3, 0x0f, 0x1e, 0xfa]) { at = 4 }
-        guard bytes[at...].starts(with: [0x55, 0x48, 0x89, 0xe5]) else { return nil }
-        at += 4
         var size: UInt64 = 0
+        if bytes[at...].starts(with: [0x55, 0x41, 0x56, 0x48, 0x8d, 0x6c, 0x24, 0x08]) {
+            at += 8
+            size = 8  // the pushed r14 (the async context) lies between rbp and the rest
+        } else {
+            guard bytes[at...].starts(with: [0x55, 0x48, 0x89, 0xe5]) else { return nil }
+            at += 4
+        }
         while at < bytes.count - 7 {
             if bytes[at] == 0x41, (0x54...0x57).contains(bytes[at + 1]) { size += 8; at += 2; continue }  // push r12..r15
             if bytes[at] == 0x53 { size += 8; at += 1; continue }  // push rbx

@@ -220,6 +220,7 @@ public struct WaitLines: Sendable {
     /// run went, so it stays where run-specific comments are left out.
     public static func isWaitLine(_ comment: String) -> Bool {
         comment.hasPrefix(deadlockPrefix) || comment.hasPrefix(convoyPrefix) || comment.hasPrefix(fileLockPrefix)
+            || SwiftPool.isPoolLine(comment)
     }
 
     /// Each thread's wait onto its state, for its `# waits:` line.
