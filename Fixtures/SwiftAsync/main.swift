@@ -145,10 +145,10 @@ func sharedLookup(_ rounds: Int, kind: RequestKind) async -> Int {
 }
 
 @inline(never)
-func handleSearch() async -> Int { await sharedLookup(400_000, kind: .search) }
+func handleSearch() async -> Int { await sharedLookup(4_000_000, kind: .search) }
 
 @inline(never)
-func handleIndex() async -> Int { await sharedLookup(200_000, kind: .index) }
+func handleIndex() async -> Int { await sharedLookup(2_000_000, kind: .index) }
 
 func requests() {
     for name in ["server 1", "server 2"] {

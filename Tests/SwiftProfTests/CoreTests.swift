@@ -203,6 +203,25 @@ struct CoreTests {
     /// A Swift program's tasks from its core: the same scan and the same reflection
     /// library over the core's memory, so the same records as the live dump, and as many
     /// as the fixture's own count.
+    /// A core of a Swift program running async jobs: each job's thread continues with
+    /// its task's async callers, read from the core's memory, and carries its task.
+    @Test func aSwiftCoreShowsItsJobsAsyncCallers() throws {
+        let fixture = try Fixture(AsyncStackTests.executable, arguments: ["requests"])
+        defer { fixture.stop() }
+        let scratch = try Scratch()
+        let core = try Self.gcore(fixture.pid, into: scratch)
+        let dumped = try swiftprof("dump", "--core", core)
+        #expect(dumped.status == 0, "\(dumped.stderr)")
+        let jobs = try parseProfile(dumped.stdout).records.filter { $0.functions.contains("SwiftAsync.sharedLookup(_:kind:) async") }
+        try #require(!jobs.isEmpty, "\(dumped.stdout)")
+        for record in jobs {
+            let callers = Array(record.functions.drop { $0 != "SwiftAsync.sharedLookup(_:kind:) async" }.dropFirst().prefix(2))
+            #expect(callers == ["SwiftAsync.handleSearch() async", "closure #1 in SwiftAsync.requests() async"]
+                    || callers == ["SwiftAsync.handleIndex() async", "closure #1 in SwiftAsync.requests() async"], "\(dumped.stdout)")
+            #expect(record.labels["task_name"]?.hasPrefix("server ") == true, "\(record.labels)")
+        }
+    }
+
     @Test func tasksOfASwiftCoreAsOfTheLiveProcess() throws {
         let fixture = try Fixture(DumpTasksTests.executable)
         defer { fixture.stop() }
@@ -214,8 +233,7 @@ struct CoreTests {
         #expect(dumped.status == 0, "\(dumped.stderr)")
         let profile = try parseProfile(dumped.stdout)
         #expect(profile.records == (try parseProfile(live.stdout).records), "live:\n\(live.stdout)\ncore:\n\(dumped.stdout)")
-        let words = fixture.readyWords
-        let total = try #require(words.firstIndex(of: "TASK_TOTAL").flatMap { Int(words[$0 + 1]) })
+        let total = try #require(fixture.readyNumber(after: "TASK_TOTAL"))
         #expect(profile.records.reduce(0) { $0 + $1.count } == total)
         // What was left out (returned tasks, dead task memory) is the live process's too.
         let liveLine = try #require(live.stdout.split(separator: "\n").first { $0.hasPrefix("# capture: ") })

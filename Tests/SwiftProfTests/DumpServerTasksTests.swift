@@ -11,9 +11,7 @@ import Testing
 
     private func server() throws -> (Fixture, auditorThread: Int32) {
         let fixture = try Fixture(try FixtureBuild.swiftServer())
-        let words = fixture.readyWords
-        let index = try #require(words.firstIndex(of: "AUDITOR_TID"), "\(words)")
-        return (fixture, try #require(Int32(words[index + 1])))
+        return (fixture, Int32(try #require(fixture.readyNumber(after: "AUDITOR_TID"), "\(fixture.readyWords)")))
     }
 
     private func records(_ profile: PprofTextProfile, _ function: String) -> [Record] {

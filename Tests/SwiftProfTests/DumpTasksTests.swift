@@ -11,9 +11,7 @@ import Testing
 
     /// The fixture's own count of its live tasks.
     private func total(_ fixture: Fixture) throws -> Int {
-        let words = fixture.readyWords
-        let index = try #require(words.firstIndex(of: "TASK_TOTAL"), "\(words)")
-        return try #require(Int(words[index + 1]))
+        try #require(fixture.readyNumber(after: "TASK_TOTAL"), "\(fixture.readyWords)")
     }
 
     private func record(_ profile: PprofTextProfile, _ functions: [String]) -> [Record] {

@@ -11,9 +11,7 @@ import Testing
     static let source = "Fixtures/SwiftAsync/main.swift"
 
     private func pool(_ fixture: Fixture) throws -> Int {
-        let words = fixture.readyWords
-        let index = try #require(words.firstIndex(of: "POOL"), "\(words)")
-        return try #require(Int(words[index + 1]))
+        try #require(fixture.readyNumber(after: "POOL"), "\(fixture.readyWords)")
     }
 
     /// What the starvation line must say: the reloader (task 1) and the loaders (tasks

@@ -164,30 +164,11 @@ extension Profiler {
         if !running.isEmpty {
             let captures = try threads()
             runningOn = TaskThreads.threads(in: captures) { running.contains($0) }
-            // A running task's record starts where its thread is, then its async
-            // callers: the thread's stack without the executor's frames below them.
-            let runners = Set(runningOn.values)
-            let stackSymbolizer = StackSymbolizer(symbolizer: symbolizer, image: runtime.image, options: options)
-            var samples = unwoundThreads?.filter { runners.contains($0.tid) }
-                ?? Profiler.unwoundRecovering(captures.filter { runners.contains($0.tid) }, image: runtime.image, options: options)
-            // A walk that needs a register /proc does not give, and that the stack does
-            // not prove either: that thread is stopped once, as dump's sampler does.
-            let incomplete = samples.filter { !$0.isAsGoodAsAStop }.map(\.tid)
-            if !incomplete.isEmpty, case .process(let pid) = memory,
-               let stopped = try? TaskThreads.capture(pid: pid, tids: incomplete, options: options.capture, withoutStop: false) {
-                let again = Profiler.unwound(stopped, image: runtime.image, options: options, now: 0)
-                samples = samples.filter { !incomplete.contains($0.tid) } + again
-            }
-            let byAddress = Dictionary(tasks.map { ($0.address, $0) }, uniquingKeysWith: { first, _ in first })
-            for (address, tid) in runningOn.sorted(by: { $0.key < $1.key }) {
-                guard let sample = samples.first(where: { $0.tid == tid }) else { continue }
-                if let stack = stackSymbolizer.taskStack(sample), !stack.isEmpty { frames[address] = stack }
-                let task = byAddress[address]
-                if let job = SwiftPool.blockedJob(stackSymbolizer.threadStack(sample), taskID: task?.id, taskName: task?.name) {
-                    pool.blocked.append(job)
-                }
-            }
-            pool.heldActors = heldActors(tasks, runningOn: runningOn, threads: captures.filter { runners.contains($0.tid) },
+            let found = runningTasks(tasks, on: runningOn, captures: captures, unwoundThreads: unwoundThreads,
+                                     runtime: runtime, memory: memory, options: options)
+            frames.merge(found.stacks) { _, thread in thread }
+            pool.blocked = found.blocked
+            pool.heldActors = heldActors(tasks, runningOn: runningOn, threads: captures.filter { Set(runningOn.values).contains($0.tid) },
                                          blocked: pool.blocked, name: { executor($0) ?? "an actor" })
         }
         pool.waitingForThread = tasks.filter { $0.isEnqueued && $0.isRunning != true && $0.records.enqueuedOn == nil }.count
@@ -224,6 +205,37 @@ extension Profiler {
 }
 
 extension Profiler {
+    /// The running tasks' records, each its thread's stack down to its first async
+    /// caller (the executor's frames left out), and the pool threads blocked in them.
+    /// `unwoundThreads`: unwound already (in the stop of --consistent).
+    static func runningTasks(_ tasks: [TaskInfo], on runningOn: [UInt64: Int32], captures: [CapturedThread],
+                             unwoundThreads: [ThreadSample]?, runtime: TaskRuntime, memory: TargetMemory,
+                             options: SnapshotOptions) -> (stacks: [UInt64: [Location]], blocked: [BlockedJob]) {
+        let runners = Set(runningOn.values)
+        var samples = unwoundThreads?.filter { runners.contains($0.tid) }
+            ?? Profiler.unwoundRecovering(captures.filter { runners.contains($0.tid) }, image: runtime.image, options: options)
+        // A walk that needs a register /proc does not give, and that the stack does not
+        // prove either: that thread is stopped once, as dump's sampler does.
+        let incomplete = samples.filter { !$0.isAsGoodAsAStop }.map(\.tid)
+        if !incomplete.isEmpty, case .process(let pid) = memory,
+           let stopped = try? TaskThreads.capture(pid: pid, tids: incomplete, options: options.capture, withoutStop: false) {
+            samples = samples.filter { !incomplete.contains($0.tid) } + Profiler.unwound(stopped, image: runtime.image, options: options, now: 0)
+        }
+        let stackSymbolizer = StackSymbolizer(symbolizer: runtime.symbolizer, image: runtime.image, options: options)
+        let byAddress = Dictionary(tasks.map { ($0.address, $0) }, uniquingKeysWith: { first, _ in first })
+        var stacks: [UInt64: [Location]] = [:]
+        var blocked: [BlockedJob] = []
+        for (address, tid) in runningOn.sorted(by: { $0.key < $1.key }) {
+            guard let sample = samples.first(where: { $0.tid == tid }) else { continue }
+            if let stack = stackSymbolizer.taskStack(sample), !stack.isEmpty { stacks[address] = stack }
+            let task = byAddress[address]
+            if let job = SwiftPool.blockedJob(stackSymbolizer.threadStack(sample), taskID: task?.id, taskName: task?.name) {
+                blocked.append(job)
+            }
+        }
+        return (stacks, blocked)
+    }
+
     /// "SwiftAsync.Registry held by task 1 \"reloader\" (thread 4423, blocked in
     /// read(2)), 3 tasks queued: 2, 3, 4": for each actor that tasks are enqueued on,
     /// when exactly one thread running a task keeps the actor's address on its stack.

@@ -192,6 +192,12 @@ final class Fixture: @unchecked Sendable {
     let readyPID: Int32
     /// The words after "ready" (a port, say).
     let readyWords: [String]
+
+    /// The number after `word` on the ready line ("TASK_TOTAL 17", "POOL 2"); nil when
+    /// the line has none.
+    func readyNumber(after word: String) -> Int? {
+        readyWords.firstIndex(of: word).flatMap { readyWords.indices.contains($0 + 1) ? Int(readyWords[$0 + 1]) : nil }
+    }
     /// Our ends of its stdin and stdout.
     private let input: FileHandle
     private let output: FileHandle
