@@ -191,8 +191,11 @@ extension Profiler {
                     // the schedule starts after it, its length is said apart.
                     progress.firstPassNanoseconds = after - start
                     due = after
-                    // Known once every thread was tracked or refused.
-                    timely = TimelyTicks(wanted: sampler.switches?.refusal != nil || sampler.switches == nil)
+                    // Known once every thread was tracked or refused. Running threads that
+                    // are stopped rather than sampled by the kernel (--no-perf, a Swift
+                    // program) must be stopped at the tick, not when the sampler gets a CPU.
+                    timely = TimelyTicks(wanted: sampler.switches?.refusal != nil || sampler.switches == nil
+                                             || sampler.kernelSamples == nil)
                 } else {
                     timely.account(workNanoseconds: worked, periodNanoseconds: period)
                 }

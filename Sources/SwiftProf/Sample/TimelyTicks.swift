@@ -6,7 +6,10 @@
 // finds the burst over: measured, bursts of 0.23 ms every 1 ms sampled 0.03 of the
 // time for a truth of 0.23, and 0.26 once the sampler's wake-up preempts (the
 // lowest SCHED_FIFO priority). With switch records the state is the one at the
-// tick's scheduled instant whenever the sampler looks, so this is not needed.
+// tick's scheduled instant whenever the sampler looks, so this is not needed, unless
+// running threads are stopped for their stacks instead of sampled by the kernel (a
+// Swift program's, whose async callers only a stop reads): the stop must then come
+// at the tick too.
 //
 // A real-time thread also takes the CPU from the target for all of its work: if
 // the ticks' CPU time grows past a quarter of the time on average (thousands of
