@@ -149,6 +149,11 @@ final class StackSymbolizer {
             user.append(location)
         }
         if let asyncCallers, asyncCallers.upperBound >= pcs.count { asyncEnd = user.count }
+        // Hidden thunks never leave a stack with no frame (a walk cut short in one): shown then.
+        if user.isEmpty, let symbolizer, !pcs.isEmpty {
+            user = pcs.enumerated().map { index, pc in symbolizer.locationShowingThunks(pc: pc, isReturnAddress: index > 0) }
+            asyncEnd = nil
+        }
         return (user, asyncEnd)
     }
 
