@@ -34,7 +34,7 @@ struct ThreadSample {
     }
 
     /// Complete, or cut only by the depth limit (UnwoundStack's).
-    var isAsGoodAsAStop: Bool { truncation == nil || truncation!.hasPrefix("depth limit") }
+    var isAsGoodAsAStop: Bool { UnwoundStack.isAsGoodAsAStop(truncation: truncation) }
 
     /// What identical samples share: the same stack, async callers, kernel frames and state.
     struct Key: Hashable {

@@ -22,13 +22,16 @@ enum SchedulerClock {
     static func offsets() -> [Int64?] {
         let now = monotonicNanoseconds()
         if let known = cache.withLock({ $0 }), now &- known.at < 1_000_000_000 { return known.offsets }
-        let count = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let count = onlineCPUs
         var raw = [Int64](repeating: .min, count: count)
         guard sp_scheduler_clock_offsets(&raw, Int32(count)) > 0 else { return [] }
         let offsets = raw.map { $0 == .min ? nil : $0 }
         cache.withLock { $0 = (now, offsets) }
         return offsets
     }
+
+    /// The CPUs online (libdispatch sizes its global queue by them too).
+    static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
     private static let cache = Mutex<(at: UInt64, offsets: [Int64?])?>(nil)
 }

@@ -37,16 +37,14 @@ struct AsyncChains: Hashable, Sendable {
     init(_ unwound: UnwoundStack, stack: StackCopy, image: TargetImage, limit: Int) {
         guard !unwound.frameSlots.isEmpty else { return }
         var read: [UInt64: AsyncChain?] = [:]
-        let runtime = image.memoryMap.regions.filter { $0.path.hasSuffix(TaskRuntime.concurrencyLibrary) }
-        let completion = runtime.filter(\.isExecutable)
         for (index, slots) in unwound.frameSlots.enumerated() {
             var candidates: [UInt64] = []
             if let register = slots.asyncRegister { candidates.append(register) }
             if slots.cfa > 24, let saved = stack.word(at: slots.cfa - 24) { candidates.append(saved) }
             for context in candidates {
                 if read[context] == nil {
-                    read[context] = Self.chain(from: context, image: image, completion: completion, limit: limit)
-                        .map { AsyncChain(callers: $0.callers, task: TaskIdentity(firstContext: $0.first, image: image, runtime: runtime)) }
+                    read[context] = Self.chain(from: context, image: image, limit: limit)
+                        .map { AsyncChain(callers: $0.callers, task: TaskIdentity(firstContext: $0.first, image: image)) }
                 }
                 if let chain = read[context] ?? nil {
                     frames[index] = chain
@@ -58,8 +56,7 @@ struct AsyncChains: Hashable, Sendable {
 
     /// The callers from `context` up and the task's first context, or nil when it is
     /// not the head of a task's chain.
-    private static func chain(from context: UInt64, image: TargetImage, completion: [MemoryRegion],
-                              limit: Int) -> (callers: [UInt64], first: UInt64)? {
+    private static func chain(from context: UInt64, image: TargetImage, limit: Int) -> (callers: [UInt64], first: UInt64)? {
         var callers: [UInt64] = []
         var next = context
         while callers.count < limit {
@@ -68,7 +65,9 @@ struct AsyncChains: Hashable, Sendable {
             let parent = littleEndianWord(bytes, at: 0), resume = littleEndianWord(bytes, at: 8)
             guard image.isExecutable(resume) else { return nil }
             callers.append(resume)
-            if parent == 0 { return completion.contains { $0.contains(resume) } ? (callers, next) : nil }
+            if parent == 0 {
+                return image.concurrencyRuntime.contains { $0.isExecutable && $0.contains(resume) } ? (callers, next) : nil
+            }
             next = parent
         }
         return nil
@@ -118,8 +117,7 @@ struct TaskIdentity: Hashable, Sendable {
     static let window = 1024
 
     /// The task whose first context is `firstContext`; nil when none is found there.
-    /// `runtime`: the concurrency runtime's mappings, where the task metadata lies.
-    init?(firstContext: UInt64, image: TargetImage, runtime: [MemoryRegion]) {
+    init?(firstContext: UInt64, image: TargetImage) {
         guard let region = image.memoryMap.region(containing: firstContext) else { return nil }
         let start = max(region.start, firstContext &- UInt64(Self.window)) & ~0xf
         let memory = image.memory
@@ -128,7 +126,7 @@ struct TaskIdentity: Hashable, Sendable {
         offset -= offset % 16
         while offset >= 0 {
             let isa = littleEndianWord(bytes, at: offset)
-            if runtime.contains(where: { $0.contains(isa) }) {
+            if image.concurrencyRuntime.contains(where: { $0.contains(isa) }) {
                 let header = TaskHeader(Array(bytes[offset..<(offset + TaskHeader.size)]))
                 if header.isTaskJob, !header.isDeiniting, header.id != 0, !header.hasReturned {
                     self.isa = isa

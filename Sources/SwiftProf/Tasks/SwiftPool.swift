@@ -36,10 +36,8 @@ public struct SwiftPool: Sendable {
     public static let starvationPrefix = "starvation: "
     public static let actorPrefix = "actor: "
 
-    public init(width: Int = SwiftPool.onlineCPUs) { self.width = width }
-
     /// libdispatch sizes its global queue by the online CPUs.
-    public static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    init(width: Int = SchedulerClock.onlineCPUs) { self.width = width }
 
     public var isStarved: Bool { !blocked.isEmpty && blocked.count >= width }
 

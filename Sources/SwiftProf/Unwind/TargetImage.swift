@@ -67,11 +67,14 @@ final class TargetImage {
         self.memory = memory
         self.memoryMap = memoryMap
         self.files = files
-        hasSwiftConcurrency = memoryMap.regions.contains { $0.isExecutable && $0.path.hasSuffix(TaskRuntime.concurrencyLibrary) }
+        concurrencyRuntime = memoryMap.regions.filter { $0.path.hasSuffix(TaskRuntime.concurrencyLibrary) }
     }
 
-    /// Whether Swift's concurrency runtime is mapped: only then are async callers looked for.
-    let hasSwiftConcurrency: Bool
+    /// The mappings of Swift's concurrency runtime (where the task metadata and the task
+    /// completion are), found once: every sample's async callers are checked against them.
+    let concurrencyRuntime: [MemoryRegion]
+    /// Whether the runtime's code is mapped: only then are async callers looked for.
+    var hasSwiftConcurrency: Bool { concurrencyRuntime.contains(where: \.isExecutable) }
 
     var pid: Int32 { memory.processID }
 

@@ -17,7 +17,10 @@ public struct UnwoundStack: Equatable, Sendable {
     }
 
     /// Complete, or cut only by the depth limit: a ptrace stop would give no more.
-    var isAsGoodAsAStop: Bool { truncation == nil || truncation!.hasPrefix("depth limit") }
+    var isAsGoodAsAStop: Bool { Self.isAsGoodAsAStop(truncation: truncation) }
+
+    /// Whether a stack cut for `truncation` (nil: not cut) is all a stop would give.
+    static func isAsGoodAsAStop(truncation: String?) -> Bool { truncation == nil || truncation!.hasPrefix("depth limit") }
 
     init(pcs: [UInt64], truncation: String, lastFrameSP: UInt64) {
         self.init(pcs: pcs, truncation: truncation)
