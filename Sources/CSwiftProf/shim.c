@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <signal.h>
 
 // Not in libunwind's public headers; exported by libunwind-x86_64.so (perf uses it too).
 extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t, unw_word_t, unw_dyn_info_t *,
@@ -51,6 +52,73 @@ int sp_wait_thread(pid_t tid, int *status, int nohang) {
     } while (rc == -1 && errno == EINTR);
     return rc == -1 ? -errno : rc;
 }
+
+/* A blocking wait that gives up at a deadline: one wake-up when the thread stops, where
+   polling between short sleeps cost a context switch each. The deadline is a per-thread
+   timer whose signal (handler installed without SA_RESTART) interrupts the wait. */
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+#define SP_WAIT_SIGNAL (SIGRTMIN + 6)
+static __thread int sp_wait_timer_state; /* 0 untried, 1 ready, -1 unavailable */
+static __thread timer_t sp_wait_timer;
+static void sp_wait_alarm(int signal) { (void)signal; }
+static pthread_once_t sp_wait_handler_once = PTHREAD_ONCE_INIT;
+static void sp_wait_install_handler(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = sp_wait_alarm;
+    sigemptyset(&action.sa_mask);
+    sigaction(SP_WAIT_SIGNAL, &action, NULL);
+}
+
+static int sp_wait_timer_ready(void) {
+    if (sp_wait_timer_state == 0) {
+        pthread_once(&sp_wait_handler_once, sp_wait_install_handler);
+        struct sigevent event;
+        memset(&event, 0, sizeof event);
+        event.sigev_notify = SIGEV_THREAD_ID;
+        event.sigev_signo = SP_WAIT_SIGNAL;
+        event.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SP_WAIT_SIGNAL);
+        if (timer_create(CLOCK_MONOTONIC, &event, &sp_wait_timer) == 0
+            && pthread_sigmask(SIG_UNBLOCK, &set, NULL) == 0) {
+            sp_wait_timer_state = 1;
+        } else {
+            sp_wait_timer_state = -1;
+        }
+    }
+    return sp_wait_timer_state == 1;
+}
+
+int sp_wait_thread_until(pid_t tid, int *status, uint64_t timeout_ns) {
+    pid_t rc = waitpid(tid, status, __WALL | WNOHANG);
+    if (rc != 0 || timeout_ns == 0) return rc == -1 ? -errno : rc;
+    if (!sp_wait_timer_ready()) {
+        /* No timer to be had: short sleeps between polls, as before. */
+        struct timespec pause = {0, 20000};
+        for (uint64_t waited = 0; rc == 0 && waited < timeout_ns; waited += 20000) {
+            nanosleep(&pause, NULL);
+            rc = waitpid(tid, status, __WALL | WNOHANG);
+        }
+        return rc == -1 ? -errno : rc;
+    }
+    struct itimerspec arm;
+    memset(&arm, 0, sizeof arm);
+    arm.it_value.tv_sec = (time_t)(timeout_ns / 1000000000u);
+    arm.it_value.tv_nsec = (long)(timeout_ns % 1000000000u);
+    if (timer_settime(sp_wait_timer, 0, &arm, NULL) != 0) return 0;
+    rc = waitpid(tid, status, __WALL);
+    int error = errno;
+    struct itimerspec off;
+    memset(&off, 0, sizeof off);
+    timer_settime(sp_wait_timer, 0, &off, NULL);
+    if (rc == -1) return error == EINTR ? 0 : -error;
+    return rc;
+}
+
 int sp_status_stopped(int status) { return WIFSTOPPED(status); }
 int sp_status_stop_signal(int status) { return WSTOPSIG(status); }
 int sp_status_event(int status) { return (unsigned)status >> 16; }

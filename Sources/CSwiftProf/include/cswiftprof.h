@@ -18,6 +18,8 @@ int sp_ptrace_getregs(pid_t tid, struct user_regs_struct *regs);
 
 // waitpid(tid, __WALL [| WNOHANG]); returns the pid, 0 (nothing yet) or -errno.
 int sp_wait_thread(pid_t tid, int *status, int nohang);
+/* Waits at most timeout_ns for tid to stop or exit: 0 if it did not (yet), else as waitpid. */
+int sp_wait_thread_until(pid_t tid, int *status, uint64_t timeout_ns);
 int sp_status_stopped(int status);
 int sp_status_stop_signal(int status);
 int sp_status_event(int status);

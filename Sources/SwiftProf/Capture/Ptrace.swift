@@ -14,7 +14,25 @@ enum Ptrace {
     /// One non-blocking wait: nil while the thread has not stopped yet.
     static func poll(_ tid: Int32) -> Stop? {
         var status: Int32 = 0
-        let rc = sp_wait_thread(tid, &status, 1)
+        return stop(rc: sp_wait_thread(tid, &status, 1), status: status)
+    }
+
+    /// Waits until the thread stops or exits, or until `deadline` (monotonic): nil then.
+    /// Asleep until the kernel wakes us at its stop, never spinning: a thread reaches
+    /// its stop only when it gets a CPU, and on a small machine the CPU it needs may be
+    /// ours. Polling between short sleeps paid a context switch a poll.
+    static func wait(_ tid: Int32, until deadline: UInt64) -> Stop? {
+        while true {
+            let now = monotonicNanoseconds()
+            var status: Int32 = 0
+            let rc = sp_wait_thread_until(tid, &status, deadline > now ? deadline - now : 0)
+            // A wake-up before the deadline with nothing to report was a late timer signal.
+            if rc == 0 && monotonicNanoseconds() < deadline { continue }
+            return stop(rc: rc, status: status)
+        }
+    }
+
+    private static func stop(rc: Int32, status: Int32) -> Stop? {
         if rc == 0 { return nil }
         guard rc > 0, sp_status_stopped(status) != 0 else {
             // The wait of a traced child of ours (`run`'s command) takes its exit status
@@ -29,26 +47,6 @@ enum Ptrace {
         let signal = sp_status_stop_signal(status)
         return .stopped(signal: isSignalDelivery ? signal : 0,
                         groupStop: !isSignalDelivery && [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(signal))
-    }
-
-    /// Between polls: sleep, never spin. A thread reaches its stop only when it gets
-    /// a CPU, and on a small machine the CPU it needs may be ours: spinning (even
-    /// with sched_yield) kept stops waiting for milliseconds. Sleeps start at 10 us
-    /// (the tracer's timer slack is set to 1 us for that) and back off for stragglers.
-    struct Backoff {
-        let start = monotonicNanoseconds()
-        private var pause: UInt64 = 10_000
-
-        init() { _ = sp_set_timer_slack(1000) }
-
-        mutating func wait(progressed: Bool) {
-            if progressed {
-                pause = 10_000
-                return
-            }
-            nanosleep(nanoseconds: pause)
-            if monotonicNanoseconds() - start > 1_000_000 { pause = min(pause * 2, 1_000_000) }
-        }
     }
 
     /// `count` bytes of the target's memory, all or nothing (process_vm_readv: no stop needed).

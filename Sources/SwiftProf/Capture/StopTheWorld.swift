@@ -194,32 +194,25 @@ struct StopTheWorld {
             }
         }
 
+        /// Every thread was interrupted at once: waiting for each in turn takes as long
+        /// as the slowest, asleep until the kernel reports each stop.
         private mutating func waitForStops(timeout: UInt64) {
-            var backoff = Ptrace.Backoff()
-            let deadline = backoff.start + timeout
-            while !running.isEmpty {
-                var stillRunning: [Int32] = []
-                for tid in running {
-                    switch Ptrace.poll(tid) {
-                    case nil:
-                        stillRunning.append(tid)
-                    case .exited:
-                        exited.append(tid)
-                    case .stopped(let signal, let groupStop):
-                        stopped.append((tid, signal))
-                        if groupStop { wasStopped = true }
-                    }
+            let deadline = monotonicNanoseconds() + timeout
+            var stillRunning: [Int32] = []
+            for tid in running {
+                switch Ptrace.wait(tid, until: deadline) {
+                case nil:
+                    stillRunning.append(tid)
+                case .exited:
+                    exited.append(tid)
+                case .stopped(let signal, let groupStop):
+                    stopped.append((tid, signal))
+                    if groupStop { wasStopped = true }
                 }
-                let progressed = stillRunning.count < running.count
-                running = stillRunning
-                if running.isEmpty { break }
-                if monotonicNanoseconds() > deadline {
-                    for tid in running {
-                        failures.append(ThreadFailure(tid: tid, reason: Ptrace.didNotStop(pid: pid, tid: tid, timeout: timeout)))
-                    }
-                    return
-                }
-                backoff.wait(progressed: progressed)
+            }
+            running = stillRunning
+            for tid in running {
+                failures.append(ThreadFailure(tid: tid, reason: Ptrace.didNotStop(pid: pid, tid: tid, timeout: timeout)))
             }
         }
 

@@ -186,12 +186,8 @@ final class ThreadCapturer {
                 return .failed(ThreadFailure(tid: tid, reason: "PTRACE_SEIZE: \(errnoName(rc))"))
             }
             let interrupt = sp_ptrace_interrupt(tid)
-            var backoff = Ptrace.Backoff()
             if interrupt == 0 || interrupt == ESRCH {
-                while outcome == nil && monotonicNanoseconds() - start < options.stopTimeoutNanoseconds {
-                    outcome = Ptrace.poll(tid)
-                    if outcome == nil { backoff.wait(progressed: false) }
-                }
+                outcome = Ptrace.wait(tid, until: start + options.stopTimeoutNanoseconds)
             }
         }
         guard case .stopped(let signal, let groupStop) = outcome else {
