@@ -36,6 +36,7 @@ struct AsyncChains: Hashable, Sendable {
     /// recorded no frame slots (no Swift concurrency in the process).
     init(_ unwound: UnwoundStack, stack: StackCopy, image: TargetImage, limit: Int) {
         guard !unwound.frameSlots.isEmpty else { return }
+        let memory = image.memory.keepingPages
         var read: [UInt64: AsyncChain?] = [:]
         for (index, slots) in unwound.frameSlots.enumerated() {
             var candidates: [UInt64] = []
@@ -43,8 +44,8 @@ struct AsyncChains: Hashable, Sendable {
             if slots.cfa > 24, let saved = stack.word(at: slots.cfa - 24) { candidates.append(saved) }
             for context in candidates {
                 if read[context] == nil {
-                    read[context] = Self.chain(from: context, image: image, limit: limit)
-                        .map { AsyncChain(callers: $0.callers, task: TaskIdentity(firstContext: $0.first, image: image)) }
+                    read[context] = Self.chain(from: context, image: image, memory: memory, limit: limit)
+                        .map { AsyncChain(callers: $0.callers, task: TaskIdentity(firstContext: $0.first, image: image, memory: memory)) }
                 }
                 if let chain = read[context] ?? nil {
                     frames[index] = chain
@@ -56,12 +57,12 @@ struct AsyncChains: Hashable, Sendable {
 
     /// The callers from `context` up and the task's first context, or nil when it is
     /// not the head of a task's chain.
-    private static func chain(from context: UInt64, image: TargetImage, limit: Int) -> (callers: [UInt64], first: UInt64)? {
+    private static func chain(from context: UInt64, image: TargetImage, memory: TargetMemory, limit: Int) -> (callers: [UInt64], first: UInt64)? {
         var callers: [UInt64] = []
         var next = context
         while callers.count < limit {
             guard next & 0xf == 0, image.memoryMap.region(containing: next)?.isWritable == true,
-                  let bytes = Ptrace.readMemory(image.memory, at: next, count: 16) else { return nil }
+                  let bytes = Ptrace.readMemory(memory, at: next, count: 16) else { return nil }
             let parent = littleEndianWord(bytes, at: 0), resume = littleEndianWord(bytes, at: 8)
             guard image.isExecutable(resume) else { return nil }
             callers.append(resume)
@@ -117,10 +118,9 @@ struct TaskIdentity: Hashable, Sendable {
     static let window = 1024
 
     /// The task whose first context is `firstContext`; nil when none is found there.
-    init?(firstContext: UInt64, image: TargetImage) {
+    init?(firstContext: UInt64, image: TargetImage, memory: TargetMemory) {
         guard let region = image.memoryMap.region(containing: firstContext) else { return nil }
         let start = max(region.start, firstContext &- UInt64(Self.window)) & ~0xf
-        let memory = image.memory
         guard firstContext > start, let bytes = Ptrace.readMemory(memory, at: start, count: Int(firstContext - start)) else { return nil }
         var offset = bytes.count - TaskHeader.size
         offset -= offset % 16
