@@ -81,6 +81,35 @@ import Testing
         }
     }
 
+    /// traceback marks the callers read from the task's async contexts `[async]`, as
+    /// Swift's backtracer does; the frames on the thread's own stack stay unmarked.
+    @Test func tracebackMarksTheAsyncCallers() throws {
+        let fixture = try Fixture(Self.executable, arguments: ["requests"])
+        defer { fixture.stop() }
+        let helper = "SwiftAsync.sharedLookup(_:kind:) async(...)"
+        var blocks: [[Substring]] = []
+        var text = ""
+        for _ in 0..<5 where blocks.isEmpty {
+            let result = try swiftprof("dump", "--format", "traceback", "\(fixture.pid)")
+            #expect(result.status == 0, "\(result.stderr)")
+            text = result.stdout
+            blocks = text.split(separator: "\n\n").map { $0.split(separator: "\n").filter { !$0.hasPrefix("\t") } }
+                .filter { $0.contains(Substring(helper)) }
+        }
+        try #require(!blocks.isEmpty, "\(text)")
+        for functions in blocks {
+            let at = try #require(functions.firstIndex(of: Substring(helper)))
+            // Where the thread is, on its stack: unmarked.
+            #expect(functions[..<at].allSatisfy { !$0.hasSuffix(" [async]") }, "\(text)")
+            #expect(["SwiftAsync.handleSearch() async(...) [async]", "SwiftAsync.handleIndex() async(...) [async]"]
+                .contains(functions[at + 1]), "\(text)")
+            #expect(functions[at + 2] == "closure #1 in SwiftAsync.requests() async(...) [async]", "\(text)")
+            // The executor below is on the thread's stack again.
+            #expect(functions[(at + 3)...].allSatisfy { !$0.hasSuffix(" [async]") }, "\(text)")
+            #expect(functions[(at + 3)...].contains("swift_job_run(...)"), "\(text)")
+        }
+    }
+
     /// dump --tasks: a running task's record is its thread's stack, from where the
     /// thread is up to the task's entry, without the executor's frames below.
     @Test func aRunningTasksRecordStartsWhereItsThreadIs() throws {

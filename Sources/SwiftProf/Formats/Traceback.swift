@@ -11,6 +11,11 @@
 // --tasks`) the same way:
 //   goroutine 18 [chan receive]:
 //   task 7 [suspended, task group child of task 5]:
+//
+// A Swift async caller (read from its task's async context, not from the thread's
+// stack) is marked as Swift's backtracer marks it:
+//   handleSearch(_:)(...) [async]
+//   	/src/main.swift:41 +0x0
 
 public struct TracebackWriter: Sendable {
     public init() {}
@@ -69,7 +74,8 @@ public struct TracebackWriter: Sendable {
                 }
                 let file = location.isKernel ? PprofTextWriter.kernelFile
                     : (line.file.isEmpty ? "??" : FieldQuoting.quoted(line.file)) + ":\(line.line)"
-                text += "\(FieldQuoting.quoted(Location.displayName(line, of: location)))(...)\n\t\(file) +\(hex(line.offset))\n"
+                let marker = location.isAsyncCaller ? " [async]" : ""
+                text += "\(FieldQuoting.quoted(Location.displayName(line, of: location)))(...)\(marker)\n\t\(file) +\(hex(line.offset))\n"
             }
         }
         if let truncation = thread.truncation { text += "...truncated: \(truncation)\n" }

@@ -32,6 +32,9 @@ public struct Location: Hashable, Sendable {
     public var module: String
     /// Innermost first: the inlined callee, then its callers, the physical function last.
     public var lines: [FrameLine]
+    /// A Swift async caller, found in a task's async context rather than on a thread's
+    /// stack (Swift's backtracer marks these `[async]`).
+    public var isAsyncCaller = false
 
     public static let kernelModule = "[kernel]"
 
@@ -43,6 +46,13 @@ public struct Location: Hashable, Sendable {
     }
 
     public var isKernel: Bool { module == Location.kernelModule }
+
+    /// The same frame, marked as found in an async context.
+    public var asAsyncCaller: Location {
+        var location = self
+        location.isAsyncCaller = true
+        return location
+    }
 }
 
 /// A system call a thread is blocked in.

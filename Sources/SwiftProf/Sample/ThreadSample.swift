@@ -141,8 +141,9 @@ final class StackSymbolizer {
         for (index, pc) in pcs.enumerated() {
             if let asyncCallers, index == asyncCallers.upperBound { asyncEnd = user.count }
             let address = index > 0 ? pc - 1 : pc
-            let location = goLocation(address) ?? symbolizer?.location(pc: pc, isReturnAddress: index > 0)
+            var location = goLocation(address) ?? symbolizer?.location(pc: pc, isReturnAddress: index > 0)
                 ?? Location(address: address, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
+            if asyncCallers?.contains(index) == true { location.isAsyncCaller = true }
             // A frame that was nothing but hidden thunks has no line left: it goes; so
             // does the runtime's task completion, where every task's chain ends.
             if location.lines.isEmpty || (asyncCallers?.last == index && TaskInfo.isCompletion(location)) { continue }

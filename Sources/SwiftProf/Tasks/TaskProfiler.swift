@@ -109,7 +109,7 @@ extension Profiler {
             // Each async frame is a resume function's entry: a frame inside a function
             // is a context reused while the task ran, and ends the chain.
             var locations = Array(info.asyncFrames.prefix(options.unwind.maxFrames).lazy
-                .map { symbolizer.location(pc: $0, isReturnAddress: false) }
+                .map { symbolizer.location(pc: $0, isReturnAddress: false).asAsyncCaller }
                 .prefix { $0.lines.last.map { $0.function.isEmpty || $0.offset == 0 } ?? true })
             // Where the task goes on when next run, when that is the program's own code and
             // not the innermost async frame already: the function an enqueued task (waiting
@@ -187,7 +187,11 @@ extension Profiler {
         // A task whose every frame is a hidden thunk (one not started yet, entered
         // through a partial-apply forwarder) keeps them: no record without a frame.
         for task in tasks where frames[task.address]?.allSatisfy({ $0.lines.isEmpty }) == true {
-            frames[task.address] = frames[task.address]?.map { symbolizer.locationShowingThunks(pc: $0.address, isReturnAddress: false) }
+            frames[task.address] = frames[task.address]?.map { hidden in
+                var shown = symbolizer.locationShowingThunks(pc: hidden.address, isReturnAddress: false)
+                shown.isAsyncCaller = hidden.isAsyncCaller
+                return shown
+            }
         }
         let stacks = tasks.map { task in
             ThreadStack(tid: Int32(clamping: task.id),
