@@ -39,6 +39,10 @@ struct AsyncChains: Hashable, Sendable {
         let memory = image.memory.keepingPages
         var read: [UInt64: AsyncChain?] = [:]
         for (index, slots) in unwound.frameSlots.enumerated() {
+            // Past the runtime's executor, with a chain found above it, no frame is the
+            // innermost async one: the dispatch and thread frames below are not read.
+            if !frames.isEmpty, unwound.pcs.indices.contains(index),
+               image.concurrencyRuntime.contains(where: { $0.isExecutable && $0.contains(unwound.pcs[index]) }) { break }
             var candidates: [UInt64] = []
             if let register = slots.asyncRegister { candidates.append(register) }
             if slots.cfa > 24, let saved = stack.word(at: slots.cfa - 24) { candidates.append(saved) }
