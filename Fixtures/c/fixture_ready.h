@@ -61,8 +61,8 @@ static int in_place(const struct parked *p) {
     return ok;
 }
 
-/* Waits for `expected` announced threads to be in place, then prints "ready PID". */
-static void wait_until_parked(int expected) {
+/* Waits for `expected` announced threads to be in place. */
+static void wait_until_in_place(int expected) {
     struct timespec tick = {0, 200000};
     for (;;) {
         int ready = LOAD(parked_count) == expected;
@@ -71,6 +71,11 @@ static void wait_until_parked(int expected) {
         if (ready) break;
         nanosleep(&tick, NULL);
     }
+}
+
+/* Waits for `expected` announced threads to be in place, then prints "ready PID". */
+__attribute__((unused)) static void wait_until_parked(int expected) {
+    wait_until_in_place(expected);
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
 }

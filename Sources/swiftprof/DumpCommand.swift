@@ -9,8 +9,11 @@ struct DumpCommand: ParsableCommand {
         abstract: "Print one snapshot of every thread's stack, grouped by identical stacks."
     )
 
-    @Argument(help: ArgumentHelp("The process to profile.", valueName: "PID"))
-    var pid: Int32?
+    @OptionGroup(title: "Processes")
+    var targets: ProcessTargets
+
+    /// The one process of a single-process dump.
+    private var pid: Int32? { targets.singlePID }
 
     @Option(name: .long, help: ArgumentHelp("Convert a saved profile (pprof-text, JSON or pprof) instead of profiling a process.", valueName: "FILE"))
     var input: String?
@@ -49,11 +52,16 @@ struct DumpCommand: ParsableCommand {
     var failOnDeadlock = false
 
     func validate() throws {
-        switch (pid, input, core) {
-        case (nil, nil, nil): throw ValidationError("give a PID to profile, --core FILE to read, or --input FILE to convert")
-        case (.some(let pid), nil, nil): try validateProcessID(pid)
-        case (nil, .some, nil), (nil, nil, .some): break
+        switch (targets.isGiven, input, core) {
+        case (false, nil, nil): throw ValidationError("give a PID to profile, --core FILE to read, or --input FILE to convert")
+        case (true, nil, nil), (false, .some, nil), (false, nil, .some): break
         default: throw ValidationError("give one of a PID, --core FILE or --input FILE")
+        }
+        if targets.isGiven && pid == nil {
+            let given = [(goroutines, "--goroutines"), (tasks, "--tasks"), (consistent, "--consistent")].filter(\.0).map(\.1)
+            if !given.isEmpty {
+                throw ValidationError("\(given.joined(separator: ", ")) \(given.count == 1 ? "reads" : "read") one process: give one PID")
+            }
         }
         if core == nil && (exe != nil || sysroot != nil) {
             throw ValidationError("--exe and --sysroot say where a core's files are: only with --core FILE")
@@ -95,7 +103,10 @@ struct DumpCommand: ParsableCommand {
             try dumpCore(core)
             return
         }
-        guard let pid else { return }
+        guard let pid else {
+            try dumpProcesses()
+            return
+        }
         if goroutines {
             try dumpGoroutines(pid)
             return
@@ -142,6 +153,36 @@ struct DumpCommand: ParsableCommand {
 }
 
 extension DumpCommand {
+    /// Several processes in one snapshot: each read as `dump PID` reads one, in pid order.
+    private func dumpProcesses() throws {
+        var options = capture.snapshotOptions(symbols)
+        options.kernelAddresses = output.printsAddresses
+        if output.blockedTime || failOnDeadlock { options.capture.procParts.insert(.lastRun) }
+        _ = try output.classifier()
+        let selection = try targets.resolve()
+        let (document, snapshots, unread, deadlocks) = SnapshotDocuments.processes(
+            selection.pids, options: options, threadIDs: output.addresses != .relative, blockedTime: output.blockedTime,
+            merging: targets.mergeProcesses)
+        guard !snapshots.isEmpty else {
+            for line in unread { warn(line) }
+            warn("no process could be read")
+            throw ExitStatus.cannotProfile
+        }
+        try output.emit(try output.render(document))
+        if failOnDeadlock && !deadlocks.isEmpty {
+            for line in deadlocks { warn(line) }
+            throw ExitStatus.deadlock
+        }
+        for line in unread { warn(line) }
+        for snapshot in snapshots where snapshot.wasStopped {
+            warn("process \(snapshot.pid) was stopped by a signal before the capture and stays stopped")
+        }
+        let failures = snapshots.flatMap(\.failures)
+        reportFailures(failures)
+        // A process that ended while being looked at is not a failure of the others' snapshot.
+        if !failures.isEmpty || unread.contains(where: { !$0.hasSuffix("ended before it was read") }) { throw ExitStatus.partial }
+    }
+
     /// A goroutine or task snapshot: read (a failure is one line and exit status 2),
     /// printed, its statistics on stderr with --stats.
     private func dumpSpecial<Statistics>(read: () throws -> (document: ProfileDocument, snapshot: Snapshot, statistics: Statistics),

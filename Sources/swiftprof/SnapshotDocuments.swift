@@ -21,6 +21,55 @@ enum SnapshotDocuments {
 
 
 
+    /// Several processes' threads in one snapshot, each thread marked with its process
+    /// and grouped with its own process's (or, merging, with any process's). Each
+    /// process's own lines (deadlocks, a starved pool) are prefixed with it; one that
+    /// ended before it was read, or could not be, is a line of `unread`.
+    static func processes(_ pids: [Int32], options: SnapshotOptions, threadIDs: Bool, blockedTime: Bool, merging: Bool)
+        -> (document: ProfileDocument, snapshots: [Snapshot], unread: [String], deadlocks: [String]) {
+        var threads: [ThreadStack] = []
+        var snapshots: [Snapshot] = []
+        var lines: [String] = []
+        var deadlocks: [String] = []
+        var unread: [String] = []
+        var failures: [ThreadFailure] = []
+        var paths = CaptureCounts()
+        for pid in pids {
+            guard let process = ProcessIdentity.read(pid: pid) else {
+                unread.append("process \(pid) ended before it was read")
+                continue
+            }
+            do {
+                let (document, snapshot, statistics, waits, pool) = try Self.threads(pid: pid, options: options, threadIDs: threadIDs,
+                                                                                     blockedTime: blockedTime)
+                threads += document.threads.map { thread in
+                    var thread = thread
+                    thread.process = process
+                    return thread
+                }
+                let own = "process \(pid): "
+                lines += (waits.all + (pool?.lines(blockedTime: blockedTime, threadIDs: threadIDs) ?? [])).map { own + $0 }
+                deadlocks += waits.deadlocks.map { own + $0 }
+                failures += snapshot.failures
+                paths.add(statistics.paths)
+                snapshots.append(snapshot)
+            } catch {
+                switch error {
+                case .noSuchProcess, .zombie, .exitedDuringCapture, .mainThreadEnded:
+                    unread.append("process \(pid) ended before it was read")
+                default:
+                    unread.append("process \(pid) not read: \(error.description)")
+                }
+            }
+        }
+        var document = ProfileDocument(records: Grouper.records(threads, mergingProcesses: merging), threads: threads, failures: failures)
+        document.command = "swiftprof dump"
+        let count = snapshots.count
+        document.comments = lines + ["capture: \(count) \(count == 1 ? "process" : "processes"), \(threads.count) threads: \(paths.summary)"]
+            + [options.capture.threadNames.comment].compactMap { $0 } + failureComments(failures)
+        return (document, snapshots, unread, deadlocks)
+    }
+
     /// Every goroutine of a Go program, as Go's own goroutine profile groups them.
     static func goroutines(pid: Int32, options: SnapshotOptions) throws(TargetError)
         -> (document: ProfileDocument, snapshot: Snapshot, statistics: GoroutineStatistics) {

@@ -43,6 +43,17 @@ public struct CaptureCounts: Sendable, Equatable {
         }
     }
 
+    /// Another capture's counts added in (the processes of one snapshot).
+    public mutating func add(_ other: CaptureCounts) {
+        reused += other.reused
+        withoutStop += other.withoutStop
+        kernelSampled += other.kernelSampled
+        stopped += other.stopped
+        stoppedNanoseconds += other.stoppedNanoseconds
+        longestStopNanoseconds = max(longestStopNanoseconds, other.longestStopNanoseconds)
+        copiedBytes += other.copiedBytes
+    }
+
     /// "11 without stop, 1 stopped" (the paths that occurred), or "no thread".
     public var summary: String {
         let parts = [(reused, "reused"), (withoutStop, "without stop"), (kernelSampled, "sampled by the kernel"),

@@ -13,22 +13,29 @@ public struct FoldedWriter: Sendable {
         var counts: [String: Int] = [:]
         if threadNames && !document.threads.isEmpty {
             for thread in document.threads {
-                counts[([FoldedWriter.root(thread.name)] + FoldedWriter.frames(thread.locations)).joined(separator: ";"), default: 0] += 1
-            }
-        } else if threadNames {
-            // Groups: weighted by their counts, never expanded (an input's count may be 2^40).
-            for record in document.records {
-                let name = record.threadNames.count == 1 ? record.threadNames[0] : ""
-                counts[([FoldedWriter.root(name)] + FoldedWriter.frames(record.locations)).joined(separator: ";"), default: 0]
-                    += record.count
+                let roots = (thread.process.map { [FoldedWriter.root([$0])] } ?? []) + [FoldedWriter.root(thread.name)]
+                counts[(roots + FoldedWriter.frames(thread.locations)).joined(separator: ";"), default: 0] += 1
             }
         } else {
+            // Groups: weighted by their counts, never expanded (an input's count may be 2^40).
             for record in document.records {
-                counts[FoldedWriter.frames(record.locations).joined(separator: ";"), default: 0] += record.count
+                var roots = record.processes.isEmpty ? [] : [FoldedWriter.root(record.processes)]
+                if threadNames { roots.append(FoldedWriter.root(record.threadNames.count == 1 ? record.threadNames[0] : "")) }
+                counts[(roots + FoldedWriter.frames(record.locations)).joined(separator: ";"), default: 0] += record.count
             }
         }
         return counts.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             .map { "\($0) \(counts[$0]!)\n" }.joined()
+    }
+
+    /// A process as the root frame, as perf's stackcollapse roots a stack in its
+    /// process: what ps shows and the pid, `nginx: worker process (1235)`; a record
+    /// merged from several, `nginx: worker process (2 processes)`.
+    static func root(_ processes: [ProcessIdentity]) -> String {
+        let commands = Set(processes.map(\.commandLine))
+        let command = commands.count == 1 ? commands.first! : "\(commands.count) commands"
+        let which = processes.count == 1 ? (processes[0].pid == 0 ? "" : " (\(processes[0].pid))") : " (\(processes.count) processes)"
+        return clean(command + which)
     }
 
     static func root(_ threadName: String) -> String { threadName.isEmpty ? "[unnamed]" : clean(threadName) }

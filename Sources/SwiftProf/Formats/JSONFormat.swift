@@ -28,6 +28,16 @@ public enum JSONFormat {
         var frames: [FrameJSON]
         /// A goroutine record's profiler labels.
         var labels: [String: String]?
+        /// Where a capture spans several processes: its threads' process (each, when merged).
+        var processes: [ProcessJSON]?
+    }
+
+    struct ProcessJSON: Codable {
+        var pid: Int32
+        /// What ps shows.
+        var command: String
+        /// The pid it sees itself by, in a PID namespace of its own.
+        var namespacePid: Int32?
     }
 
     struct ThreadJSON: Codable {
@@ -37,6 +47,7 @@ public enum JSONFormat {
         var truncated: String?
         var frames: [FrameJSON]
         var labels: [String: String]?
+        var process: ProcessJSON?
     }
 
     struct StateJSON: Codable {
@@ -76,13 +87,14 @@ public enum JSONFormat {
                 RecordJSON(count: record.count, threads: record.threadIDs, names: record.threadNames,
                            state: record.state.map(StateJSON.init), truncated: record.truncation,
                            frames: frames(record.locations, layers: classifier.layers(of: record.locations, inSyscall: record.state?.systemCall != nil)),
-                           labels: record.labels.isEmpty ? nil : record.labels)
+                           labels: record.labels.isEmpty ? nil : record.labels,
+                           processes: record.processes.isEmpty ? nil : record.processes.map(ProcessJSON.init))
             },
             threads: document.threads.map { thread in
                 ThreadJSON(tid: thread.tid, name: thread.name, state: thread.state.map(StateJSON.init),
                            truncated: thread.truncation,
                            frames: frames(thread.locations, layers: classifier.layers(of: thread.locations, inSyscall: thread.state?.systemCall != nil)),
-                           labels: thread.labels.isEmpty ? nil : thread.labels)
+                           labels: thread.labels.isEmpty ? nil : thread.labels, process: thread.process.map(ProcessJSON.init))
             },
             failures: document.failures.map { FailureJSON(tid: $0.tid, reason: $0.reason) },
             memoryMap: document.memoryMapLines, comments: document.comments.isEmpty ? nil : document.comments)
@@ -113,12 +125,14 @@ public enum JSONFormat {
             var read = Record(count: record.count, locations: try locations(record.frames), truncation: record.truncated,
                               threadIDs: record.threads, state: try record.state.map(state), threadNames: record.names)
             read.labels = record.labels ?? [:]
+            read.processes = record.processes?.map(\.identity) ?? []
             document.records.append(read)
         }
         for thread in file.threads {
             var read = ThreadStack(tid: thread.tid, name: thread.name, locations: try locations(thread.frames),
                                    truncation: thread.truncated, state: try thread.state.map(state))
             read.labels = thread.labels ?? [:]
+            read.process = thread.process?.identity
             document.threads.append(read)
         }
         guard document.total == file.total else {
@@ -199,4 +213,12 @@ extension JSONFormat.StateJSON {
                   blockedNanoseconds: state.blockedNanoseconds, swiftTasks: state.swiftTasks.isEmpty ? nil : state.swiftTasks,
                   wait: state.wait)
     }
+}
+
+extension JSONFormat.ProcessJSON {
+    init(_ process: ProcessIdentity) {
+        self.init(pid: process.pid, command: process.commandLine, namespacePid: process.namespacePID)
+    }
+
+    var identity: ProcessIdentity { ProcessIdentity(pid: pid, commandLine: command, name: "", namespacePID: namespacePid) }
 }

@@ -8,7 +8,7 @@ import Glibc
 
 public enum PprofProto {
     /// Labels are strings; these are their keys.
-    static let labelKeys = ["state", "syscall", "wchan", "wait", "threads", "names", "truncated"]
+    static let labelKeys = ["state", "syscall", "wchan", "wait", "threads", "names", "truncated", "pid", "process"]
 
     public static func write(_ document: ProfileDocument, sampleType: String = "thread") -> [UInt8] {
         gzip(encode(document, sampleType: sampleType))
@@ -136,6 +136,11 @@ public enum PprofProto {
         if !record.threadIDs.isEmpty { labels.append(("threads", record.threadIDs.map(String.init).joined(separator: ","))) }
         if !record.threadNames.isEmpty { labels.append(("names", record.threadNames.joined(separator: ","))) }
         if let truncation = record.truncation { labels.append(("truncated", truncation)) }
+        // A label a process (several for a merged record), as perf and Parca label samples by pid.
+        for process in record.processes {
+            labels.append(("pid", String(process.pid)))
+            labels.append(("process", process.commandLine))
+        }
         // A goroutine's own labels, as Go's profile carries them (keys of ours go first).
         for key in record.labels.keys.sorted() where !labelKeys.contains(key) { labels.append((key, record.labels[key]!)) }
         return labels
@@ -322,7 +327,16 @@ public enum PprofProto {
                 record.locations.append(Location(address: location.address, module: module, lines: lines))
             }
             var labels: [String: String] = [:]
-            for (key, text) in sample.labels { labels[try string(key)] = try string(text) }
+            var pids: [Int32] = [], commandLines: [String] = []
+            for (key, text) in sample.labels {
+                let (key, text) = (try string(key), try string(text))
+                switch key {
+                case "pid": pids.append(Int32(text) ?? 0)
+                case "process": commandLines.append(text)
+                default: labels[key] = text
+                }
+            }
+            record.processes = zip(pids, commandLines).map { ProcessIdentity(pid: $0, commandLine: $1, name: "") }
             if let code = labels["state"]?.first {
                 record.state = ThreadState(code: code, systemCall: labels["syscall"].map { SystemCall(name: $0, arguments: ["…"]) },
                                            wchan: labels["wchan"] ?? "")

@@ -65,6 +65,7 @@ public struct PprofTextWriter: Sendable {
             text += "\(record.count) \(Grouper.atKey(record, addresses: addresses))\n"
             // Go's own line, where Go puts it: right after the "@" line.
             if !record.labels.isEmpty { text += GoLabels.prefix + GoLabels.format(record.labels) + "\n" }
+            if !record.processes.isEmpty { text += ProcessLine.format(record.processes, withPIDs: addresses != .relative) + "\n" }
             if let state = record.state {
                 // Relative addresses are for comparing runs: leave out what differs between
                 // runs of the same program state (thread ids, pointer arguments).
@@ -180,6 +181,11 @@ public enum PprofTextReader {
                 }
                 current!.record.threadIDs = ids
                 current!.record.threadNames = states
+            } else if current != nil, let prefix = ProcessLine.prefixes.first(where: line.hasPrefix) {
+                guard let processes = ProcessLine.parse(line.dropFirst(prefix.count)) else {
+                    throw FormatError(line: number, reason: "expected \"\(prefix)PID \"COMMAND\"[, ...]\"")
+                }
+                current!.record.processes = processes
             } else if current != nil, line.hasPrefix(GoLabels.prefix) {
                 guard let labels = GoLabels.parse(line.dropFirst(GoLabels.prefix.count)) else {
                     throw FormatError(line: number, reason: "expected \"# labels: {\"key\":\"value\", ...}\"")
@@ -327,6 +333,51 @@ extension ThreadState {
         // Task ids, like thread ids, follow the order things happened in.
         copy.swiftTasks = []
         return copy
+    }
+}
+
+/// `# process: 1234 "postgres: app db 127.0.0.1 UPDATE waiting"` after a record's
+/// "@" line where a capture spans several processes: its pid and what ps shows for
+/// it (always quoted: the process wrote it), then `pid-in-namespace: 7` when it sees
+/// itself by another pid. A record merged from several (--merge-processes) lists each:
+/// `# processes: 1234 "nginx: worker process", 1235 "nginx: worker process"`. Without
+/// the pids in relative output, as without thread ids.
+enum ProcessLine {
+    static let prefixes = ["# process: ", "# processes: "]
+    private static let namespaceMarker = " pid-in-namespace: "
+
+    static func format(_ processes: [ProcessIdentity], withPIDs: Bool) -> String {
+        (processes.count == 1 ? prefixes[0] : prefixes[1]) + processes.map { process in
+            (withPIDs ? "\(process.pid) " : "") + NameQuoting.alwaysQuoted(process.commandLine)
+                + (withPIDs ? process.namespacePID.map { namespaceMarker + String($0) } ?? "" : "")
+        }.joined(separator: ", ")
+    }
+
+    static func parse(_ text: Substring) -> [ProcessIdentity]? {
+        var processes: [ProcessIdentity] = []
+        var rest = text
+        while true {
+            var pid: Int32 = 0
+            if let space = rest.firstIndex(of: " "), rest.first != "\"" {
+                guard let number = Int32(rest[..<space]), number > 0 else { return nil }
+                pid = number
+                rest = rest[rest.index(after: space)...]
+            }
+            guard let (command, after) = NameQuoting.readQuoted(rest) else { return nil }
+            var process = ProcessIdentity(pid: pid, commandLine: command, name: "")
+            rest = after
+            if rest.hasPrefix(namespaceMarker) {
+                rest = rest.dropFirst(namespaceMarker.count)
+                let digits = rest.prefix { $0.isASCII && $0.isNumber }
+                guard let own = Int32(digits) else { return nil }
+                process.namespacePID = own
+                rest = rest.dropFirst(digits.count)
+            }
+            processes.append(process)
+            if rest.isEmpty { return processes }
+            guard rest.hasPrefix(", ") else { return nil }
+            rest = rest.dropFirst(2)
+        }
     }
 }
 

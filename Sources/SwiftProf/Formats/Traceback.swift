@@ -12,6 +12,9 @@
 //   goroutine 18 [chan receive]:
 //   task 7 [suspended, task group child of task 5]:
 //
+// Where a capture spans several processes, each one's threads follow a heading:
+//   process 1235 "nginx: worker process":
+//
 // A Swift async caller (read from its task's async context, not from the thread's
 // stack) is marked as Swift's backtracer marks it:
 //   handleSearch(_:)(...) [async]
@@ -23,12 +26,30 @@ public struct TracebackWriter: Sendable {
     public func write(_ document: ProfileDocument) -> String {
         let leading = document.leadingThread
         let threads = document.threadStacks.enumerated().sorted { lhs, rhs in
+            let (left, right) = (lhs.element.process?.pid ?? 0, rhs.element.process?.pid ?? 0)
+            if left != right { return left < right }
             if (lhs.element.tid == leading) != (rhs.element.tid == leading) { return lhs.element.tid == leading }
             return lhs.element.tid != rhs.element.tid ? lhs.element.tid < rhs.element.tid : lhs.offset < rhs.offset
         }.map(\.element)
         // Goroutines and tasks are headed by their kind, id and state, as Go heads goroutines.
         let kind = ["goroutine", "task"].contains(document.profileName) ? document.profileName : nil
-        return threads.map { thread in kind.map { stateBlock($0, thread) } ?? block(thread) }.joined(separator: "\n")
+        var blocks: [String] = []
+        var process: ProcessIdentity?
+        for thread in threads {
+            // Where a capture spans several processes, each one's threads under a heading of its own.
+            if let own = thread.process, own.pid != process?.pid {
+                process = own
+                blocks.append(Self.heading(own))
+            }
+            blocks.append(kind.map { stateBlock($0, thread) } ?? block(thread))
+        }
+        return blocks.joined(separator: "\n")
+    }
+
+    /// `process 1234 "nginx: worker process":` (and `, pid 7 in its namespace`).
+    static func heading(_ process: ProcessIdentity) -> String {
+        "process \(process.pid) \(NameQuoting.alwaysQuoted(process.commandLine))"
+            + (process.namespacePID.map { " [pid \($0) in its namespace]" } ?? "") + ":\n"
     }
 
     /// A goroutine's or task's name is its state, as the reader gave it; a named

@@ -10,8 +10,12 @@ public enum AddressMode: String, Sendable, CaseIterable {
 }
 
 public enum Grouper {
-    public static func records(_ threads: [ThreadStack], addresses: AddressMode = .absolute) -> [Record] {
+    /// `mergingProcesses`: identical stacks of different processes make one record
+    /// (by default each process's threads are grouped apart).
+    public static func records(_ threads: [ThreadStack], addresses: AddressMode = .absolute,
+                               mergingProcesses: Bool = false) -> [Record] {
         struct Key: Hashable {
+            let process: Int32?
             let addresses: [UInt64]
             let truncation: String?
             let state: String?
@@ -23,7 +27,7 @@ public enum Grouper {
         var records: [Record] = []
         for thread in threads {
             // Kernel frames whose addresses are hidden (0) still differ by name.
-            let key = Key(addresses: thread.locations.map(\.address), truncation: thread.truncation,
+            let key = Key(process: mergingProcesses ? nil : thread.process?.pid, addresses: thread.locations.map(\.address), truncation: thread.truncation,
                           state: thread.state?.groupKey,
                           kernel: thread.locations.filter { $0.isKernel && $0.address == 0 }.flatMap { $0.lines.map(\.function) },
                           labels: thread.labels)
@@ -41,12 +45,14 @@ public enum Grouper {
             }
             records[index].count += 1
             records[index].threadIDs.append(thread.tid)
+            if let process = thread.process, records[index].processes.last != process { records[index].processes.append(process) }
             // Names repeat (a pool's workers, a goroutine's state): kept once in a row, made distinct below.
             if !thread.name.isEmpty, records[index].threadNames.last != thread.name { records[index].threadNames.append(thread.name) }
         }
         for index in records.indices {
             records[index].threadIDs.sort()
             records[index].threadNames = Array(Set(records[index].threadNames)).sorted()
+            records[index].processes = Array(Set(records[index].processes)).sorted()
         }
         return sorted(records, addresses: addresses)
     }
@@ -72,7 +78,8 @@ public enum Grouper {
             if lhs.key != rhs.key { return lhs.key.utf8.lexicographicallyPrecedes(rhs.key.utf8) }
             let left = (lhs.record.state?.groupKey ?? "") + (lhs.record.truncation ?? "") + GoLabels.format(lhs.record.labels)
             let right = (rhs.record.state?.groupKey ?? "") + (rhs.record.truncation ?? "") + GoLabels.format(rhs.record.labels)
-            return left.utf8.lexicographicallyPrecedes(right.utf8)
+            if left != right { return left.utf8.lexicographicallyPrecedes(right.utf8) }
+            return lhs.record.processes.map(\.pid).lexicographicallyPrecedes(rhs.record.processes.map(\.pid))
         }.map(\.record)
     }
 

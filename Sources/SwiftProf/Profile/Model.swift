@@ -135,6 +135,8 @@ public struct ThreadStack: Hashable, Sendable {
     /// Its runtime prints the labels in its traceback header (Go 1.26 on, GODEBUG
     /// tracebacklabels=1): `goroutine 20 [chan receive] {job: import}:`.
     public var headerShowsLabels = false
+    /// The process it is a thread of, where a capture spans several.
+    public var process: ProcessIdentity?
 
     public init(tid: Int32, name: String, locations: [Location], truncation: String?, state: ThreadState? = nil) {
         self.tid = tid
@@ -158,6 +160,9 @@ public struct Record: Hashable, Sendable {
     public var threadNames: [String]
     /// The goroutines' profiler labels: goroutines are grouped by stack and labels, as Go groups them.
     public var labels: [String: String] = [:]
+    /// The processes of its threads, by pid, where a capture spans several: one, or
+    /// more when identical stacks of different processes are merged.
+    public var processes: [ProcessIdentity] = []
 
     /// The largest count a reader accepts: sums of counts must not overflow.
     public static let maximumCount = 1 << 40

@@ -59,6 +59,22 @@ enum ProcFile {
         return bytes.isEmpty ? nil : bytes
     }
 
+    /// The names of a directory's subdirectories (a cgroup's children), sorted.
+    static func subdirectories(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        let typeOffset = MemoryLayout<dirent>.offset(of: \dirent.d_type)!
+        while let entry = readdir(dir) {
+            let raw = UnsafeRawPointer(entry)
+            guard raw.load(fromByteOffset: typeOffset, as: UInt8.self) == UInt8(DT_DIR) else { continue }
+            let name = String(cString: (raw + nameOffset).assumingMemoryBound(to: CChar.self))
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
     /// The numeric entries of a /proc directory (tasks), sorted.
     static func numericEntries(_ path: String) throws(SystemError) -> [Int32] {
         guard let dir = opendir(path) else { throw SystemError(call: "opendir", path: path, errno: errno) }

@@ -1,0 +1,192 @@
+// Several processes in one snapshot (Fixtures/c/tree.c: a parent and its
+// children, each with threads parked in functions of its own kind): chosen by
+// PIDs, --children, --name (a name only this test's copy of the fixture has),
+// --cgroup (a cgroup of the test's own) and --all (inside a PID namespace of the
+// test's own, never on the machine's processes). Each process's frames are checked
+// against eu-stack's for that pid.
+import Foundation
+import SwiftProf
+import Testing
+
+@Suite(.serialized) struct ManyProcessTests {
+    /// The tree fixture with `children` children: its pids, parent first.
+    private static func tree(_ children: Int = 3, executable: String? = nil) throws -> (Fixture, [Int32]) {
+        let fixture = try Fixture(try executable ?? FixtureBuild.executable("tree"), arguments: ["\(children)"])
+        let pids = fixture.readyWords.compactMap { Int32($0) }
+        try #require(pids.count == children + 1 && pids[0] == fixture.pid, "\(fixture.readyWords)")
+        return (fixture, pids)
+    }
+
+    /// The user functions of each thread, leaf first, by process, from a pprof-text dump.
+    private static func stacksByProcess(_ profile: PprofTextProfile) -> [Int32: [String]] {
+        var stacks: [Int32: [String]] = [:]
+        for record in profile.records {
+            for process in record.processes {
+                // A record of one process counts its threads; a merged one, each process's share is one a thread.
+                let copies = record.processes.count == 1 ? record.count : record.threadIDs.count / record.processes.count
+                stacks[process.pid, default: []] += Array(repeating: record.userFunctions.joined(separator: " < "), count: copies)
+            }
+        }
+        return stacks.mapValues { $0.sorted() }
+    }
+
+    private static func euStack(_ pid: Int32) throws -> [String] {
+        let theirs = try run("eu-stack", ["-i", "-s", "-p", "\(pid)"])
+        #expect(theirs.status == 0, "eu-stack: \(theirs.stderr)")
+        return EuStack.functionsPerThread(theirs.stdout).map { $0.joined(separator: " < ") }.sorted()
+    }
+
+    @Test func childrenDumpsTheWholeTreeEachProcessAsEuStackSeesIt() throws {
+        let (fixture, pids) = try Self.tree()
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--children", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        // Every record is one process's: grouped by process, never across.
+        #expect(profile.records.allSatisfy { $0.processes.count == 1 }, "\(result.stdout)")
+        let stacks = Self.stacksByProcess(profile)
+        #expect(Set(stacks.keys) == Set(pids), "\(result.stdout)")
+        for pid in pids { #expect(stacks[pid] == (try Self.euStack(pid)), "process \(pid):\n\(result.stdout)") }
+        // Each named as ps names it: the parent's argv, each child's rewritten one.
+        let commands = Dictionary(profile.records.flatMap(\.processes).map { ($0.pid, $0.commandLine) }, uniquingKeysWith: { a, _ in a })
+        #expect(commands[pids[0]]?.hasSuffix("/tree 3") == true, "\(commands)")
+        for (index, child) in pids.dropFirst().enumerated() { #expect(commands[child] == "tree: child \(index + 1)", "\(commands)") }
+        #expect(profile.records.contains { $0.processes.first?.pid == pids[0] && $0.functions.contains("parent_nap") })
+        #expect(result.stdout.contains("\n# capture: 4 processes, 11 threads: "), "\(result.stdout)")
+        for pid in pids { #expect(Self.isRunning(pid), "process \(pid) left stopped") }
+    }
+
+    @Test func severalPIDsAndMergedProcesses() throws {
+        let (fixture, pids) = try Self.tree()
+        defer { fixture.stop() }
+        let (first, second) = (pids[1], pids[2])
+        let apart = try parseProfile(try swiftprof("dump", "\(first)", "\(second)").stdout)
+        #expect(Set(apart.records.flatMap(\.processes).map(\.pid)) == [first, second])
+        #expect(apart.records.count == 6 && apart.records.allSatisfy { $0.count == 1 })
+        // Merged: each of a child's three stacks once, for both children.
+        let merged = try swiftprof("dump", "--merge-processes", "\(first)", "\(second)")
+        let profile = try parseProfile(merged.stdout)
+        #expect(profile.records.count == 3, "\(merged.stdout)")
+        for record in profile.records {
+            #expect(record.count == 2 && record.processes.map(\.pid) == [first, second], "\(merged.stdout)")
+        }
+        #expect(merged.stdout.contains("\n# processes: \(first) \"tree: child 1\", \(second) \"tree: child 2\"\n"), "\(merged.stdout)")
+        // Read back, converted, the same records.
+        let saved = FileManager.default.temporaryDirectory.appendingPathComponent("merged-\(getpid()).txt").path
+        defer { try? FileManager.default.removeItem(atPath: saved) }
+        try merged.stdout.write(toFile: saved, atomically: true, encoding: .utf8)
+        #expect(try parseProfile(try swiftprof("dump", "--input", saved).stdout).records == profile.records)
+    }
+
+    /// --name: only processes of that name, by comm or the executable's base name
+    /// (a copy of the fixture under a name no other process has).
+    @Test func nameMatchesTheProcessesOfThatName() throws {
+        let unique = "sptree\(getpid())"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-name-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let copy = directory + "/" + unique
+        try FileManager.default.copyItem(atPath: try FixtureBuild.executable("tree"), toPath: copy)
+        let (fixture, pids) = try Self.tree(2, executable: copy)
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--name", unique, "--format", "folded", "--no-kernel")
+        #expect(result.status == 0, "\(result.stderr)")
+        // The process as the root of each stack: what ps shows and the pid.
+        let roots = Set(result.stdout.split(separator: "\n").compactMap { $0.split(separator: ";").first.map(String.init) })
+        #expect(roots == ["\(copy) 2 (\(pids[0]))", "tree: child 1 (\(pids[1]))", "tree: child 2 (\(pids[2]))"], "\(result.stdout)")
+        let glob = try swiftprof("dump", "--name", "sptree\(getpid())*", "--format", "json")
+        #expect(glob.status == 0, "\(glob.stderr)")
+        let none = try swiftprof("dump", "--name", unique + "-none")
+        #expect(none.status == 2 && none.stderr.contains("no process to profile"), "\(none.stderr)")
+    }
+
+    /// --all sees every process of its PID namespace: run inside the fixture's own.
+    @Test func allInsideAPIDNamespaceOfItsOwn() throws {
+        let fixture = try Fixture("/usr/bin/unshare", arguments: ["--pid", "--fork", "--mount-proc", "--kill-child",
+                                                                   try FixtureBuild.executable("tree"), "2"])
+        defer { fixture.stop() }
+        // The tree's pids as it sees them (1 for the namespace's first process), and its pid on the host.
+        let inside = fixture.readyWords.compactMap { Int32($0) }
+        try #require(inside.count == 3 && inside[0] == 1, "\(fixture.readyWords)")
+        let children = (try? String(contentsOfFile: "/proc/\(fixture.pid)/task/\(fixture.pid)/children", encoding: .utf8)) ?? ""
+        let host = try #require(Int32(children.trimmingCharacters(in: .whitespaces)), "unshare's child: \(children)")
+        let result = try run("nsenter", ["--target", "\(host)", "--pid", "--mount", Paths.swiftprof, "dump", "--all"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        #expect(Set(profile.records.flatMap(\.processes).map(\.pid)) == Set(inside), "\(result.stdout)")
+        #expect(profile.records.allSatisfy { !$0.functions.contains { $0.contains("SwiftProf") } }, "swiftprof listed itself")
+        // From the host: the host's pids, and the pid each sees itself by.
+        let outside = try parseProfile(try swiftprof("dump", "--children", "\(host)").stdout)
+        let processes = Set(outside.records.flatMap(\.processes))
+        #expect(processes.first { $0.pid == host }?.namespacePID == 1, "\(processes)")
+        #expect(Set(processes.compactMap(\.namespacePID)) == Set(inside), "\(processes)")
+    }
+
+    /// --cgroup: the processes of a cgroup v2 directory made for the test.
+    @Test func cgroupListsItsProcesses() throws {
+        let mount = try #require(ProcessSelectionProbe.cgroup2Mount(), "no cgroup2 mount on this machine")
+        let (fixture, pids) = try Self.tree(2)
+        defer { fixture.stop() }
+        let name = "swiftprof-test-\(getpid())"
+        let directory = mount + "/" + name
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer {
+            // Emptied first: a cgroup is removed only once its processes are elsewhere or gone.
+            for pid in pids { try? "\(pid)\n".write(toFile: mount + "/cgroup.procs", atomically: false, encoding: .utf8) }
+            rmdir(directory)
+        }
+        for pid in pids.dropFirst() { try "\(pid)\n".write(toFile: directory + "/cgroup.procs", atomically: false, encoding: .utf8) }
+        for cgroupPath in [name, directory] {
+            let result = try swiftprof("dump", "--cgroup", cgroupPath)
+            #expect(result.status == 0, "\(result.stderr)")
+            let profile = try parseProfile(result.stdout)
+            #expect(Set(profile.records.flatMap(\.processes).map(\.pid)) == Set(pids.dropFirst()), "\(result.stdout)")
+        }
+        let missing = try swiftprof("dump", "--cgroup", name + "-none")
+        #expect(missing.status == 2, "\(missing.stderr)")
+    }
+
+    /// Every format says which process each stack is of.
+    @Test func everyFormatNamesTheProcess() throws {
+        let (fixture, pids) = try Self.tree(1)
+        defer { fixture.stop() }
+        let traceback = try swiftprof("dump", "--children", "\(fixture.pid)", "--format", "traceback").stdout
+        #expect(traceback.hasPrefix("process \(pids[0]) \""), "\(traceback)")
+        #expect(traceback.contains("\nprocess \(pids[1]) \"tree: child 1\":\n\nthread \(pids[1]) "), "\(traceback)")
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("processes-\(getpid()).json").path
+        let proto = FileManager.default.temporaryDirectory.appendingPathComponent("processes-\(getpid()).pb.gz").path
+        defer { for file in [json, proto] { try? FileManager.default.removeItem(atPath: file) } }
+        #expect(try swiftprof("dump", "--children", "\(fixture.pid)", "--format", "json", "-o", json).status == 0)
+        let schema = Paths.packageRoot.appendingPathComponent("Fixtures/schemas/swiftprof-profile-1.schema.json").path
+        let check = try run("python3", ["-c", "import json, sys; import jsonschema; jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))",
+                                        schema, json])
+        #expect(check.status == 0, "\(check.stderr)")
+        let back = try parseProfile(try swiftprof("dump", "--input", json).stdout)
+        #expect(Set(back.records.flatMap(\.processes).map(\.pid)) == Set(pids))
+        #expect(try swiftprof("dump", "--children", "\(fixture.pid)", "--format", "pprof", "-o", proto).status == 0)
+        let tags = try run("go", ["tool", "pprof", "-tags", proto], environment: FormatsTests.goEnvironment)
+        #expect(tags.stdout.contains(" pid:") && tags.stdout.contains("\(pids[1])") && tags.stdout.contains("tree: child 1"),
+                "\(tags.stdout)\(tags.stderr)")
+    }
+
+    private static func isRunning(_ pid: Int32) -> Bool {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return !tasks.isEmpty && tasks.allSatisfy { tid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return true }
+            return !"tT".contains(stat[stat.index(close, offsetBy: 2)])
+        }
+    }
+}
+
+/// Where cgroup v2 is mounted, read as a test would (not through the code under test).
+enum ProcessSelectionProbe {
+    static func cgroup2Mount() -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.contains(" - cgroup2 ") {
+            let fields = line.split(separator: " ")
+            if fields.count > 4 { return String(fields[4]) }
+        }
+        return nil
+    }
+}
