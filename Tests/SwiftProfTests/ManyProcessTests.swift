@@ -169,6 +169,39 @@ import Testing
                 "\(tags.stdout)\(tags.stderr)")
     }
 
+    /// Layers gets a process column; speedscope a profile a process.
+    @Test func layersAndSpeedscopeAreByProcess() throws {
+        let (fixture, pids) = try Self.tree(1)
+        defer { fixture.stop() }
+        let layers = try swiftprof("dump", "--children", "\(fixture.pid)", "--format", "layers", "--markdown").stdout
+        #expect(layers.hasPrefix("| Process | Application |"), "\(layers)")
+        #expect(layers.contains("| tree: child 1 (\(pids[1])) | child_poller → child_poll |"), "\(layers)")
+        let speedscope = try swiftprof("dump", "--children", "\(fixture.pid)", "--format", "speedscope").stdout
+        let file = try #require(try JSONSerialization.jsonObject(with: Data(speedscope.utf8)) as? [String: Any])
+        let names = (file["profiles"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
+        #expect(names.count == 2 && names[0].hasPrefix("\(pids[0]) ") && names[1] == "\(pids[1]) tree: child 1", "\(names)")
+    }
+
+    /// diff compares by process name, not pid: two runs of the same tree are the same.
+    @Test func diffComparesProcessesByName() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-diff-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        for (name, children) in [("a", 2), ("b", 2), ("c", 3)] {
+            let (fixture, _) = try Self.tree(children)
+            defer { fixture.stop() }
+            let result = try swiftprof("dump", "--children", "\(fixture.pid)", "--no-kernel", "-o", scratch + "/" + name)
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        let same = try swiftprof("diff", scratch + "/a", scratch + "/b")
+        #expect(same.status == 0 && same.stdout.contains("\n0 stacks changed\n"), "\(same.stdout)")
+        // A third child: its three stacks appear, under its name; the parent's argv differs ("3"), so its two move.
+        let grown = try swiftprof("diff", scratch + "/a", scratch + "/c")
+        #expect(grown.status == 1, "\(grown.stdout)")
+        #expect(grown.stdout.components(separatedBy: "\n# process: \"tree: child 3\"\n").count == 4, "\(grown.stdout)")
+        #expect(!grown.stdout.contains("\"tree: child 1\""), "\(grown.stdout)")
+    }
+
     private static func isRunning(_ pid: Int32) -> Bool {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return !tasks.isEmpty && tasks.allSatisfy { tid in

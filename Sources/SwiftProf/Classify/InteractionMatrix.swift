@@ -11,6 +11,8 @@ public struct InteractionRow: Hashable, Sendable {
     public var subsystem: String
     public var hardware: String
     public var threads: Int
+    /// Where a capture spans several processes: the process, as folded stacks root it ("" otherwise).
+    public var process = ""
 
     public var columns: [String] { [component, runtimeEntry, systemCall, subsystem, hardware] }
 }
@@ -22,13 +24,14 @@ public enum InteractionMatrix {
     public static func rows(_ records: [Record], classifier: Classifier) -> [InteractionRow] {
         var counts: [[String]: Int] = [:]
         for record in records {
-            counts[row(record, classifier: classifier).columns, default: 0] += record.count
+            let process = record.processes.isEmpty ? "" : FoldedWriter.root(record.processes)
+            counts[[process] + row(record, classifier: classifier).columns, default: 0] += record.count
         }
-        return counts.map { InteractionRow(component: $0.key[0], runtimeEntry: $0.key[1], systemCall: $0.key[2],
-                                           subsystem: $0.key[3], hardware: $0.key[4], threads: $0.value) }
+        return counts.map { InteractionRow(component: $0.key[1], runtimeEntry: $0.key[2], systemCall: $0.key[3],
+                                           subsystem: $0.key[4], hardware: $0.key[5], threads: $0.value, process: $0.key[0]) }
             .sorted { lhs, rhs in
                 lhs.threads != rhs.threads ? lhs.threads > rhs.threads
-                    : lhs.columns.lexicographicallyPrecedes(rhs.columns) { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+                    : ([lhs.process] + lhs.columns).lexicographicallyPrecedes([rhs.process] + rhs.columns) { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             }
     }
 

@@ -18,15 +18,21 @@ public struct LayersTableWriter: Sendable {
     private var headers: [String] { InteractionMatrix.headers.dropLast() + [unit.plural.prefix(1).uppercased() + unit.plural.dropFirst()] }
 
     public func write(_ rows: [InteractionRow]) -> String {
-        markdown ? writeMarkdown(rows) : writeTable(rows)
+        // Several processes: a column of its own, first, for the process of each row.
+        let perProcess = rows.contains { !$0.process.isEmpty }
+        return markdown ? writeMarkdown(rows, perProcess: perProcess) : writeTable(rows, perProcess: perProcess)
+    }
+
+    private func cells(_ row: InteractionRow, perProcess: Bool) -> [String] {
+        (perProcess ? [row.process] : []) + row.columns
     }
 
     /// ANSI colours of the columns: app, runtime, syscall, kernel, hardware.
     private static let colors = ["32", "34", "33", "35", "36"]
 
-    private func writeTable(_ rows: [InteractionRow]) -> String {
-        let header = headers.map { $0.uppercased() }
-        let cells = rows.map { $0.columns.map(printable) + [String($0.threads)] }
+    private func writeTable(_ rows: [InteractionRow], perProcess: Bool) -> String {
+        let header = ((perProcess ? ["Process"] : []) + headers).map { $0.uppercased() }
+        let cells = rows.map { self.cells($0, perProcess: perProcess).map(printable) + [String($0.threads)] }
         let widths = header.indices.map { column in
             ([header[column]] + cells.map { $0[column] }).map(\.unicodeScalars.count).max() ?? 0
         }
@@ -36,7 +42,8 @@ public struct LayersTableWriter: Sendable {
                 let padding = String(repeating: " ", count: widths[column] - value.unicodeScalars.count)
                 let isCount = column == values.count - 1
                 let padded = isCount ? padding + value : value + padding
-                let code = bold ? "1" : (isCount ? nil : Self.colors[column])
+                let layer = perProcess ? column - 1 : column
+                let code = bold ? "1" : (isCount || layer < 0 ? nil : Self.colors[layer])
                 text += color && code != nil ? "\u{1b}[\(code!)m\(padded)\u{1b}[0m" : padded
                 if !isCount { text += "  " }
             }
@@ -45,12 +52,12 @@ public struct LayersTableWriter: Sendable {
         return ([line(header, bold: true)] + cells.map { line($0, bold: false) }).joined(separator: "\n") + "\n"
     }
 
-    private func writeMarkdown(_ rows: [InteractionRow]) -> String {
+    private func writeMarkdown(_ rows: [InteractionRow], perProcess: Bool) -> String {
         func escape(_ text: String) -> String { printable(text).replacing("|", with: "\\|") }
-        var text = "| " + headers.joined(separator: " | ") + " |\n"
-        text += "| --- | --- | --- | --- | --- | ---: |\n"
+        var text = "| " + ((perProcess ? ["Process"] : []) + headers).joined(separator: " | ") + " |\n"
+        text += (perProcess ? "| --- " : "") + "| --- | --- | --- | --- | --- | ---: |\n"
         for row in rows {
-            text += "| " + (row.columns.map(escape) + [String(row.threads)]).joined(separator: " | ") + " |\n"
+            text += "| " + (cells(row, perProcess: perProcess).map(escape) + [String(row.threads)]).joined(separator: " | ") + " |\n"
         }
         return text
     }

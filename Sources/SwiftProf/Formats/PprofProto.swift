@@ -138,7 +138,7 @@ public enum PprofProto {
         if let truncation = record.truncation { labels.append(("truncated", truncation)) }
         // A label a process (several for a merged record), as perf and Parca label samples by pid.
         for process in record.processes {
-            labels.append(("pid", String(process.pid)))
+            if process.pid != 0 { labels.append(("pid", String(process.pid))) }
             labels.append(("process", process.commandLine))
         }
         // A goroutine's own labels, as Go's profile carries them (keys of ours go first).
@@ -336,6 +336,8 @@ public enum PprofProto {
                 default: labels[key] = text
                 }
             }
+            // A pid with each process, but where the profile has none (a diff's, by name).
+            if pids.count != commandLines.count { pids = Array(repeating: 0, count: commandLines.count) }
             record.processes = zip(pids, commandLines).map { ProcessIdentity(pid: $0, commandLine: $1, name: "") }
             if let code = labels["state"]?.first {
                 record.state = ThreadState(code: code, systemCall: labels["syscall"].map { SystemCall(name: $0, arguments: ["…"]) },

@@ -1,6 +1,7 @@
 // `--format speedscope`: speedscope's file format
 // (https://www.speedscope.app/file-format-schema.json): sampled profiles over
-// one shared frame table, one profile a thread, or one for all threads.
+// one shared frame table, one profile a thread, or one for all threads; one a
+// process where a capture spans several.
 import FoundationEssentials
 
 public struct SpeedscopeWriter: Sendable {
@@ -54,7 +55,21 @@ public struct SpeedscopeWriter: Sendable {
             }
         }
         var profiles: [Profile] = []
-        if mergeThreads || document.threads.isEmpty {
+        if document.records.contains(where: { !$0.processes.isEmpty }) {
+            // Several processes: a profile each (a merged record, in one for the processes it merges).
+            var order: [[ProcessIdentity]] = []
+            var byProcesses: [[ProcessIdentity]: [Record]] = [:]
+            for record in document.records {
+                if byProcesses[record.processes] == nil { order.append(record.processes) }
+                byProcesses[record.processes, default: []].append(record)
+            }
+            for processes in order.sorted(by: { $0.map(\.pid).lexicographicallyPrecedes($1.map(\.pid)) }) {
+                let records = byProcesses[processes]!
+                profiles.append(Profile(name: processes.map { "\($0.pid) \($0.commandLine)" }.joined(separator: ", "),
+                                        endValue: records.reduce(0) { $0 + $1.count },
+                                        samples: records.map { stack($0.locations) }, weights: records.map(\.count)))
+            }
+        } else if mergeThreads || document.threads.isEmpty {
             let samples = document.records.map { stack($0.locations) }
             profiles.append(Profile(name: "all threads", endValue: document.total, samples: samples,
                                     weights: document.records.map(\.count)))

@@ -1,10 +1,15 @@
 // Two profiles compared by symbolized stack, addresses ignored: the stacks
-// that appeared, vanished or changed count, largest change first.
+// that appeared, vanished or changed count, largest change first. Where the
+// profiles span several processes, a stack is also told apart by its process's
+// name (what ps shows), never by its pid: the same program runs under another
+// pid the next time.
 
 public struct StackDiff: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         /// Leaf first, as in the profiles; addresses cleared (they do not take part).
         public var locations: [Location]
+        /// The names of its processes, where the profiles span several (else empty).
+        public var processes: [String] = []
         public var before: Int
         public var after: Int
         public var change: Int { after - before }
@@ -17,10 +22,11 @@ public struct StackDiff: Sendable, Equatable {
 
     public init(before: ProfileDocument, after: ProfileDocument) {
         struct Key: Hashable {
+            let processes: [String]
             let frames: [String]
         }
         func key(_ record: Record) -> Key {
-            Key(frames: record.locations.flatMap { location in
+            Key(processes: Array(Set(record.processes.map(\.commandLine))).sorted(), frames: record.locations.flatMap { location in
                 location.lines.map { "\($0.function)\u{0}\($0.file)\u{0}\($0.line)\u{0}\(location.isKernel)" }
             })
         }
@@ -33,7 +39,7 @@ public struct StackDiff: Sendable, Equatable {
                 let symbolic = record.locations.map { Location(address: 0, module: $0.isKernel ? Location.kernelModule : "", lines: $0.lines.map {
                     FrameLine(function: $0.function, offset: 0, file: $0.file, line: $0.line)
                 }) }
-                entries[key] = Entry(locations: symbolic, before: 0, after: 0)
+                entries[key] = Entry(locations: symbolic, processes: key.processes, before: 0, after: 0)
             }
             entries[key]!.before += before
             entries[key]!.after += after
@@ -43,7 +49,7 @@ public struct StackDiff: Sendable, Equatable {
         beforeTotal = before.total
         afterTotal = after.total
         self.entries = order.compactMap { entries[$0] }.filter { $0.change != 0 }
-            .map { ($0, StackDiff.describe($0.locations)) }
+            .map { ($0, $0.processes.joined(separator: "\n") + "\n" + StackDiff.describe($0.locations)) }
             .sorted { lhs, rhs in
                 let (a, b) = (lhs.0.change, rhs.0.change)
                 if abs(a) != abs(b) { return abs(a) > abs(b) }
@@ -70,6 +76,10 @@ public struct StackDiffWriter: Sendable {
         for entry in diff.entries {
             let what = entry.before == 0 ? " appeared" : (entry.after == 0 ? " vanished" : "")
             text += "\(entry.change > 0 ? "+" : "")\(entry.change) (\(entry.before) -> \(entry.after))\(what)\n"
+            if !entry.processes.isEmpty {
+                text += (entry.processes.count == 1 ? "# process: " : "# processes: ")
+                    + entry.processes.map(NameQuoting.alwaysQuoted).joined(separator: ", ") + "\n"
+            }
             text += tabs.format(entry.locations.flatMap { location in
                 location.lines.map { line in
                     let file = line.file.isEmpty ? "??" : line.file
@@ -84,7 +94,11 @@ public struct StackDiffWriter: Sendable {
     /// A pprof profile whose sample values are the changes (negative where a stack
     /// shrank), so `go tool pprof -top` ranks what changed most.
     public func writePprof(_ diff: StackDiff) -> [UInt8] {
-        let records = diff.entries.map { Record(count: max($0.before, $0.after), locations: $0.locations, truncation: nil) }
+        let records = diff.entries.map { entry in
+            var record = Record(count: max(entry.before, entry.after), locations: entry.locations, truncation: nil)
+            record.processes = entry.processes.map { ProcessIdentity(pid: 0, commandLine: $0, name: "") }
+            return record
+        }
         let document = ProfileDocument(records: records)
         return PprofProto.gzip(PprofProto.encode(document, sampleType: "thread", values: diff.entries.map { Int64($0.change) }))
     }
