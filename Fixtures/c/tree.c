@@ -7,7 +7,8 @@
  *            (as PostgreSQL's backends rewrite theirs)
  * Ready line: "ready PARENT CHILD1 CHILD2 ..." once every thread of every process
  * is parked. "fork" on stdin starts one more child and answers "forked PID" once
- * it is parked. stdin closed: the parent ends, and each child with it (EOF on a
+ * it is parked; "end" ends the last child started and answers "ended PID" once it
+ * is reaped. stdin closed: the parent ends, and each child with it (EOF on a
  * pipe it holds the read end of).
  * Build: cc -O2 -g -pthread tree.c */
 #include "fixture_ready.h"
@@ -142,7 +143,16 @@ int main(int argc, char **argv) {
     while (parent_read_command(line, sizeof line)) {
         if (strncmp(line, "fork", 4) == 0) {
             pid_t pid = start_child(++number);
+            pids[number - 1 < 64 ? number - 1 : 63] = pid;
             printf("forked %d\n", (int)pid);
+            fflush(stdout);
+        } else if (strncmp(line, "end", 3) == 0 && number > 0) {
+            /* The last child started: ended and reaped before the answer. */
+            pid_t pid = pids[number - 1 < 64 ? number - 1 : 63];
+            kill(pid, SIGTERM);
+            waitpid(pid, NULL, 0);
+            number--;
+            printf("ended %d\n", (int)pid);
             fflush(stdout);
         }
     }

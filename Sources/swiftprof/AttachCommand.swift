@@ -132,8 +132,8 @@ struct AttachCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The process to sample.", valueName: "PID"))
-    var pid: Int32
+    @OptionGroup(title: "Processes")
+    var targets: ProcessTargets
 
     @OptionGroup(title: "Sampling")
     var sampling: SamplingOptionGroup
@@ -151,11 +151,18 @@ struct AttachCommand: ParsableCommand {
     var symbols: SymbolOptionGroup
 
     func validate() throws {
-        try validateProcessID(pid)
+        guard targets.isGiven else { throw ValidationError("give a PID to sample") }
+        if targets.singlePID == nil && push.push != nil {
+            throw ValidationError("--push sends one process's profile: give one PID")
+        }
     }
 
     func run() throws {
         try OutputTarget.check(output.output)
+        guard let pid = targets.singlePID else {
+            try sampleProcesses()
+            return
+        }
         let result: SamplingResult
         do { result = try sampling.run(pid: pid, capture: capture, symbols: symbols, output: output, command: "swiftprof attach \(pid)",
                                               push: push) }
@@ -169,5 +176,39 @@ struct AttachCommand: ParsableCommand {
             if sampling.duration != nil { throw ExitStatus.partial }
         }
         if !result.document.failures.isEmpty || result.failedUploads > 0 { throw ExitStatus.partial }
+    }
+}
+
+extension AttachCommand {
+    /// Several processes sampled on one schedule, each record marked with its process.
+    private func sampleProcesses() throws {
+        _ = try output.classifier()
+        let selection = try targets.resolve()
+        guard let selector = targets.selector else { return }
+        StopSignals.install()
+        let live = sampling.progress || isatty(STDERR_FILENO) != 0
+        let inPlace = isatty(STDERR_FILENO) != 0
+        let options = sampling.options(capture, symbols: symbols, output: output)
+        var result: ProcessesSamplingResult
+        do {
+            result = try Profiler.sample(processes: selector, initial: selection.pids, options: options,
+                                         shouldStop: { StopSignals.requested },
+                                         onProgress: { progress in if live { ProgressLine.show(progress, inPlace: inPlace) } })
+        } catch {
+            if inPlace { ProgressLine.clear() }
+            warn(error.description)
+            throw ExitStatus.cannotProfile
+        }
+        if live { ProgressLine.show(result.sampling.progress, inPlace: inPlace, last: true) }
+        var document = result.sampling.document
+        if targets.mergeProcesses { document.records = Grouper.mergingProcesses(document.records) }
+        document.command = "swiftprof attach"
+        document.comments += failureComments(document.failures)
+        try output.emit(try output.render(document))
+        for process in result.ended { warn("process \(process.pid) (\(NameQuoting.quoted(process.name))) ended during the run") }
+        for line in result.unread { warn(line) }
+        if result.sampling.wasStopped { warn("a process was stopped by a signal and stays stopped") }
+        reportFailures(document.failures)
+        if !document.failures.isEmpty || !result.unread.isEmpty { throw ExitStatus.partial }
     }
 }

@@ -202,6 +202,60 @@ import Testing
         #expect(!grown.stdout.contains("\"tree: child 1\""), "\(grown.stdout)")
     }
 
+    /// attach --children follows the tree: a child born during the run is sampled from
+    /// the tick after it is seen, one that ends keeps its samples; each process's
+    /// samples are its own threads' (every thread is blocked: one sample a tick each).
+    @Test func attachFollowsChildrenBornAndEndedDuringTheRun() throws {
+        let (fixture, pids) = try Self.tree(1)
+        defer { fixture.stop() }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("attach-tree-\(getpid()).txt").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let attach = Process()
+        attach.executableURL = URL(fileURLWithPath: Paths.swiftprof)
+        attach.arguments = ["attach", "--children", "\(fixture.pid)", "--duration", "3s", "--rate", "50", "--no-kernel",
+                            "--progress", "-o", output]
+        let progress = Pipe()
+        attach.standardError = progress
+        try attach.run()
+        // Each progress line (every 200 ms of sampling) says the run is on: the child is
+        // born after the first, ended after three more.
+        var said: [String] = []
+        func waitForProgress(_ lines: Int) throws {
+            for _ in 0..<lines { said.append(try #require(Fixture.readLine(progress.fileHandleForReading), "\(said)")) }
+        }
+        try waitForProgress(1)
+        let born = try #require(fixture.ask("fork").flatMap { Int32($0.split(separator: " ").last ?? "") })
+        try waitForProgress(3)
+        #expect(fixture.ask("end") == "ended \(born)")
+        while let line = Fixture.readLine(progress.fileHandleForReading) { said.append(line) }
+        attach.waitUntilExit()
+        #expect(attach.terminationStatus == 0, "\(said)")
+        #expect(said.contains("swiftprof: process \(born) (tree) ended during the run"), "\(said)")
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        let profile = try parseProfile(text)
+        #expect(text.contains("\n# processes sampled: 3, 1 ended during the run\n"), "\(text)")
+        let ticks = try #require(text.split(separator: "\n").first { $0.hasPrefix("# samples: ") }
+            .flatMap { Int($0.split(separator: " ")[2]) })
+        var counts: [Int32: [String: Int]] = [:]
+        for record in profile.records {
+            let pid = try #require(record.processes.first?.pid)
+            let place = record.userFunctions.first { ["child_poll", "child_nap", "child_wait_parent", "parent_nap", "parent_read_command"].contains($0) } ?? "?"
+            counts[pid, default: [:]][place, default: 0] += record.count
+        }
+        #expect(Set(counts.keys) == Set(pids + [born]), "\(text)")
+        // The child there all along: every tick, each of its threads.
+        #expect(counts[pids[1]] == ["child_poll": ticks, "child_nap": ticks, "child_wait_parent": ticks], "\(text)")
+        // The one born and ended during the run: each of its threads parked for more
+        // than none and fewer than the run's ticks, and for as many as the others but
+        // for the tick of its birth (a thread not started or parked yet) and of its end
+        // (a thread already gone), which may each catch some of them elsewhere.
+        let bornCounts = try #require(counts[born])
+        let parked = ["child_poll", "child_nap", "child_wait_parent"].map { bornCounts[$0] ?? 0 }
+        #expect(parked.allSatisfy { $0 > 0 && $0 < ticks }, "\(text)")
+        #expect(parked.max()! - parked.min()! <= 2, "\(text)")
+        #expect(profile.records.first { $0.processes.first?.pid == born }?.processes.first?.commandLine == "tree: child 2", "\(text)")
+    }
+
     private static func isRunning(_ pid: Int32) -> Bool {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return !tasks.isEmpty && tasks.allSatisfy { tid in

@@ -57,6 +57,34 @@ public enum Grouper {
         return sorted(records, addresses: addresses)
     }
 
+    /// Records of different processes with the same stack, state and labels made one
+    /// (`--merge-processes` for sampled records, which are grouped per process first).
+    public static func mergingProcesses(_ records: [Record], addresses: AddressMode = .absolute) -> [Record] {
+        struct Key: Hashable {
+            let stack: String
+            let truncation: String?
+            let state: String?
+            let labels: [String: String]
+        }
+        var indexOf: [Key: Int] = [:]
+        var merged: [Record] = []
+        for record in records {
+            let key = Key(stack: atKey(record, addresses: .absolute) + record.locations.flatMap { $0.lines.map(\.function) }.joined(separator: ";"),
+                          truncation: record.truncation, state: record.state?.groupKey, labels: record.labels)
+            guard let index = indexOf[key] else {
+                indexOf[key] = merged.count
+                merged.append(record)
+                continue
+            }
+            merged[index].count += record.count
+            merged[index].threadIDs = (merged[index].threadIDs + record.threadIDs).sorted()
+            merged[index].threadNames = Array(Set(merged[index].threadNames + record.threadNames)).sorted()
+            merged[index].processes = Array(Set(merged[index].processes + record.processes)).sorted()
+            if let state = merged[index].state, let other = record.state { merged[index].state = merge(state, other) }
+        }
+        return sorted(merged, addresses: addresses)
+    }
+
     /// One state for threads that share a group key: arguments that differ become "…",
     /// the blocked time is the longest.
     static func merge(_ a: ThreadState, _ b: ThreadState) -> ThreadState {

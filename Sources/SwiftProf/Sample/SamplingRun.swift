@@ -247,7 +247,7 @@ extension Profiler {
     }
 
     /// Sleeps in short slices, so that a stop request is seen within 20 ms.
-    private static func sleep(until due: UInt64, end: UInt64?, shouldStop: () -> Bool) {
+    static func sleep(until due: UInt64, end: UInt64?, shouldStop: () -> Bool) {
         let target = min(due, end ?? due)
         while !shouldStop() {
             let now = monotonicNanoseconds()
@@ -257,7 +257,7 @@ extension Profiler {
     }
 
     /// The soft limit on open descriptors up to the hard one, as perf does.
-    private static func raiseDescriptorLimit() {
+    static func raiseDescriptorLimit() {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
         limit.rlim_cur = limit.rlim_max

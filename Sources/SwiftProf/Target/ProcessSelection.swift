@@ -18,6 +18,15 @@ public enum ProcessSelector: Sendable, Equatable {
     case cgroup(String)
     /// Every process but the kernel's threads and swiftprof itself.
     case all
+
+    /// Whether a run lists its processes again from /proc (a tree is followed through
+    /// its children lists at every tick instead; given pids are only those).
+    var isListedAgain: Bool {
+        switch self {
+        case .name, .cgroup, .all: true
+        case .pids, .children: false
+        }
+    }
 }
 
 /// A process as a record names it.

@@ -1,0 +1,207 @@
+// Sampling several processes at once (several PIDs, a tree, a name, a cgroup,
+// every process): one schedule of ticks, a Sampler a process, each process's
+// samples counted and symbolized apart and marked with it. The set is looked at
+// again as the run goes: a process born into a tree is sampled from the tick
+// after it is seen (the kernel's children lists of the tree, read at every tick);
+// for a name, a cgroup or every process, /proc is listed again every second. A
+// process that ends keeps its samples.
+import CSwiftProf
+
+/// A process being sampled, and what it has given so far.
+private final class SampledProcess {
+    /// Read again every second and at the end: a child renames itself (its argv) or
+    /// execs just after it is born.
+    var identity: ProcessIdentity
+    let sampler: Sampler
+    let exitWatch: ProcessExitWatch
+    var aggregate = SampleAggregate()
+    var ended = false
+
+    init(identity: ProcessIdentity, sampler: Sampler) {
+        self.identity = identity
+        self.sampler = sampler
+        exitWatch = ProcessExitWatch(pid: identity.pid)
+    }
+
+    func renamed() {
+        if let now = ProcessIdentity.read(pid: identity.pid) { identity = now }
+    }
+}
+
+public struct ProcessesSamplingResult: Sendable {
+    public var sampling: SamplingResult
+    /// Processes sampled, in pid order; those that ended before the run did.
+    public var processes: [ProcessIdentity]
+    public var ended: [ProcessIdentity]
+    /// Processes found but not sampled, and why (one a line).
+    public var unread: [String]
+}
+
+extension Profiler {
+    public static func sample(processes selector: ProcessSelector, initial: [Int32], options: SamplingOptions,
+                              shouldStop: @escaping @Sendable () -> Bool,
+                              onProgress: @escaping @Sendable (SamplingProgress) -> Void = { _ in })
+        throws(TargetError) -> ProcessesSamplingResult {
+        let startUnix = realtimeNanoseconds()
+        let period = UInt64(1e9 / max(options.rate, 0.001))
+        let (sampled, progress, unread): ([SampledProcess], SamplingProgress, [String]) = try TracerThread.run {
+            () throws(TargetError) -> ([SampledProcess], SamplingProgress, [String]) in
+            var processes: [Int32: SampledProcess] = [:]
+            var order: [Int32] = []
+            var unread: [Int32: String] = [:]
+            func admit(_ pids: [Int32]) {
+                for pid in pids where processes[pid] == nil && unread[pid] == nil {
+                    guard let identity = ProcessIdentity.read(pid: pid) else { continue }
+                    do {
+                        let sampler = try Sampler(pid: pid, options: options.snapshot)
+                        if options.kernelSampling {
+                            if !sampler.targetImage.hasSwiftConcurrency {
+                                sampler.kernelSamples = KernelSamples(periodNanoseconds: period,
+                                                                      stackBytes: options.snapshot.capture.stackBytes)
+                            }
+                            sampler.switches = ThreadSwitches(pid: pid)
+                        }
+                        sampler.onlyRunning = options.mode == .cpu
+                        processes[pid] = SampledProcess(identity: identity, sampler: sampler)
+                        order.append(pid)
+                    } catch {
+                        switch error {
+                        case .noSuchProcess, .zombie, .exitedDuringCapture, .mainThreadEnded, .kernelThread: break
+                        default: unread[pid] = "process \(pid) not sampled: \(error.description)"
+                        }
+                    }
+                }
+            }
+            if options.kernelSampling { raiseDescriptorLimit() }
+            admit(initial)
+            guard !processes.isEmpty else {
+                throw TargetError.noSuchProcess(pid: initial.first ?? 0)
+            }
+            var progress = SamplingProgress()
+            var timely = TimelyTicks(wanted: false)
+            defer { timely.end() }
+            _ = sp_set_timer_slack(1)
+            var jitter = SystemRandomNumberGenerator()
+            let start = monotonicNanoseconds()
+            var due = start
+            var lastReport = start
+            var lastListing = start
+            while !shouldStop() {
+                let now = monotonicNanoseconds()
+                if let duration = options.durationNanoseconds, now - start >= duration { break }
+                // New members: a tree's from its children lists at every tick; the others' every second.
+                if case .children(let root) = selector {
+                    admit(ProcessSelection.descendants(of: root))
+                }
+                if now - lastListing >= 1_000_000_000 {
+                    lastListing = now
+                    if selector.isListedAgain { admit((try? ProcessSelection.resolve(selector))?.pids ?? []) }
+                    for process in processes.values where !process.ended { process.renamed() }
+                }
+                let measured = timely.priority == .realtime
+                let cpuBefore = measured ? threadCPUNanoseconds() : 0
+                var threads = 0
+                for pid in order {
+                    let process = processes[pid]!
+                    guard !process.ended else { continue }
+                    let tick: Sampler.Tick
+                    do { tick = try process.sampler.sampleOnce(due: due) } catch {
+                        process.ended = process.exitWatch.hasExited
+                        continue
+                    }
+                    if tick.isEmpty && process.exitWatch.hasExited {
+                        process.ended = true
+                        continue
+                    }
+                    process.sampler.releasePending()
+                    process.aggregate.add(tick)
+                    threads += tick.threads
+                }
+                let worked = measured ? threadCPUNanoseconds() - cpuBefore : 0
+                if processes.values.allSatisfy(\.ended) { break }
+                progress.samples += 1
+                progress.threads = threads
+                let after = monotonicNanoseconds()
+                if progress.samples == 1 {
+                    progress.firstPassNanoseconds = after - start
+                    due = after
+                    timely = TimelyTicks(wanted: processes.values.contains { process in
+                        process.sampler.switches?.refusal != nil || process.sampler.switches == nil
+                            || process.sampler.kernelSamples == nil
+                    })
+                } else {
+                    timely.account(workNanoseconds: worked, periodNanoseconds: period)
+                }
+                due += period / 2 + UInt64.random(in: 0..<period, using: &jitter)
+                if after > due {
+                    let missed = Int((after - due) / period)
+                    progress.lost += missed
+                    due += UInt64(missed) * period
+                }
+                progress.elapsedNanoseconds = after - start
+                if after - lastReport >= 200_000_000 {
+                    lastReport = after
+                    account(&progress, processes.values)
+                    onProgress(progress)
+                }
+                sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)
+            }
+            for process in processes.values {
+                process.sampler.releasePending()
+                if !process.ended { process.renamed() }
+            }
+            progress.elapsedNanoseconds = monotonicNanoseconds() - start
+            progress.tickPriority = timely.priority
+            account(&progress, processes.values)
+            return (order.map { processes[$0]! }, progress, unread.keys.sorted().map { unread[$0]! })
+        }
+        var records: [Record] = []
+        var failures: [ThreadFailure] = []
+        for process in sampled {
+            let placed = process.aggregate.placed
+            let symbolizer = StackSymbolizer(pid: process.identity.pid, image: process.sampler.targetImage,
+                                             samples: placed.representatives, options: options.snapshot)
+            records += placed.records(symbolizer).map { record in
+                var record = record
+                record.processes = [process.identity]
+                return record
+            }
+            failures += process.sampler.failures.values.sorted { $0.tid < $1.tid }
+        }
+        let seconds = Double(progress.elapsedNanoseconds) / 1e9
+        var document = ProfileDocument(records: Grouper.sorted(records.filter { $0.count > 0 }, addresses: .absolute), failures: failures)
+        let ended = sampled.filter(\.ended).map(\.identity)
+        let samplesLine: String = "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over "
+            + "\(decimal(seconds, places: 1)) s, mode \(options.mode.rawValue), \(progress.lossSummary)"
+            + (progress.tickPriorityNote.map { "; \($0)" } ?? "")
+        let processesLine: String = "processes sampled: \(sampled.count)"
+            + (ended.isEmpty ? "" : ", \(ended.count) ended during the run")
+        document.comments = [samplesLine, processesLine, "capture: \(progress.paths.summary)"]
+            + [options.snapshot.capture.threadNames.comment].compactMap { $0 }
+        let result = SamplingResult(document: document, progress: progress, targetExited: ended.count == sampled.count,
+                                    wasStopped: sampled.contains { $0.sampler.sawGroupStop }, kernelNote: nil,
+                                    startUnixNanoseconds: startUnix)
+        return ProcessesSamplingResult(sampling: result, processes: sampled.map(\.identity).sorted(), ended: ended.sorted(),
+                                       unread: unread)
+    }
+
+    /// Every process's counts, summed into `progress`.
+    private static func account(_ progress: inout SamplingProgress, _ processes: Dictionary<Int32, SampledProcess>.Values) {
+        var paths = CaptureCounts()
+        var unreadable = 0
+        var lostRecords: UInt64 = 0
+        var remembered = 0
+        for process in processes {
+            var own = SamplingProgress()
+            process.sampler.account(&own)
+            paths.add(own.paths)
+            unreadable += own.unreadable
+            lostRecords += own.lostKernelRecords
+            remembered += own.rememberedWalks
+        }
+        progress.paths = paths
+        progress.unreadable = unreadable
+        progress.lostKernelRecords = lostRecords
+        progress.rememberedWalks = remembered
+    }
+}
