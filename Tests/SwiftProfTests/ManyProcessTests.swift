@@ -256,6 +256,88 @@ import Testing
         #expect(profile.records.first { $0.processes.first?.pid == born }?.processes.first?.commandLine == "tree: child 2", "\(text)")
     }
 
+    /// Debian's nginx, master and two workers on loopback, by --name (a copy of its
+    /// binary under a name of this test's own): each process as ps shows it, the master
+    /// in rt_sigsuspend and each worker in epoll_wait, and attach samples every one.
+    @Test func nginxMasterAndWorkersByName() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx"), "nginx-light is not installed (make deps installs it)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-nginx-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let name = "spnginx\(getpid())"
+        try FileManager.default.copyItem(atPath: "/usr/sbin/nginx", toPath: directory + "/" + name)
+        // A free port on loopback, from the kernel.
+        let port = try #require(Self.freePort())
+        let config = """
+            daemon off; master_process on; worker_processes 2; pid \(directory)/nginx.pid; error_log stderr info;
+            events { worker_connections 64; }
+            http {
+                access_log off;
+                client_body_temp_path \(directory); proxy_temp_path \(directory); fastcgi_temp_path \(directory);
+                uwsgi_temp_path \(directory); scgi_temp_path \(directory);
+                server { listen 127.0.0.1:\(port); location / { return 200 "ok"; } }
+            }
+            """
+        try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
+        let nginx = Process()
+        nginx.executableURL = URL(fileURLWithPath: directory + "/" + name)
+        nginx.arguments = ["-p", directory, "-c", directory + "/nginx.conf", "-e", "stderr"]
+        let log = Pipe()
+        nginx.standardError = log
+        try nginx.run()
+        defer {
+            kill(nginx.processIdentifier, SIGQUIT)
+            nginx.waitUntilExit()
+        }
+        // Ready: the master says it started each worker.
+        var workers: [Int32] = []
+        while workers.count < 2, let line = Fixture.readLine(log.fileHandleForReading) {
+            if let range = line.range(of: "start worker process ") { workers += [Int32(line[range.upperBound...])].compactMap { $0 } }
+        }
+        try #require(workers.count == 2, "nginx did not start its workers")
+        let master = nginx.processIdentifier
+        // Each worker reaches its event loop soon after it is started: a few dumps until both have.
+        var profile: PprofTextProfile?
+        var text = ""
+        for _ in 0..<50 {
+            let result = try swiftprof("dump", "--name", name, "--no-kernel")
+            #expect(result.status == 0, "\(result.stderr)")
+            text = result.stdout
+            let read = try parseProfile(text)
+            let calls = Dictionary(read.records.compactMap { record in record.processes.first.map { ($0.pid, record.state?.systemCall?.name ?? "") } },
+                                   uniquingKeysWith: { a, _ in a })
+            if calls[master] == "rt_sigsuspend" && workers.allSatisfy({ calls[$0] == "epoll_wait" }) {
+                profile = read
+                break
+            }
+        }
+        let found = try #require(profile, "master not in rt_sigsuspend or a worker not in epoll_wait:\n\(text)")
+        let processes = Dictionary(found.records.flatMap(\.processes).map { ($0.pid, $0.commandLine) }, uniquingKeysWith: { a, _ in a })
+        #expect(Set(processes.keys) == Set([master] + workers), "\(text)")
+        #expect(processes[master]?.hasPrefix("nginx: master process ") == true, "\(processes)")
+        for worker in workers { #expect(processes[worker] == "nginx: worker process", "\(processes)") }
+        // Sampled over time, every process has its samples.
+        let sampled = try swiftprof("attach", "--name", name, "--duration", "1s", "--rate", "50", "--no-kernel")
+        #expect(sampled.status == 0, "\(sampled.stderr)")
+        let pids = Set(try parseProfile(sampled.stdout).records.flatMap(\.processes).map(\.pid))
+        #expect(pids == Set([master] + workers), "\(sampled.stdout)")
+    }
+
+    /// A port nothing listens on now: bound to 0 on loopback, read back, closed.
+    private static func freePort() -> UInt16? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        return bound ? UInt16(bigEndian: address.sin_port) : nil
+    }
+
     private static func isRunning(_ pid: Int32) -> Bool {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return !tasks.isEmpty && tasks.allSatisfy { tid in
