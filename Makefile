@@ -64,7 +64,7 @@ demo: build swift-server .build/fixtures/kvserver .build/fixtures/go-kvserver
 	@mkdir -p .build/fixtures
 	HOME=$${HOME:-/tmp} GOCACHE=$(CURDIR)/.build/go-cache GOFLAGS=-mod=mod GOPROXY=off go build -o $@ $<
 
-bench: release .build/fixtures/wide .build/fixtures/hot .build/fixtures/bursty .build/fixtures/go-many
+bench: release .build/fixtures/wide .build/fixtures/hot .build/fixtures/bursty .build/fixtures/go-many .build/fixtures/tree
 	@bench/run
 
 # Regenerates man/swiftprof.1 from the command-line definitions.

@@ -2,8 +2,9 @@
  *   parent   main reads commands on stdin in parent_read_command(); a thread
  *            sleeps in parent_nap()
  *   child xN (argv[1], default 3) main waits for the parent's end in
- *            child_wait_parent(); threads poll in child_poll() and sleep in
- *            child_nap(); its argv rewritten as ps shows it, "tree: child K"
+ *            child_wait_parent(); a thread polls in child_poll(), argv[2]
+ *            (default 1) sleep in child_nap(); its argv rewritten as ps shows
+ *            it, "tree: child K"
  *            (as PostgreSQL's backends rewrite theirs)
  * Ready line: "ready PARENT CHILD1 CHILD2 ..." once every thread of every process
  * is parked. "fork" on stdin starts one more child and answers "forked PID" once
@@ -21,6 +22,7 @@
 
 static char *argv_start;
 static size_t argv_length;
+static int sleepers = 1;
 
 __attribute__((noinline)) static void child_poll(void) {
     for (;;) poll(NULL, 0, -1);
@@ -53,17 +55,14 @@ __attribute__((noinline)) static void child_wait_parent(int life) {
 
 /* In the child: rename, park, report "PID\n" on `report`, wait for the parent's end. */
 static void child(int number, int life, int report) {
-    parked_count = 0;
+    STORE(parked_count, 0);
     memset(parked_threads, 0, sizeof parked_threads);
     memset(argv_start, 0, argv_length);
     snprintf(argv_start, argv_length, "tree: child %d", number);
     start_thread(child_poller, NULL, "poller");
-    start_thread(child_sleeper, NULL, "sleeper");
-    announce(SYS_READ, SYS_READ, SYS_READ);
-    /* The main thread is announced but only in place once it reads: the others first. */
-    parked_count--;
-    wait_until_in_place(2);
-    parked_count++;
+    for (int i = 0; i < sleepers; i++) start_thread(child_sleeper, NULL, "sleeper");
+    /* The main thread only reads once it has reported: the others are waited for first. */
+    wait_until_in_place(1 + sleepers);
     char line[32];
     int n = snprintf(line, sizeof line, "%d\n", (int)getpid());
     if (write(report, line, (size_t)n) != n) _exit(1);
@@ -127,12 +126,13 @@ __attribute__((noinline)) static char *parent_read_command(char *line, int size)
 
 int main(int argc, char **argv) {
     int children = argc > 1 ? atoi(argv[1]) : 3;
+    if (argc > 2) sleepers = atoi(argv[2]);
     argv_start = argv[0];
     argv_length = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]);
     if (pipe(life) != 0) { perror("pipe"); return 1; }
     int number = 0;
-    pid_t pids[64];
-    for (; number < children && number < 64; number++) pids[number] = start_child(number + 1);
+    pid_t pids[256];
+    for (; number < children && number < 256; number++) pids[number] = start_child(number + 1);
     start_thread(parent_sleeper, NULL, "napper");
     wait_until_in_place(1);
     printf("ready %d", (int)getpid());
@@ -143,12 +143,12 @@ int main(int argc, char **argv) {
     while (parent_read_command(line, sizeof line)) {
         if (strncmp(line, "fork", 4) == 0) {
             pid_t pid = start_child(++number);
-            pids[number - 1 < 64 ? number - 1 : 63] = pid;
+            pids[number - 1 < 256 ? number - 1 : 255] = pid;
             printf("forked %d\n", (int)pid);
             fflush(stdout);
         } else if (strncmp(line, "end", 3) == 0 && number > 0) {
             /* The last child started: ended and reaped before the answer. */
-            pid_t pid = pids[number - 1 < 64 ? number - 1 : 63];
+            pid_t pid = pids[number - 1 < 256 ? number - 1 : 255];
             kill(pid, SIGTERM);
             waitpid(pid, NULL, 0);
             number--;
