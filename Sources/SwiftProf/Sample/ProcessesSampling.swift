@@ -54,14 +54,7 @@ extension Profiler {
                     guard let identity = ProcessIdentity.read(pid: pid) else { continue }
                     do {
                         let sampler = try Sampler(pid: pid, options: options.snapshot)
-                        if options.kernelSampling {
-                            if !sampler.targetImage.hasSwiftConcurrency {
-                                sampler.kernelSamples = KernelSamples(periodNanoseconds: period,
-                                                                      stackBytes: options.snapshot.capture.stackBytes)
-                            }
-                            sampler.switches = ThreadSwitches(pid: pid)
-                        }
-                        sampler.onlyRunning = options.mode == .cpu
+                        sampler.configure(options, period: period)
                         processes[pid] = SampledProcess(identity: identity, sampler: sampler)
                         order.append(pid)
                     } catch {
@@ -132,12 +125,7 @@ extension Profiler {
                 } else {
                     timely.account(workNanoseconds: worked, periodNanoseconds: period)
                 }
-                due += period / 2 + UInt64.random(in: 0..<period, using: &jitter)
-                if after > due {
-                    let missed = Int((after - due) / period)
-                    progress.lost += missed
-                    due += UInt64(missed) * period
-                }
+                due = nextTick(after: due, now: after, period: period, jitter: &jitter, lost: &progress.lost)
                 progress.elapsedNanoseconds = after - start
                 if after - lastReport >= 200_000_000 {
                     lastReport = after

@@ -69,6 +69,22 @@ final class Sampler {
         }
     }
 
+    /// How a run samples: the kernel's records of switches and, but for a Swift
+    /// program, one of its samples per period of CPU time (as many as a thread always
+    /// on a CPU has running ticks to place over them; each is unwound, the largest part
+    /// of a tick's cost for busy threads). A Swift program's jobs' async callers are in
+    /// the heap, read exactly only while the thread is stopped (a kernel sample is read
+    /// a tick later, when a task may have gone on to another caller).
+    func configure(_ options: SamplingOptions, period: UInt64) {
+        if options.kernelSampling {
+            if !image.hasSwiftConcurrency {
+                kernelSamples = KernelSamples(periodNanoseconds: period, stackBytes: options.snapshot.capture.stackBytes)
+            }
+            switches = ThreadSwitches(pid: pid)
+        }
+        onlyRunning = options.mode == .cpu
+    }
+
     /// The async callers read while each thread was stopped, until its sample takes them.
     private var stoppedChains: [Int32: AsyncChains] = [:]
 

@@ -111,21 +111,9 @@ extension Profiler {
             var aggregate = SampleAggregate()
             var progress = SamplingProgress()
             let period = UInt64(1e9 / max(options.rate, 0.001))
-            if options.kernelSampling {
-                // One of the kernel's samples per period of CPU time: as many as a thread
-                // always on a CPU has running ticks to place over them. Each is unwound,
-                // the largest part of a tick's cost for busy threads.
-                // Not for a Swift program: its jobs' async callers are in the heap, read
-                // exactly only while the thread is stopped (a kernel sample is read a tick
-                // later, when a task may have gone on to another caller).
-                if !sampler.targetImage.hasSwiftConcurrency {
-                    sampler.kernelSamples = KernelSamples(periodNanoseconds: period, stackBytes: options.snapshot.capture.stackBytes)
-                }
-                sampler.switches = ThreadSwitches(pid: pid)
-                // Two or three descriptors a thread: a process of thousands passes the usual soft limit.
-                raiseDescriptorLimit()
-            }
-            sampler.onlyRunning = options.mode == .cpu
+            sampler.configure(options, period: period)
+            // Two or three descriptors a thread: a process of thousands passes the usual soft limit.
+            if options.kernelSampling { raiseDescriptorLimit() }
             var timely = TimelyTicks(wanted: false)
             defer { timely.end() }
             // Wake at the tick itself: with the default 50 us of timer slack the kernel
@@ -199,12 +187,7 @@ extension Profiler {
                 } else {
                     timely.account(workNanoseconds: worked, periodNanoseconds: period)
                 }
-                due += period / 2 + UInt64.random(in: 0..<period, using: &jitter)
-                if after > due {
-                    let missed = Int((after - due) / period)
-                    progress.lost += missed
-                    due += UInt64(missed) * period
-                }
+                due = nextTick(after: due, now: after, period: period, jitter: &jitter, lost: &progress.lost)
                 progress.elapsedNanoseconds = after - start
                 if after - lastReport >= 200_000_000 {
                     lastReport = after
@@ -244,6 +227,19 @@ extension Profiler {
         ] + [options.snapshot.capture.threadNames.comment].compactMap { $0 }
         return SamplingResult(document: document, progress: progress, targetExited: exited, wasStopped: wasStopped,
                               kernelNote: symbolizer.kernelNote, startUnixNanoseconds: startUnix)
+    }
+
+    /// When the tick after the one `due` is: half a period to one and a half after it;
+    /// the ticks `now` has already overrun are counted as lost and skipped.
+    static func nextTick(after due: UInt64, now: UInt64, period: UInt64, jitter: inout SystemRandomNumberGenerator,
+                         lost: inout Int) -> UInt64 {
+        var next = due + period / 2 + UInt64.random(in: 0..<period, using: &jitter)
+        if now > next {
+            let missed = Int((now - next) / period)
+            lost += missed
+            next += UInt64(missed) * period
+        }
+        return next
     }
 
     /// Sleeps in short slices, so that a stop request is seen within 20 ms.
