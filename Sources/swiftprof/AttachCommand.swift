@@ -52,8 +52,10 @@ struct SamplingOptionGroup: ParsableArguments {
     /// A target that cannot be sampled at all is thrown back as the TargetError.
     /// `command`: how the user asked for it ("swiftprof attach 4242"), for titles.
     /// `push`: where to upload the profile too, at the end or every interval of it.
+    /// `followChildren`: the process and every descendant it has or starts (`run`);
+    /// shown as one process's run when it never had another.
     func run(pid: Int32, capture: CaptureOptionGroup, symbols: SymbolOptionGroup, output: OutputOptions, command: String,
-             push: PushOptionGroup? = nil) throws -> SamplingResult {
+             push: PushOptionGroup? = nil, followChildren: Bool = false) throws -> SamplingResult {
         _ = try output.classifier()
         let uploads = push?.session(pid: pid, rate: rate, mode: mode)
         StopSignals.install()
@@ -69,11 +71,20 @@ struct SamplingOptionGroup: ParsableArguments {
             }
         }
         var result: SamplingResult
+        let onProgress: @Sendable (SamplingProgress) -> Void = { progress in
+            if live { ProgressLine.show(progress, inPlace: inPlace) }
+        }
+        var ended: [ProcessIdentity] = []
         do {
-            result = try Profiler.sample(pid: pid, options: options, shouldStop: { StopSignals.requested },
-                                         onProgress: { progress in
-                                             if live { ProgressLine.show(progress, inPlace: inPlace) }
-                                         }, onInterval: onInterval)
+            if followChildren {
+                let run = try Profiler.sample(processes: .children(of: pid), initial: [pid], options: options, endsWith: pid,
+                                              shouldStop: { StopSignals.requested }, onProgress: onProgress)
+                result = run.asOneProcess ?? run.sampling
+                ended = run.processes.count > 1 ? run.ended.filter { $0.pid != pid } : []
+            } else {
+                result = try Profiler.sample(pid: pid, options: options, shouldStop: { StopSignals.requested },
+                                             onProgress: onProgress, onInterval: onInterval)
+            }
         } catch {
             _ = uploads?.finish()
             if inPlace { ProgressLine.clear() }
@@ -91,6 +102,7 @@ struct SamplingOptionGroup: ParsableArguments {
         }
         if capture.kernel == true, let note = result.kernelNote { warn(note) }
         if result.wasStopped { warn("process \(pid) was stopped by a signal and stays stopped") }
+        for process in ended { warn("process \(process.pid) (\(NameQuoting.quoted(process.name))) ended during the run") }
         reportFailures(result.document.failures)
         if let uploads {
             if options.intervalNanoseconds == nil {

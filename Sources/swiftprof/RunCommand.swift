@@ -14,6 +14,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "When --duration ends the sampling before the command exits, leave the command running (default: end it with SIGTERM).")
     var keepRunning = false
 
+    @Flag(name: .long, inversion: .prefixedNo, help: "Sample the processes the command starts too, and theirs, from the tick after each is born (a make's compilers, a server's workers); each record then says its process. With --no-follow-children only the command's own process.")
+    var followChildren = true
+
     @OptionGroup(title: "Sampling")
     var sampling: SamplingOptionGroup
 
@@ -57,7 +60,8 @@ struct RunCommand: ParsableCommand {
         var status: Int32 = 0
         let title = (["swiftprof run"] + command).joined(separator: " ")
         let result: SamplingResult
-        do { result = try sampling.run(pid: pid, capture: capture, symbols: symbols, output: output, command: title) }
+        do { result = try sampling.run(pid: pid, capture: capture, symbols: symbols, output: output, command: title,
+                                       followChildren: followChildren) }
         catch let error as TargetError {
             // A command that ends at once is gone (a zombie) before the first sample: its
             // profile is empty, and that is no failure of swiftprof's (a command that lives

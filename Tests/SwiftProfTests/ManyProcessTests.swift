@@ -256,6 +256,40 @@ import Testing
         #expect(profile.records.first { $0.processes.first?.pid == born }?.processes.first?.commandLine == "tree: child 2", "\(text)")
     }
 
+    /// run follows its command's children by default (the command keeps swiftprof's
+    /// stdin and stdout: the tree's ready line comes through); --no-follow-children
+    /// samples the command's own process, as run did before.
+    @Test func runFollowsTheCommandsChildren() throws {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("run-tree-\(getpid()).txt").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        for follow in [true, false] {
+            let run = Process()
+            run.executableURL = URL(fileURLWithPath: Paths.swiftprof)
+            run.arguments = ["run", "--duration", "1s", "--rate", "50", "--no-kernel", "-o", output]
+                + (follow ? [] : ["--no-follow-children"]) + ["--", try FixtureBuild.executable("tree"), "2"]
+            let (input, ready, errors) = (Pipe(), Pipe(), Pipe())
+            (run.standardInput, run.standardOutput, run.standardError) = (input, ready, errors)
+            try run.run()
+            let line = try #require(Fixture.readLine(ready.fileHandleForReading))
+            let pids = line.split(separator: " ").dropFirst().compactMap { Int32($0) }
+            try #require(pids.count == 3, "\(line)")
+            run.waitUntilExit()
+            try? input.fileHandleForWriting.close()
+            let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(run.terminationStatus == 0, "\(stderr)")
+            #expect(stderr.hasSuffix("tree was killed by signal 15\n"), "\(stderr)")
+            let text = try String(contentsOfFile: output, encoding: .utf8)
+            let profile = try parseProfile(text)
+            if follow {
+                #expect(Set(profile.records.flatMap(\.processes).map(\.pid)) == Set(pids), "\(text)")
+                #expect(profile.records.contains { $0.processes.first?.pid == pids[1] && $0.functions.contains("child_poll") }, "\(text)")
+            } else {
+                #expect(profile.records.allSatisfy { $0.processes.isEmpty && !$0.functions.contains("child_poll") }, "\(text)")
+                #expect(profile.record(containing: "parent_nap") != nil, "\(text)")
+            }
+        }
+    }
+
     /// Debian's nginx, master and two workers on loopback, by --name (a copy of its
     /// binary under a name of this test's own): each process as ps shows it, the master
     /// in rt_sigsuspend and each worker in epoll_wait, and attach samples every one.

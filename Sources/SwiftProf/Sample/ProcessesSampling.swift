@@ -35,11 +35,31 @@ public struct ProcessesSamplingResult: Sendable {
     public var ended: [ProcessIdentity]
     /// Processes found but not sampled, and why (one a line).
     public var unread: [String]
+    /// Each process's /proc/PID/maps as last read.
+    public var memoryMapLines: [Int32: [String]] = [:]
+
+    /// The run as a one-process run's would be, when only one process was sampled
+    /// (`run` of a command that never forked): no process lines, its memory map.
+    public var asOneProcess: SamplingResult? {
+        guard processes.count == 1, let only = processes.first else { return nil }
+        var result = sampling
+        result.document.pid = only.pid
+        result.document.records = result.document.records.map { record in
+            var record = record
+            record.processes = []
+            return record
+        }
+        result.document.comments.removeAll { $0.hasPrefix("processes sampled: ") }
+        result.document.memoryMapLines = memoryMapLines[only.pid]
+        return result
+    }
 }
 
 extension Profiler {
+    /// `endsWith`: the run ends when that process does (`run`'s command), else when every
+    /// process has.
     public static func sample(processes selector: ProcessSelector, initial: [Int32], options: SamplingOptions,
-                              shouldStop: @escaping @Sendable () -> Bool,
+                              endsWith: Int32? = nil, shouldStop: @escaping @Sendable () -> Bool,
                               onProgress: @escaping @Sendable (SamplingProgress) -> Void = { _ in })
         throws(TargetError) -> ProcessesSamplingResult {
         let startUnix = realtimeNanoseconds()
@@ -111,7 +131,7 @@ extension Profiler {
                     threads += tick.threads
                 }
                 let worked = measured ? threadCPUNanoseconds() - cpuBefore : 0
-                if processes.values.allSatisfy(\.ended) { break }
+                if processes.values.allSatisfy(\.ended) || endsWith.flatMap({ processes[$0]?.ended }) == true { break }
                 progress.samples += 1
                 progress.threads = threads
                 let after = monotonicNanoseconds()
@@ -166,11 +186,14 @@ extension Profiler {
             + (ended.isEmpty ? "" : ", \(ended.count) ended during the run")
         document.comments = [samplesLine, processesLine, "capture: \(progress.paths.summary)"]
             + [options.snapshot.capture.threadNames.comment].compactMap { $0 }
-        let result = SamplingResult(document: document, progress: progress, targetExited: ended.count == sampled.count,
+        let exited = ended.count == sampled.count || ended.contains { $0.pid == endsWith }
+        let result = SamplingResult(document: document, progress: progress, targetExited: exited,
                                     wasStopped: sampled.contains { $0.sampler.sawGroupStop }, kernelNote: nil,
                                     startUnixNanoseconds: startUnix)
         return ProcessesSamplingResult(sampling: result, processes: sampled.map(\.identity).sorted(), ended: ended.sorted(),
-                                       unread: unread)
+                                       unread: unread,
+                                       memoryMapLines: Dictionary(sampled.map { ($0.identity.pid, $0.sampler.targetImage.memoryMap.regions.map(\.line)) },
+                                                                  uniquingKeysWith: { a, _ in a }))
     }
 
     /// Every process's counts, summed into `progress`.
