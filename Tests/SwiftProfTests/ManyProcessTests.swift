@@ -146,6 +146,30 @@ import Testing
         #expect(missing.status == 2, "\(missing.stderr)")
     }
 
+    /// A tree whose executable is on a tmpfs mounted in its own mount namespace: the
+    /// host sees no file at that path, and each process is symbolized through its root.
+    @Test func aTreeInItsOwnMountNamespaceIsSymbolized() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftprof-mountns-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let script = "mount -t tmpfs none \(directory) && cp \(try FixtureBuild.executable("tree")) \(directory)/treens && exec \(directory)/treens 1"
+        let fixture = try Fixture("/usr/bin/unshare", arguments: ["--mount", "--propagation", "private", "sh", "-c", script])
+        defer { fixture.stop() }
+        let pids = fixture.readyWords.compactMap { Int32($0) }
+        try #require(pids.count == 2 && pids[0] == fixture.pid, "\(fixture.readyWords)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/treens"), "the tmpfs is seen from the host")
+        let result = try swiftprof("dump", "--children", "\(fixture.pid)", "--no-kernel")
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        #expect(profile.records.contains { $0.processes.first?.pid == pids[0] && $0.functions.contains("parent_nap") }, "\(result.stdout)")
+        #expect(profile.records.contains { $0.processes.first?.pid == pids[1] && $0.functions.contains("child_poll") }, "\(result.stdout)")
+        // eu-stack cannot read these (it looks for the file on the host); the frames' lines
+        // come from the DWARF of the copy on the tmpfs.
+        let poller = try #require(profile.records.first { $0.processes.first?.pid == pids[1] && $0.functions.contains("child_poll") })
+        #expect(Array(poller.userFunctions.drop { $0 != "child_poll" }.prefix(2)) == ["child_poll", "child_poller"], "\(result.stdout)")
+        #expect(poller.frame("child_poll")?.file.hasSuffix("tree.c") == true, "\(result.stdout)")
+    }
+
     /// Every format says which process each stack is of.
     @Test func everyFormatNamesTheProcess() throws {
         let (fixture, pids) = try Self.tree(1)
