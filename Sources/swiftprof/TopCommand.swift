@@ -16,8 +16,8 @@ struct TopCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The process to watch.", valueName: "PID"))
-    var pid: Int32
+    @OptionGroup(title: "Processes")
+    var targets: ProcessTargets
 
     @Option(name: .long, help: ArgumentHelp("Samples a second.", valueName: "HZ"))
     var rate: Double = 100
@@ -32,7 +32,8 @@ struct TopCommand: ParsableCommand {
     var symbols: SymbolOptionGroup
 
     func validate() throws {
-        try validateProcessID(pid)
+        guard targets.isGiven else { throw ValidationError("give a PID to watch") }
+        if targets.mergeProcesses { throw ValidationError("--merge-processes does not apply to top, whose rows are functions of every process") }
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
         // Its screen counts user functions: the kernel's frames of blocked threads are not read.
         if capture.kernel == true { throw ValidationError("--kernel does not apply to top, which counts the functions of user code") }
@@ -48,21 +49,31 @@ struct TopCommand: ParsableCommand {
         options.rate = rate
         // Without --idle only running threads are shown: blocked ones need not be copied.
         options.mode = idle ? .wall : .cpu
-        let pid = self.pid, idle = self.idle, rate = self.rate
-        let name = (try? readTextFile("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "?"
+        let idle = self.idle, rate = self.rate
+        // Several processes: their functions in one table, the header says how many.
+        let selection = targets.singlePID == nil ? try targets.resolve() : nil
+        let pid = targets.singlePID ?? selection?.pids.first ?? 0
+        let title = selection.map { "\($0.pids.count) processes" }
+            ?? "\(pid) (\((try? readTextFile("/proc/\(pid)/comm"))?.split(separator: "\n").first.map(String.init) ?? "?"))"
         // Without a terminal there is no screen to redraw and no q to read: one table at
         // the end (Ctrl-C, SIGTERM or the end of the process), as a batch top prints.
         let interactive = terminal.isInteractive
+        let onRefresh: @Sendable ([Record], SamplingProgress) -> Void = { records, progress in
+            guard interactive else { return }
+            let table = TopTable(records: records, includeIdle: idle)
+            terminal.draw(header(title, rate: rate, progress: progress, table: table, quitKey: terminal.readsKeys), table: table)
+        }
         let result: SamplingResult
         do {
-            result = try Profiler.sample(pid: pid, options: options,
-                                         shouldStop: { StopSignals.requested || terminal.quitRequested },
-                                         onRefresh: { records, progress in
-                                             guard interactive else { return }
-                                             let table = TopTable(records: records, includeIdle: idle)
-                                             terminal.draw(header(pid: pid, name: name, rate: rate, progress: progress, table: table,
-                                                                  quitKey: terminal.readsKeys), table: table)
-                                         })
+            if let selection, let selector = targets.selector {
+                result = try Profiler.sample(processes: selector, initial: selection.pids, options: options,
+                                             shouldStop: { StopSignals.requested || terminal.quitRequested },
+                                             onRefresh: onRefresh).sampling
+            } else {
+                result = try Profiler.sample(pid: pid, options: options,
+                                             shouldStop: { StopSignals.requested || terminal.quitRequested },
+                                             onRefresh: onRefresh)
+            }
             terminal.restore()
         } catch {
             terminal.restore()
@@ -72,19 +83,20 @@ struct TopCommand: ParsableCommand {
         if !interactive {
             // The run's own profile: nothing kept from the refreshes it did not draw.
             let table = TopTable(records: result.document.records, includeIdle: idle)
-            terminal.draw(header(pid: pid, name: name, rate: rate, progress: result.progress, table: table, quitKey: false), table: table)
+            terminal.draw(header(title, rate: rate, progress: result.progress, table: table, quitKey: false), table: table)
         }
         // As attach: a run cut short by the end of the process is said, and partial.
         if result.targetExited {
-            warn("process \(pid) exited")
+            warn(selection == nil ? "process \(pid) exited" : "every process exited")
             throw ExitStatus.partial
         }
     }
 }
 
-private func header(pid: Int32, name: String, rate: Double, progress: SamplingProgress, table: TopTable, quitKey: Bool) -> String {
+/// `title`: "4242 (name)", or "3 processes".
+private func header(_ title: String, rate: Double, progress: SamplingProgress, table: TopTable, quitKey: Bool) -> String {
     let seconds = decimal(Double(progress.elapsedNanoseconds) / 1e9, places: 1)
-    return "swiftprof top \(pid) (\(name)): \(seconds) s, \(progress.samples) samples at \(decimal(rate, places: 0)) Hz since the start, "
+    return "swiftprof top \(title): \(seconds) s, \(progress.samples) samples at \(decimal(rate, places: 0)) Hz since the start, "
         + "\(progress.threads) threads, \(table.samples) thread samples shown, \(progress.lost) lost" + (quitKey ? "   (q quits)" : "")
 }
 

@@ -52,6 +52,23 @@ extension TopTests {
     }
 }
 
+extension TopTests {
+    /// Several processes: their functions in one table, the header says how many; it
+    /// ends when every process has (two fixtures of 1.5 s each).
+    @Test func severalProcessesInOneTable() throws {
+        let first = try Fixture.c("hot", arguments: ["1", "0", "1500"]), second = try Fixture.c("hot", arguments: ["1", "0", "1500"])
+        defer { first.stop(); second.stop() }
+        let result = try swiftprof("top", "--rate", "200", "\(first.pid)", "\(second.pid)")
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr == "swiftprof: every process exited\n", "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("swiftprof top 2 processes: "), "\(result.stdout)")
+        // Two running threads, each nearly always in spin_work.
+        let leaf = try #require(result.stdout.split(separator: "\n").first { $0.hasSuffix("spin_work (hot.c)") }, "\(result.stdout)")
+        let own = try #require(Double(leaf.split(separator: "%").first!.trimmingCharacters(in: .whitespaces)))
+        #expect(own >= 95, "\(result.stdout)")
+    }
+}
+
 /// Checks `condition` every 50 ms for up to 20 s: for output that appears on its
 /// own schedule (a screen redrawn every second), not to wait for a process.
 func poll(_ condition: () throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) throws {

@@ -16,11 +16,27 @@ private final class SampledProcess {
     let exitWatch: ProcessExitWatch
     var aggregate = SampleAggregate()
     var ended = false
+    /// The symbolizer of `top`'s refreshes, while the process's maps stay the same.
+    var live: (image: TargetImage, symbolizer: StackSymbolizer)?
 
     init(identity: ProcessIdentity, sampler: Sampler) {
         self.identity = identity
         self.sampler = sampler
         exitWatch = ProcessExitWatch(pid: identity.pid)
+    }
+
+    /// Its samples so far, symbolized and marked with it.
+    func recordsSoFar(_ options: SnapshotOptions) -> [Record] {
+        let placed = aggregate.placed
+        if live?.image !== sampler.targetImage {
+            live = (sampler.targetImage, StackSymbolizer(pid: identity.pid, image: sampler.targetImage,
+                                                         samples: placed.representatives, options: options))
+        }
+        return placed.records(live!.symbolizer).filter { $0.count > 0 }.map { record in
+            var record = record
+            record.processes = [identity]
+            return record
+        }
     }
 
     func renamed() {
@@ -58,9 +74,13 @@ public struct ProcessesSamplingResult: Sendable {
 extension Profiler {
     /// `endsWith`: the run ends when that process does (`run`'s command), else when every
     /// process has.
+    /// `onRefresh`, when given, is called on the sampling thread every `refreshNanoseconds`
+    /// with every process's records so far, symbolized and marked with it (for `top`).
     public static func sample(processes selector: ProcessSelector, initial: [Int32], options: SamplingOptions,
                               endsWith: Int32? = nil, shouldStop: @escaping @Sendable () -> Bool,
-                              onProgress: @escaping @Sendable (SamplingProgress) -> Void = { _ in })
+                              onProgress: @escaping @Sendable (SamplingProgress) -> Void = { _ in },
+                              refreshNanoseconds: UInt64 = 1_000_000_000,
+                              onRefresh: (@Sendable ([Record], SamplingProgress) -> Void)? = nil)
         throws(TargetError) -> ProcessesSamplingResult {
         let startUnix = realtimeNanoseconds()
         let period = UInt64(1e9 / max(options.rate, 0.001))
@@ -99,6 +119,7 @@ extension Profiler {
             var due = start
             var lastReport = start
             var lastListing = start
+            var lastRefresh = start
             while !shouldStop() {
                 let now = monotonicNanoseconds()
                 if let duration = options.durationNanoseconds, now - start >= duration { break }
@@ -151,6 +172,11 @@ extension Profiler {
                     lastReport = after
                     account(&progress, processes.values)
                     onProgress(progress)
+                }
+                if let onRefresh, after - lastRefresh >= refreshNanoseconds {
+                    lastRefresh = after
+                    account(&progress, processes.values)
+                    onRefresh(order.flatMap { processes[$0]!.recordsSoFar(options.snapshot) }, progress)
                 }
                 sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)
             }
