@@ -32,7 +32,12 @@ private final class SampledProcess {
             live = (sampler.targetImage, StackSymbolizer(pid: identity.pid, image: sampler.targetImage,
                                                          samples: placed.representatives, options: options))
         }
-        return placed.records(live!.symbolizer).filter { $0.count > 0 }.map { record in
+        return records(placed, live!.symbolizer)
+    }
+
+    /// Its placed samples as records, each marked with it.
+    func records(_ placed: PlacedSamples, _ symbolizer: StackSymbolizer) -> [Record] {
+        placed.records(symbolizer).filter { $0.count > 0 }.map { record in
             var record = record
             record.processes = [identity]
             return record
@@ -192,18 +197,14 @@ extension Profiler {
         var records: [Record] = []
         var failures: [ThreadFailure] = []
         for process in sampled {
+            // A symbolizer of every sample's pcs, not top's of the first refresh's.
             let placed = process.aggregate.placed
-            let symbolizer = StackSymbolizer(pid: process.identity.pid, image: process.sampler.targetImage,
-                                             samples: placed.representatives, options: options.snapshot)
-            records += placed.records(symbolizer).map { record in
-                var record = record
-                record.processes = [process.identity]
-                return record
-            }
+            records += process.records(placed, StackSymbolizer(pid: process.identity.pid, image: process.sampler.targetImage,
+                                                               samples: placed.representatives, options: options.snapshot))
             failures += process.sampler.failures.values.sorted { $0.tid < $1.tid }
         }
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
-        var document = ProfileDocument(records: Grouper.sorted(records.filter { $0.count > 0 }, addresses: .absolute), failures: failures)
+        var document = ProfileDocument(records: Grouper.sorted(records, addresses: .absolute), failures: failures)
         let ended = sampled.filter(\.ended).map(\.identity)
         let samplesLine: String = "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over "
             + "\(decimal(seconds, places: 1)) s, mode \(options.mode.rawValue), \(progress.lossSummary)"

@@ -104,15 +104,15 @@ public struct ProcessSelection: Sendable, Equatable {
             guard isProcess(root) else { throw TargetError.noSuchProcess(pid: root) }
             candidates = descendants(of: root)
         case .name(let glob):
+            // Its comm from stat: what ps would show is not needed to match (nor its cmdline read).
             candidates = allProcesses().filter { pid in
-                guard pid != me else { return false }
-                let names = [ProcessIdentity.read(pid: pid)?.name, executableBaseName(pid)].compactMap { $0 }
+                let names = [(try? TaskStatus.read(pid: pid))?.name, executableBaseName(pid)].compactMap { $0 }
                 return names.contains { fnmatch(glob, $0, 0) == 0 }
             }
         case .cgroup(let path):
             candidates = try cgroupProcesses(path)
         case .all:
-            candidates = allProcesses().filter { $0 != me && !isKernelThread($0) }
+            candidates = allProcesses().filter { !isKernelThread($0) }
         }
         var selection = ProcessSelection(pids: [], notPermitted: [])
         for pid in Set(candidates).sorted() where pid != me {
