@@ -92,13 +92,28 @@ public enum PprofRoute: Equatable, Sendable {
         return "\"" + shown.joined() + (text.count > 64 ? "…" : "") + "\""
     }
 
+    /// Text as HTML shows it literally (a --name glob may hold '<' or '&').
+    static func htmlEscaped(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            switch character {
+            case "&": escaped += "&amp;"
+            case "<": escaped += "&lt;"
+            case ">": escaped += "&gt;"
+            case "\"": escaped += "&quot;"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
+    }
+
     /// The index page: what can be asked for, as Go's lists its profiles.
-    public static func indexPage(pid: Int32, defaultView: SnapshotView) -> String {
+    public static func indexPage(served: String, defaultView: SnapshotView) -> String {
         """
         <html>
         <head><title>/debug/pprof/</title></head>
         <body>
-        /debug/pprof/ of process \(pid), served by swiftprof<br>
+        /debug/pprof/ of \(htmlEscaped(served)), served by swiftprof<br>
         <br>
         Types of profiles available:
         <table>

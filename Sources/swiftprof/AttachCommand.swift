@@ -164,8 +164,8 @@ struct AttachCommand: ParsableCommand {
 
     func validate() throws {
         guard targets.isGiven else { throw ValidationError("give a PID to sample") }
-        if targets.singlePID == nil && push.push != nil {
-            throw ValidationError("--push sends one process's profile: give one PID")
+        if targets.singlePID == nil && push.pushName != nil {
+            throw ValidationError("--push-name names one process's series; of several processes each process name is a series")
         }
     }
 
@@ -200,13 +200,24 @@ extension AttachCommand {
         StopSignals.install()
         let live = sampling.progress || isatty(STDERR_FILENO) != 0
         let inPlace = isatty(STDERR_FILENO) != 0
-        let options = sampling.options(capture, symbols: symbols, output: output)
+        var options = sampling.options(capture, symbols: symbols, output: output)
+        let uploads = push.session(pid: nil, rate: sampling.rate, mode: sampling.mode)
+        if uploads != nil { options.intervalNanoseconds = push.pushInterval?.nanoseconds }
+        var onInterval: (@Sendable (IntervalProfile) -> Void)?
+        if let uploads {
+            onInterval = { stretch in
+                uploads.upload(records: stretch.records, memoryMapLines: [], startUnixNanoseconds: stretch.startUnixNanoseconds,
+                               durationNanoseconds: stretch.durationNanoseconds)
+            }
+        }
         var result: ProcessesSamplingResult
         do {
             result = try Profiler.sample(processes: selector, initial: selection.pids, options: options,
                                          shouldStop: { StopSignals.requested },
-                                         onProgress: { progress in if live { ProgressLine.show(progress, inPlace: inPlace) } })
+                                         onProgress: { progress in if live { ProgressLine.show(progress, inPlace: inPlace) } },
+                                         onInterval: onInterval)
         } catch {
+            _ = uploads?.finish()
             if inPlace { ProgressLine.clear() }
             warn(error.description)
             throw ExitStatus.cannotProfile
@@ -221,6 +232,15 @@ extension AttachCommand {
         for line in result.unread { warn(line) }
         if result.sampling.wasStopped { warn("a process was stopped by a signal and stays stopped") }
         reportFailures(document.failures)
-        if !document.failures.isEmpty || !result.unread.isEmpty { throw ExitStatus.partial }
+        var failedUploads = 0
+        if let uploads {
+            if options.intervalNanoseconds == nil {
+                uploads.upload(records: result.sampling.document.records, memoryMapLines: [],
+                               startUnixNanoseconds: result.sampling.startUnixNanoseconds,
+                               durationNanoseconds: Int64(result.sampling.progress.elapsedNanoseconds))
+            }
+            failedUploads = uploads.finish()
+        }
+        if !document.failures.isEmpty || !result.unread.isEmpty || failedUploads > 0 { throw ExitStatus.partial }
     }
 }

@@ -35,22 +35,27 @@ struct PushOptionGroup: ParsableArguments {
         }
     }
 
-    /// The uploads of a run, or nil without --push.
-    func session(pid: Int32, rate: Double, mode: SamplingMode) -> PushSession? {
+    /// The uploads of a run, or nil without --push. `pid` nil: several processes,
+    /// each process name a series of its own.
+    func session(pid: Int32?, rate: Double, mode: SamplingMode) -> PushSession? {
         guard let push, case .success(let endpoint) = IngestEndpoint.parse(push) else { return nil }
         return PushSession(line: IngestQueue(endpoint: endpoint, report: { warn($0) }),
-                           name: pushName ?? PushSession.applicationName(pid: pid), rate: rate, mode: mode)
+                           name: pid.map { pushName ?? PushSession.applicationName(pid: $0) }, rate: rate, mode: mode)
     }
 }
 
-/// The uploads of one run: each stretch's samples as a profile of its own.
+/// The uploads of one run: each stretch's samples as a profile of its own. Of
+/// several processes, one profile a stretch for each process name (nginx's master
+/// and workers together), each sample labelled with its pid, as a fleet's agent
+/// sends them: a series a program, whichever processes run it.
 final class PushSession: Sendable {
     let line: IngestQueue
-    let name: String
+    /// The series; nil: each process's name.
+    let name: String?
     let rate: Double
     let mode: SamplingMode
 
-    init(line: IngestQueue, name: String, rate: Double, mode: SamplingMode) {
+    init(line: IngestQueue, name: String?, rate: Double, mode: SamplingMode) {
         self.line = line
         self.name = name
         self.rate = rate
@@ -65,6 +70,11 @@ final class PushSession: Sendable {
         let path = length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
         var base = path.split(separator: "/").last.map(String.init) ?? ""
         if base.hasSuffix(" (deleted)") { base.removeLast(" (deleted)".count) }
+        return seriesName(base)
+    }
+
+    /// A name the target chose kept to what an application name may hold.
+    static func seriesName(_ base: String) -> String {
         let kept = String(base.unicodeScalars.map { scalar -> Character in
             scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "._-".unicodeScalars.contains(scalar))
                 ? Character(scalar) : "_"
@@ -72,9 +82,23 @@ final class PushSession: Sendable {
         return kept.isEmpty ? "process" : kept
     }
 
-    /// Queues the upload of one stretch of samples.
+    /// Queues the upload of one stretch of samples: one profile, or one a process name.
     func upload(records: [Record], memoryMapLines: [String], startUnixNanoseconds: Int64, durationNanoseconds: Int64) {
         guard !records.isEmpty else { return }
+        guard let name else {
+            let byName = Dictionary(grouping: records) { Self.seriesName($0.processes.first?.name ?? "") }
+            for (name, records) in byName.sorted(by: { $0.key < $1.key }) {
+                enqueue(records: records, memoryMapLines: [], name: name, startUnixNanoseconds: startUnixNanoseconds,
+                        durationNanoseconds: durationNanoseconds)
+            }
+            return
+        }
+        enqueue(records: records, memoryMapLines: memoryMapLines, name: name, startUnixNanoseconds: startUnixNanoseconds,
+                durationNanoseconds: durationNanoseconds)
+    }
+
+    private func enqueue(records: [Record], memoryMapLines: [String], name: String, startUnixNanoseconds: Int64,
+                         durationNanoseconds: Int64) {
         let document = ProfileDocument(records: records, memoryMapLines: memoryMapLines)
         let profile = PprofProto.write(document, sampledTime: .init(mode: mode, rate: rate, durationNanoseconds: durationNanoseconds,
                                                                     startUnixNanoseconds: startUnixNanoseconds))

@@ -1,6 +1,8 @@
 // `swiftprof serve PID`: the process's /debug/pprof/, as a Go service has it, so
 // that `go tool pprof http://…`, Parca and Pyroscope read a C, C++, Rust or Swift
 // service without a change to it. Each request is one capture, one at a time.
+// Given several processes (PIDs, a tree, a name, a cgroup, every process), each
+// request looks for them again, so a process started since is in the next answer.
 import ArgumentParser
 import Glibc
 import SwiftProf
@@ -20,12 +22,16 @@ struct ServeCommand: ParsableCommand {
             thread, blocked or not). One capture at a time: snapshots wait their turn (up to 30 s), a second \
             profile while one is taken gets 503 and Retry-After, as Go refuses a second CPU profile. \
             Nothing of the process is held between requests. The process's end ends serve (status 1); \
-            Ctrl-C or SIGTERM end it after letting a capture under way go (status 0).
+            Ctrl-C or SIGTERM end it after letting a capture under way go (status 0). Several processes \
+            (PID..., --children, --name, --cgroup, --all) are looked for again at each request, each \
+            record marked with its process, as dump and attach mark them; serve then ends when every \
+            PID given, or the --children process, has ended; with --name, --cgroup or --all it serves \
+            until told to stop.
             """
     )
 
-    @Argument(help: ArgumentHelp("The process to serve.", valueName: "PID"))
-    var pid: Int32
+    @OptionGroup(title: "Processes")
+    var targets: ProcessTargets
 
     @Option(name: .long, help: ArgumentHelp("Where to listen: HOST:PORT, [IPv6]:PORT, or :PORT for every address. Anything but loopback is warned about: a profile shows code, paths and arguments.", valueName: "HOST:PORT"))
     var listen: String = "127.0.0.1:6060"
@@ -46,26 +52,32 @@ struct ServeCommand: ParsableCommand {
         guard ListenAddress(listen) != nil else {
             throw ValidationError("--listen takes HOST:PORT, [IPv6]:PORT or :PORT with a port from 0 to 65535, not \"\(listen)\"")
         }
-        try validateProcessID(pid)
+        guard targets.isGiven else { throw ValidationError("give a PID to serve") }
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
     }
 
     func run() throws {
         let address = ListenAddress(listen)!
         let token = try readToken()
-        do { try Profiler.checkTarget(pid: pid) } catch {
-            warn(error.description)
-            throw ExitStatus.cannotProfile
+        let served: ServedProcesses
+        if let pid = targets.singlePID {
+            do { try Profiler.checkTarget(pid: pid) } catch {
+                warn(error.description)
+                throw ExitStatus.cannotProfile
+            }
+            served = .one(pid)
+        } else {
+            _ = try targets.resolve()
+            served = .several(targets.selector!, merging: targets.mergeProcesses)
         }
         if !address.isLoopback {
-            warn("listening on \(address.host), not loopback: anyone who reaches it sees this process's code, paths and arguments"
+            warn("listening on \(address.host), not loopback: anyone who reaches it sees \(served.possessive) code, paths and arguments"
                  + (token == nil ? " (no --token-file)" : ""))
         }
         StopSignals.install()
-        let answers = ServeAnswers(pid: pid, snapshot: capture.snapshotOptions(symbols), rate: rate,
-                                   defaultView: Profiler.isGoProgram(pid: pid) ? .goroutines : .threads)
+        let answers = ServeAnswers(served: served, snapshot: capture.snapshotOptions(symbols), rate: rate)
         let server = PprofServer(settings: .init(host: address.host, port: address.port, token: token),
-                                 indexPage: PprofRoute.indexPage(pid: pid, defaultView: answers.defaultView),
+                                 indexPage: PprofRoute.indexPage(served: served.description, defaultView: answers.defaultView),
                                  capture: answers.answer)
         let port: Int
         do { port = try server.start() } catch {
@@ -73,16 +85,16 @@ struct ServeCommand: ParsableCommand {
             throw ExitStatus.cannotProfile
         }
         let shown = address.host.contains(":") ? "[\(address.host)]" : address.host
-        warn("serving http://\(shown):\(port)/debug/pprof/ for process \(pid)")
-        let exitWatch = ProcessExitWatch(pid: pid)
-        while !StopSignals.requested && !exitWatch.hasExited {
+        warn("serving http://\(shown):\(port)/debug/pprof/ for \(served.description)")
+        let exitWatches = served.endsWith.map(ProcessExitWatch.init(pid:))
+        while !StopSignals.requested && (exitWatches.isEmpty || !exitWatches.allSatisfy(\.hasExited)) {
             usleep(50_000)
         }
         let exited = !StopSignals.requested
         answers.stop()
         server.stop()
         if exited {
-            warn("process \(pid) exited: serve ends")
+            warn("\(served.endsWith.count == 1 ? "process \(served.endsWith[0]) exited" : "every process exited"): serve ends")
             throw ExitStatus.partial
         }
     }
@@ -132,20 +144,56 @@ struct ListenAddress: Equatable {
     var isLoopback: Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
 }
 
+/// What `serve` was given: one process, as always, or several looked for again at each request.
+enum ServedProcesses: Sendable, CustomStringConvertible {
+    case one(Int32)
+    case several(ProcessSelector, merging: Bool)
+
+    var description: String {
+        switch self {
+        case .one(let pid): "process \(pid)"
+        case .several(let selector, _):
+            switch selector {
+            case .pids(let pids): "processes " + pids.map(String.init).joined(separator: ", ")
+            case .children(let root): "process \(root) and its descendants"
+            case .name(let glob): "the processes named \(NameQuoting.quoted(glob))"
+            case .cgroup(let path): "the processes of cgroup \(NameQuoting.quoted(path))"
+            case .all: "every process swiftprof may trace"
+            }
+        }
+    }
+
+    var possessive: String {
+        if case .one = self { return "this process's" }
+        return "these processes'"
+    }
+
+    /// The processes whose end ends serve: every PID given, a tree's root; none for
+    /// a name, a cgroup or every process, which new processes may join.
+    var endsWith: [Int32] {
+        switch self {
+        case .one(let pid): [pid]
+        case .several(.pids(let pids), _): pids
+        case .several(.children(let root), _): [root]
+        case .several: []
+        }
+    }
+}
+
 /// What each route is answered with: a capture of the process, rendered as Go's
 /// handler would write it.
 final class ServeAnswers: Sendable {
-    let pid: Int32
+    let served: ServedProcesses
     let snapshot: SnapshotOptions
     let rate: Double
     let defaultView: SnapshotView
     private let stopping = Atomic<Bool>(false)
 
-    init(pid: Int32, snapshot: SnapshotOptions, rate: Double, defaultView: SnapshotView) {
-        self.pid = pid
+    init(served: ServedProcesses, snapshot: SnapshotOptions, rate: Double) {
+        self.served = served
         self.snapshot = snapshot
         self.rate = rate
-        self.defaultView = defaultView
+        if case .one(let pid) = served, Profiler.isGoProgram(pid: pid) { defaultView = .goroutines } else { defaultView = .threads }
     }
 
     /// A profile under way ends at its next tick, let go as after any run.
@@ -165,9 +213,9 @@ final class ServeAnswers: Sendable {
             }
         } catch let error as TargetError {
             // Go answers a profile it cannot take with 500 and the reason.
-            return .error(500, "could not profile process \(pid): \(error.description)")
+            return .error(500, "could not profile \(served): \(error.description)")
         } catch {
-            return .error(500, "could not profile process \(pid): \(error)")
+            return .error(500, "could not profile \(served): \(error)")
         }
     }
 
@@ -175,10 +223,18 @@ final class ServeAnswers: Sendable {
         var options = snapshot
         options.kernelAddresses = encoding != .traceback
         let document: ProfileDocument
-        switch view {
-        case .threads: document = try SnapshotDocuments.threads(pid: pid, options: options, threadIDs: true).document
-        case .goroutines: document = try SnapshotDocuments.goroutines(pid: pid, options: options).document
-        case .tasks: document = try SnapshotDocuments.tasks(pid: pid, options: options).document
+        switch (served, view) {
+        case (.one(let pid), .threads): document = try SnapshotDocuments.threads(pid: pid, options: options, threadIDs: true).document
+        case (.one(let pid), .goroutines): document = try SnapshotDocuments.goroutines(pid: pid, options: options).document
+        case (.one(let pid), .tasks): document = try SnapshotDocuments.tasks(pid: pid, options: options).document
+        case (.several(let selector, let merging), .threads):
+            let pids = try ProcessSelection.resolve(selector).pids
+            guard !pids.isEmpty else { return .error(500, "could not profile \(served): none is running") }
+            var several = SnapshotDocuments.processes(pids, options: options, threadIDs: true, blockedTime: false, merging: merging)
+            several.document.comments += several.unread
+            document = several.document
+        case (.several, _):
+            return .error(400, "view=\(view.rawValue) reads one process; this serve has several: view=threads")
         }
         switch encoding {
         case .pprof:
@@ -196,9 +252,18 @@ final class ServeAnswers: Sendable {
         options.rate = rate
         options.durationNanoseconds = UInt64(seconds) * 1_000_000_000
         options.mode = clock == .cpu ? .cpu : .wall
-        let result = try Profiler.sample(pid: pid, options: options, shouldStop: { [self] in
-            stopping.load(ordering: .relaxed) || StopSignals.requested
-        })
+        let stop: @Sendable () -> Bool = { [self] in stopping.load(ordering: .relaxed) || StopSignals.requested }
+        let result: SamplingResult
+        switch served {
+        case .one(let pid):
+            result = try Profiler.sample(pid: pid, options: options, shouldStop: stop)
+        case .several(let selector, let merging):
+            let pids = try ProcessSelection.resolve(selector).pids
+            guard !pids.isEmpty else { return .error(500, "could not profile \(served): none is running") }
+            var several = try Profiler.sample(processes: selector, initial: pids, options: options, shouldStop: stop).sampling
+            if merging { several.document.records = Grouper.mergingProcesses(several.document.records) }
+            result = several
+        }
         let time = PprofProto.SampledTime(mode: options.mode, rate: rate, durationNanoseconds: Int64(result.progress.elapsedNanoseconds),
                                           startUnixNanoseconds: result.startUnixNanoseconds)
         return .download(PprofProto.write(result.document, sampledTime: time), filename: clock == .cpu ? "profile" : "wallclock")

@@ -280,6 +280,95 @@ import Testing
         #expect(profile.records.first { $0.processes.first?.pid == born }?.processes.first?.commandLine == "tree: child 2", "\(text)")
     }
 
+    /// serve of a tree: each request looks for the tree again (a child forked between
+    /// two requests is in the second), its snapshot is what `dump --children` prints,
+    /// its wall-clock profile is labelled by pid for go tool pprof, a view of one
+    /// process's goroutines or tasks is refused, and the root's end ends serve.
+    @Test func serveAnswersForATreeAsItGrows() throws {
+        let (fixture, pids) = try Self.tree(1)
+        defer { fixture.stop() }
+        let server = try ServeProcess(targets: ["--children", "\(fixture.pid)"])
+        defer { server.end() }
+        let served = try parseProfile(try http(server.url("goroutine?debug=1")).body)
+        let dumped = try parseProfile(try swiftprof("dump", "--children", "\(fixture.pid)").stdout)
+        #expect(Set(served.records.flatMap(\.processes).map(\.pid)) == Set(pids))
+        #expect(Self.stacksByProcess(served) == Self.stacksByProcess(dumped), "serve:\n\(served.records)\ndump:\n\(dumped.records)")
+        let born = try #require(fixture.ask("fork").flatMap { Int32($0.split(separator: " ").last ?? "") })
+        let grown = try parseProfile(try http(server.url("goroutine?debug=1")).body)
+        #expect(Set(grown.records.flatMap(\.processes).map(\.pid)) == Set(pids + [born]))
+        let tags = try run("go", ["tool", "pprof", "-tags", server.url("wallclock?seconds=1")], environment: FormatsTests.goEnvironment)
+        let labelled = tags.stdout.split(separator: "\n").drop { !$0.contains(" pid: Total") }.dropFirst()
+            .prefix { $0.contains("%") }.compactMap { $0.split(separator: " ").last.flatMap { Int32($0) } }
+        #expect(Set(labelled) == Set(pids + [born]), "\(tags.stdout)\(tags.stderr)")
+        let tasks = try http(server.url("goroutine?debug=1&view=tasks"))
+        #expect(tasks.status == 400 && tasks.body.contains("reads one process"), "\(tasks.body)")
+        #expect(try http(server.url("")).body.contains("of process \(fixture.pid) and its descendants"))
+        fixture.stop()
+        #expect(server.waitForExit() == 1)
+        #expect(server.remainingLines().contains("swiftprof: process \(fixture.pid) exited: serve ends"))
+    }
+
+    /// `attach --children --push` is a fleet's agent: each interval one upload a
+    /// process name (here every process is "tree"), each sample labelled with its
+    /// pid; a child born during the run is in the uploads from the interval of its
+    /// birth, and the uploads add up to the local profile, process by process. Of
+    /// processes with different names (the tree's and `hot`), one series each.
+    @Test func pushSendsOneSeriesAProcessNameLabelledByPid() throws {
+        let receiver = try Fixture.go("ingest")
+        defer { receiver.stop() }
+        let port = try #require(receiver.readyWords.dropFirst().first)
+        let (fixture, pids) = try Self.tree(1)
+        defer { fixture.stop() }
+        let directory = try FormatsTests.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let local = directory.appendingPathComponent("local.txt").path
+        let attach = Process()
+        attach.executableURL = URL(fileURLWithPath: Paths.swiftprof)
+        attach.arguments = ["attach", "--children", "\(fixture.pid)", "--duration", "3s", "--rate", "50", "--progress", "-o", local,
+                            "--push", "http://127.0.0.1:\(port)", "--push-interval", "1s"]
+        let progress = Pipe()
+        attach.standardError = progress
+        try attach.run()
+        _ = try #require(Fixture.readLine(progress.fileHandleForReading))
+        let born = try #require(fixture.ask("fork").flatMap { Int32($0.split(separator: " ").last ?? "") })
+        while Fixture.readLine(progress.fileHandleForReading) != nil {}
+        attach.waitUntilExit()
+        #expect(attach.terminationStatus == 0)
+        let localCounts = Self.countsByProcess(try parseProfile(try String(contentsOfFile: local, encoding: .utf8)))
+        var uploaded: [Int32: Int] = [:]
+        var names: Set<String> = []
+        var uploads = 0
+        while uploaded != localCounts, uploads < 8, let line = receiver.ask("next"), line.hasPrefix("upload ") {
+            uploads += 1
+            names.insert(String(try #require(line.split(separator: " ").first { $0.hasPrefix("name=") }).dropFirst(5)))
+            let file = String(try #require(line.split(separator: " ").first { $0.hasPrefix("file=") }).dropFirst(5))
+            uploaded.merge(Self.countsByProcess(try parseProfile(try swiftprof("dump", "--input", file).stdout)), uniquingKeysWith: +)
+        }
+        #expect(uploaded == localCounts && Set(uploaded.keys) == Set(pids + [born]), "uploaded \(uploaded), local \(localCounts)")
+        #expect(names == ["tree"] && (3...4).contains(uploads), "\(names), \(uploads) uploads")
+
+        let hot = try Fixture.c("hot")
+        defer { hot.stop() }
+        let once = try swiftprof("attach", "\(pids[1])", "\(hot.pid)", "--duration", "0.5s", "--push", "http://127.0.0.1:\(port)")
+        #expect(once.status == 0, "\(once.stderr)")
+        var series: [String: Set<Int32>] = [:]
+        for _ in 0..<2 {
+            let line = try #require(receiver.ask("next"))
+            let name = String(try #require(line.split(separator: " ").first { $0.hasPrefix("name=") }).dropFirst(5))
+            let file = String(try #require(line.split(separator: " ").first { $0.hasPrefix("file=") }).dropFirst(5))
+            series[name] = Set(Self.countsByProcess(try parseProfile(try swiftprof("dump", "--input", file).stdout)).keys)
+        }
+        #expect(series == ["tree": [pids[1]], "hot": [hot.pid]], "\(series)")
+        #expect(try swiftprof("attach", "\(pids[1])", "\(hot.pid)", "--push", "http://127.0.0.1:\(port)", "--push-name", "x").status == 64)
+    }
+
+    /// Samples of each process in a profile.
+    private static func countsByProcess(_ profile: PprofTextProfile) -> [Int32: Int] {
+        var counts: [Int32: Int] = [:]
+        for record in profile.records { for process in record.processes { counts[process.pid, default: 0] += record.count } }
+        return counts
+    }
+
     /// run follows its command's children by default (the command keeps swiftprof's
     /// stdin and stdout: the tree's ready line comes through); --no-follow-children
     /// samples the command's own process, as run did before.

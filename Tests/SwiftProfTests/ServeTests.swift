@@ -362,7 +362,12 @@ final class ServeProcess: @unchecked Sendable {
     private let exit = Mutex<Int32?>(nil)
 
     /// `listen` nil: serve's default.
-    init(pid target: Int32, listen: String? = "127.0.0.1:0", extra: [String] = []) throws {
+    convenience init(pid target: Int32, listen: String? = "127.0.0.1:0", extra: [String] = []) throws {
+        try self.init(targets: ["\(target)"], listen: listen, extra: extra)
+    }
+
+    /// `targets`: what serve is given to serve (a PID, `--children PID`, ...).
+    init(targets: [String], listen: String? = "127.0.0.1:0", extra: [String] = []) throws {
         var fromChild: [Int32] = [0, 0]
         guard pipe(&fromChild) == 0 else { throw FixtureError.notReady("serve") }
         for fd in fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -374,7 +379,7 @@ final class ServeProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, fromChild[1], 2)
         closeInheritedDescriptors(&actions)
         var child: pid_t = 0
-        let arguments = [Paths.swiftprof, "serve", "\(target)"] + (listen.map { ["--listen", $0] } ?? []) + extra
+        let arguments = [Paths.swiftprof, "serve"] + targets + (listen.map { ["--listen", $0] } ?? []) + extra
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let spawned = posix_spawn(&child, Paths.swiftprof, &actions, nil, argv, environ)

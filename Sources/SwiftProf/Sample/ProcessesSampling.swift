@@ -15,6 +15,8 @@ private final class SampledProcess {
     let sampler: Sampler
     let exitWatch: ProcessExitWatch
     var aggregate = SampleAggregate()
+    /// The samples of the interval under way (`attach --push --push-interval`).
+    var interval: SampleAggregate?
     var ended = false
     /// The symbolizer of `top`'s refreshes, while the process's maps stay the same.
     var live: (image: TargetImage, symbolizer: StackSymbolizer)?
@@ -25,9 +27,9 @@ private final class SampledProcess {
         exitWatch = ProcessExitWatch(pid: identity.pid)
     }
 
-    /// Its samples so far, symbolized and marked with it.
-    func recordsSoFar(_ options: SnapshotOptions) -> [Record] {
-        let placed = aggregate.placed
+    /// Its samples so far (or the interval's), symbolized and marked with it.
+    func recordsSoFar(_ options: SnapshotOptions, ofInterval: Bool = false) -> [Record] {
+        guard let placed = ofInterval ? interval?.placed : aggregate.placed else { return [] }
         if live?.image !== sampler.targetImage {
             live = (sampler.targetImage, StackSymbolizer(pid: identity.pid, image: sampler.targetImage,
                                                          samples: placed.representatives, options: options))
@@ -81,12 +83,17 @@ extension Profiler {
     /// process has.
     /// `onRefresh`, when given, is called on the sampling thread every `refreshNanoseconds`
     /// with every process's records so far, symbolized and marked with it (for `top`).
+    /// `onInterval`, with `options.intervalNanoseconds`, is handed every process's
+    /// samples of each interval (`attach --push`): a process born during one is in it
+    /// from its first tick, one that ended is in the interval of its end.
     public static func sample(processes selector: ProcessSelector, initial: [Int32], options: SamplingOptions,
                               endsWith: Int32? = nil, shouldStop: @escaping @Sendable () -> Bool,
                               onProgress: @escaping @Sendable (SamplingProgress) -> Void = { _ in },
                               refreshNanoseconds: UInt64 = 1_000_000_000,
-                              onRefresh: (@Sendable ([Record], SamplingProgress) -> Void)? = nil)
+                              onRefresh: (@Sendable ([Record], SamplingProgress) -> Void)? = nil,
+                              onInterval: (@Sendable (IntervalProfile) -> Void)? = nil)
         throws(TargetError) -> ProcessesSamplingResult {
+        let intervalLength = onInterval == nil ? nil : options.intervalNanoseconds
         let startUnix = realtimeNanoseconds()
         let period = UInt64(1e9 / max(options.rate, 0.001))
         let (sampled, progress, unread): ([SampledProcess], SamplingProgress, [String]) = try TracerThread.run {
@@ -100,7 +107,9 @@ extension Profiler {
                     do {
                         let sampler = try Sampler(pid: pid, options: options.snapshot)
                         sampler.configure(options, period: period)
-                        processes[pid] = SampledProcess(identity: identity, sampler: sampler)
+                        let process = SampledProcess(identity: identity, sampler: sampler)
+                        if intervalLength != nil { process.interval = SampleAggregate(listsReusedThreads: true) }
+                        processes[pid] = process
                         order.append(pid)
                     } catch {
                         switch error {
@@ -125,6 +134,18 @@ extension Profiler {
             var lastReport = start
             var lastListing = start
             var lastRefresh = start
+            var intervalStart = (monotonic: start, unix: startUnix, samples: 0)
+            func endInterval(at now: UInt64) {
+                guard let onInterval, intervalLength != nil else { return }
+                let records = order.flatMap { processes[$0]!.recordsSoFar(options.snapshot, ofInterval: true) }
+                if progress.samples > intervalStart.samples && !records.isEmpty {
+                    onInterval(IntervalProfile(records: Grouper.sorted(records, addresses: .absolute), memoryMapLines: [],
+                                               startUnixNanoseconds: intervalStart.unix,
+                                               durationNanoseconds: Int64(now - intervalStart.monotonic)))
+                }
+                for process in processes.values { process.interval = process.ended ? nil : process.interval?.nextInterval() }
+                intervalStart = (now, intervalStart.unix + Int64(now - intervalStart.monotonic), progress.samples)
+            }
             while !shouldStop() {
                 let now = monotonicNanoseconds()
                 if let duration = options.durationNanoseconds, now - start >= duration { break }
@@ -154,6 +175,7 @@ extension Profiler {
                     }
                     process.sampler.releasePending()
                     process.aggregate.add(tick)
+                    process.interval?.add(tick)
                     threads += tick.threads
                 }
                 let worked = measured ? threadCPUNanoseconds() - cpuBefore : 0
@@ -183,6 +205,7 @@ extension Profiler {
                     account(&progress, processes.values)
                     onRefresh(order.flatMap { processes[$0]!.recordsSoFar(options.snapshot) }, progress)
                 }
+                if let intervalLength, after - intervalStart.monotonic >= intervalLength { endInterval(at: after) }
                 sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)
             }
             for process in processes.values {
@@ -190,6 +213,7 @@ extension Profiler {
                 if !process.ended { process.renamed() }
             }
             progress.elapsedNanoseconds = monotonicNanoseconds() - start
+            endInterval(at: start + progress.elapsedNanoseconds)
             progress.tickPriority = timely.priority
             account(&progress, processes.values)
             return (order.map { processes[$0]! }, progress, unread.keys.sorted().map { unread[$0]! })
