@@ -15,6 +15,9 @@ public struct SnapshotOptions: Sendable {
     /// Stop every thread at once (one instant for all stacks) instead of capturing
     /// them one by one with as few stops as possible.
     public var consistent = false
+    /// Given when several processes are read in one run: the files they map are
+    /// opened, and their addresses symbolized, once for all of them.
+    public var sharedModules: SharedModules?
 
     public init() {}
 }
@@ -88,7 +91,8 @@ public enum Profiler {
     private static func perThreadSnapshot(pid: Int32, options: SnapshotOptions) throws(TargetError) -> (Snapshot, SnapshotStatistics) {
         var statistics = SnapshotStatistics()
         let started = monotonicNanoseconds()
-        let warmUp = SymbolizerWarmUp(pid: pid, options: options.symbolize)
+        // Of several processes, each is symbolized from what the others found first.
+        let warmUp = options.sharedModules == nil ? SymbolizerWarmUp(pid: pid, options: options.symbolize) : nil
         let (samples, image, failures, counts, wasStopped) = try TracerThread.run {
             () throws(TargetError) -> ([ThreadSample], TargetImage, [ThreadFailure], CaptureCounts, Bool) in
             let sampler = try Sampler(pid: pid, options: options)
@@ -138,7 +142,7 @@ public enum Profiler {
     }
 
     private static func symbolize(pid: Int32, samples: [ThreadSample], image: TargetImage, failures: [ThreadFailure],
-                                  wasStopped: Bool, options: SnapshotOptions, warmUp: SymbolizerWarmUp,
+                                  wasStopped: Bool, options: SnapshotOptions, warmUp: SymbolizerWarmUp?,
                                   statistics: inout SnapshotStatistics) -> Snapshot {
         let clock = monotonicNanoseconds()
         let symbolizer = StackSymbolizer(pid: pid, image: image, samples: samples, options: options, warmUp: warmUp)

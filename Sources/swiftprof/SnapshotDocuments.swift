@@ -34,6 +34,8 @@ enum SnapshotDocuments {
         var unread: [String] = []
         var failures: [ThreadFailure] = []
         var paths = CaptureCounts()
+        var options = options
+        if options.sharedModules == nil { options.sharedModules = SharedModules() }
         for pid in pids {
             guard let process = ProcessIdentity.read(pid: pid) else {
                 unread.append("process \(pid) ended before it was read")

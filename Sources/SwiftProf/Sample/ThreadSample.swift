@@ -51,7 +51,8 @@ struct ThreadSample {
 /// Turns unwound samples into symbolized locations: each pc is looked up once
 /// however many samples hold it; kernel frames get their kallsyms addresses.
 final class StackSymbolizer {
-    private let symbolizer: Symbolizer?
+    private let symbols: ProcessSymbols
+    private var symbolizer: Symbolizer? { symbols.symbolizer }
     private let image: TargetImage
     private var goLocations: [UInt64: Location] = [:]
     /// Loaded on its own thread while user frames are symbolized.
@@ -74,10 +75,14 @@ final class StackSymbolizer {
             // At the lowest priority: on a small machine it must not take a core from
             // the target's own threads.
             _ = sp_set_thread_nice(19)
-            return options.kernelFrames && options.kernelAddresses ? KallsymsCache.load(names) : nil
+            guard options.kernelFrames && options.kernelAddresses else { return nil }
+            if let shared = image.shared { return shared.kallsyms(names, load: KallsymsCache.load) }
+            return KallsymsCache.load(names)
         }
-        symbolizer = warmUp?.symbolizer(for: image.memoryMap)
-            ?? Symbolizer(pid: pid, modules: image.symbolModules(), vdso: image.vdsoForSymbolizer, options: options.symbolize)
+        symbols = ProcessSymbols(image: image) {
+            warmUp?.symbolizer(for: image.memoryMap)
+                ?? Symbolizer(pid: pid, modules: image.symbolModules(), vdso: image.vdsoForSymbolizer, options: options.symbolize)
+        }
         unreadable = samples.contains { $0.state?.systemCall != nil } && samples.allSatisfy { $0.kernel.isEmpty }
     }
 
@@ -94,7 +99,7 @@ final class StackSymbolizer {
     /// With a symbolizer already made (the task reader's): user frames only.
     init(symbolizer: Symbolizer, image: TargetImage, options: SnapshotOptions) {
         self.image = image
-        self.symbolizer = symbolizer
+        symbols = ProcessSymbols(image: image, symbolizer: symbolizer)
         kernelFrames = false
         kernelAddresses = false
         inlineFrames = options.symbolize.inlineFrames
@@ -141,7 +146,7 @@ final class StackSymbolizer {
         for (index, pc) in pcs.enumerated() {
             if let asyncCallers, index == asyncCallers.upperBound { asyncEnd = user.count }
             let address = index > 0 ? pc - 1 : pc
-            var location = goLocation(address) ?? symbolizer?.location(pc: pc, isReturnAddress: index > 0)
+            var location = goLocation(address) ?? symbols.location(pc: pc, isReturnAddress: index > 0)
                 ?? Location(address: address, lines: [FrameLine(function: "", offset: 0, file: "", line: 0)])
             if asyncCallers?.contains(index) == true { location.isAsyncCaller = true }
             // A frame that was nothing but hidden thunks has no line left: it goes; so
@@ -160,7 +165,7 @@ final class StackSymbolizer {
 
     /// Whether the function of frame `index` of `pcs` is a Swift async function.
     private func isAsync(_ pcs: [UInt64]) -> (_ index: Int) -> Bool {
-        { [symbolizer] index in symbolizer?.isSwiftAsyncFunction(at: index > 0 ? pcs[index] - 1 : pcs[index]) ?? false }
+        { [symbols] index in symbols.symbolizer?.isSwiftAsyncFunction(at: index > 0 ? pcs[index] - 1 : pcs[index]) ?? false }
     }
 
     /// The task metadata a sample's task must start with (nil: not found).

@@ -18,6 +18,11 @@ public struct MemoryRegion: Equatable, Sendable {
     /// Backed by a file we can open (not anonymous, not a `[special]` region).
     public let isFileBacked: Bool
     public var isDeleted: Bool { path.hasSuffix(" (deleted)") }
+    /// The device of the file mapped ("fd:01"), as the kernel printed it.
+    public var device: Substring? {
+        let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+        return fields.count > 4 ? fields[3] : nil
+    }
 
     public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
 }

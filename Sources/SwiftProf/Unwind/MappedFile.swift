@@ -4,7 +4,7 @@
 import Glibc
 
 /// Bytes addressed by offset; the unwinder and the ELF reader see nothing else.
-protocol ByteSource {
+protocol ByteSource: Sendable {
     var count: Int { get }
     func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T?
     /// A little-endian 64-bit word: what the unwinder reads, thousands of times a

@@ -16,6 +16,8 @@ struct SymbolModule {
 /// for every frame, and a struct of strings and tables was retained field by field).
 final class LoadedModule {
     let path: String
+    /// How the processes of a run know the file (nil: the vDSO, a core's files).
+    let identity: SharedModules.FileIdentity?
     /// The local path the file was read from.
     let openedFrom: String
     let image: ElfImage
@@ -25,9 +27,10 @@ final class LoadedModule {
     let end: UInt64
     let table: Result<EhFrameTable, UnwindTableProblem>
 
-    init(path: String, openedFrom: String, image: ElfImage, bias: UInt64, start: UInt64, end: UInt64,
-         table: Result<EhFrameTable, UnwindTableProblem>) {
+    init(path: String, identity: SharedModules.FileIdentity?, openedFrom: String, image: ElfImage, bias: UInt64, start: UInt64,
+         end: UInt64, table: Result<EhFrameTable, UnwindTableProblem>) {
         self.path = path
+        self.identity = identity
         self.openedFrom = openedFrom
         self.image = image
         self.bias = bias
@@ -56,17 +59,20 @@ final class TargetImage {
     let memory: TargetMemory
     let memoryMap: MemoryMap
     private let files: ModuleFiles
+    /// The files other processes of the run opened already.
+    let shared: SharedModules?
     private var modules: [String: LoadedModule?] = [:]
     private var goTables: [String: GoPclntab?] = [:]
 
-    convenience init(pid: Int32, memoryMap: MemoryMap) {
-        self.init(memory: .process(pid), memoryMap: memoryMap, files: .process)
+    convenience init(pid: Int32, memoryMap: MemoryMap, shared: SharedModules? = nil) {
+        self.init(memory: .process(pid), memoryMap: memoryMap, files: .process, shared: shared)
     }
 
-    init(memory: TargetMemory, memoryMap: MemoryMap, files: ModuleFiles) {
+    init(memory: TargetMemory, memoryMap: MemoryMap, files: ModuleFiles, shared: SharedModules? = nil) {
         self.memory = memory
         self.memoryMap = memoryMap
         self.files = files
+        self.shared = shared
         concurrencyRuntime = memoryMap.regions.filter { $0.path.hasSuffix(TaskRuntime.concurrencyLibrary) }
     }
 
@@ -208,27 +214,39 @@ final class TargetImage {
     private func load(_ path: String) -> LoadedModule? {
         let regions = memoryMap.regions(ofFile: path)
         guard let first = regions.min(by: { $0.offset < $1.offset }), let last = regions.last else { return nil }
-        let source: (any ByteSource)?
         var openedFrom = "/proc/\(pid)/root" + path
+        var identity: SharedModules.FileIdentity?
+        let opened: SharedModules.OpenedFile?
         if path == "[vdso]" {
-            source = Ptrace.readMemory(memory, at: first.start, count: Int(first.end - first.start)).map(CopiedBytes.init)
             openedFrom = path
+            opened = Ptrace.readMemory(memory, at: first.start, count: Int(first.end - first.start))
+                .flatMap { Self.opened(CopiedBytes(storage: $0)) }
         } else if case .located(let located) = files {
-            source = located[path]?.file
             openedFrom = located[path]?.openedFrom ?? path
+            opened = located[path].flatMap { Self.opened($0.file) }
         } else {
             // A deleted or replaced file is still reachable through map_files (root only).
             let mapFile = "/proc/\(pid)/map_files/\(String(first.start, radix: 16))-\(String(first.end, radix: 16))"
-            if let file = MappedFile(path: openedFrom) {
-                source = file
-            } else {
-                source = MappedFile(path: mapFile)
-                openedFrom = mapFile
+            var throughMapFiles = false
+            let open = { [openedFrom] () -> SharedModules.OpenedFile? in
+                if let file = MappedFile(path: openedFrom) { return Self.opened(file) }
+                throughMapFiles = true
+                return MappedFile(path: mapFile).flatMap(Self.opened)
             }
+            if let shared, let device = first.device, !first.isDeleted {
+                identity = SharedModules.FileIdentity(device: device, inode: first.inode, path: path)
+                opened = shared.file(identity!, open: open)
+            } else {
+                opened = open()
+            }
+            if throughMapFiles { openedFrom = mapFile }
         }
-        guard let source, let image = ElfImage(source: source),
-              let bias = image.bias(mappedAt: first.start, fileOffset: first.offset) else { return nil }
-        return LoadedModule(path: path, openedFrom: openedFrom, image: image, bias: bias, start: regions[0].start,
-                            end: last.end, table: image.ehFrameTable())
+        guard let opened, let bias = opened.image.bias(mappedAt: first.start, fileOffset: first.offset) else { return nil }
+        return LoadedModule(path: path, identity: identity, openedFrom: openedFrom, image: opened.image, bias: bias,
+                            start: regions[0].start, end: last.end, table: opened.table)
+    }
+
+    private static func opened(_ source: any ByteSource) -> SharedModules.OpenedFile? {
+        ElfImage(source: source).map { SharedModules.OpenedFile(image: $0, table: $0.ehFrameTable()) }
     }
 }

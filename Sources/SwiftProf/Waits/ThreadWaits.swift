@@ -259,8 +259,10 @@ extension Profiler {
             lines.byThread[wait.waiter] = what
         }
         guard !waits.isEmpty, let map = try? MemoryMap.read(pid: snapshot.pid) else { return lines }
-        let image = TargetImage(pid: snapshot.pid, memoryMap: map)
-        let symbolizer = Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
+        let image = TargetImage(pid: snapshot.pid, memoryMap: map, shared: options.sharedModules)
+        let symbols = ProcessSymbols(image: image) {
+            Symbolizer(pid: snapshot.pid, modules: image.symbolModules(), vdso: nil, options: options.symbolize)
+        }
         /// The blocked thread whose stack pointer (from /proc, as a blocked thread's
         /// capture reads it) lies in `region`: the thread whose stack it is.
         var stackPointers: [(tid: Int32, sp: UInt64)]?
@@ -276,7 +278,7 @@ extension Profiler {
         }
         /// The symbol covering an object (`audit_lock`, `accounts+0x8`), else where it lies.
         func object(_ address: UInt64) -> (symbol: String?, place: String) {
-            if let line = symbolizer?.location(pc: address, isReturnAddress: false).lines.last, !line.function.isEmpty {
+            if let line = symbols.location(pc: address, isReturnAddress: false)?.lines.last, !line.function.isEmpty {
                 let name = NameQuoting.quoted(line.function)
                 return (line.offset == 0 ? name : "\(name)+\(hex(line.offset))", "")
             }
