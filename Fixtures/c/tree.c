@@ -9,7 +9,8 @@
  * Ready line: "ready PARENT CHILD1 CHILD2 ..." once every thread of every process
  * is parked. "fork" on stdin starts one more child and answers "forked PID" once
  * it is parked; "end" ends the last child started and answers "ended PID" once it
- * is reaped. stdin closed: the parent ends, and each child with it (EOF on a
+ * is reaped; "spin" starts a thread of the parent spinning in parent_spin()
+ * and answers "spinning" (a busy thread among idle processes). stdin closed: the parent ends, and each child with it (EOF on a
  * pipe it holds the read end of).
  * Build: cc -O2 -g -pthread tree.c */
 #include "fixture_ready.h"
@@ -118,6 +119,16 @@ static void *parent_sleeper(void *arg) {
     return NULL;
 }
 
+__attribute__((noinline)) static void parent_spin(void) {
+    for (;;) __asm__ volatile("" ::: "memory");
+}
+
+static void *parent_spinner(void *arg) {
+    (void)arg;
+    parent_spin();
+    return NULL;
+}
+
 __attribute__((noinline)) static char *parent_read_command(char *line, int size) {
     char *got = fgets(line, size, stdin);
     __asm__ volatile("" ::: "memory");
@@ -145,6 +156,10 @@ int main(int argc, char **argv) {
             pid_t pid = start_child(++number);
             pids[number - 1 < 256 ? number - 1 : 255] = pid;
             printf("forked %d\n", (int)pid);
+            fflush(stdout);
+        } else if (strncmp(line, "spin", 4) == 0) {
+            start_thread(parent_spinner, NULL, "spinner");
+            printf("spinning\n");
             fflush(stdout);
         } else if (strncmp(line, "end", 3) == 0 && number > 0) {
             /* The last child started: ended and reaped before the answer. */

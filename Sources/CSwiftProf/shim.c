@@ -387,14 +387,12 @@ static void ring_copy(void *to, const uint8_t *data, uint64_t size, uint64_t at,
 // The head of a sample record of type TID | TIME | REGS_USER: its tid and time, and
 // the user registers in DWARF order. Returns the offset just after the registers,
 // or 0 when the sample has none (a switch out of a kernel-only moment).
-static uint64_t sample_registers(const uint8_t *data, uint64_t size, uint64_t at, uint32_t *tid, uint64_t *time,
+static uint64_t sample_registers(const uint8_t *data, uint64_t size, uint64_t at, uint32_t ids[2], uint64_t *time,
                                  uint64_t dwarf_registers[17]) {
-    uint32_t ids[2];
     uint64_t abi;
     ring_copy(ids, data, size, at, 8); at += 8;
     ring_copy(time, data, size, at, 8); at += 8;
     ring_copy(&abi, data, size, at, 8); at += 8;
-    *tid = ids[1];
     if (abi != PERF_SAMPLE_REGS_ABI_64) return 0;
     uint64_t regs[17];
     ring_copy(regs, data, size, at, sizeof regs);
@@ -421,9 +419,9 @@ int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t sta
         if (header.size < sizeof header || tail + header.size > head) break;
         uint64_t at = tail + sizeof header;
         if (header.type == PERF_RECORD_SAMPLE) {
-            uint32_t tid;
+            uint32_t ids[2];
             uint64_t time;
-            at = sample_registers(data, size, at, &tid, &time, sample->registers);
+            at = sample_registers(data, size, at, ids, &time, sample->registers);
             if (at != 0) {
                 uint64_t stack_size = 0, dynamic = 0;
                 ring_copy(&stack_size, data, size, at, 8); at += 8;
@@ -432,7 +430,7 @@ int sp_perf_drain(void *ring, sp_perf_sample *sample, uint8_t *stack, size_t sta
                 if (dynamic > stack_capacity) dynamic = stack_capacity;
                 ring_copy(stack, data, size, at, (size_t)dynamic);
                 sample->time = time;
-                sample->tid = tid;
+                sample->tid = ids[1];
                 sample->stack_length = dynamic;
                 found = 1;
             }
@@ -470,13 +468,14 @@ int sp_switch_next(void *ring, sp_switch_record *record) {
         if (header.type != PERF_RECORD_SAMPLE && header.size >= sizeof header + 16) {
             ring_copy(ids, data, size, tail + header.size - 16, 8);
             ring_copy(&record->time, data, size, tail + header.size - 8, 8);
+            record->pid = (int32_t)ids[0];
             record->tid = (int32_t)ids[1];
         }
         if (header.type == PERF_RECORD_SAMPLE && header.size >= sizeof header + 24 + 17 * 8) {
-            uint32_t tid;
             record->kind = SP_SWITCH_OUT_REGISTERS;
-            record->has_registers = sample_registers(data, size, at, &tid, &record->time, record->registers) != 0;
-            record->tid = (int32_t)tid;
+            record->has_registers = sample_registers(data, size, at, ids, &record->time, record->registers) != 0;
+            record->pid = (int32_t)ids[0];
+            record->tid = (int32_t)ids[1];
         } else if (header.type == PERF_RECORD_SWITCH) {
             record->kind = (header.misc & PERF_RECORD_MISC_SWITCH_OUT) ? SP_SWITCH_OUT : SP_SWITCH_IN;
             record->preempted = (header.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) != 0;

@@ -48,6 +48,15 @@ struct SamplingOptionGroup: ParsableArguments {
         return options
     }
 
+    /// --stats: how the samples were taken, on stderr.
+    func reportStatistics(_ progress: SamplingProgress) {
+        guard stats else { return }
+        let firstPass = decimal(Double(progress.firstPassNanoseconds) / 1e6, places: 1)
+        warn("\(progress.samples) samples, \(progress.lossSummary), first pass \(firstPass) ms; "
+             + "captures: \(progress.paths.summary), \(progress.rememberedWalks) walks remembered"
+             + (progress.tickPriorityNote.map { "; \($0)" } ?? ""))
+    }
+
     /// Samples `pid`, prints the profile, and says on stderr what a user should know.
     /// A target that cannot be sampled at all is thrown back as the TargetError.
     /// `command`: how the user asked for it ("swiftprof attach 4242"), for titles.
@@ -94,12 +103,7 @@ struct SamplingOptionGroup: ParsableArguments {
         result.document.command = command
         result.document.comments += failureComments(result.document.failures)
         try output.emit(try output.render(result.document))
-        if stats {
-            let firstPass = decimal(Double(result.progress.firstPassNanoseconds) / 1e6, places: 1)
-            warn("\(result.progress.samples) samples, \(result.progress.lossSummary), first pass \(firstPass) ms; "
-                 + "captures: \(result.progress.paths.summary), \(result.progress.rememberedWalks) walks remembered"
-                 + (result.progress.tickPriorityNote.map { "; \($0)" } ?? ""))
-        }
+        reportStatistics(result.progress)
         if capture.kernel == true, let note = result.kernelNote { warn(note) }
         if result.wasStopped { warn("process \(pid) was stopped by a signal and stays stopped") }
         for process in ended { warn("process \(process.pid) (\(NameQuoting.quoted(process.name))) ended during the run") }
@@ -228,6 +232,10 @@ extension AttachCommand {
         document.command = "swiftprof attach"
         document.comments += failureComments(document.failures)
         try output.emit(try output.render(document))
+        sampling.reportStatistics(result.sampling.progress)
+        if sampling.stats {
+            warn("processes: \(result.processes.count) sampled, \(result.foundByForkRecords) of them found during the run by a FORK record")
+        }
         for process in result.ended { warn("process \(process.pid) (\(NameQuoting.quoted(process.name))) ended during the run") }
         for line in result.unread { warn(line) }
         if result.sampling.wasStopped { warn("a process was stopped by a signal and stays stopped") }

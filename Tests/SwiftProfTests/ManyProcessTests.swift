@@ -226,9 +226,10 @@ import Testing
         #expect(!grown.stdout.contains("\"tree: child 1\""), "\(grown.stdout)")
     }
 
-    /// attach --children follows the tree: a child born during the run is sampled from
-    /// the tick after it is seen, one that ends keeps its samples; each process's
-    /// samples are its own threads' (every thread is blocked: one sample a tick each).
+    /// attach --children follows the tree: a child born during the run is found by its
+    /// parent's FORK record and sampled from the next tick, one that ends keeps its
+    /// samples; each process's samples are its own threads' (every thread is blocked:
+    /// one sample a tick each).
     @Test func attachFollowsChildrenBornAndEndedDuringTheRun() throws {
         let (fixture, pids) = try Self.tree(1)
         defer { fixture.stop() }
@@ -237,7 +238,7 @@ import Testing
         let attach = Process()
         attach.executableURL = URL(fileURLWithPath: Paths.swiftprof)
         attach.arguments = ["attach", "--children", "\(fixture.pid)", "--duration", "3s", "--rate", "50", "--no-kernel",
-                            "--progress", "-o", output]
+                            "--progress", "--stats", "-o", output]
         let progress = Pipe()
         attach.standardError = progress
         try attach.run()
@@ -255,6 +256,8 @@ import Testing
         attach.waitUntilExit()
         #expect(attach.terminationStatus == 0, "\(said)")
         #expect(said.contains("swiftprof: process \(born) (tree) ended during the run"), "\(said)")
+        // Found by the kernel's record of its fork, not by a listing of /proc.
+        #expect(said.contains("swiftprof: processes: 3 sampled, 1 of them found during the run by a FORK record"), "\(said)")
         let text = try String(contentsOfFile: output, encoding: .utf8)
         let profile = try parseProfile(text)
         #expect(text.contains("\n# processes sampled: 3, 1 ended during the run\n"), "\(text)")

@@ -125,7 +125,7 @@ typedef struct {
     uint64_t lost;
     int32_t kind;    // SP_SWITCH_*
     int32_t tid;     // whose record (FORK: the new thread)
-    int32_t pid;     // FORK, EXIT
+    int32_t pid;     // FORK, EXIT, COMM: the thread's process; others: the writer's process
     int32_t ppid;    // FORK, EXIT
     int32_t preempted;
     int32_t has_registers;

@@ -72,8 +72,9 @@ final class ThreadSwitches {
     }
 
     let pid: Int32
-    /// One ring a CPU, (cpu, its owner event); empty until the first thread is tracked.
-    private var rings: [(cpu: Int32, event: PerfEvent)] = []
+    /// The rings of every CPU, this process's own or shared with the other processes of a run.
+    private let rings: SwitchRings
+    private let ownsRings: Bool
     /// nil: no event could be opened for that thread.
     private var threads: [Int32: Thread?] = [:]
     /// How many of `threads` are nil.
@@ -81,6 +82,8 @@ final class ThreadSwitches {
     /// Threads started (FORK records) and ended (EXIT) since the caller last listed them.
     private var started: [Int32] = []
     private var ended: Set<Int32> = []
+    /// Processes the process started (FORK records of a new pid), since last taken.
+    private var childProcesses: [Int32] = []
     /// Threads with records applied after the last cutoff: their state at the next
     /// tick is the one of now (unless more records come).
     private var behind: Set<Int32> = []
@@ -93,13 +96,21 @@ final class ThreadSwitches {
     /// An event was opened since the caller last listed the threads (and cleared this).
     var openedSinceListing = false
 
-    init(pid: Int32) { self.pid = pid }
+    /// `rings`: shared with the other processes of a run (their losses are counted
+    /// there, once); nil: rings of its own.
+    init(pid: Int32, rings shared: SwitchRings? = nil) {
+        self.pid = pid
+        rings = shared ?? SwitchRings()
+        ownsRings = shared == nil
+        rings.register(pid)
+    }
+
+    deinit { rings.unregister(pid) }
+
     /// Why perf_event_open is refused for this process, once it was.
     private(set) var refusal: Int32?
-    /// Records the kernel dropped (a ring filled between two ticks).
-    private(set) var lost: UInt64 = 0
-    /// 512 KiB a CPU, as perf record's default: thousands of switches between two drains.
-    private static let ringPages = 128
+    /// Records the kernel dropped (a ring filled between two ticks); of shared rings, 0.
+    var lost: UInt64 { ownsRings ? rings.lost : 0 }
 
     /// Whether the kernel records `tid`'s switches, opening its events the first time.
     /// What happened before the events were opened is not recorded: the caller learns
@@ -107,13 +118,16 @@ final class ThreadSwitches {
     func track(_ tid: Int32) -> Bool {
         guard refusal == nil else { return false }
         if let known = threads[tid] { return known != nil }
-        if rings.isEmpty { openRings() }
+        if rings.rings.isEmpty {
+            rings.open()
+            if let refused = rings.refusal { refusal = refused }
+        }
         guard refusal == nil else { return false }
         // One event a CPU, as perf record -p opens them: an event may only write into
         // another's ring on the same CPU, and one ring a CPU is what makes a tick read
         // two rings instead of a thousand.
         var descriptors: [Int32] = []
-        for ring in rings {
+        for ring in rings.rings {
             let descriptor = sp_switch_open(tid, ring.cpu, ring.event.descriptor)
             guard descriptor >= 0 else {
                 for opened in descriptors { close(opened) }
@@ -127,19 +141,6 @@ final class ThreadSwitches {
         threads[tid] = Thread(descriptors: descriptors)
         openedSinceListing = true
         return true
-    }
-
-    /// The ring of every CPU that takes events (an offline one does not); refused
-    /// when no CPU takes one.
-    private func openRings() {
-        let configured = max(1, Int32(sysconf(Int32(_SC_NPROCESSORS_CONF))))
-        var why: Int32?
-        for cpu in 0..<configured {
-            if let event = PerfEvent.opened(sp_switch_ring_open(cpu), pages: Self.ringPages, refusal: &why) {
-                rings.append((cpu, event))
-            }
-        }
-        if rings.isEmpty { refusal = why ?? ENODEV }
     }
 
     /// Reads every ring, keeping each thread's state as of `tick` (CLOCK_MONOTONIC);
@@ -177,26 +178,18 @@ final class ThreadSwitches {
     /// `threads(following:)`; a loss is counted in every thread (nothing says whose
     /// records were dropped) and then `lostAll` is called.
     private func readRings(_ each: (Int32, Thread, inout sp_switch_record) -> Void, lostAll: () -> Void) {
-        records.removeAll(keepingCapacity: true)
-        var record = sp_switch_record()
-        var ringsWithRecords = 0
-        for ring in rings {
-            let before = records.count
-            while sp_switch_next(ring.event.ring, &record) == 1 { records.append(record) }
-            if records.count > before { ringsWithRecords += 1 }
-        }
-        if ringsWithRecords > 1 { records.sort { $0.time < $1.time } }
+        rings.take(for: pid, into: &records)
         for index in records.indices {
             var record = records[index]
             switch Int(record.kind) {
             case SP_SWITCH_FORK:
                 // A new thread of the process (a child process has a pid of its own).
                 if record.pid == pid && record.ppid == pid { started.append(record.tid) }
+                else if record.ppid == pid && record.pid == record.tid { childProcesses.append(record.pid) }
             case SP_SWITCH_COMM:
                 renamed.insert(record.tid)
                 renames += 1
             case SP_SWITCH_LOST:
-                lost += record.lost
                 renamed.formUnion(threads.keys)
                 renames += 1
                 for case let thread? in threads.values {
@@ -228,6 +221,12 @@ final class ThreadSwitches {
         started = []
         ended = []
         return now
+    }
+
+    /// The processes started since the last call (a many-process run follows them).
+    func takeChildProcesses() -> [Int32] {
+        defer { childProcesses = [] }
+        return childProcesses
     }
 
     /// Forgets threads started and ended so far (a listing of /proc has just found them).

@@ -1,10 +1,13 @@
 // Sampling several processes at once (several PIDs, a tree, a name, a cgroup,
 // every process): one schedule of ticks, a Sampler a process, each process's
 // samples counted and symbolized apart and marked with it. The set is looked at
-// again as the run goes: a process born into a tree is sampled from the tick
-// after it is seen (the kernel's children lists of the tree, read at every tick);
-// for a name, a cgroup or every process, /proc is listed again every second. A
-// process that ends keeps its samples.
+// again as the run goes: a process started by one sampled is sampled from the
+// next tick, found in the kernel's FORK records of its parent's threads (for a
+// tree, a cgroup, every process; where perf is refused, from the tree's children
+// lists at every tick), and those it started before its events were open from its
+// children lists, once; /proc is listed again every second for what those miss
+// (a name matched after an exec, a process that joined a cgroup). A process that
+// ends keeps its samples.
 import CSwiftProf
 
 /// A process being sampled, and what it has given so far.
@@ -12,6 +15,12 @@ private final class SampledProcess {
     /// Read again every second and at the end: a child renames itself (its argv) or
     /// execs just after it is born.
     var identity: ProcessIdentity
+    /// When it was first sampled, if after the run's first tick: only a process born
+    /// during the run is young enough to rename itself, and is read again while young.
+    var bornDuringRun: UInt64?
+    /// Whether its children were listed once its events were open: a child it started
+    /// before then left no FORK record.
+    var childrenListed = false
     let sampler: Sampler
     let exitWatch: ProcessExitWatch
     var aggregate = SampleAggregate()
@@ -46,6 +55,9 @@ private final class SampledProcess {
         }
     }
 
+    /// Whether the kernel tells of the processes it starts (its threads' switch records are on).
+    var recordsForks: Bool { sampler.switches.map { $0.refusal == nil } ?? false }
+
     func renamed() {
         if let now = ProcessIdentity.read(pid: identity.pid) { identity = now }
     }
@@ -60,6 +72,8 @@ public struct ProcessesSamplingResult: Sendable {
     public var unread: [String]
     /// Each process's /proc/PID/maps as last read.
     public var memoryMapLines: [Int32: [String]] = [:]
+    /// Processes found during the run by their parent's FORK record (the others by /proc).
+    public var foundByForkRecords = 0
 
     /// The run as a one-process run's would be, when only one process was sampled
     /// (`run` of a command that never forked): no process lines, its memory map.
@@ -94,21 +108,27 @@ extension Profiler {
                               onInterval: (@Sendable (IntervalProfile) -> Void)? = nil)
         throws(TargetError) -> ProcessesSamplingResult {
         let intervalLength = onInterval == nil ? nil : options.intervalNanoseconds
+        var options = options
+        if options.snapshot.sharedModules == nil { options.snapshot.sharedModules = SharedModules() }
         let startUnix = realtimeNanoseconds()
         let period = UInt64(1e9 / max(options.rate, 0.001))
-        let (sampled, progress, unread): ([SampledProcess], SamplingProgress, [String]) = try TracerThread.run {
-            () throws(TargetError) -> ([SampledProcess], SamplingProgress, [String]) in
+        let (sampled, progress, unread, foundByForks): ([SampledProcess], SamplingProgress, [String], Int) = try TracerThread.run {
+            () throws(TargetError) -> ([SampledProcess], SamplingProgress, [String], Int) in
             var processes: [Int32: SampledProcess] = [:]
             var order: [Int32] = []
             var unread: [Int32: String] = [:]
+            var running = false
+            var foundByForks = 0
+            let switchRings = SwitchRings()
             func admit(_ pids: [Int32]) {
                 for pid in pids where processes[pid] == nil && unread[pid] == nil {
                     guard let identity = ProcessIdentity.read(pid: pid) else { continue }
                     do {
                         let sampler = try Sampler(pid: pid, options: options.snapshot)
-                        sampler.configure(options, period: period)
+                        sampler.configure(options, period: period, switchRings: switchRings)
                         let process = SampledProcess(identity: identity, sampler: sampler)
                         if intervalLength != nil { process.interval = SampleAggregate(listsReusedThreads: true) }
+                        if running { process.bornDuringRun = monotonicNanoseconds() }
                         processes[pid] = process
                         order.append(pid)
                     } catch {
@@ -121,6 +141,7 @@ extension Profiler {
             }
             if options.kernelSampling { raiseDescriptorLimit() }
             admit(initial)
+            running = true
             guard !processes.isEmpty else {
                 throw TargetError.noSuchProcess(pid: initial.first ?? 0)
             }
@@ -149,14 +170,28 @@ extension Profiler {
             while !shouldStop() {
                 let now = monotonicNanoseconds()
                 if let duration = options.durationNanoseconds, now - start >= duration { break }
-                // New members: a tree's from its children lists at every tick; the others' every second.
-                if case .children(let root) = selector {
+                // New members: those the kernel saw started by a sampled process; a tree's
+                // from its children lists at every tick where perf records no FORK; and
+                // whatever /proc lists every second.
+                if selector.followsForks {
+                    let before = processes.count
+                    admit(order.flatMap { processes[$0]!.sampler.switches?.takeChildProcesses() ?? [] })
+                    foundByForks += processes.count - before
+                }
+                let listing = now - lastListing >= 1_000_000_000
+                if case .children(let root) = selector,
+                   listing || processes.values.contains(where: { !$0.ended && !$0.recordsForks }) {
                     admit(ProcessSelection.descendants(of: root))
                 }
-                if now - lastListing >= 1_000_000_000 {
+                if listing {
                     lastListing = now
-                    if selector.isListedAgain { admit((try? ProcessSelection.resolve(selector))?.pids ?? []) }
-                    for process in processes.values where !process.ended { process.renamed() }
+                    if selector.isListedAgain {
+                        admit((try? ProcessSelection.resolve(selector, skipping: Set(processes.keys).union(unread.keys)))?.pids ?? [])
+                    }
+                    // A child rewrites its argv, or execs, just after its birth.
+                    for process in processes.values where !process.ended && process.bornDuringRun.map({ now - $0 < 3_000_000_000 }) == true {
+                        process.renamed()
+                    }
                 }
                 let measured = timely.priority == .realtime
                 let cpuBefore = measured ? threadCPUNanoseconds() : 0
@@ -178,6 +213,12 @@ extension Profiler {
                     process.interval?.add(tick)
                     threads += tick.threads
                 }
+                if selector.followsForks {
+                    for pid in order where !processes[pid]!.childrenListed {
+                        processes[pid]!.childrenListed = true
+                        admit(ProcessSelection.descendants(of: pid))
+                    }
+                }
                 let worked = measured ? threadCPUNanoseconds() - cpuBefore : 0
                 if processes.values.allSatisfy(\.ended) || endsWith.flatMap({ processes[$0]?.ended }) == true { break }
                 progress.samples += 1
@@ -197,12 +238,12 @@ extension Profiler {
                 progress.elapsedNanoseconds = after - start
                 if after - lastReport >= 200_000_000 {
                     lastReport = after
-                    account(&progress, processes.values)
+                    account(&progress, processes.values, switchRings)
                     onProgress(progress)
                 }
                 if let onRefresh, after - lastRefresh >= refreshNanoseconds {
                     lastRefresh = after
-                    account(&progress, processes.values)
+                    account(&progress, processes.values, switchRings)
                     onRefresh(order.flatMap { processes[$0]!.recordsSoFar(options.snapshot) }, progress)
                 }
                 if let intervalLength, after - intervalStart.monotonic >= intervalLength { endInterval(at: after) }
@@ -215,8 +256,8 @@ extension Profiler {
             progress.elapsedNanoseconds = monotonicNanoseconds() - start
             endInterval(at: start + progress.elapsedNanoseconds)
             progress.tickPriority = timely.priority
-            account(&progress, processes.values)
-            return (order.map { processes[$0]! }, progress, unread.keys.sorted().map { unread[$0]! })
+            account(&progress, processes.values, switchRings)
+            return (order.map { processes[$0]! }, progress, unread.keys.sorted().map { unread[$0]! }, foundByForks)
         }
         var records: [Record] = []
         var failures: [ThreadFailure] = []
@@ -244,14 +285,16 @@ extension Profiler {
         return ProcessesSamplingResult(sampling: result, processes: sampled.map(\.identity).sorted(), ended: ended.sorted(),
                                        unread: unread,
                                        memoryMapLines: Dictionary(sampled.map { ($0.identity.pid, $0.sampler.targetImage.memoryMap.regions.map(\.line)) },
-                                                                  uniquingKeysWith: { a, _ in a }))
+                                                                  uniquingKeysWith: { a, _ in a }),
+                                       foundByForkRecords: foundByForks)
     }
 
     /// Every process's counts, summed into `progress`.
-    private static func account(_ progress: inout SamplingProgress, _ processes: Dictionary<Int32, SampledProcess>.Values) {
+    private static func account(_ progress: inout SamplingProgress, _ processes: Dictionary<Int32, SampledProcess>.Values,
+                                _ switchRings: SwitchRings) {
         var paths = CaptureCounts()
         var unreadable = 0
-        var lostRecords: UInt64 = 0
+        var lostRecords = switchRings.lost
         var remembered = 0
         for process in processes {
             var own = SamplingProgress()

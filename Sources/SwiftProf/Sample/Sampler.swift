@@ -57,7 +57,7 @@ final class Sampler {
         self.pid = pid
         self.options = options
         capturer = try ThreadCapturer(pid: pid, options: options.capture)
-        image = TargetImage(pid: pid, memoryMap: capturer.memoryMap)
+        image = TargetImage(pid: pid, memoryMap: capturer.memoryMap, shared: options.sharedModules)
         unwinder = LibunwindUnwinder(image: image)
         mapGeneration = capturer.memoryMap.regions
         if image.hasSwiftConcurrency {
@@ -75,12 +75,13 @@ final class Sampler {
     /// of a tick's cost for busy threads). A Swift program's jobs' async callers are in
     /// the heap, read exactly only while the thread is stopped (a kernel sample is read
     /// a tick later, when a task may have gone on to another caller).
-    func configure(_ options: SamplingOptions, period: UInt64) {
+    /// `switchRings`: the rings shared by every process of a run; nil: its own.
+    func configure(_ options: SamplingOptions, period: UInt64, switchRings: SwitchRings? = nil) {
         if options.kernelSampling {
             if !image.hasSwiftConcurrency {
                 kernelSamples = KernelSamples(periodNanoseconds: period, stackBytes: options.snapshot.capture.stackBytes)
             }
-            switches = ThreadSwitches(pid: pid)
+            switches = ThreadSwitches(pid: pid, rings: switchRings)
         }
         onlyRunning = options.mode == .cpu
     }
@@ -465,7 +466,7 @@ final class Sampler {
             // The target mapped or unmapped something: start over with fresh images.
             mapGeneration = capturer.memoryMap.regions
             rememberedWalks += unwinder?.memoHits ?? 0
-            image = TargetImage(pid: pid, memoryMap: capturer.memoryMap)
+            image = TargetImage(pid: pid, memoryMap: capturer.memoryMap, shared: options.sharedModules)
             unwinder = LibunwindUnwinder(image: image)
         }
         return unwinder?.unwind(thread, options: options.unwind)
