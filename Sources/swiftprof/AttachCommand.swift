@@ -45,6 +45,7 @@ struct SamplingOptionGroup: ParsableArguments {
         options.durationNanoseconds = duration?.nanoseconds
         options.kernelSampling = !noPerf
         options.mode = mode
+        options.recordsTimeline = output.format == .trace
         return options
     }
 

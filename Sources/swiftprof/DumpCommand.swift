@@ -52,6 +52,7 @@ struct DumpCommand: ParsableCommand {
     var failOnDeadlock = false
 
     func validate() throws {
+        if output.format == .trace { throw ValidationError("--format trace is a timeline of a sampled run: use attach or run") }
         switch (targets.isGiven, input, core) {
         case (false, nil, nil): throw ValidationError("give a PID to profile, --core FILE to read, or --input FILE to convert")
         case (true, nil, nil), (false, .some, nil), (false, nil, .some): break

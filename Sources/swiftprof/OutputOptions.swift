@@ -13,6 +13,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case json
     case layers
     case mermaid
+    case trace
 }
 
 enum ColorChoice: String, ExpressibleByArgument, CaseIterable {
@@ -142,6 +143,12 @@ struct OutputOptions: ParsableArguments {
                 .write(InteractionMatrix.rows(document.records, classifier: try classifier())))
         case .mermaid:
             return text(MermaidChartWriter(unit: document.unit).write(InteractionMatrix.rows(document.records, classifier: try classifier())))
+        case .trace:
+            guard document.timeline != nil else {
+                warn("--format trace is a timeline of a sampled run: attach or run, not a snapshot or a file")
+                throw ExitCode.validationFailure
+            }
+            return text(TraceEventsWriter().write(document))
         }
     }
 

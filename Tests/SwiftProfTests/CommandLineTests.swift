@@ -101,6 +101,6 @@ struct CommandLineTests {
         #expect(!man.contains("\n\n"), "a blank line is an mdoc warning: run make man")
         // Values and defaults, which --help shows, the generator leaves out: added by make man.
         #expect(man.contains("\nSamples a second. Default: 100.\n"), "man/swiftprof.1 lacks --rate's default: run make man")
-        #expect(man.contains("One of: pprof-text, pprof, folded, speedscope, flamegraph, traceback, json, layers, mermaid. Default: pprof-text."))
+        #expect(man.contains("One of: pprof-text, pprof, folded, speedscope, flamegraph, traceback, json, layers, mermaid, trace. Default: pprof-text."))
     }
 }

@@ -11,6 +11,8 @@ public struct ProfileDocument: Sendable, Equatable {
     public var threads: [ThreadStack]
     public var memoryMapLines: [String]?
     public var failures: [ThreadFailure]
+    /// Where each thread was tick by tick, of a sampled run (`--format trace`); nil otherwise.
+    public var timeline: Timeline?
     /// Lines about the capture itself (how threads were captured, samples, rate),
     /// written as "# " comments after the pprof-text header.
     public var comments: [String] = []

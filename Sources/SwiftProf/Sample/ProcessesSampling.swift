@@ -26,6 +26,8 @@ private final class SampledProcess {
     var aggregate = SampleAggregate()
     /// The samples of the interval under way (`attach --push --push-interval`).
     var interval: SampleAggregate?
+    /// Where its threads were tick by tick (`--format trace`).
+    var recorder: TimelineRecorder?
     var ended = false
     /// The symbolizer of `top`'s refreshes, while the process's maps stay the same.
     var live: (image: TargetImage, symbolizer: StackSymbolizer)?
@@ -112,8 +114,8 @@ extension Profiler {
         if options.snapshot.sharedModules == nil { options.snapshot.sharedModules = SharedModules() }
         let startUnix = realtimeNanoseconds()
         let period = UInt64(1e9 / max(options.rate, 0.001))
-        let (sampled, progress, unread, foundByForks): ([SampledProcess], SamplingProgress, [String], Int) = try TracerThread.run {
-            () throws(TargetError) -> ([SampledProcess], SamplingProgress, [String], Int) in
+        let (sampled, progress, unread, foundByForks, runStart): ([SampledProcess], SamplingProgress, [String], Int, UInt64) = try TracerThread.run {
+            () throws(TargetError) -> ([SampledProcess], SamplingProgress, [String], Int, UInt64) in
             var processes: [Int32: SampledProcess] = [:]
             var order: [Int32] = []
             var unread: [Int32: String] = [:]
@@ -129,6 +131,7 @@ extension Profiler {
                         let process = SampledProcess(identity: identity, sampler: sampler)
                         if intervalLength != nil { process.interval = SampleAggregate(listsReusedThreads: true) }
                         if running { process.bornDuringRun = monotonicNanoseconds() }
+                        if options.recordsTimeline { process.recorder = TimelineRecorder(period: period) }
                         processes[pid] = process
                         order.append(pid)
                     } catch {
@@ -211,6 +214,7 @@ extension Profiler {
                     process.sampler.releasePending()
                     process.aggregate.add(tick)
                     process.interval?.add(tick)
+                    process.recorder?.add(tick, at: due)
                     threads += tick.threads
                 }
                 if selector.followsForks {
@@ -257,19 +261,26 @@ extension Profiler {
             endInterval(at: start + progress.elapsedNanoseconds)
             progress.tickPriority = timely.priority
             account(&progress, processes.values, switchRings)
-            return (order.map { processes[$0]! }, progress, unread.keys.sorted().map { unread[$0]! }, foundByForks)
+            return (order.map { processes[$0]! }, progress, unread.keys.sorted().map { unread[$0]! }, foundByForks, start)
         }
         var records: [Record] = []
         var failures: [ThreadFailure] = []
+        var timeline = options.recordsTimeline ? Timeline(stacks: [], tracks: [], startUnixNanoseconds: startUnix) : nil
         for process in sampled {
             // A symbolizer of every sample's pcs, not top's of the first refresh's.
             let placed = process.aggregate.placed
-            records += process.records(placed, StackSymbolizer(pid: process.identity.pid, image: process.sampler.targetImage,
-                                                               samples: placed.representatives, options: options.snapshot))
+            let symbolizer = StackSymbolizer(pid: process.identity.pid, image: process.sampler.targetImage,
+                                             samples: placed.representatives, options: options.snapshot)
+            records += process.records(placed, symbolizer)
             failures += process.sampler.failures.values.sorted { $0.tid < $1.tid }
+            if let own = process.recorder?.timeline(symbolizer, start: runStart, process: process.identity,
+                                                    startUnixNanoseconds: startUnix) {
+                timeline?.append(own)
+            }
         }
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         var document = ProfileDocument(records: Grouper.sorted(records, addresses: .absolute), failures: failures)
+        document.timeline = timeline
         let ended = sampled.filter(\.ended).map(\.identity)
         let samplesLine: String = "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over "
             + "\(decimal(seconds, places: 1)) s, mode \(options.mode.rawValue), \(progress.lossSummary)"

@@ -32,6 +32,8 @@ public struct SamplingOptions: Sendable {
     /// Every this often the samples of the interval just ended are handed over, as
     /// a profile of their own (`attach --push`); nil: never.
     public var intervalNanoseconds: UInt64?
+    /// Keep where each thread was at each tick, for a timeline (`--format trace`).
+    public var recordsTimeline = false
 
     public init() {}
 }
@@ -105,8 +107,8 @@ extension Profiler {
                               onInterval: (@Sendable (IntervalProfile) -> Void)? = nil)
         throws(TargetError) -> SamplingResult {
         let startUnix = realtimeNanoseconds()
-        let (aggregate, progress, exited, image, failures, wasStopped) = try TracerThread.run {
-            () throws(TargetError) -> (SampleAggregate, SamplingProgress, Bool, TargetImage, [ThreadFailure], Bool) in
+        let (aggregate, progress, exited, image, failures, wasStopped, recorder, runStart) = try TracerThread.run {
+            () throws(TargetError) -> (SampleAggregate, SamplingProgress, Bool, TargetImage, [ThreadFailure], Bool, TimelineRecorder?, UInt64) in
             let sampler = try Sampler(pid: pid, options: options.snapshot)
             var aggregate = SampleAggregate()
             var progress = SamplingProgress()
@@ -152,6 +154,7 @@ extension Profiler {
                 interval = current.nextInterval()
                 intervalStart = (now, intervalStart.unix + Int64(now - intervalStart.monotonic), progress.samples)
             }
+            var recorder = options.recordsTimeline ? TimelineRecorder(period: period) : nil
             var exited = false
             let exitWatch = ProcessExitWatch(pid: pid)
             while !shouldStop() {
@@ -171,6 +174,7 @@ extension Profiler {
                 sampler.releasePending()
                 aggregate.add(tick)
                 interval?.add(tick)
+                recorder?.add(tick, at: due)
                 progress.samples += 1
                 progress.threads = tick.threads
                 let after = monotonicNanoseconds()
@@ -211,7 +215,7 @@ extension Profiler {
             progress.tickPriority = timely.priority
             sampler.account(&progress)
             return (aggregate, progress, exited, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid },
-                    sampler.sawGroupStop)
+                    sampler.sawGroupStop, recorder, start)
         }
         let placed = aggregate.placed
         let symbolizer = StackSymbolizer(pid: pid, image: image, samples: placed.representatives, options: options.snapshot)
@@ -219,6 +223,7 @@ extension Profiler {
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         var document = ProfileDocument(pid: pid, records: Grouper.sorted(records, addresses: .absolute),
                                        memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
+        document.timeline = recorder?.timeline(symbolizer, start: runStart, startUnixNanoseconds: startUnix)
         document.comments = [
             "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over \(decimal(seconds, places: 1)) s, "
                 + "mode \(options.mode.rawValue), \(progress.lossSummary)"
