@@ -96,4 +96,48 @@ import Testing
                 "sampled \(inBurst)/\(total) = \(share), the fixture's clock says \(truth) (tolerance \(tolerance))",
                 sourceLocation: sourceLocation)
     }
+
+    /// A CPU profile of a Go program labels each sample with its goroutine's profiler
+    /// labels, as Go's own does: Fixtures/go/labels spins in one function under {job:
+    /// import} all the time and under {job: export} a third of the time, and counts
+    /// its calls (the same work each): the share of samples labelled export must be
+    /// its share of the calls made during the run (about 0.23). About 400 samples:
+    /// one standard deviation is 0.021; the tolerance is 4 of them. go tool pprof
+    /// -tagfocus picks a job's samples.
+    @Test func aGoProgramsSamplesCarryTheirGoroutinesLabels() throws {
+        let fixture = try Fixture.go("labels")
+        defer { fixture.stop() }
+        func calls() throws -> (imports: Double, exports: Double) {
+            let words = try #require(fixture.ask("report")).split(separator: " ")
+            return (try #require(Double(words[1])), try #require(Double(words[3])))
+        }
+        let directory = try FormatsTests.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("labels.pb.gz").path
+        let before = try calls()
+        let result = try swiftprof("attach", "\(fixture.pid)", "--mode", "cpu", "--duration", "3s", "--format", "pprof", "-o", profile)
+        let after = try calls()
+        #expect(result.status == 0, "\(result.stderr)")
+        let truth = (after.exports - before.exports) / (after.exports - before.exports + after.imports - before.imports)
+        let tags = try run("go", ["tool", "pprof", "-tags", profile], environment: FormatsTests.goEnvironment)
+        // " job: Total 394.0", then "292.0 (74.11%): import" lines.
+        let lines = tags.stdout.split(separator: "\n").drop { !$0.contains(" job: Total") }
+        let total = try #require(lines.first.flatMap { Double($0.split(separator: " ").last ?? "") }, "\(tags.stdout)")
+        var counts: [String: Double] = [:]
+        for line in lines.dropFirst().prefix(while: { $0.contains("%") }) {
+            let words = line.split(separator: " ")
+            counts[String(words.last!)] = Double(words[0])
+        }
+        let labelled = (counts["import"] ?? 0) + (counts["export"] ?? 0)
+        #expect(labelled == total && counts.count == 2, "\(tags.stdout)")
+        let share = (counts["export"] ?? 0) / labelled
+        #expect(abs(share - truth) <= 4 * (truth * (1 - truth) / labelled).squareRoot(), "sampled \(share), the program's \(truth)\n\(tags.stdout)")
+        // Nearly every sample is in Go code, labelled (a sample in the runtime's own stack is not).
+        let all = try #require(tags.stdout.split(separator: "\n").first { $0.contains(" state: Total") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") })
+        #expect(labelled >= 0.95 * all, "\(tags.stdout)")
+        let focus = try run("go", ["tool", "pprof", "-top", "-tagfocus", "job=import", profile], environment: FormatsTests.goEnvironment)
+        #expect(focus.stdout.contains("main.spin"), "\(focus.stdout)\(focus.stderr)")
+        fixture.expectRunning()
+    }
 }

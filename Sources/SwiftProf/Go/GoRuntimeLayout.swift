@@ -33,6 +33,11 @@ struct GoRuntimeLayout: Equatable {
     var tracebackLabels: UInt64?
     /// runtime.m.procid: the thread id of the M running a goroutine.
     var mProcID = 0
+    /// runtime.m.curg and .alllink, and the link-time address of runtime.allm: which
+    /// goroutine each thread runs now (for the labels of a sample), where the DWARF has them.
+    var mCurG: Int?
+    var mAllLink: Int?
+    var allm: UInt64?
     /// Link-time address of `runtime.allgs`, a []*g.
     var allgs: UInt64 = 0
     /// Link-time address of `runtime.waitReasonStrings`, a [N]string, when the DWARF has it.
@@ -57,7 +62,7 @@ struct GoRuntimeLayout: Equatable {
         defer { sp_type_dwarf_close(&handle) }
         var wanted: [String: Dwarf_Die] = [:]
         let names: Set<String> = ["runtime.g", "runtime.m", "runtime.allgs", "runtime.waitReasonStrings", "runtime/pprof.labelMap",
-                                  "runtime.debug"]
+                                  "runtime.debug", "runtime.allm"]
         var offset: Dwarf_Off = 0, next: Dwarf_Off = 0, headerSize = 0
         scan: while dwarf_nextcu(dwarf, offset, &next, &headerSize, nil, nil, nil) == 0 {
             defer { offset = next }
@@ -111,6 +116,9 @@ struct GoRuntimeLayout: Equatable {
         layout.lockedM = field("lockedm", in: gFields)
         guard let procid = mFields["procid"]?.offset else { return .failure(.missing("field runtime.m.procid")) }
         layout.mProcID = procid
+        layout.mCurG = mFields["curg"]?.offset
+        layout.mAllLink = mFields["alllink"]?.offset
+        if var allm = wanted["runtime.allm"] { layout.allm = staticAddress(&allm) }
         return .success(layout)
     }
 

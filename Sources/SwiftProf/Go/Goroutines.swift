@@ -285,10 +285,52 @@ struct GoroutineReader {
         return value == [1, 0, 0, 0]
     }
 
+    /// The goroutine each thread runs now (runtime.m.curg, by m.procid), from the runtime's
+    /// list of Ms; empty when the DWARF does not say where they are. A thread running no
+    /// goroutine (an idle M, one in the scheduler) is not in it.
+    func currentGoroutines() -> [Int32: UInt64] {
+        guard let allm = layout.allm, let curg = layout.mCurG, let link = layout.mAllLink,
+              let first = bytes(allm &+ module.bias, 8) else { return [:] }
+        let span = max(layout.mProcID, curg, link) + 8
+        var running: [Int32: UInt64] = [:]
+        var m = word(first, 0)
+        var hops = 0
+        while m != 0, hops < GoroutineReader.maximumThreads, let fields = bytes(m, span) {
+            let g = word(fields, curg)
+            if g != 0 { running[Int32(truncatingIfNeeded: word(fields, layout.mProcID))] = g }
+            m = word(fields, link)
+            hops += 1
+        }
+        return running
+    }
+
+    private static let maximumThreads = 100_000
+
+    /// The profiler labels of the goroutine at `g` (one read of its labels word; a label
+    /// set is decoded once a pointer, `known`).
+    func labels(ofGoroutineAt g: UInt64, known: inout [UInt64: [String: String]]) -> [String: String] {
+        guard let at = layout.labels, let bytes = bytes(g &+ UInt64(at), 8) else { return [:] }
+        return labelSet(at: word(bytes, 0), known: &known)
+    }
+
     /// The labels a g points to (none when it points nowhere or they cannot be read).
     private func labels(_ g: ByteView, known: inout [UInt64: [String: String]]) -> [String: String] {
         guard let at = layout.labels else { return [:] }
-        let pointer = g.word(at)
+        return labelSet(at: g.word(at), known: &known)
+    }
+
+    /// The labels of the goroutine at `g` if `sp` lies in its stack (runtime.stack is
+    /// {lo, hi}): how a register that should hold the running g is checked; nil when not.
+    func labels(ofGoroutineAt g: UInt64, runningOn sp: UInt64, known: inout [UInt64: [String: String]]) -> [String: String]? {
+        guard let at = layout.labels, layout.stackHi >= 8, g != 0,
+              let stack = bytes(g &+ UInt64(layout.stackHi - 8), 16), let word = bytes(g &+ UInt64(at), 8) else { return nil }
+        let (lo, hi) = (self.word(stack, 0), self.word(stack, 8))
+        guard lo < hi, lo <= sp, sp < hi else { return nil }
+        return labelSet(at: self.word(word, 0), known: &known)
+    }
+
+    /// The labels behind a g's labels pointer, decoded once a pointer.
+    private func labelSet(at pointer: UInt64, known: inout [UInt64: [String: String]]) -> [String: String] {
         guard pointer != 0 else { return [:] }
         if let labels = known[pointer] { return labels }
         let labels = (layout.labelsAreList ? labelList(at: pointer) : labelMap(at: pointer)) ?? [:]

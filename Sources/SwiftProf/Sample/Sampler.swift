@@ -25,6 +25,8 @@ final class Sampler {
     /// For a sampling run: running threads are read from the kernel's perf samples
     /// instead of stopped (nil: always stopped).
     var kernelSamples: KernelSamples?
+    /// For a Go program: each sample's goroutine's labels.
+    private var goLabels: GoSampleLabels?
     /// For a sampling run: every thread's context switches, where perf allows.
     var switches: ThreadSwitches?
     /// CPU-time sampling: only threads that are runnable or on a CPU (state R) at
@@ -83,6 +85,7 @@ final class Sampler {
             }
             switches = ThreadSwitches(pid: pid, rings: switchRings)
         }
+        goLabels = GoSampleLabels(image: image)
         onlyRunning = options.mode == .cpu
     }
 
@@ -179,6 +182,7 @@ final class Sampler {
             kernelSamples?.keep(only: alive)
             switches?.keep(only: alive)
         }
+        goLabels?.label(&tick)
         return tick
     }
 
@@ -439,7 +443,9 @@ final class Sampler {
     private func kernelSample(tid: Int32, registers: RegisterSet, stack: StackCopy) -> ThreadSample {
         let thread = CapturedThread(tid: tid, name: lastNames[tid] ?? "", registers: registers, stack: stack,
                                     procInfo: .running(), stoppedForCapture: false)
-        return threadSample(thread, unwind(thread), .kernelSample, now: 0)
+        var sample = threadSample(thread, unwind(thread), .kernelSample, now: 0)
+        if let goLabels { sample.goLabels = goLabels.labels(registers) }
+        return sample
     }
 
     /// Kept for idle elision with what /proc said just before the capture (a later

@@ -412,7 +412,7 @@ struct PlacedSamples {
             let (locations, state) = symbolizer.stack(entry.sample)
             var record = Record(count: entry.count, locations: locations, truncation: symbolizer.truncation(entry.sample),
                                 threadIDs: entry.tids.sorted(), state: state, threadNames: entry.names.sorted())
-            record.labels = symbolizer.taskLabels(entry.sample)
+            record.labels = symbolizer.taskLabels(entry.sample).merging(entry.sample.goLabels) { task, _ in task }
             return record
         }
     }

@@ -15,6 +15,8 @@ struct ThreadSample {
     var path: CapturePath
     /// Where a Swift job's async callers are, read with the sample (AsyncCallers).
     var asyncChains: AsyncChains
+    /// The profiler labels of the goroutine the thread ran, read with the sample.
+    var goLabels: [String: String] = [:]
 
     /// Unwinds a capture and reads its state; with `image`, the async callers of a
     /// Swift job too (read now: its contexts change once it runs on).
@@ -43,9 +45,12 @@ struct ThreadSample {
         let kernel: [KernelFrame]
         let truncation: String?
         let state: String?
+        let goLabels: [String: String]
     }
 
-    var key: Key { Key(pcs: pcs, asyncChains: asyncChains, kernel: kernel, truncation: truncation, state: state?.groupKey) }
+    var key: Key {
+        Key(pcs: pcs, asyncChains: asyncChains, kernel: kernel, truncation: truncation, state: state?.groupKey, goLabels: goLabels)
+    }
 }
 
 /// Turns unwound samples into symbolized locations: each pc is looked up once
