@@ -4,6 +4,7 @@ import Glibc
 import SwiftProf
 
 extension SamplingMode: ExpressibleByArgument {}
+extension SampledProfile: ExpressibleByArgument {}
 
 struct SamplingOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Samples a second.", valueName: "HZ"))
@@ -32,8 +33,12 @@ struct SamplingOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("wall: every thread at every tick, blocked or not (where the time goes); cpu: only threads on a CPU at the tick (where the CPU goes, as perf counts).", valueName: "wall|cpu"))
     var mode: SamplingMode = .wall
 
+    @Option(name: .long, help: ArgumentHelp("samples: every sample the mode takes; block: only the time threads wait for another thread (a lock, condition variable, semaphore, join, futex, file lock), as Go's block profile (contentions and delay; wall clock).", valueName: "samples|block"))
+    var profile: SampledProfile = .samples
+
     func validate() throws {
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
+        if profile == .block && mode == .cpu { throw ValidationError("--profile block counts waits, off a CPU: not with --mode cpu") }
     }
 
     func options(_ capture: CaptureOptionGroup, symbols: SymbolOptionGroup, output: OutputOptions) -> SamplingOptions {
@@ -46,6 +51,7 @@ struct SamplingOptionGroup: ParsableArguments {
         options.kernelSampling = !noPerf
         options.mode = mode
         options.recordsTimeline = output.format == .trace
+        options.profile = profile
         return options
     }
 

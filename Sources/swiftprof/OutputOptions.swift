@@ -119,6 +119,10 @@ struct OutputOptions: ParsableArguments {
                                         memoryMapLines: memoryMap ? document.memoryMapLines : nil,
                                         showsBlockedTime: blockedTime, comments: document.comments).write(document.records))
         case .pprof:
+            // A block profile as Go writes its own: contentions and delay.
+            if document.profileName == "contention", let time = document.sampledTime {
+                return PprofProto.writeContention(document, sampledTime: time)
+            }
             // The sample type names what is counted, as Go names its profiles: thread, goroutine, task.
             return PprofProto.write(document, sampleType: document.profileName)
         case .folded:

@@ -19,7 +19,8 @@ struct ServeCommand: ParsableCommand {
             gzipped pprof, text as dump prints it, traceback; view=threads|goroutines|tasks, by default \
             goroutines for a Go program and threads otherwise), profile?seconds=N (a CPU profile: only \
             threads on a CPU are sampled; 30 s by default, at most 600) and wallclock?seconds=N (every \
-            thread, blocked or not). One capture at a time: snapshots wait their turn (up to 30 s), a second \
+            thread, blocked or not), block?seconds=N (Go's block profile: the time threads wait for \
+            another thread, contentions and delay, sampled on the wall clock). One capture at a time: snapshots wait their turn (up to 30 s), a second \
             profile while one is taken gets 503 and Retry-After, as Go refuses a second CPU profile. \
             Nothing of the process is held between requests. The process's end ends serve (status 1); \
             Ctrl-C or SIGTERM end it after letting a capture under way go (status 0). Several processes \
@@ -121,7 +122,7 @@ extension PprofRoute {
         switch self {
         case .index: "index"
         case .snapshot(let encoding, let view): "goroutine?debug=\(encoding.rawValue)" + (view.map { "&view=\($0.rawValue)" } ?? "")
-        case .profile(let seconds, let clock): "\(clock == .cpu ? "profile" : "wallclock")?seconds=\(seconds)"
+        case .profile(let seconds, let clock): "\(clock.routeName)?seconds=\(seconds)"
         }
     }
 }
@@ -252,6 +253,7 @@ final class ServeAnswers: Sendable {
         options.rate = rate
         options.durationNanoseconds = UInt64(seconds) * 1_000_000_000
         options.mode = clock == .cpu ? .cpu : .wall
+        options.profile = clock == .block ? .block : .samples
         let stop: @Sendable () -> Bool = { [self] in stopping.load(ordering: .relaxed) || StopSignals.requested }
         let result: SamplingResult
         switch served {
@@ -266,7 +268,8 @@ final class ServeAnswers: Sendable {
         }
         let time = PprofProto.SampledTime(mode: options.mode, rate: rate, durationNanoseconds: Int64(result.progress.elapsedNanoseconds),
                                           startUnixNanoseconds: result.startUnixNanoseconds)
-        return .download(PprofProto.write(result.document, sampledTime: time), filename: clock == .cpu ? "profile" : "wallclock")
+        if clock == .block { return .download(PprofProto.writeContention(result.document, sampledTime: time), filename: "block") }
+        return .download(PprofProto.write(result.document, sampledTime: time), filename: clock.routeName)
     }
 
 }

@@ -21,8 +21,14 @@ public enum PprofProto {
         gzip(encode(document, sampleType: "samples", sampledTime: sampledTime))
     }
 
+    /// A block profile (`attach --profile block`), as Go writes its own: each sample's
+    /// contentions and delay (its ticks times the period), in nanoseconds.
+    public static func writeContention(_ document: ProfileDocument, sampledTime: SampledTime) -> [UInt8] {
+        gzip(encode(document, sampleType: "contentions", sampledTime: sampledTime, contention: true))
+    }
+
     static func encode(_ document: ProfileDocument, sampleType: String, values: [Int64]? = nil,
-                       sampledTime: SampledTime? = nil) -> [UInt8] {
+                       sampledTime: SampledTime? = nil, contention: Bool = false) -> [UInt8] {
         var strings = StringTable()
         let mappings = Mappings(document.memoryMapLines ?? [])
         var locationIDs: [Location: UInt64] = [:]
@@ -32,7 +38,8 @@ public enum PprofProto {
         var profile = ProtobufWriter()
         let typeIndex = strings.index(sampleType), unitIndex = strings.index("count")
         profile.message(1) { $0.int(1, typeIndex); $0.int(2, unitIndex) }
-        let timeIndex = sampledTime.map { strings.index($0.clock.rawValue) } ?? 0, nanosecondsIndex = strings.index("nanoseconds")
+        let timeIndex = sampledTime.map { strings.index(contention ? "delay" : $0.clock.rawValue) } ?? 0
+        let nanosecondsIndex = strings.index("nanoseconds")
         if sampledTime != nil { profile.message(1) { $0.int(1, timeIndex); $0.int(2, nanosecondsIndex) } }
         for (index, record) in document.records.enumerated() {
             let ids = record.locations.map { location -> UInt64 in
@@ -43,9 +50,10 @@ public enum PprofProto {
             }
             let labels = self.labels(record)
             let value = values?[index] ?? Int64(record.count)
+            let first = contention ? Int64(record.contentions ?? record.count) : value
             profile.message(2) { sample in
                 sample.packed(1, ids)
-                sample.packed(2, [UInt64(bitPattern: value)]
+                sample.packed(2, [UInt64(bitPattern: first)]
                               + (sampledTime.map { [UInt64(bitPattern: value &* $0.periodNanoseconds)] } ?? []))
                 for (key, text) in labels {
                     let keyIndex = strings.index(key), textIndex = strings.index(text)
@@ -87,7 +95,13 @@ public enum PprofProto {
             profile.message(5) { f in f.uint(1, id); f.int(2, name); f.int(3, name); f.int(4, file) }
         }
         for text in strings.all { profile.string(6, text) }
-        if let sampledTime {
+        if let sampledTime, contention {
+            // Go's block profile: the period is one contention.
+            profile.int(9, sampledTime.startUnixNanoseconds)
+            profile.int(10, sampledTime.durationNanoseconds)
+            profile.message(11) { $0.int(1, typeIndex); $0.int(2, unitIndex) }
+            profile.int(12, 1)
+        } else if let sampledTime {
             profile.int(9, sampledTime.startUnixNanoseconds)
             profile.int(10, sampledTime.durationNanoseconds)
             profile.message(11) { $0.int(1, timeIndex); $0.int(2, nanosecondsIndex) }

@@ -13,6 +13,8 @@ public struct ProfileDocument: Sendable, Equatable {
     public var failures: [ThreadFailure]
     /// Where each thread was tick by tick, of a sampled run (`--format trace`); nil otherwise.
     public var timeline: Timeline?
+    /// Of a block profile: the time a tick stands for, and the run's.
+    public var sampledTime: PprofProto.SampledTime?
     /// Lines about the capture itself (how threads were captured, samples, rate),
     /// written as "# " comments after the pprof-text header.
     public var comments: [String] = []

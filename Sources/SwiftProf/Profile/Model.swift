@@ -163,6 +163,10 @@ public struct Record: Hashable, Sendable {
     /// The processes of its threads, by pid, where a capture spans several: one, or
     /// more when identical stacks of different processes are merged.
     public var processes: [ProcessIdentity] = []
+    /// Of a block profile: the waits its count of ticks is made of (each a wait seen
+    /// at a tick: a thread captured blocked, not one still in the wait it was in at
+    /// the tick before); nil in every other profile.
+    public var contentions: Int?
 
     /// The largest count a reader accepts: sums of counts must not overflow.
     public static let maximumCount = 1 << 40

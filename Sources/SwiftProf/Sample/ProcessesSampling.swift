@@ -50,7 +50,16 @@ private final class SampledProcess {
 
     /// Its placed samples as records, each marked with it.
     func records(_ placed: PlacedSamples, _ symbolizer: StackSymbolizer) -> [Record] {
-        placed.records(symbolizer).filter { $0.count > 0 }.map { record in
+        marked(placed.records(symbolizer))
+    }
+
+    /// Its waits for other threads (a block profile), each marked with it.
+    func blockRecords(_ placed: PlacedSamples, _ symbolizer: StackSymbolizer) -> [Record] {
+        marked(placed.blockRecords(symbolizer))
+    }
+
+    private func marked(_ records: [Record]) -> [Record] {
+        records.filter { $0.count > 0 }.map { record in
             var record = record
             record.processes = [identity]
             return record
@@ -271,7 +280,7 @@ extension Profiler {
             let placed = process.aggregate.placed
             let symbolizer = StackSymbolizer(pid: process.identity.pid, image: process.sampler.targetImage,
                                              samples: placed.representatives, options: options.snapshot)
-            records += process.records(placed, symbolizer)
+            records += options.profile == .block ? process.blockRecords(placed, symbolizer) : process.records(placed, symbolizer)
             failures += process.sampler.failures.values.sorted { $0.tid < $1.tid }
             if let own = process.recorder?.timeline(symbolizer, start: runStart, process: process.identity,
                                                     startUnixNanoseconds: startUnix) {
@@ -281,6 +290,7 @@ extension Profiler {
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         var document = ProfileDocument(records: Grouper.sorted(records, addresses: .absolute), failures: failures)
         document.timeline = timeline
+        options.markBlockProfile(&document, elapsedNanoseconds: progress.elapsedNanoseconds, startUnixNanoseconds: startUnix)
         let ended = sampled.filter(\.ended).map(\.identity)
         let samplesLine: String = "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over "
             + "\(decimal(seconds, places: 1)) s, mode \(options.mode.rawValue), \(progress.lossSummary)"

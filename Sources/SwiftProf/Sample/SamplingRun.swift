@@ -10,6 +10,15 @@ import CSwiftProf
 import Glibc
 
 /// What a sampling run counts.
+public enum SampledProfile: String, Sendable, CaseIterable {
+    /// Every sample the mode takes.
+    case samples
+    /// The time threads spent waiting for another thread (a lock, a condition
+    /// variable, a semaphore, a join, a futex word, a file lock), under the waiter's
+    /// stack: Go's block profile, contentions and delay.
+    case block
+}
+
 public enum SamplingMode: String, Sendable, CaseIterable {
     /// Every thread at every tick, blocked or not: where the time goes.
     case wall
@@ -34,8 +43,20 @@ public struct SamplingOptions: Sendable {
     public var intervalNanoseconds: UInt64?
     /// Keep where each thread was at each tick, for a timeline (`--format trace`).
     public var recordsTimeline = false
+    /// What the run's profile counts: every sample, or only the waits for other
+    /// threads (Go's block profile: `--profile block`, wall-clock ticks).
+    public var profile = SampledProfile.samples
 
     public init() {}
+
+    /// A block profile's document says so (its name, "contention", as Go's text
+    /// names it) and carries the tick period its delays are counted in.
+    func markBlockProfile(_ document: inout ProfileDocument, elapsedNanoseconds: UInt64, startUnixNanoseconds: Int64) {
+        guard profile == .block else { return }
+        document.profileName = "contention"
+        document.sampledTime = PprofProto.SampledTime(mode: .wall, rate: rate, durationNanoseconds: Int64(elapsedNanoseconds),
+                                                      startUnixNanoseconds: startUnixNanoseconds)
+    }
 }
 
 /// The samples of one interval of a run, symbolized: a profile of that stretch alone.
@@ -219,11 +240,12 @@ extension Profiler {
         }
         let placed = aggregate.placed
         let symbolizer = StackSymbolizer(pid: pid, image: image, samples: placed.representatives, options: options.snapshot)
-        let records = placed.records(symbolizer)
+        let records = options.profile == .block ? placed.blockRecords(symbolizer) : placed.records(symbolizer)
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         var document = ProfileDocument(pid: pid, records: Grouper.sorted(records, addresses: .absolute),
                                        memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
         document.timeline = recorder?.timeline(symbolizer, start: runStart, startUnixNanoseconds: startUnix)
+        options.markBlockProfile(&document, elapsedNanoseconds: progress.elapsedNanoseconds, startUnixNanoseconds: startUnix)
         document.comments = [
             "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over \(decimal(seconds, places: 1)) s, "
                 + "mode \(options.mode.rawValue), \(progress.lossSummary)"
@@ -292,6 +314,8 @@ struct SampleAggregate {
         var count: Int
         var tids: Set<Int32>
         var names: Set<String>
+        /// Times a thread was captured here afresh (it had run since its sample before).
+        var captures = 0
     }
 
     private var entries: [Entry] = []
@@ -329,7 +353,9 @@ struct SampleAggregate {
 
     mutating func add(_ samples: [ThreadSample]) {
         for sample in samples {
-            lastSlot[sample.tid] = add(sample, count: 1)
+            let slot = add(sample, count: 1)
+            entries[slot].captures += 1
+            lastSlot[sample.tid] = slot
             if listsReusedThreads { lastName[sample.tid] = sample.name }
         }
     }
@@ -413,6 +439,20 @@ struct PlacedSamples {
             var record = Record(count: entry.count, locations: locations, truncation: symbolizer.truncation(entry.sample),
                                 threadIDs: entry.tids.sorted(), state: state, threadNames: entry.names.sorted())
             record.labels = symbolizer.taskLabels(entry.sample).merging(entry.sample.goLabels) { task, _ in task }
+            return record
+        }
+    }
+
+    /// A block profile's records: the samples of threads waiting for another thread
+    /// (a lock, a condition variable, a semaphore, a join, a futex word, a file
+    /// lock), each labelled with its wait; the count is of ticks (the delay is that
+    /// many periods), `contentions` of the waits seen.
+    func blockRecords(_ symbolizer: StackSymbolizer) -> [Record] {
+        zip(entries, records(symbolizer)).compactMap { entry, record in
+            guard record.count > 0, let wait = ThreadWaits.waitName(record.locations, state: record.state) else { return nil }
+            var record = record
+            record.state?.wait = wait
+            record.contentions = max(1, entry.captures)
             return record
         }
     }

@@ -155,6 +155,39 @@ public enum ThreadWaits {
         }.filter { $0.kind != .join || $0.owner != nil }
     }
 
+    /// What a thread blocked as `state` says, with `locations`, waits on, for a block
+    /// profile's `wait` label: a glibc or Rust primitive, a futex word of the program's
+    /// own, a file lock (flock, fcntl F_SETLKW/F_OFD_SETLKW); nil for anything else
+    /// (reading, polling, sleeping: not a wait for another thread).
+    public static func waitName(_ locations: [Location], state: ThreadState?) -> String? {
+        guard let call = state?.systemCall else { return nil }
+        switch call.name {
+        case "flock": return "file lock"
+        case "fcntl":
+            guard call.arguments.count > 1, let command = Int(call.arguments[1]), [7, 38].contains(command) else { return nil }
+            return "file lock"
+        case "futex":
+            guard sleepsOnWord(call) else { return nil }
+            let functions = locations.lazy.flatMap { $0.lines.reversed().map(\.function) }
+            for name in functions {
+                if lockFunctions.contains(name) { return "mutex" }
+                if rwlockFunctions.contains(name) { return "rwlock" }
+                if conditionFunctions.contains(name) { return "condition variable" }
+                if semaphoreFunctions.contains(name) { return "semaphore" }
+                if joinFunctions.contains(name) { return "join" }
+                if let (kind, _) = rustLock(name) {
+                    switch kind {
+                    case .mutex: return "mutex"
+                    case .rwlock: return "rwlock"
+                    default: return "condition variable"
+                    }
+                }
+            }
+            return "futex"
+        default: return nil
+        }
+    }
+
     /// A mutex's `__owner` (the low half of the word at 8, `__nusers` the high half).
     private static func owner(pid: Int32, mutex: UInt64) -> Int32? { threadID(pid: pid, in: mutex, at: 8) }
 
