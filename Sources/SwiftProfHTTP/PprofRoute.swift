@@ -27,6 +27,8 @@ public enum ProfileClock: String, Sendable {
     case wall
     /// The time threads wait for another thread: Go's block profile.
     case block
+    /// The time threads wait for a mutex, under its holder's stack: Go's mutex profile.
+    case mutex
 
     /// The route's name: profile, wallclock, block.
     public var routeName: String {
@@ -34,6 +36,7 @@ public enum ProfileClock: String, Sendable {
         case .cpu: "profile"
         case .wall: "wallclock"
         case .block: "block"
+        case .mutex: "mutex"
         }
     }
 }
@@ -85,15 +88,20 @@ public enum PprofRoute: Equatable, Sendable {
             }
             // As Go: any debug above 2 is the traceback.
             return .success(.snapshot(SnapshotEncoding(rawValue: min(number, 2))!, view: view))
-        case "profile", "wallclock", "block":
-            let clock: ProfileClock = name == "profile" ? .cpu : name == "block" ? .block : .wall
+        case "profile", "wallclock", "block", "mutex":
+            let clock: ProfileClock = switch name {
+            case "profile": .cpu
+            case "block": .block
+            case "mutex": .mutex
+            default: .wall
+            }
             guard let text = query["seconds"] else { return .success(.profile(seconds: defaultSeconds, clock: clock)) }
             guard let seconds = Int(text), seconds > 0, seconds <= maximumSeconds else {
                 return .failure(Refusal(status: 400, message: "seconds must be a whole number from 1 to \(maximumSeconds), not \(quoted(text))"))
             }
             return .success(.profile(seconds: seconds, clock: clock))
         default:
-            return .failure(Refusal(status: 404, message: "unknown profile \(quoted(String(name))): swiftprof serves goroutine, profile, wallclock and block"))
+            return .failure(Refusal(status: 404, message: "unknown profile \(quoted(String(name))): swiftprof serves goroutine, profile, wallclock, block and mutex"))
         }
     }
 
@@ -133,6 +141,7 @@ public enum PprofRoute: Equatable, Sendable {
         <tr><td><a href="profile">profile</a></td><td>CPU profile: only threads on a CPU are sampled, 100 times a second (seconds=N, default \(defaultSeconds), at most \(maximumSeconds))</td></tr>
         <tr><td><a href="wallclock">wallclock</a></td><td>Wall-clock profile: every thread, blocked or not, 100 times a second (seconds=N)</td></tr>
         <tr><td><a href="block">block</a></td><td>Stack traces that led to waiting for another thread (a lock, condition variable, semaphore, join, futex, file lock), sampled 100 times a second (seconds=N)</td></tr>
+        <tr><td><a href="mutex">mutex</a></td><td>Stack traces of holders of contended mutexes, charged the time others waited for them (seconds=N)</td></tr>
         </table>
         <p>
         Profile descriptions:

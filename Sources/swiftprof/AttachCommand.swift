@@ -33,12 +33,14 @@ struct SamplingOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("wall: every thread at every tick, blocked or not (where the time goes); cpu: only threads on a CPU at the tick (where the CPU goes, as perf counts).", valueName: "wall|cpu"))
     var mode: SamplingMode = .wall
 
-    @Option(name: .long, help: ArgumentHelp("samples: every sample the mode takes; block: only the time threads wait for another thread (a lock, condition variable, semaphore, join, futex, file lock), as Go's block profile (contentions and delay; wall clock).", valueName: "samples|block"))
+    @Option(name: .long, help: ArgumentHelp("samples: every sample the mode takes; block: only the time threads wait for another thread (a lock, condition variable, semaphore, join, futex, file lock), as Go's block profile; mutex: the time threads wait for a mutex, under the holder's stack, as Go's mutex profile (contentions and delay; wall clock).", valueName: "samples|block|mutex"))
     var profile: SampledProfile = .samples
 
     func validate() throws {
         guard rate > 0 && rate <= 10_000 else { throw ValidationError("--rate must be more than 0 and at most 10000 samples a second") }
-        if profile == .block && mode == .cpu { throw ValidationError("--profile block counts waits, off a CPU: not with --mode cpu") }
+        if profile != .samples && mode == .cpu {
+            throw ValidationError("--profile \(profile.rawValue) counts waits, off a CPU: not with --mode cpu")
+        }
     }
 
     func options(_ capture: CaptureOptionGroup, symbols: SymbolOptionGroup, output: OutputOptions) -> SamplingOptions {

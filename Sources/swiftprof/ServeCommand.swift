@@ -20,7 +20,8 @@ struct ServeCommand: ParsableCommand {
             goroutines for a Go program and threads otherwise), profile?seconds=N (a CPU profile: only \
             threads on a CPU are sampled; 30 s by default, at most 600) and wallclock?seconds=N (every \
             thread, blocked or not), block?seconds=N (Go's block profile: the time threads wait for \
-            another thread, contentions and delay, sampled on the wall clock). One capture at a time: snapshots wait their turn (up to 30 s), a second \
+            another thread, contentions and delay, sampled on the wall clock), mutex?seconds=N (Go's mutex \
+            profile: the time threads wait for a mutex, under its holder's stack). One capture at a time: snapshots wait their turn (up to 30 s), a second \
             profile while one is taken gets 503 and Retry-After, as Go refuses a second CPU profile. \
             Nothing of the process is held between requests. The process's end ends serve (status 1); \
             Ctrl-C or SIGTERM end it after letting a capture under way go (status 0). Several processes \
@@ -253,7 +254,11 @@ final class ServeAnswers: Sendable {
         options.rate = rate
         options.durationNanoseconds = UInt64(seconds) * 1_000_000_000
         options.mode = clock == .cpu ? .cpu : .wall
-        options.profile = clock == .block ? .block : .samples
+        options.profile = switch clock {
+        case .block: .block
+        case .mutex: .mutex
+        case .cpu, .wall: .samples
+        }
         let stop: @Sendable () -> Bool = { [self] in stopping.load(ordering: .relaxed) || StopSignals.requested }
         let result: SamplingResult
         switch served {
@@ -268,7 +273,9 @@ final class ServeAnswers: Sendable {
         }
         let time = PprofProto.SampledTime(mode: options.mode, rate: rate, durationNanoseconds: Int64(result.progress.elapsedNanoseconds),
                                           startUnixNanoseconds: result.startUnixNanoseconds)
-        if clock == .block { return .download(PprofProto.writeContention(result.document, sampledTime: time), filename: "block") }
+        if clock == .block || clock == .mutex {
+            return .download(PprofProto.writeContention(result.document, sampledTime: time), filename: clock.routeName)
+        }
         return .download(PprofProto.write(result.document, sampledTime: time), filename: clock.routeName)
     }
 

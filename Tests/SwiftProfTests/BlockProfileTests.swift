@@ -59,6 +59,32 @@ import Testing
         #expect(try swiftprof("attach", "\(fixture.pid)", "--profile", "block", "--mode", "cpu").status == 64)
     }
 
+    /// The mutex profile charges the same waiting to the holder: contend.c's holder
+    /// computes in holder_compute for all but a millisecond of each 21 ms it holds the
+    /// lock, so nearly all the delay is under holder_compute, none under waiter_lock.
+    @Test func attachMutexChargesTheHolder() throws {
+        let fixture = try Fixture(try FixtureBuild.executable("contend"))
+        defer { fixture.stop() }
+        let directory = try FormatsTests.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("mutex.pb.gz").path
+        let before = try Self.report(fixture)
+        let result = try swiftprof("attach", "\(fixture.pid)", "--profile", "mutex", "--duration", "3s", "--format", "pprof", "-o", file)
+        let after = try Self.report(fixture)
+        #expect(result.status == 0, "\(result.stderr)")
+        let truthPerSecond = (after.waited - before.waited) / (after.at - before.at)
+        let (delay, top) = try Self.total(file, index: "delay")
+        let total = try #require(Self.seconds(delay))
+        #expect(abs(total / 3 / truthPerSecond - 1) <= 0.25, "profile \(total / 3) s/s, fixture \(truthPerSecond) s/s\n\(top)")
+        let compute = try run("go", ["tool", "pprof", "-top", "-sample_index=delay", "-focus", "holder_compute", file],
+                              environment: FormatsTests.goEnvironment)
+        let held = try #require(compute.stdout.split(separator: "\n").first { $0.contains("Showing nodes accounting for") }
+            .flatMap { $0.split(separator: " ").dropFirst(4).first }.flatMap { Self.seconds(String($0.filter { $0 != "," })) }, "\(compute.stdout)")
+        #expect(held / total >= 0.8, "\(held) s of \(total) s under holder_compute\n\(top)")
+        #expect(!top.contains("waiter_lock"), "\(top)")
+        fixture.expectRunning()
+    }
+
     /// serve's /debug/pprof/block?seconds=N is the same profile, read by go tool pprof.
     @Test func serveAnswersBlock() throws {
         let fixture = try Fixture(try FixtureBuild.executable("contend"))
@@ -72,6 +98,8 @@ import Testing
         let sampledPerSecond = try #require(Self.seconds(delay)) / 2
         #expect(top.contains("Type: delay") && top.contains("waiter_lock"), "\(top)")
         #expect(abs(sampledPerSecond / truthPerSecond - 1) <= 0.25, "profile \(sampledPerSecond) s/s, fixture \(truthPerSecond) s/s\n\(top)")
+        let (_, mutex) = try Self.total(server.url("mutex?seconds=1"), index: "delay")
+        #expect(mutex.contains("Type: delay") && mutex.contains("holder_compute"), "\(mutex)")
         fixture.expectRunning()
     }
 }

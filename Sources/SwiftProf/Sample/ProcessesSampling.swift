@@ -28,6 +28,8 @@ private final class SampledProcess {
     var interval: SampleAggregate?
     /// Where its threads were tick by tick (`--format trace`).
     var recorder: TimelineRecorder?
+    /// Its mutex waits by holder (`--profile mutex`).
+    var mutexes: MutexRecorder?
     var ended = false
     /// The symbolizer of `top`'s refreshes, while the process's maps stay the same.
     var live: (image: TargetImage, symbolizer: StackSymbolizer)?
@@ -51,6 +53,11 @@ private final class SampledProcess {
     /// Its placed samples as records, each marked with it.
     func records(_ placed: PlacedSamples, _ symbolizer: StackSymbolizer) -> [Record] {
         marked(placed.records(symbolizer))
+    }
+
+    /// Its mutex waits by holder (a mutex profile), each marked with it.
+    func mutexRecords(_ symbolizer: StackSymbolizer) -> [Record] {
+        marked(mutexes?.records(symbolizer) ?? [])
     }
 
     /// Its waits for other threads (a block profile), each marked with it.
@@ -141,6 +148,7 @@ extension Profiler {
                         if intervalLength != nil { process.interval = SampleAggregate(listsReusedThreads: true) }
                         if running { process.bornDuringRun = monotonicNanoseconds() }
                         if options.recordsTimeline { process.recorder = TimelineRecorder(period: period) }
+                        if options.profile == .mutex { process.mutexes = MutexRecorder(memory: sampler.targetImage.memory) }
                         processes[pid] = process
                         order.append(pid)
                     } catch {
@@ -224,6 +232,7 @@ extension Profiler {
                     process.aggregate.add(tick)
                     process.interval?.add(tick)
                     process.recorder?.add(tick, at: due)
+                    process.mutexes?.add(tick)
                     threads += tick.threads
                 }
                 if selector.followsForks {
@@ -280,7 +289,11 @@ extension Profiler {
             let placed = process.aggregate.placed
             let symbolizer = StackSymbolizer(pid: process.identity.pid, image: process.sampler.targetImage,
                                              samples: placed.representatives, options: options.snapshot)
-            records += options.profile == .block ? process.blockRecords(placed, symbolizer) : process.records(placed, symbolizer)
+            switch options.profile {
+            case .samples: records += process.records(placed, symbolizer)
+            case .block: records += process.blockRecords(placed, symbolizer)
+            case .mutex: records += process.mutexRecords(symbolizer)
+            }
             failures += process.sampler.failures.values.sorted { $0.tid < $1.tid }
             if let own = process.recorder?.timeline(symbolizer, start: runStart, process: process.identity,
                                                     startUnixNanoseconds: startUnix) {

@@ -17,6 +17,9 @@ public enum SampledProfile: String, Sendable, CaseIterable {
     /// variable, a semaphore, a join, a futex word, a file lock), under the waiter's
     /// stack: Go's block profile, contentions and delay.
     case block
+    /// The time threads wait for a glibc mutex, under the stack of the thread that
+    /// held it: Go's mutex profile.
+    case mutex
 }
 
 public enum SamplingMode: String, Sendable, CaseIterable {
@@ -52,7 +55,7 @@ public struct SamplingOptions: Sendable {
     /// A block profile's document says so (its name, "contention", as Go's text
     /// names it) and carries the tick period its delays are counted in.
     func markBlockProfile(_ document: inout ProfileDocument, elapsedNanoseconds: UInt64, startUnixNanoseconds: Int64) {
-        guard profile == .block else { return }
+        guard profile != .samples else { return }
         document.profileName = "contention"
         document.sampledTime = PprofProto.SampledTime(mode: .wall, rate: rate, durationNanoseconds: Int64(elapsedNanoseconds),
                                                       startUnixNanoseconds: startUnixNanoseconds)
@@ -128,8 +131,9 @@ extension Profiler {
                               onInterval: (@Sendable (IntervalProfile) -> Void)? = nil)
         throws(TargetError) -> SamplingResult {
         let startUnix = realtimeNanoseconds()
-        let (aggregate, progress, exited, image, failures, wasStopped, recorder, runStart) = try TracerThread.run {
-            () throws(TargetError) -> (SampleAggregate, SamplingProgress, Bool, TargetImage, [ThreadFailure], Bool, TimelineRecorder?, UInt64) in
+        let (aggregate, progress, exited, image, failures, wasStopped, recorder, runStart, mutexes) = try TracerThread.run {
+            () throws(TargetError) -> (SampleAggregate, SamplingProgress, Bool, TargetImage, [ThreadFailure], Bool, TimelineRecorder?,
+                                       UInt64, MutexRecorder?) in
             let sampler = try Sampler(pid: pid, options: options.snapshot)
             var aggregate = SampleAggregate()
             var progress = SamplingProgress()
@@ -176,6 +180,7 @@ extension Profiler {
                 intervalStart = (now, intervalStart.unix + Int64(now - intervalStart.monotonic), progress.samples)
             }
             var recorder = options.recordsTimeline ? TimelineRecorder(period: period) : nil
+            var mutexes = options.profile == .mutex ? MutexRecorder(memory: sampler.targetImage.memory) : nil
             var exited = false
             let exitWatch = ProcessExitWatch(pid: pid)
             while !shouldStop() {
@@ -196,6 +201,7 @@ extension Profiler {
                 aggregate.add(tick)
                 interval?.add(tick)
                 recorder?.add(tick, at: due)
+                mutexes?.add(tick)
                 progress.samples += 1
                 progress.threads = tick.threads
                 let after = monotonicNanoseconds()
@@ -236,11 +242,15 @@ extension Profiler {
             progress.tickPriority = timely.priority
             sampler.account(&progress)
             return (aggregate, progress, exited, sampler.targetImage, sampler.failures.values.sorted { $0.tid < $1.tid },
-                    sampler.sawGroupStop, recorder, start)
+                    sampler.sawGroupStop, recorder, start, mutexes)
         }
         let placed = aggregate.placed
         let symbolizer = StackSymbolizer(pid: pid, image: image, samples: placed.representatives, options: options.snapshot)
-        let records = options.profile == .block ? placed.blockRecords(symbolizer) : placed.records(symbolizer)
+        let records = switch options.profile {
+        case .samples: placed.records(symbolizer)
+        case .block: placed.blockRecords(symbolizer)
+        case .mutex: mutexes?.records(symbolizer) ?? []
+        }
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         var document = ProfileDocument(pid: pid, records: Grouper.sorted(records, addresses: .absolute),
                                        memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
