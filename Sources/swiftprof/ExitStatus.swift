@@ -31,7 +31,7 @@ extension ExitStatus {
         (0, "done: a complete snapshot or profile (run: also when the command ended before its first sample, an empty profile, the command's own status on stderr), and for diff: no stack changed"),
         (1, "printed but partial (stderr says which threads and why); for diff: some stacks changed, as diff(1); for attach --push: an upload failed after its retries (the profile is still written); for serve: the process ended"),
         (2, "the process cannot be profiled (one line says why)"),
-        (3, "dump --fail-on-deadlock: threads are deadlocked, or a Swift program's pool has been starved for a second (the snapshot is printed; stderr names each cycle)"),
+        (3, "dump --fail-on-deadlock: threads are deadlocked, or a Swift program's pool has been starved for a second (the snapshot is printed; stderr names each cycle); watch: an --until condition held (stderr says which; the files are written)"),
         (64, "bad usage"),
         (65, "an input file that is not a profile"),
         (66, "an input file that cannot be read"),

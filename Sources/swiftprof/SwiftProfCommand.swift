@@ -16,8 +16,8 @@ struct SwiftProfCommand: ParsableCommand {
             Go's goroutine profile text, so it pipes into diff, sort and go tool pprof.
             """ + "\n\n" + ExitStatus.summary,
         version: SwiftProfVersion.current,
-        subcommands: [DumpCommand.self, AttachCommand.self, RunCommand.self, TopCommand.self, DiffCommand.self, ServeCommand.self,
-                      ExitStatusCommand.self]
+        subcommands: [DumpCommand.self, AttachCommand.self, RunCommand.self, TopCommand.self, WatchCommand.self, DiffCommand.self,
+                      ServeCommand.self, ExitStatusCommand.self]
     )
 
     static func main() {
@@ -33,7 +33,7 @@ struct SwiftProfCommand: ParsableCommand {
     /// What is wrong with a "-N" token of dump, attach, top or serve: none of their PIDs or
     /// values can be negative.
     static func negativeNumber(in arguments: [String]) -> String? {
-        guard let command = arguments.first, ["dump", "attach", "top", "serve"].contains(command) else { return nil }
+        guard let command = arguments.first, ["dump", "attach", "top", "serve", "watch"].contains(command) else { return nil }
         var previous = command
         for argument in arguments.dropFirst() {
             if argument == "--" { return nil }

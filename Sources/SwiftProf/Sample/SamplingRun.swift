@@ -370,6 +370,17 @@ struct SampleAggregate {
         }
     }
 
+    /// An aggregate that starts with these threads where they were (count 0): a
+    /// window of ticks whose first reuses samples taken before it (`watch`).
+    static func seeded(with samples: [ThreadSample]) -> SampleAggregate {
+        var seeded = SampleAggregate()
+        for sample in samples {
+            let slot = seeded.add(sample, count: 0)
+            seeded.lastSlot[sample.tid] = slot
+        }
+        return seeded
+    }
+
     /// The next interval's aggregate: nothing counted, but each thread's last sample
     /// in place (count 0), so that a thread reused at its next tick is counted there.
     func nextInterval() -> SampleAggregate {

@@ -26,6 +26,11 @@ struct TimelineRecorder {
         for tid in tick.reused { tracks[tid]?.lastSeen = time }
     }
 
+    /// Threads where they were before the first tick added (`watch`'s window).
+    mutating func seed(_ samples: [ThreadSample], at time: UInt64) {
+        for sample in samples { place(sample, at: time) }
+    }
+
     private mutating func place(_ sample: ThreadSample, at time: UInt64) {
         let slot: Int
         if let known = slots[sample.key] {
