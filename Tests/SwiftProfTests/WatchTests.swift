@@ -60,7 +60,7 @@ import Testing
         // transfer's track: working first (running), blocked last.
         let transfer = try #require(trace.traceEvents.first { $0.ph == "M" && $0.args?["name"]?.hasPrefix("transfer ") == true }?.tid)
         let states = trace.traceEvents.filter { $0.tid == transfer && $0.cat == "state" }.sorted { $0.ts! < $1.ts! }
-        #expect(states.contains { $0.name == "running" } && states.last?.name == "sleeping in futex", "\(states.map(\.name))")
+        #expect(states.contains { $0.name == "running" } && states.last?.name == "sleeping in futex (mutex)", "\(states.map(\.name))")
         fixture.expectRunning()
     }
 
@@ -76,6 +76,21 @@ import Testing
         #expect(result.stderr.contains("swiftprof: stall: thread transfer (") || result.stderr.contains("swiftprof: stall: thread auditor ("),
                 "\(result.stderr)")
         #expect(result.stderr.contains("has waited for a mutex for at least 1."), "\(result.stderr)")
+    }
+
+    /// A process above a share of a core for 5 s: hot.c's burner spins all the time (a whole core).
+    @Test func cpuAboveAShareFires() throws {
+        let fixture = try Fixture.c("hot")
+        defer { fixture.stop() }
+        let directory = try FormatsTests.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try swiftprof("watch", "\(fixture.pid)", "--until", "cpu=60", "-o", directory.path)
+        #expect(result.status == 3, "\(result.stderr)")
+        let line = try #require(result.stderr.split(separator: "\n").first { $0.hasPrefix("swiftprof: cpu: the process used ") }, "\(result.stderr)")
+        let percent = try #require(Double(line.split(separator: " ")[5]))
+        #expect(percent >= 60 && percent <= 110, "\(line)")
+        #expect(FileManager.default.fileExists(atPath: directory.path + "/window.pb.gz"))
+        fixture.expectRunning()
     }
 
     /// The process's end ends the watch with nothing written (status 0); a bad condition is refused.

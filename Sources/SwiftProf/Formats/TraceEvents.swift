@@ -87,14 +87,16 @@ public struct TraceEventsWriter: Sendable {
                       module: location.module)
             }
         }
-        return [Level(name: stateName(stack.state), category: "state", module: "")] + frames
+        return [Level(name: stateName(stack.state, wait: ThreadWaits.waitName(stack.locations, state: stack.state)),
+                      category: "state", module: "")] + frames
     }
 
-    /// "running", "sleeping in futex", "disk sleep in read".
-    static func stateName(_ state: ThreadState?) -> String {
+    /// "running", "sleeping in read", "sleeping in futex (mutex)": the wait named where
+    /// it is one for another thread.
+    static func stateName(_ state: ThreadState?, wait: String?) -> String {
         guard let state else { return "unknown state" }
         if state.code == "R" { return "running" }
-        return state.codeName + (state.systemCall.map { " in \($0.name)" } ?? "")
+        return state.codeName + (state.systemCall.map { " in \($0.name)" } ?? "") + (wait.map { " (\($0))" } ?? "")
     }
 
     private static func microseconds(_ nanoseconds: UInt64) -> Double { Double(nanoseconds / 1_000) + Double(nanoseconds % 1_000) / 1_000 }
