@@ -14,14 +14,8 @@ static long waited_ns;
 static long waits;
 static int started;
 
-static long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000L + t.tv_nsec;
-}
-
 __attribute__((noinline)) static void holder_compute(long until) {
-    while (now_ns() < until) __asm__ volatile("" ::: "memory");
+    while (monotonic_ns() < until) __asm__ volatile("" ::: "memory");
 }
 
 static void *holder(void *arg) {
@@ -30,7 +24,7 @@ static void *holder(void *arg) {
     struct timespec pause = {0, 1000000};
     for (;;) {
         pthread_mutex_lock(&lock);
-        holder_compute(now_ns() + 20000000L);
+        holder_compute(monotonic_ns() + 20000000L);
         pthread_mutex_unlock(&lock);
         nanosleep(&pause, NULL);
     }
@@ -38,9 +32,9 @@ static void *holder(void *arg) {
 }
 
 __attribute__((noinline)) static void waiter_lock(void) {
-    long before = now_ns();
+    long before = monotonic_ns();
     pthread_mutex_lock(&lock);
-    long took = now_ns() - before;
+    long took = monotonic_ns() - before;
     pthread_mutex_unlock(&lock);
     ADD(waited_ns, took);
     if (took > 100000) ADD(waits, 1);
@@ -69,7 +63,7 @@ int main(void) {
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
         if (strncmp(line, "report", 6) == 0) {
-            printf("waited %ld waits %ld at %ld\n", LOAD(waited_ns), LOAD(waits), now_ns());
+            printf("waited %ld waits %ld at %ld\n", LOAD(waited_ns), LOAD(waits), monotonic_ns());
             fflush(stdout);
         }
     }

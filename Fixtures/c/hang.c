@@ -12,15 +12,9 @@ static pthread_barrier_t both_hold_one;
 static int hang;
 static int working;
 
-static long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000L + t.tv_nsec;
-}
-
 __attribute__((noinline)) static void compute(long nanoseconds) {
-    long until = now_ns() + nanoseconds;
-    while (now_ns() < until) __asm__ volatile("" ::: "memory");
+    long until = monotonic_ns() + nanoseconds;
+    while (monotonic_ns() < until) __asm__ volatile("" ::: "memory");
 }
 
 __attribute__((noinline)) static void transfer_work(void) {
@@ -79,7 +73,7 @@ int main(void) {
         if (strncmp(line, "deadlock", 8) == 0) {
             STORE(hang, 1);
             wait_until_in_place(2);
-            printf("deadlocked at %ld\n", now_ns());
+            printf("deadlocked at %ld\n", monotonic_ns());
             fflush(stdout);
         }
     }
