@@ -22,10 +22,7 @@ struct MutexRecorder {
     init(memory: TargetMemory) { self.memory = memory }
 
     mutating func add(_ tick: Sampler.Tick) {
-        for sample in tick.samples { current[sample.tid] = slot(sample) }
-        var latest: [Int32: ThreadSample] = [:]
-        for sample in tick.kernelSamples { latest[sample.tid] = sample }
-        for (tid, _) in tick.running { if let sample = latest[tid] { current[tid] = slot(sample) } }
+        for sample in tick.places { current[sample.tid] = slot(sample) }
         let fresh = Set(tick.samples.map(\.tid))
         for tid in tick.samples.map(\.tid) + tick.reused {
             guard let waiter = current[tid], let call = samples[waiter].state?.systemCall, call.name == "futex",

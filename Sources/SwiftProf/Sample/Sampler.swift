@@ -121,6 +121,18 @@ final class Sampler {
 
         var isEmpty: Bool { samples.isEmpty && reused.isEmpty && running.isEmpty }
         var threads: Int { samples.count + reused.count + running.count }
+
+        /// Each thread's place at this tick, where it has a new one: its capture, else,
+        /// for a thread running at the tick, the kernel's latest sample of it (a thread
+        /// that ran, then blocked before the tick, has kernel samples of its running
+        /// too: its capture is where it is). Reused threads are where they were.
+        var places: [ThreadSample] {
+            let captured = Set(samples.map(\.tid))
+            let onCPU = Set(running.map(\.tid))
+            var latest: [Int32: ThreadSample] = [:]
+            for sample in kernelSamples where onCPU.contains(sample.tid) && !captured.contains(sample.tid) { latest[sample.tid] = sample }
+            return samples + latest.keys.sorted().map { latest[$0]! }
+        }
     }
 
     /// One pass over the threads listed now, for the moment `due` (CLOCK_MONOTONIC):

@@ -17,13 +17,10 @@ struct TimelineRecorder {
     init(period: UInt64) { self.period = period }
 
     mutating func add(_ tick: Sampler.Tick, at time: UInt64) {
-        for sample in tick.samples { place(sample, at: time) }
-        var latest: [Int32: ThreadSample] = [:]
-        for sample in tick.kernelSamples { latest[sample.tid] = sample }
-        for (tid, _) in tick.running {
-            if let sample = latest[tid] { place(sample, at: time) } else { tracks[tid]?.lastSeen = time }
-        }
-        for tid in tick.reused { tracks[tid]?.lastSeen = time }
+        let placed = tick.places
+        for sample in placed { place(sample, at: time) }
+        let seen = Set(placed.map(\.tid))
+        for tid in tick.reused + tick.running.map(\.tid) where !seen.contains(tid) { tracks[tid]?.lastSeen = time }
     }
 
     /// Threads where they were before the first tick added (`watch`'s window).

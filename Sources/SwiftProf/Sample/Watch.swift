@@ -111,13 +111,8 @@ struct WatchWindow {
         }
     }
 
-    /// A tick's fresh samples, and a thread running at the tick's latest kernel sample,
-    /// as each thread's place (a thread that ran, then blocked before the tick, has
-    /// kernel samples of its running too: its capture at the tick is where it is).
     private static func apply(_ tick: Sampler.Tick, to places: inout [Int32: ThreadSample]) {
-        let running = Set(tick.running.map(\.tid))
-        for sample in tick.kernelSamples where running.contains(sample.tid) { places[sample.tid] = sample }
-        for sample in tick.samples { places[sample.tid] = sample }
+        for sample in tick.places { places[sample.tid] = sample }
     }
 
     var representatives: [ThreadSample] { Array(current.values) + Array(before.values) }
