@@ -81,13 +81,6 @@ struct SamplingOptionGroup: ParsableArguments {
         let inPlace = isatty(STDERR_FILENO) != 0
         var options = options(capture, symbols: symbols, output: output)
         if uploads != nil { options.intervalNanoseconds = push?.pushInterval?.nanoseconds }
-        var onInterval: (@Sendable (IntervalProfile) -> Void)?
-        if let uploads {
-            onInterval = { stretch in
-                uploads.upload(records: stretch.records, memoryMapLines: stretch.memoryMapLines,
-                               startUnixNanoseconds: stretch.startUnixNanoseconds, durationNanoseconds: stretch.durationNanoseconds)
-            }
-        }
         var result: SamplingResult
         let onProgress: @Sendable (SamplingProgress) -> Void = { progress in
             if live { ProgressLine.show(progress, inPlace: inPlace) }
@@ -101,7 +94,7 @@ struct SamplingOptionGroup: ParsableArguments {
                 ended = run.processes.count > 1 ? run.ended.filter { $0.pid != pid } : []
             } else {
                 result = try Profiler.sample(pid: pid, options: options, shouldStop: { StopSignals.requested },
-                                             onProgress: onProgress, onInterval: onInterval)
+                                             onProgress: onProgress, onInterval: uploads?.onInterval)
             }
         } catch {
             _ = uploads?.finish()
@@ -117,14 +110,7 @@ struct SamplingOptionGroup: ParsableArguments {
         if result.wasStopped { warn("process \(pid) was stopped by a signal and stays stopped") }
         for process in ended { warn("process \(process.pid) (\(NameQuoting.quoted(process.name))) ended during the run") }
         reportFailures(result.document.failures)
-        if let uploads {
-            if options.intervalNanoseconds == nil {
-                uploads.upload(records: result.document.records, memoryMapLines: result.document.memoryMapLines ?? [],
-                               startUnixNanoseconds: result.startUnixNanoseconds,
-                               durationNanoseconds: Int64(result.progress.elapsedNanoseconds))
-            }
-            result.failedUploads = uploads.finish()
-        }
+        if let uploads { result.failedUploads = uploads.finish(result, uploadedByInterval: options.intervalNanoseconds != nil) }
         return result
     }
 }
@@ -216,19 +202,12 @@ extension AttachCommand {
         var options = sampling.options(capture, symbols: symbols, output: output)
         let uploads = push.session(pid: nil, rate: sampling.rate, mode: sampling.mode)
         if uploads != nil { options.intervalNanoseconds = push.pushInterval?.nanoseconds }
-        var onInterval: (@Sendable (IntervalProfile) -> Void)?
-        if let uploads {
-            onInterval = { stretch in
-                uploads.upload(records: stretch.records, memoryMapLines: [], startUnixNanoseconds: stretch.startUnixNanoseconds,
-                               durationNanoseconds: stretch.durationNanoseconds)
-            }
-        }
         var result: ProcessesSamplingResult
         do {
             result = try Profiler.sample(processes: selector, initial: selection.pids, options: options,
                                          shouldStop: { StopSignals.requested },
                                          onProgress: { progress in if live { ProgressLine.show(progress, inPlace: inPlace) } },
-                                         onInterval: onInterval)
+                                         onInterval: uploads?.onInterval)
         } catch {
             _ = uploads?.finish()
             if inPlace { ProgressLine.clear() }
@@ -249,15 +228,7 @@ extension AttachCommand {
         for line in result.unread { warn(line) }
         if result.sampling.wasStopped { warn("a process was stopped by a signal and stays stopped") }
         reportFailures(document.failures)
-        var failedUploads = 0
-        if let uploads {
-            if options.intervalNanoseconds == nil {
-                uploads.upload(records: result.sampling.document.records, memoryMapLines: [],
-                               startUnixNanoseconds: result.sampling.startUnixNanoseconds,
-                               durationNanoseconds: Int64(result.sampling.progress.elapsedNanoseconds))
-            }
-            failedUploads = uploads.finish()
-        }
+        let failedUploads = uploads?.finish(result.sampling, uploadedByInterval: options.intervalNanoseconds != nil) ?? 0
         if !document.failures.isEmpty || !result.unread.isEmpty || failedUploads > 0 { throw ExitStatus.partial }
     }
 }

@@ -109,6 +109,24 @@ final class PushSession: Sendable {
         line.enqueue(upload)
     }
 
+    /// Each interval's samples handed to the uploads (`--push-interval`).
+    var onInterval: @Sendable (IntervalProfile) -> Void {
+        { [self] stretch in
+            upload(records: stretch.records, memoryMapLines: stretch.memoryMapLines, startUnixNanoseconds: stretch.startUnixNanoseconds,
+                   durationNanoseconds: stretch.durationNanoseconds)
+        }
+    }
+
+    /// At a run's end: the whole run uploaded when it was not uploaded interval by
+    /// interval, then every queued upload (and its retries) waited for; how many failed.
+    func finish(_ result: SamplingResult, uploadedByInterval: Bool) -> Int {
+        if !uploadedByInterval {
+            upload(records: result.document.records, memoryMapLines: result.document.memoryMapLines ?? [],
+                   startUnixNanoseconds: result.startUnixNanoseconds, durationNanoseconds: Int64(result.progress.elapsedNanoseconds))
+        }
+        return finish()
+    }
+
     /// Waits for every queued upload (and its retries); how many failed.
     func finish() -> Int { line.finish() }
 }

@@ -12,8 +12,8 @@ import CSwiftProf
 
 /// A process being sampled, and what it has given so far.
 private final class SampledProcess {
-    /// Read again every second and at the end: a child renames itself (its argv) or
-    /// execs just after it is born.
+    /// Read again at the end, and every second while young if born during the run: a
+    /// child renames itself (its argv) or execs just after it is born.
     var identity: ProcessIdentity
     /// When it was first sampled, if after the run's first tick: only a process born
     /// during the run is young enough to rename itself, and is read again while young.
