@@ -27,7 +27,7 @@ public enum ProfileClock: String, Sendable {
     case wall
     /// The time threads wait for another thread: Go's block profile.
     case block
-    /// The time threads wait for a mutex, under its holder's stack: Go's mutex profile.
+    /// The time threads wait for a lock, under its holder's stack: Go's mutex profile.
     case mutex
 
     /// The route's name: profile, wallclock, block.

@@ -33,7 +33,7 @@ struct SamplingOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("wall: every thread at every tick, blocked or not (where the time goes); cpu: only threads on a CPU at the tick (where the CPU goes, as perf counts).", valueName: "wall|cpu"))
     var mode: SamplingMode = .wall
 
-    @Option(name: .long, help: ArgumentHelp("samples: every sample the mode takes; block: only the time threads wait for another thread (a lock, condition variable, semaphore, join, futex, file lock), as Go's block profile; mutex: the time threads wait for a mutex, under the holder's stack, as Go's mutex profile (contentions and delay; wall clock).", valueName: "samples|block|mutex"))
+    @Option(name: .long, help: ArgumentHelp("samples: every sample the mode takes; block: only the time threads wait for another thread (a lock, condition variable, semaphore, join, futex, file lock), as Go's block profile; mutex: the time threads wait for a lock (mutex, read-write lock, file lock), under the holder's stack, as Go's mutex profile (contentions and delay; wall clock).", valueName: "samples|block|mutex"))
     var profile: SampledProfile = .samples
 
     func validate() throws {

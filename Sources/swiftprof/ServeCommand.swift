@@ -21,7 +21,7 @@ struct ServeCommand: ParsableCommand {
             threads on a CPU are sampled; 30 s by default, at most 600) and wallclock?seconds=N (every \
             thread, blocked or not), block?seconds=N (Go's block profile: the time threads wait for \
             another thread, contentions and delay, sampled on the wall clock), mutex?seconds=N (Go's mutex \
-            profile: the time threads wait for a mutex, under its holder's stack). One capture at a time: snapshots wait their turn (up to 30 s), a second \
+            profile: the time threads wait for a lock, under its holder's stack). One capture at a time: snapshots wait their turn (up to 30 s), a second \
             profile while one is taken gets 503 and Retry-After, as Go refuses a second CPU profile. \
             Nothing of the process is held between requests. The process's end ends serve (status 1); \
             Ctrl-C or SIGTERM end it after letting a capture under way go (status 0). Several processes \

@@ -62,8 +62,11 @@ import Testing
     /// The mutex profile charges the same waiting to the holder: contend.c's holder
     /// computes in holder_compute for all but a millisecond of each 21 ms it holds the
     /// lock, so nearly all the delay is under holder_compute, none under waiter_lock.
-    @Test func attachMutexChargesTheHolder() throws {
-        let fixture = try Fixture(try FixtureBuild.executable("contend"))
+    /// A read-write lock's writer is read from the lock as a mutex's owner is; a flock
+    /// is held by a process (the kernel records no thread): the delay is charged to a
+    /// frame that names the file and the fixture's process.
+    @Test(arguments: ["mutex", "rwlock", "flock"]) func attachMutexChargesTheHolder(_ lock: String) throws {
+        let fixture = try Fixture(try FixtureBuild.executable("contend"), arguments: [lock])
         defer { fixture.stop() }
         let directory = try FormatsTests.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -76,12 +79,16 @@ import Testing
         let (delay, top) = try Self.total(file, index: "delay")
         let total = try #require(Self.seconds(delay))
         #expect(abs(total / 3 / truthPerSecond - 1) <= 0.25, "profile \(total / 3) s/s, fixture \(truthPerSecond) s/s\n\(top)")
-        let compute = try run("go", ["tool", "pprof", "-top", "-sample_index=delay", "-focus", "holder_compute", file],
+        let holder = lock == "flock" ? "flock on /tmp/contend-\(fixture.pid).lock held by contend \\(process \(fixture.pid)\\)" : "holder_compute"
+        let compute = try run("go", ["tool", "pprof", "-top", "-sample_index=delay", "-focus", holder, file],
                               environment: FormatsTests.goEnvironment)
         let held = try #require(compute.stdout.split(separator: "\n").first { $0.contains("Showing nodes accounting for") }
             .flatMap { $0.split(separator: " ").dropFirst(4).first }.flatMap { Self.seconds(String($0.filter { $0 != "," })) }, "\(compute.stdout)")
-        #expect(held / total >= 0.8, "\(held) s of \(total) s under holder_compute\n\(top)")
+        #expect(held / total >= 0.8, "\(held) s of \(total) s under \(holder)\n\(top)")
         #expect(!top.contains("waiter_lock"), "\(top)")
+        let tags = try run("go", ["tool", "pprof", "-tags", file], environment: FormatsTests.goEnvironment).stdout
+        let kind = ["mutex": "mutex", "rwlock": "rwlock", "flock": "file lock"][lock]!
+        #expect(tags.contains("(  100%): \(kind) held"), "\(tags)")
         fixture.expectRunning()
     }
 

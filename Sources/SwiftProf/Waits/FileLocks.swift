@@ -7,7 +7,7 @@ import Glibc
 // and inode, with the process that took it, which may be any process.
 
 /// One thread waiting for a file lock, and the processes holding a conflicting one.
-public struct FileLockWait: Equatable, Sendable {
+public struct FileLockWait: Hashable, Sendable {
     public enum Kind: String, Sendable {
         case flock
         /// fcntl's POSIX record locks, and open-file-description locks (which conflict with them).
@@ -65,27 +65,35 @@ enum FileLocks {
     /// The threads of `snapshot` blocked in flock or a waiting fcntl, in thread order,
     /// each with the holders /proc/locks lists for its file.
     static func find(in snapshot: Snapshot) -> [FileLockWait] {
-        let blocked = snapshot.threads.compactMap { thread -> (tid: Int32, kind: FileLockWait.Kind, fd: Int32)? in
-            guard let call = thread.state?.systemCall, let first = call.arguments.first, let fd = Int32(first) else {
-                return nil
-            }
-            if call.name == "flock" { return (thread.tid, .flock, fd) }
+        let calls = snapshot.threads.compactMap { thread -> (tid: Int32, call: SystemCall)? in
+            guard let call = thread.state?.systemCall else { return nil }
+            return (thread.tid, call)
+        }
+        return waits(pid: snapshot.pid, calls: calls)
+    }
+
+    /// Which of `calls` (a thread of `pid` and the system call it is blocked in) wait
+    /// for a file lock, each with the holders /proc/locks lists for its file.
+    static func waits(pid: Int32, calls: [(tid: Int32, call: SystemCall)]) -> [FileLockWait] {
+        let blocked = calls.compactMap { (tid: Int32, call: SystemCall) -> (tid: Int32, kind: FileLockWait.Kind, fd: Int32)? in
+            guard let first = call.arguments.first, let fd = Int32(first) else { return nil }
+            if call.name == "flock" { return (tid, .flock, fd) }
             if call.name == "fcntl", call.arguments.count > 1, waitingCommands.contains(call.arguments[1]) {
-                return (thread.tid, .record, fd)
+                return (tid, .record, fd)
             }
             return nil
         }
         guard !blocked.isEmpty, let table = try? ProcFile.readBytes("/proc/locks") else { return [] }
         let entries = ProcText.lines(table[...]).compactMap { LockTableEntry(line: Substring(ProcText.string($0))) }
         return blocked.compactMap { waiter in
-            let link = "/proc/\(snapshot.pid)/fd/\(waiter.fd)"
+            let link = "/proc/\(pid)/fd/\(waiter.fd)"
             guard let file = fileKey(link) else { return nil }
             let family = { (entry: LockTableEntry) in waiter.kind == .flock ? entry.family == "FLOCK" : entry.isRecordLock }
             let onFile = entries.filter { $0.file == file && family($0) }
             // The ranges this process waits for (record locks); a flock is the whole file.
-            let wanted = onFile.filter { $0.isWaiting && $0.pid == snapshot.pid }
+            let wanted = onFile.filter { $0.isWaiting && $0.pid == pid }
             let holders = onFile.filter { holder in
-                !holder.isWaiting && (waiter.kind == .flock || holder.pid != snapshot.pid)
+                !holder.isWaiting && (waiter.kind == .flock || holder.pid != pid)
                     && (waiter.kind == .flock || wanted.isEmpty || wanted.contains { $0.overlaps(holder) })
             }
             var pids: [Int32] = []

@@ -370,7 +370,7 @@ extension Profiler {
 
     /// "holder (process 4242)", several joined with commas: each process by its name
     /// (/proc/PID/comm, quoted as thread names are). Without ids, names alone.
-    private static func holders(_ pids: [Int32], threadIDs: Bool) -> String {
+    static func holders(_ pids: [Int32], threadIDs: Bool) -> String {
         guard !pids.isEmpty else { return "no process /proc/locks lists (owner unknown)" }
         return pids.map { pid in
             guard pid > 0 else { return "an open file description (owner unknown)" }
