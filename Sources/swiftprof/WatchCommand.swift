@@ -33,10 +33,11 @@ struct WatchCommand: ParsableCommand {
         discussion: """
             Samples every thread on the wall clock at a low rate (blocked threads are reused, not \
             read again) and keeps the last --window of ticks. Conditions are looked at once a second: \
-            deadlock (a cycle of lock waits, as dump names it), stall=TIME (a thread blocked on a \
+            deadlock (a cycle of lock waits, as dump names it, or a Swift program's cooperative pool \
+            starved: every pool thread blocked outside an await for a second), stall=TIME (a thread blocked on a \
             mutex, read-write lock or file lock for longer than TIME), cpu=PERCENT (the process's CPU \
             over 5 s above PERCENT of one core). When one holds, DIR gets snapshot.txt (a dump, with \
-            its wait and deadlock lines), window.pb.gz (the window's wall profile, for go tool pprof) \
+            its wait, deadlock and starvation lines), window.pb.gz (the window's wall profile, for go tool pprof) \
             and window.trace.json (its timeline, for Perfetto); what fired is said on stderr and the \
             exit status is 3. The end of the process first: status 0; Ctrl-C or SIGTERM: status 0.
             """

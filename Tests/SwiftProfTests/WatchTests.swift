@@ -78,6 +78,31 @@ import Testing
         #expect(result.stderr.contains("has waited for a mutex for at least 1."), "\(result.stderr)")
     }
 
+    /// A starved Swift pool is a deadlock too (Fixtures/SwiftAsync starve: every pool
+    /// thread blocked in read(2) inside a job from the ready line on): the watch says
+    /// the starvation line dump prints, once the pool has been seen starved a second,
+    /// and the snapshot carries it.
+    @Test func aStarvedSwiftPoolIsADeadlock() throws {
+        let fixture = try Fixture(SwiftPoolTests.executable, arguments: ["starve"])
+        defer { fixture.stop() }
+        let width = try #require(fixture.readyNumber(after: "POOL"), "\(fixture.readyWords)")
+        let directory = try FormatsTests.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let started = Self.now()
+        let result = try swiftprof("watch", "\(fixture.pid)", "--until", "deadlock", "-o", directory.path)
+        let took = (Self.now() - started) / 1e9
+        #expect(result.status == 3, "\(result.stderr)")
+        let line = try #require(result.stderr.split(separator: "\n").first { $0.hasPrefix("swiftprof: starvation: ") }, "\(result.stderr)")
+        #expect(line.hasPrefix("swiftprof: starvation: \(width) of \(width) pool threads blocked outside an await: task 1 \"reloader\" in read(2) at "),
+                "\(line)")
+        #expect(line.hasSuffix("; 10 tasks wait for a thread"), "\(line)")
+        // A second of starvation seen, looked at once a second, plus the start.
+        #expect(took >= 1 && took < 4, "fired after \(took) s")
+        let snapshot = try String(contentsOfFile: directory.path + "/snapshot.txt", encoding: .utf8)
+        #expect(snapshot.contains("\n# starvation: \(width) of \(width) pool threads"), "\(snapshot)")
+        fixture.expectRunning()
+    }
+
     /// A process above a share of a core for 5 s: hot.c's burner spins all the time (a whole core).
     @Test func cpuAboveAShareFires() throws {
         let fixture = try Fixture.c("hot")

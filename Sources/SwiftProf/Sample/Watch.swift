@@ -1,6 +1,6 @@
 // `swiftprof watch PID`: cheap wall-clock sampling (blocked threads reused) that
 // keeps the last window of ticks and ends when a condition holds: a deadlock (a
-// cycle of lock waits), a stall (a thread blocked on a lock longer than a bound),
+// cycle of lock waits, or a Swift pool whose every thread is blocked in a job), a stall (a thread blocked on a lock longer than a bound),
 // or the process's CPU above a share of a core for 5 s. What it hands back is the
 // window: where every thread was, tick by tick, up to the moment it fired.
 import Glibc
@@ -167,6 +167,26 @@ struct WatchChecks {
                 }
             }
         }
+        func describe(_ sample: ThreadSample) -> (stack: ThreadStack, wait: String?) {
+            if let known = described[sample.key] { return known }
+            if symbolizer?.image !== image {
+                symbolizer = (image, StackSymbolizer(pid: pid, image: image, samples: Array(window.current.values), options: options))
+                described = [:]
+            }
+            let stack = symbolizer!.symbolizer.threadStack(sample)
+            let answer = (stack, ThreadWaits.waitName(stack.locations, state: stack.state))
+            described[sample.key] = answer
+            return answer
+        }
+        if conditions.deadlock, image.hasSwiftConcurrency {
+            let stuck = Self.blockedASecond(window, now: now).map { tid, sample -> ThreadStack in
+                var stack = describe(sample).stack
+                stack.tid = tid
+                stack.name = sample.name
+                return stack
+            }
+            if let starved = Self.starvation(stuck, pid: pid, options: options) { return starved }
+        }
         let waiting = window.current.filter { _, sample in
             guard let call = sample.state?.systemCall else { return false }
             return ["futex", "flock", "fcntl"].contains(call.name)
@@ -176,17 +196,6 @@ struct WatchChecks {
         let unchanged = window.captures == lookedAt
         lookedAt = window.captures
         if unchanged && conditions.stallNanoseconds == nil { return nil }
-        if symbolizer?.image !== image {
-            symbolizer = (image, StackSymbolizer(pid: pid, image: image, samples: Array(waiting.values), options: options))
-            described = [:]
-        }
-        func describe(_ sample: ThreadSample) -> (stack: ThreadStack, wait: String?) {
-            if let known = described[sample.key] { return known }
-            let stack = symbolizer!.symbolizer.threadStack(sample)
-            let answer = (stack, ThreadWaits.waitName(stack.locations, state: stack.state))
-            described[sample.key] = answer
-            return answer
-        }
         if let bound = conditions.stallNanoseconds {
             for tid in waiting.keys.sorted() {
                 guard let since = window.stillSince[tid], now - since >= bound, let sample = waiting[tid],
@@ -208,6 +217,26 @@ struct WatchChecks {
             if let cycle = Profiler.waitLines(snapshot, options: options).deadlocks.first { return cycle }
         }
         return nil
+    }
+
+    /// The threads blocked in a system call for at least a second, as long as the
+    /// watch has seen them there.
+    private static func blockedASecond(_ window: WatchWindow, now: UInt64) -> [(tid: Int32, sample: ThreadSample)] {
+        window.current.keys.sorted().compactMap { tid -> (tid: Int32, sample: ThreadSample)? in
+            guard let sample = window.current[tid], let state = sample.state, state.code == "S" || state.code == "D",
+                  state.systemCall != nil, let since = window.stillSince[tid], now - since >= 1_000_000_000 else { return nil }
+            return (tid, sample)
+        }
+    }
+
+    /// A starved Swift pool, as dump's --fail-on-deadlock takes it: every pool thread
+    /// blocked in a system call inside a job for at least a second (`stuck`: the
+    /// threads blocked that long); the line says who, where, and how many tasks wait.
+    private static func starvation(_ stuck: [ThreadStack], pid: Int32, options: SnapshotOptions) -> String? {
+        let jobs = stuck.filter { SwiftPool.blockedJob($0, taskID: nil, taskName: nil) != nil }
+        guard jobs.count >= SwiftPool().width,
+              let pool = Profiler.swiftPool(Snapshot(pid: pid, threads: jobs), options: options), pool.isStarved else { return nil }
+        return pool.lines(blockedTime: false).first
     }
 
     /// utime + stime of the whole process, in nanoseconds.
