@@ -54,7 +54,7 @@ import Testing
         // for 3/4 of it, as the fixture spends it (at 100 Hz for 2 s, about 190 ticks:
         // 4 standard deviations of a share of 0.75 are 0.13).
         let spinning = try #require(slices[burner])
-        let running = spinning.filter { $0.cat == "state" && $0.name == "running" }.reduce(0) { $0 + $1.dur! }
+        let running = spinning.filter { $0.cat == "state" && ["running", "runnable"].contains($0.name) }.reduce(0) { $0 + $1.dur! }
         let span = spinning.filter { $0.cat == "state" }.reduce(0) { $0 + $1.dur! }
         #expect(running / span > 0.97, "\(spinning.filter { $0.cat == "state" })")
         let hot = spinning.filter { $0.name == "hot_function" }.reduce(0) { $0 + $1.dur! }
@@ -65,6 +65,34 @@ import Testing
 
         // A snapshot has no time to show.
         #expect(try swiftprof("dump", "\(fixture.pid)", "--format", "trace").status == 64)
+    }
+
+    /// Runnable is not running: four threads spinning on two CPUs each run about half
+    /// the time and wait for a CPU the rest. The truth is the fixture's own CPU time
+    /// over its wall time (hot.c's report): the share of each thread's state slices
+    /// that says running must match it. At 100 Hz for 2 s, 200 ticks a thread, 800 in
+    /// all: the share's standard deviation is under 0.02 (ticks in a row are not
+    /// independent: the scheduler's slices are 4 ms and more); 0.08 is four of them.
+    @Test func runnableIsWaitingForACPU() throws {
+        let threads = 2 * sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        let fixture = try Fixture.c("hot", arguments: ["\(threads)"])
+        defer { fixture.stop() }
+        _ = try #require(fixture.ask("report"))
+        let result = try swiftprof("attach", "\(fixture.pid)", "--duration", "2s", "--format", "trace")
+        let after = try #require(fixture.ask("report"))
+        #expect(result.status == 0, "\(result.stderr)")
+        let words = after.split(separator: " ")
+        let (seconds, cpu) = (try #require(Double(words[3])), try #require(Double(words[5])))
+        let truth = cpu / seconds / Double(threads)
+        let file = try JSONDecoder().decode(File.self, from: Data(result.stdout.utf8))
+        let burners = Set(file.traceEvents.filter { $0.ph == "M" && $0.name == "thread_name" && $0.args?["name"]?.hasPrefix("burner ") == true }.map(\.tid))
+        #expect(burners.count == threads, "\(burners)")
+        let states = file.traceEvents.filter { $0.ph == "X" && $0.cat == "state" && burners.contains($0.tid) }
+        let time = { (name: String) in states.filter { $0.name == name }.reduce(0) { $0 + $1.dur! } }
+        let (running, runnable) = (time("running"), time("runnable"))
+        #expect(abs(running + runnable - states.reduce(0) { $0 + $1.dur! }) < 1, "\(Set(states.map(\.name)))")
+        #expect(abs(running / (running + runnable) - truth) < 0.08, "running \(running / (running + runnable)), the fixture's \(truth)")
+        fixture.expectRunning()
     }
 
     /// Of several processes, a process a pid, named as ps names it, each with its threads.

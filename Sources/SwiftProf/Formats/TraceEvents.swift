@@ -1,7 +1,8 @@
 // `--format trace`: a sampled run as Chrome's Trace Event Format (JSON), what
 // Perfetto (ui.perfetto.dev) and chrome://tracing open: a track per thread, named
 // by the thread, and a process per process sampled. On each track, the thread's
-// state is the outermost slice (running, or sleeping in a system call) and its
+// state is the outermost slice (running, runnable: waiting for a CPU, or sleeping
+// in a system call) and its
 // frames are nested below it, outermost first; consecutive ticks at the same
 // place are one slice, and a frame that stays on the stack stays one slice while
 // the frames below it change, as a flame chart draws it. Times are the ticks'
@@ -59,7 +60,8 @@ public struct TraceEventsWriter: Sendable {
                 open.removeSubrange(depth...)
             }
             for slice in track.slices {
-                let wanted = levels[slice.stack]
+                var wanted = levels[slice.stack]
+                if slice.waitingForCPU, !wanted.isEmpty { wanted[0].name = "runnable" }
                 var common = 0
                 if slice.start == lastEnd {
                     while common < open.count && common < wanted.count && open[common].level == wanted[common] { common += 1 }

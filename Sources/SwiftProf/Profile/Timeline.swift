@@ -16,6 +16,8 @@ public struct Timeline: Sendable, Equatable {
         public var start: UInt64
         public var end: UInt64
         public var stack: Int
+        /// Runnable but off a CPU: waiting for one.
+        public var waitingForCPU = false
     }
 
     /// Each place a thread was seen at: its frames and state.

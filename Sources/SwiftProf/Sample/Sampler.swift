@@ -385,16 +385,24 @@ final class Sampler {
                 // Counted by its stack, as it need not be the thread's last sample; not
                 // known to stay valid, so it has no epoch.
                 capturer.count(.reused)
-                return .settled(.captured(remember(earlier, look: nil, epoch: nil)))
+                return .settled(.captured(offCPU(remember(earlier, look: nil, epoch: nil))))
             }
             capturer.count(.withoutStop)
             let sample = remember(threadSample(copy, unwind(copy), .withoutStop, now: now), look: nil,
                                   epoch: atTick.epoch)
             if settledAtTick && reusesIdleThreads { quiet.insert(tid) }
-            return .settled(.captured(keepOffCPU(sample, at: key)))
+            return .settled(.captured(offCPU(keepOffCPU(sample, at: key))))
         case nil:
             return .askProc
         }
+    }
+
+    /// A thread off a CPU at the tick: runnable (state R: preempted, or woken and not
+    /// yet run again) means waiting for a CPU.
+    private func offCPU(_ sample: ThreadSample) -> ThreadSample {
+        var sample = sample
+        sample.waitingForCPU = sample.state?.code == "R"
+        return sample
     }
 
     /// Kept for a later tick that finds the thread at the same place but cannot copy it.

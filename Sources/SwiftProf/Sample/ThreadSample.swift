@@ -17,6 +17,10 @@ struct ThreadSample {
     var asyncChains: AsyncChains
     /// The profiler labels of the goroutine the thread ran, read with the sample.
     var goLabels: [String: String] = [:]
+    /// Off a CPU at its tick though runnable: waiting for one (the switch records say
+    /// so; without them a runnable thread is taken as running). Not part of `key`:
+    /// the timeline shows it, profiles count the place alike.
+    var waitingForCPU = false
 
     /// Unwinds a capture and reads its state; with `image`, the async callers of a
     /// Swift job too (read now: its contexts change once it runs on).

@@ -1,14 +1,14 @@
 // Keeps, tick by tick, where each thread was: only the ticks where that changed,
 // so a thread blocked for the whole run costs one entry. A thread on a CPU is
 // where the kernel's last sample of it in the tick put it (where it was last
-// seen, when the kernel took none).
+// seen, when the kernel took none); a runnable one off a CPU waits for one.
 
 struct TimelineRecorder {
     private var samples: [ThreadSample] = []
     private var slots: [ThreadSample.Key: Int] = [:]
     private struct Track {
         var name: String
-        var changes: [(time: UInt64, sample: Int)]
+        var changes: [(time: UInt64, sample: Int, waitingForCPU: Bool)]
         var lastSeen: UInt64
     }
     private var tracks: [Int32: Track] = [:]
@@ -20,7 +20,15 @@ struct TimelineRecorder {
         let placed = tick.places
         for sample in placed { place(sample, at: time) }
         let seen = Set(placed.map(\.tid))
-        for tid in tick.reused + tick.running.map(\.tid) where !seen.contains(tid) { tracks[tid]?.lastSeen = time }
+        for tid in tick.reused where !seen.contains(tid) { tracks[tid]?.lastSeen = time }
+        for (tid, _) in tick.running where !seen.contains(tid) {
+            // On a CPU, with no kernel sample of it this tick: where it was last seen,
+            // but running, not waiting for a CPU any more.
+            guard var track = tracks[tid] else { continue }
+            if let last = track.changes.last, last.waitingForCPU { track.changes.append((time, last.sample, false)) }
+            track.lastSeen = time
+            tracks[tid] = track
+        }
     }
 
     /// Threads where they were before the first tick added (`watch`'s window).
@@ -38,12 +46,15 @@ struct TimelineRecorder {
             slots[sample.key] = slot
         }
         if var track = tracks[sample.tid] {
-            if track.changes.last?.sample != slot { track.changes.append((time, slot)) }
+            let last = track.changes.last
+            if last?.sample != slot || last?.waitingForCPU != sample.waitingForCPU {
+                track.changes.append((time, slot, sample.waitingForCPU))
+            }
             track.lastSeen = time
             track.name = sample.name
             tracks[sample.tid] = track
         } else {
-            tracks[sample.tid] = Track(name: sample.name, changes: [(time, slot)], lastSeen: time)
+            tracks[sample.tid] = Track(name: sample.name, changes: [(time, slot, sample.waitingForCPU)], lastSeen: time)
         }
     }
 
@@ -56,7 +67,8 @@ struct TimelineRecorder {
             let track = tracks[tid]!
             let ends = track.changes.dropFirst().map(\.time) + [track.lastSeen + period]
             let slices = zip(track.changes, ends).map { change, end in
-                Timeline.Slice(start: change.time - min(change.time, start), end: end - min(end, start), stack: change.sample)
+                Timeline.Slice(start: change.time - min(change.time, start), end: end - min(end, start), stack: change.sample,
+                               waitingForCPU: change.waitingForCPU)
             }
             return Timeline.Track(tid: tid, name: track.name, process: process, slices: slices)
         }
