@@ -123,7 +123,9 @@ struct OutputOptions: ParsableArguments {
             if document.profileName == "contention", let time = document.sampledTime {
                 return PprofProto.writeContention(document, sampledTime: time)
             }
-            // The sample type names what is counted, as Go names its profiles: thread, goroutine, task.
+            // A sampled run as serve writes one: samples and cpu or wall time.
+            if let time = document.sampledTime { return PprofProto.write(document, sampledTime: time) }
+            // A snapshot's sample type names what is counted, as Go names its profiles: thread, goroutine, task.
             return PprofProto.write(document, sampleType: document.profileName)
         case .folded:
             return text(FoldedWriter(threadNames: threadNames).write(document))

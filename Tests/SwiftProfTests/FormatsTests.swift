@@ -43,6 +43,28 @@ struct FormatsTests {
         #expect(profile.record(containing: "worker_wait")?.state?.systemCall?.name == "futex")
     }
 
+    /// A sampled run's protobuf says what was sampled, as serve's and Go's CPU profile
+    /// do: samples/count and wall (or cpu) in nanoseconds, the period, the duration;
+    /// not "Type: thread", which is a snapshot's. Read back, it has the same stacks.
+    @Test func aSampledRunsProtobufSaysWhatWasSampled() throws {
+        let fixture = try Fixture.c("hot")
+        defer { fixture.stop() }
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for mode in ["wall", "cpu"] {
+            let file = directory.appendingPathComponent("\(mode).pb.gz").path
+            let result = try swiftprof("attach", "\(fixture.pid)", "--mode", mode, "--rate", "100", "--duration", "1s", "--format", "pprof", "-o", file)
+            #expect(result.status == 0, "\(result.stderr)")
+            let top = try run("go", ["tool", "pprof", "-top", file], environment: Self.goEnvironment)
+            #expect(top.stdout.contains("Type: \(mode)") && top.stdout.contains("Duration: 1"), "\(top.stdout)\(top.stderr)")
+            // Samples of 10 ms each: the total is in seconds, about a second a busy thread.
+            #expect(top.stdout.contains("Total samples = ") && top.stdout.contains("s ("), "\(top.stdout)")
+            let back = try swiftprof("dump", "--input", file)
+            #expect(back.status == 0 && back.stdout.contains("hot_function"), "\(back.stdout)\(back.stderr)")
+        }
+        fixture.expectRunning()
+    }
+
     @Test func speedscopeValidatesAgainstItsSchema() throws {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }

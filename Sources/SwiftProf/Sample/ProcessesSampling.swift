@@ -303,7 +303,7 @@ extension Profiler {
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         var document = ProfileDocument(records: Grouper.sorted(records, addresses: .absolute), failures: failures)
         document.timeline = timeline
-        options.markBlockProfile(&document, elapsedNanoseconds: progress.elapsedNanoseconds, startUnixNanoseconds: startUnix)
+        options.markSampledTime(&document, elapsedNanoseconds: progress.elapsedNanoseconds, startUnixNanoseconds: startUnix)
         let ended = sampled.filter(\.ended).map(\.identity)
         let samplesLine: String = "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over "
             + "\(decimal(seconds, places: 1)) s, mode \(options.mode.rawValue), \(progress.lossSummary)"

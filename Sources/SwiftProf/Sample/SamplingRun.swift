@@ -52,12 +52,14 @@ public struct SamplingOptions: Sendable {
 
     public init() {}
 
-    /// A block profile's document says so (its name, "contention", as Go's text
-    /// names it) and carries the tick period its delays are counted in.
-    func markBlockProfile(_ document: inout ProfileDocument, elapsedNanoseconds: UInt64, startUnixNanoseconds: Int64) {
-        guard profile != .samples else { return }
-        document.profileName = "contention"
-        document.sampledTime = PprofProto.SampledTime(mode: .wall, rate: rate, durationNanoseconds: Int64(elapsedNanoseconds),
+    /// A sampled run's document carries what was sampled (the clock, the tick period
+    /// each sample stands for, the time covered), so that its pprof says "Type: cpu"
+    /// or "wall" in seconds, as serve's do; a block or mutex profile's also says so
+    /// by its name ("contention", as Go's text names it), its delays on the wall clock.
+    func markSampledTime(_ document: inout ProfileDocument, elapsedNanoseconds: UInt64, startUnixNanoseconds: Int64) {
+        if profile != .samples { document.profileName = "contention" }
+        document.sampledTime = PprofProto.SampledTime(mode: profile == .samples ? mode : .wall, rate: rate,
+                                                      durationNanoseconds: Int64(elapsedNanoseconds),
                                                       startUnixNanoseconds: startUnixNanoseconds)
     }
 }
@@ -255,7 +257,7 @@ extension Profiler {
         var document = ProfileDocument(pid: pid, records: Grouper.sorted(records, addresses: .absolute),
                                        memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
         document.timeline = recorder?.timeline(symbolizer, start: runStart, startUnixNanoseconds: startUnix)
-        options.markBlockProfile(&document, elapsedNanoseconds: progress.elapsedNanoseconds, startUnixNanoseconds: startUnix)
+        options.markSampledTime(&document, elapsedNanoseconds: progress.elapsedNanoseconds, startUnixNanoseconds: startUnix)
         document.comments = [
             "samples: \(progress.samples) at \(formatRate(options.rate)) Hz (jittered) over \(decimal(seconds, places: 1)) s, "
                 + "mode \(options.mode.rawValue), \(progress.lossSummary)"
