@@ -166,6 +166,24 @@ struct DumpParkedTests {
         let file = directory.appendingPathComponent("snapshot.txt").path
         try result.stdout.write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try swiftprof("dump", "--input", file).stdout == result.stdout)
+        // Every format names such a frame so (#31): folded stacks carry no bare address,
+        // and a second run of the program, loaded elsewhere, diffs as the same stacks.
+        let folded = try swiftprof("dump", "--no-kernel", "--format", "folded", "\(fixture.pid)")
+        let frames = folded.stdout.split(separator: "\n").flatMap { $0.split(separator: " ").dropLast().joined(separator: " ").split(separator: ";") }
+        #expect(frames.contains { $0.hasPrefix("[\(stripped)+0x") }, "\(folded.stdout)")
+        #expect(!frames.contains { $0.hasPrefix("0x") }, "\(folded.stdout)")
+        let again = try Fixture(stripped)
+        defer { again.stop() }
+        let second = directory.appendingPathComponent("again.txt").path
+        try swiftprof("dump", "--no-kernel", "\(again.pid)").stdout.write(toFile: second, atomically: true, encoding: .utf8)
+        let diff = try swiftprof("diff", file, second)
+        #expect(diff.status == 0 && diff.stdout.contains("\n0 stacks changed\n"), "\(diff.stdout)\(diff.stderr)")
+        // With kernel frames on one side only, the stacks are still the same ones.
+        let withKernel = directory.appendingPathComponent("kernel.txt").path
+        try swiftprof("dump", "\(again.pid)").stdout.write(toFile: withKernel, atomically: true, encoding: .utf8)
+        let kernelDiff = try swiftprof("diff", withKernel, second)
+        #expect(kernelDiff.stdout.contains("# kernel frames left out: one of the profiles has none\n0 stacks changed\n"),
+                "\(kernelDiff.stdout)\(kernelDiff.stderr)")
     }
 
     @Test func memoryMapIsAppendedAndGoPprofReadsIt() throws {

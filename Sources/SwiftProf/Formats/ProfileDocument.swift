@@ -76,9 +76,18 @@ public struct ProfileDocument: Sendable, Equatable {
 }
 
 extension Location {
-    /// The name a frame shows where a single string is wanted: the function, or the address.
+    /// The name a frame shows where a single string is wanted: the function; without
+    /// one, the object and the offset in it, as pprof-text, pprof and perf name such
+    /// frames (`[/usr/sbin/nginx+0x54173]`: the same in every run, so profiles of two
+    /// runs merge and diff); the address only where no object is known.
     static func displayName(_ line: FrameLine, of location: Location) -> String {
-        line.function.isEmpty ? hex(location.address) : line.function
+        guard line.function.isEmpty else { return line.function }
+        return location.objectOffset ?? hex(location.address)
+    }
+
+    /// `[module+0xoffset]` for a frame in a mapped object (not the kernel's); nil otherwise.
+    var objectOffset: String? {
+        module.isEmpty || isKernel ? nil : "[\(module)+\(hex(address &- moduleBias))]"
     }
 }
 

@@ -2,7 +2,9 @@
 // that appeared, vanished or changed count, largest change first. Where the
 // profiles span several processes, a stack is also told apart by its process's
 // name (what ps shows), never by its pid: the same program runs under another
-// pid the next time.
+// pid the next time. A frame without a symbol is its object and the offset in
+// it, the same in every run. Kernel frames are compared only when both profiles
+// have them: a capture without them (--no-kernel, a core) is the same stacks.
 
 public struct StackDiff: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
@@ -20,14 +22,21 @@ public struct StackDiff: Sendable, Equatable {
     /// Changed stacks only: by the size of the change, growth first, then by stack.
     public var entries: [Entry]
 
+    /// Whether kernel frames took part: only when both profiles have some.
+    public var comparesKernelFrames = true
+
     public init(before: ProfileDocument, after: ProfileDocument) {
         struct Key: Hashable {
             let processes: [String]
             let frames: [String]
         }
+        let hasKernel = { (document: ProfileDocument) in document.records.contains { $0.locations.contains(where: \.isKernel) } }
+        let withKernel = hasKernel(before) && hasKernel(after)
+        comparesKernelFrames = withKernel || (!hasKernel(before) && !hasKernel(after))
+        func compared(_ record: Record) -> [Location] { withKernel ? record.locations : record.locations.filter { !$0.isKernel } }
         func key(_ record: Record) -> Key {
-            Key(processes: Array(Set(record.processes.map(\.commandLine))).sorted(), frames: record.locations.flatMap { location in
-                location.lines.map { "\($0.function)\u{0}\($0.file)\u{0}\($0.line)\u{0}\(location.isKernel)" }
+            Key(processes: Array(Set(record.processes.map(\.commandLine))).sorted(), frames: compared(record).flatMap { location in
+                location.lines.map { "\(Location.displayName($0, of: location))\u{0}\($0.file)\u{0}\($0.line)\u{0}\(location.isKernel)" }
             })
         }
         var entries: [Key: Entry] = [:]
@@ -36,9 +45,11 @@ public struct StackDiff: Sendable, Equatable {
             let key = key(record)
             if entries[key] == nil {
                 order.append(key)
-                let symbolic = record.locations.map { Location(address: 0, module: $0.isKernel ? Location.kernelModule : "", lines: $0.lines.map {
-                    FrameLine(function: $0.function, offset: 0, file: $0.file, line: $0.line)
-                }) }
+                let symbolic = compared(record).map { location in
+                    Location(address: 0, module: location.isKernel ? Location.kernelModule : "", lines: location.lines.map {
+                        FrameLine(function: Location.displayName($0, of: location), offset: 0, file: $0.file, line: $0.line)
+                    })
+                }
                 entries[key] = Entry(locations: symbolic, processes: key.processes, before: 0, after: 0)
             }
             entries[key]!.before += before
@@ -71,6 +82,7 @@ public struct StackDiffWriter: Sendable {
     public func write(_ diff: StackDiff) -> String {
         let net = diff.afterTotal - diff.beforeTotal
         var text = "thread diff: before total \(diff.beforeTotal), after total \(diff.afterTotal) (\(net >= 0 ? "+" : "")\(net))\n"
+        if !diff.comparesKernelFrames { text += "# kernel frames left out: one of the profiles has none\n" }
         text += "\(diff.entries.count) \(diff.entries.count == 1 ? "stack" : "stacks") changed\n\n"
         let tabs = TabWriter()
         for entry in diff.entries {
