@@ -58,10 +58,13 @@ struct TopCommand: ParsableCommand {
         // Without a terminal there is no screen to redraw and no q to read: one table at
         // the end (Ctrl-C, SIGTERM or the end of the process), as a batch top prints.
         let interactive = terminal.isInteractive
-        let onRefresh: @Sendable ([Record], SamplingProgress) -> Void = { records, progress in
-            guard interactive else { return }
-            let table = TopTable(records: records, includeIdle: idle)
-            terminal.draw(header(title, rate: rate, progress: progress, table: table, quitKey: terminal.readsKeys), table: table)
+        // Without a screen nothing is drawn, so nothing is symbolized while sampling either.
+        var onRefresh: (@Sendable ([Record], SamplingProgress) -> Void)?
+        if interactive {
+            onRefresh = { records, progress in
+                let table = TopTable(records: records, includeIdle: idle)
+                terminal.draw(header(title, rate: rate, progress: progress, table: table, quitKey: terminal.readsKeys), table: table)
+            }
         }
         let result: SamplingResult
         do {
@@ -96,8 +99,10 @@ struct TopCommand: ParsableCommand {
 /// `title`: "4242 (name)", or "3 processes".
 private func header(_ title: String, rate: Double, progress: SamplingProgress, table: TopTable, quitKey: Bool) -> String {
     let seconds = decimal(Double(progress.elapsedNanoseconds) / 1e9, places: 1)
-    return "swiftprof top \(title): \(seconds) s, \(progress.samples) samples at \(decimal(rate, places: 0)) Hz since the start, "
-        + "\(progress.threads) threads, \(table.samples) thread samples shown, \(progress.lost) lost" + (quitKey ? "   (q quits)" : "")
+    // Ticks lost: those the sampler could not take on time, the screen's drawing among them.
+    let lost = "lost \(progress.lost) ticks" + (progress.lostDrawing > 0 ? " (\(progress.lostDrawing) while drawing)" : "")
+    return "swiftprof top \(title): \(seconds) s, \(progress.samples) ticks at \(decimal(rate, places: 0)) Hz since the start, "
+        + "\(progress.threads) threads, \(table.samples) thread samples shown, \(lost)" + (quitKey ? "   (q quits)" : "")
 }
 
 /// The terminal while `top` runs: the alternate screen, no echo, keys read one

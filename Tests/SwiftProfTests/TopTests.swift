@@ -42,11 +42,20 @@ extension TopTests {
     @Test func withoutATerminalItPrintsOneTableAtTheEnd() throws {
         let fixture = try Fixture.c("hot", arguments: ["1", "0", "1500"])
         defer { fixture.stop() }
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(fixture.pid)/task").count
         let result = try swiftprof("top", "--rate", "200", "\(fixture.pid)")
         #expect(result.status == 1, "\(result.stderr)")
         #expect(result.stderr == "swiftprof: process \(fixture.pid) exited\n")
         let headers = result.stdout.split(separator: "\n").filter { $0.hasPrefix("swiftprof top ") }
         #expect(headers.count == 1, "\(result.stdout)")
+        // The process's threads, not those on a CPU at the last tick (#31: "0 threads");
+        // ticks lost are the sampler's, none to drawing with no screen to draw.
+        let header = try #require(headers.first)
+        #expect(header.contains(" ticks at 200 Hz since the start, \(threads) threads, "), "\(header)")
+        let lost = try #require(header.split(separator: " ").split(separator: "lost").last?.first.flatMap { Int($0) }, "\(header)")
+        let ticks = try #require(header.split(separator: ", ").dropFirst().first?.split(separator: " ").first.flatMap { Int($0) }, "\(header)")
+        #expect(ticks >= 200 && lost * 100 <= ticks, "\(header)")
+        #expect(!header.contains("while drawing"), "\(header)")
         #expect(!result.stdout.contains("q quits") && !result.stdout.contains("\u{1b}"), "\(result.stdout)")
         #expect(result.stdout.contains("spin_work (hot.c)"), "\(result.stdout)")
     }

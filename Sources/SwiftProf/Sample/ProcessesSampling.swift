@@ -175,6 +175,7 @@ extension Profiler {
             var lastReport = start
             var lastListing = start
             var lastRefresh = start
+            var refreshed = false
             var intervalStart = (monotonic: start, unix: startUnix, samples: 0)
             func endInterval(at now: UInt64) {
                 guard let onInterval, intervalLength != nil else { return }
@@ -233,7 +234,7 @@ extension Profiler {
                     process.interval?.add(tick)
                     process.recorder?.add(tick, at: due)
                     process.mutexes?.add(tick)
-                    threads += tick.threads
+                    threads += tick.watched
                 }
                 if selector.followsForks {
                     for pid in order where !processes[pid]!.childrenListed {
@@ -256,7 +257,10 @@ extension Profiler {
                 } else {
                     timely.account(workNanoseconds: worked, periodNanoseconds: period)
                 }
+                let lostBefore = progress.lost
                 due = nextTick(after: due, now: after, period: period, jitter: &jitter, lost: &progress.lost)
+                if refreshed { progress.lostDrawing += progress.lost - lostBefore }
+                refreshed = false
                 progress.elapsedNanoseconds = after - start
                 if after - lastReport >= 200_000_000 {
                     lastReport = after
@@ -267,6 +271,7 @@ extension Profiler {
                     lastRefresh = after
                     account(&progress, processes.values, switchRings)
                     onRefresh(order.flatMap { processes[$0]!.recordsSoFar(options.snapshot) }, progress)
+                    refreshed = true
                 }
                 if let intervalLength, after - intervalStart.monotonic >= intervalLength { endInterval(at: after) }
                 sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)

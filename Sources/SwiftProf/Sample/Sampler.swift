@@ -119,6 +119,10 @@ final class Sampler {
         /// The kernel's samples of running threads since the last tick, unwound.
         var kernelSamples: [ThreadSample] = []
 
+        /// The threads this tick looked at: every thread of the process (those --threads
+        /// chooses, up to --max-threads), sampled or not (in CPU mode, blocked ones are not).
+        var watched = 0
+
         var isEmpty: Bool { samples.isEmpty && reused.isEmpty && running.isEmpty }
         var threads: Int { samples.count + reused.count + running.count }
 
@@ -163,6 +167,7 @@ final class Sampler {
                 (chosenAmong, chosen, chosenAtRenames) = (listed, tids, switches?.renames ?? 0)
             }
         }
+        tick.watched = min(tids.count, limit)
         for tid in tids.prefix(limit) {
             if quiet.contains(tid) {
                 // Nothing recorded since a sample that stands: the same again, without a look.

@@ -76,10 +76,12 @@ public struct SamplingProgress: Sendable {
     public var elapsedNanoseconds: UInt64 = 0
     /// Ticks taken: each samples every thread once.
     public var samples = 0
-    /// Threads seen in the last tick.
+    /// The threads the last tick looked at (in CPU mode, running or not).
     public var threads = 0
     /// Ticks that could not be taken on time (after the first pass).
     public var lost = 0
+    /// Of those, the ticks lost while a refresh (top's screen) was drawn.
+    public var lostDrawing = 0
     /// How long the first pass took: it copies every thread, later ones only those that ran.
     public var firstPassNanoseconds: UInt64 = 0
     /// perf records the kernel dropped because a ring was full.
@@ -155,6 +157,7 @@ extension Profiler {
             var due = start
             var lastReport = start
             var lastRefresh = start
+            var refreshed = false
             var liveSymbolizer: (image: TargetImage, symbolizer: StackSymbolizer)?
             // One symbolizer while the maps stay the same: each pc is looked up once.
             func symbolizer(for samples: [ThreadSample]) -> StackSymbolizer {
@@ -205,7 +208,7 @@ extension Profiler {
                 recorder?.add(tick, at: due)
                 mutexes?.add(tick)
                 progress.samples += 1
-                progress.threads = tick.threads
+                progress.threads = tick.watched
                 let after = monotonicNanoseconds()
                 if progress.samples == 1 {
                     // The first pass copies every thread once (0.65 s at 1,000 threads):
@@ -220,7 +223,10 @@ extension Profiler {
                 } else {
                     timely.account(workNanoseconds: worked, periodNanoseconds: period)
                 }
+                let lostBefore = progress.lost
                 due = nextTick(after: due, now: after, period: period, jitter: &jitter, lost: &progress.lost)
+                if refreshed { progress.lostDrawing += progress.lost - lostBefore }
+                refreshed = false
                 progress.elapsedNanoseconds = after - start
                 if after - lastReport >= 200_000_000 {
                     lastReport = after
@@ -233,6 +239,7 @@ extension Profiler {
                     let symbolizer = symbolizer(for: placed.representatives)
                     sampler.account(&progress)
                     onRefresh(placed.records(symbolizer), progress)
+                    refreshed = true
                 }
                 if let length = options.intervalNanoseconds, after - intervalStart.monotonic >= length { endInterval(at: after) }
                 sleep(until: due, end: options.durationNanoseconds.map { start + $0 }, shouldStop: shouldStop)
