@@ -2,12 +2,14 @@
  * the condition variable work_ready, "worker" on the semaphore jobs, "heaped" on
  * a condition variable allocated on the heap (named by where it lies), and two
  * "pooled" threads, one stack, each on a heap condition variable of its own, and
- * "stacked" on a condition variable on its own stack; "flagged" sleeps in a bare
+ * "stacked" on a condition variable on its own stack, "mapped" on one in an
+ * anonymous mapping (no path to name it by); "flagged" sleeps in a bare
  * futex(2) on start_flag, a word of the program's own.
  * Ends at the end of stdin. Build: cc -O2 -g -pthread waits.c */
 #include "fixture_ready.h"
 #include <linux/futex.h>
 #include <semaphore.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -51,6 +53,15 @@ static void *stacked(void *arg) {
     return NULL;
 }
 
+static void *mapped(void *arg) {
+    pthread_cond_t *condition = arg;
+    pthread_mutex_t *lock = (pthread_mutex_t *)(condition + 1);
+    pthread_mutex_lock(lock);
+    announce(SYS_FUTEX, SYS_FUTEX, SYS_FUTEX);
+    for (;;) pthread_cond_wait(condition, lock);
+    return NULL;
+}
+
 static int start_flag;
 
 static void *flagged(void *arg) {
@@ -83,8 +94,13 @@ int main(void) {
         start_thread(pooled, own, "pooled");
     }
     start_thread(stacked, NULL, "stacked");
+    pthread_cond_t *anonymous = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (anonymous == MAP_FAILED) { perror("mmap"); return 1; }
+    pthread_cond_init(anonymous, NULL);
+    pthread_mutex_init((pthread_mutex_t *)(anonymous + 1), NULL);
+    start_thread(mapped, anonymous, "mapped");
     start_thread(flagged, NULL, "flagged");
-    wait_until_parked(7);
+    wait_until_parked(8);
     while (read(0, &byte, 1) > 0) {}
     return 0;
 }

@@ -170,6 +170,9 @@ struct DeadlockTests {
         let stacked = try tid("stacked", in: names)
         let local = try #require(wait(stacked))
         #expect(local.hasPrefix("condition variable at 0x") && local.hasSuffix(" on the stack of stacked (\(stacked))"), "\(local)")
+        // Memory with no path (an anonymous mapping) says so, not an empty name (#31: `("")`).
+        let anonymous = try #require(wait(try tid("mapped", in: names)))
+        #expect(anonymous.hasPrefix("condition variable at 0x") && anonymous.hasSuffix(" (anonymous memory)"), "\(anonymous)")
         // Two threads of one stack, each on its own condition variable: one record still.
         let pooled = names.filter { $0.value == "pooled" }.keys.sorted()
         let pool = try #require(profile.records.first { Set($0.threadIDs) == Set(pooled) }, "\(dump.stdout)")
@@ -178,7 +181,7 @@ struct DeadlockTests {
         let waits = Set(relative.records.compactMap { $0.state?.wait })
         // Without addresses the pool's two waits read the same.
         #expect(waits == ["condition variable work_ready", "semaphore jobs", "condition variable in [heap]",
-                          "condition variable on the stack of stacked", "futex start_flag"])
+                          "condition variable on the stack of stacked", "condition variable in anonymous memory", "futex start_flag"])
     }
 
     /// Rust's std locks wait on futex words of their own and record no owner: the

@@ -320,9 +320,11 @@ extension Profiler {
                 return (nil, (threadIDs ? "at \(hex(address)) " : "") + "on the stack of \(thread(owner))")
             }
             // Without ids, without the address either: it changes from run to run.
-            let path = NameQuoting.quoted(map.region(containing: address)?.path ?? "")
-            if !threadIDs { return (nil, path.isEmpty ? "in anonymous memory" : "in \(path)") }
-            return (nil, path.isEmpty ? "at \(hex(address))" : "at \(hex(address)) (\(path))")
+            // Anonymous memory (the heap, a thread's stack no blocked thread is on) has no
+            // path: said so, not as a quoted empty name.
+            let path = (map.region(containing: address)?.path).flatMap { $0.isEmpty ? nil : NameQuoting.quoted($0) }
+            if !threadIDs { return (nil, path.map { "in \($0)" } ?? "in anonymous memory") }
+            return (nil, path.map { "at \(hex(address)) (\($0))" } ?? "at \(hex(address)) (anonymous memory)")
         }
         func mutex(_ address: UInt64) -> String {
             let named = object(address)
