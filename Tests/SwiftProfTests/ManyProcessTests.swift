@@ -466,6 +466,12 @@ import Testing
         #expect(Set(processes.keys) == Set([master] + workers), "\(text)")
         #expect(processes[master]?.hasPrefix("nginx: master process ") == true, "\(processes)")
         for worker in workers { #expect(processes[worker] == "nginx: worker process", "\(processes)") }
+        // A worker's layers (#31): its event loop calls epoll_wait through a static function
+        // the stripped binary does not name; the runtime entry is still glibc's epoll_wait.
+        let layers = try swiftprof("dump", "--format", "layers", "--no-kernel", "\(workers[0])").stdout
+        let row = try #require(layers.split(separator: "\n").first { $0.hasPrefix("main → ") }, "\(layers)")
+        let columns = row.split(separator: "  ", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(columns.count >= 4 && columns[1] == "epoll_wait" && columns[2] == "epoll_wait", "\(layers)")
         // Sampled over time, every process has its samples.
         let sampled = try swiftprof("attach", "--name", name, "--duration", "1s", "--rate", "50", "--no-kernel")
         #expect(sampled.status == 0, "\(sampled.stderr)")

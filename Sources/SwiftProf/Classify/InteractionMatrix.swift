@@ -45,7 +45,11 @@ public enum InteractionMatrix {
         var component = none, entry = none
         if let inner = app.first, let outer = app.last {
             component = inner == outer ? frames[inner].function : "\(frames[outer].function) → \(frames[inner].function)"
-            if inner > 0, frames[inner - 1].layer != .kernel { entry = frames[inner - 1].function }
+            // Below it, past the application's frames that have no symbol (a stripped
+            // program's static functions): the first runtime or library frame it called.
+            if let below = frames[..<inner].lastIndex(where: { $0.layer != .app }), frames[below].layer != .kernel {
+                entry = frames[below].function
+            }
         } else if let outermostUser = frames.lastIndex(where: { $0.layer != .kernel && !$0.function.isEmpty }) {
             entry = frames[outermostUser].function  // runtime-only thread: where it starts
         }
