@@ -1,4 +1,5 @@
 // Names from places other than a plain C binary: C++ and Swift symbols, the vDSO.
+import Foundation
 import Testing
 
 @Suite(.serialized)
@@ -18,6 +19,41 @@ struct DumpLanguageTests {
         let short = try parseProfile(try swiftprof("dump", "--short-names", "\(fixture.pid)").stdout)
         #expect(short.record(containing: "fixture::Parker::park") != nil, "\(short.records.map(\.functions))")
         #expect(short.record(containing: "fixture::Parker<int>::park(int)") == nil)
+    }
+
+    /// A C++ name of hundreds of characters (long_name.cpp's template method) is printed
+    /// whole, but does not pad the other frame lines of its record (#31): their file
+    /// column starts where names of up to 80 characters put it; the record reads back.
+    @Test func aLongCppNameDoesNotPadItsRecord() throws {
+        let fixture = try Fixture(try FixtureBuild.executable("long_name", flags: ["-O1", "-g"]))
+        defer { fixture.stop() }
+        let result = try swiftprof("dump", "--no-kernel", "\(fixture.pid)")
+        #expect(result.status == 0, "\(result.stderr)")
+        let profile = try parseProfile(result.stdout)
+        let record = try #require(profile.record(containing: "watch"), "\(result.stdout)")
+        let long = try #require(record.functions.first { $0.hasPrefix("void fixture::Registry<std::map<") }, "\(record.functions)")
+        #expect(long.count > 200 && long.hasSuffix("::wait_for_changes<long>(std::map<std::__cxx11::basic_string<char, std::char_traits<char>, "
+                + "std::allocator<char> >, std::vector<std::pair<long, double>, std::allocator<std::pair<long, double> > >, "
+                + "std::less<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > >, "
+                + "std::allocator<std::pair<std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > const, "
+                + "std::vector<std::pair<long, double>, std::allocator<std::pair<long, double> > > > > > const&, long)"), "\(long)")
+        /// Where a line's last cell (the file) starts, tabs expanded to 8 columns.
+        func fileColumn(_ line: Substring) -> Int {
+            var column = 0
+            for character in line.dropLast(line.split(separator: "\t").last?.count ?? 0) {
+                column = character == "\t" ? (column / 8 + 1) * 8 : column + 1
+            }
+            return column
+        }
+        let frames = result.stdout.split(separator: "\n").filter { $0.hasPrefix("#\t0x") && !$0.contains("wait_for_changes") }
+        let watch = try #require(frames.first { $0.contains("\twatch+0x") }, "\(result.stdout)")
+        #expect(fileColumn(watch) <= 8 + 16 + 88, "\(watch)")
+        #expect(frames.allSatisfy { fileColumn($0) <= 8 + 16 + 88 }, "\(result.stdout)")
+        let directory = try FormatsTests.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("long.txt").path
+        try result.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try swiftprof("dump", "--input", file).stdout == result.stdout)
     }
 
     @Test func swiftNames() throws {

@@ -50,12 +50,16 @@ public struct PprofTextWriter: Sendable {
 
     /// Where a kernel frame's file:line would go.
     static let kernelFile = "[kernel]"
+    /// The widest frame cell (function+offset) that sets its column's width.
+    static let widestAlignedName = 80
 
     public func write(_ records: [Record]) -> String {
         let total = records.reduce(0) { $0 + $1.count }
         var text = "\(profileName) profile: total \(total)\n"
         for comment in comments { text += "# \(comment)\n" }
-        let tabs = TabWriter()
+        // Go's own goroutine text aligns every cell; elsewhere a very long name (C++
+        // templates) overflows its column instead of padding its whole record.
+        let tabs = TabWriter(widestAligned: profileName == "goroutine" ? nil : Self.widestAlignedName)
         // A system call's argument can be a thread id (pthread_join's futex waits on the
         // joined thread's id): as thread ids, left out of relative output.
         let threadIDs = addresses == .relative ? Set(records.flatMap(\.threadIDs).filter { $0 != 0 }.map(String.init)) : []

@@ -4,11 +4,16 @@
 // not part of any column. A column block is a run of consecutive lines that
 // have a cell in that column; each block is as wide as its widest cell plus
 // the padding, rounded up to a multiple of the tab width and filled with tabs.
+// One exception, where asked: a cell wider than `widestAligned` does not widen its
+// column (a C++ name of 200 characters would pad every line of its record to
+// it); it is followed by one tab, and the columns after it on that line shift.
 
 struct TabWriter {
     var minWidth = 1
     var tabWidth = 8
     var padding = 1
+    /// Cells wider than this are left out of their column's width; nil: none is.
+    var widestAligned: Int?
 
     /// Aligns `lines` (without their newlines) and returns them, each ended by "\n".
     func format(_ lines: [String]) -> String {
@@ -32,7 +37,8 @@ struct TabWriter {
             blockStart = line
             var width = minWidth
             while line < end, column < lines[line].count - 1 {
-                width = max(width, lines[line][column].unicodeScalars.count + padding)
+                let cellWidth = lines[line][column].unicodeScalars.count
+                if widestAligned.map({ cellWidth <= $0 }) ?? true { width = max(width, cellWidth + padding) }
                 line += 1
             }
             widths.append(width)
@@ -51,7 +57,7 @@ struct TabWriter {
                 if index < widths.count {
                     let cellWidth = (widths[index] + tabWidth - 1) / tabWidth * tabWidth
                     let pad = cellWidth - cell.unicodeScalars.count
-                    output += String(repeating: "\t", count: (pad + tabWidth - 1) / tabWidth)
+                    output += String(repeating: "\t", count: max(1, (pad + tabWidth - 1) / tabWidth))
                 }
             }
             output += "\n"

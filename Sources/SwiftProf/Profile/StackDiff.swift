@@ -84,7 +84,7 @@ public struct StackDiffWriter: Sendable {
         var text = "thread diff: before total \(diff.beforeTotal), after total \(diff.afterTotal) (\(net >= 0 ? "+" : "")\(net))\n"
         if !diff.comparesKernelFrames { text += "# kernel frames left out: one of the profiles has none\n" }
         text += "\(diff.entries.count) \(diff.entries.count == 1 ? "stack" : "stacks") changed\n\n"
-        let tabs = TabWriter()
+        let tabs = TabWriter(widestAligned: PprofTextWriter.widestAlignedName)
         for entry in diff.entries {
             let what = entry.before == 0 ? " appeared" : (entry.after == 0 ? " vanished" : "")
             text += "\(entry.change > 0 ? "+" : "")\(entry.change) (\(entry.before) -> \(entry.after))\(what)\n"
