@@ -53,6 +53,7 @@ static void *stacked(void *arg) {
     return NULL;
 }
 
+/* pooled's body, as a function of its own: a stack of its own, so a record of its own. */
 static void *mapped(void *arg) {
     pthread_cond_t *condition = arg;
     pthread_mutex_t *lock = (pthread_mutex_t *)(condition + 1);
