@@ -51,7 +51,7 @@ extension Profiler {
                                           + "(\(captureOptions.stopTimeoutNanoseconds / 1_000_000) ms)"))
         }
         let snapshot = Snapshot(pid: pid, threads: stacks, failures: failures,
-                                memoryMapLines: capture.memoryMap.regions.map(\.line), wasStopped: capture.wasStopped)
+                                memoryMapLines: capture.memoryMap.documentLines(pid: pid), wasStopped: capture.wasStopped)
         return (snapshot, statistics)
     }
 

@@ -150,7 +150,7 @@ public enum Profiler {
         statistics.kernelNote = symbolizer.kernelNote
         statistics.symbolizeNanoseconds = monotonicNanoseconds() - clock
         return Snapshot(pid: pid, threads: threads, failures: failures,
-                        memoryMapLines: image.memoryMap.regions.map(\.line), wasStopped: wasStopped)
+                        memoryMapLines: image.memoryMap.documentLines(pid: pid), wasStopped: wasStopped)
     }
 }
 

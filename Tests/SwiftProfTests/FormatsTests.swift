@@ -65,6 +65,26 @@ struct FormatsTests {
         fixture.expectRunning()
     }
 
+    /// A program started through a link (Debian's redis-server is a link to
+    /// redis-check-rdb) is named by the link, as ps names it, not by the file the link
+    /// leads to, which /proc/PID/maps gives (#31): go tool pprof's "File:" line.
+    @Test func aProgramStartedThroughALinkIsNamedByIt() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let real = directory.appendingPathComponent("parked-real").path, link = directory.appendingPathComponent("parked-link").path
+        try FileManager.default.copyItem(atPath: try FixtureBuild.executable("parked"), toPath: real)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "parked-real")
+        let fixture = try Fixture(link)
+        defer { fixture.stop() }
+        let file = directory.appendingPathComponent("linked.pb.gz").path
+        #expect(try swiftprof("dump", "--format", "pprof", "-o", file, "\(fixture.pid)").status == 0)
+        let top = try run("go", ["tool", "pprof", "-top", file], environment: Self.goEnvironment)
+        #expect(top.stdout.contains("File: parked-link\n"), "\(top.stdout)\(top.stderr)")
+        // The memory map says the same path, which opens the same file.
+        let text = try swiftprof("dump", "--memory-map", "\(fixture.pid)").stdout
+        #expect(text.contains(" \(link)\n") && !text.contains(" \(real)\n"), "\(text)")
+    }
+
     @Test func speedscopeValidatesAgainstItsSchema() throws {
         let fixture = try Fixture.c("parked")
         defer { fixture.stop() }

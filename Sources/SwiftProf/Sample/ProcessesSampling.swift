@@ -323,7 +323,7 @@ extension Profiler {
                                     startUnixNanoseconds: startUnix)
         return ProcessesSamplingResult(sampling: result, processes: sampled.map(\.identity).sorted(), ended: ended.sorted(),
                                        unread: unread,
-                                       memoryMapLines: Dictionary(sampled.map { ($0.identity.pid, $0.sampler.targetImage.memoryMap.regions.map(\.line)) },
+                                       memoryMapLines: Dictionary(sampled.map { ($0.identity.pid, $0.sampler.targetImage.memoryMap.documentLines(pid: $0.identity.pid)) },
                                                                   uniquingKeysWith: { a, _ in a }),
                                        foundByForkRecords: foundByForks)
     }

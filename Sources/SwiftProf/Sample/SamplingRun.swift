@@ -177,7 +177,7 @@ extension Profiler {
                 let records = placed.records(symbolizer(for: placed.representatives)).filter { $0.count > 0 }
                 if progress.samples > intervalStart.samples {
                     onInterval(IntervalProfile(records: Grouper.sorted(records, addresses: .absolute),
-                                               memoryMapLines: sampler.targetImage.memoryMap.regions.map(\.line),
+                                               memoryMapLines: sampler.targetImage.memoryMap.documentLines(pid: pid),
                                                startUnixNanoseconds: intervalStart.unix,
                                                durationNanoseconds: Int64(now - intervalStart.monotonic)))
                 }
@@ -262,7 +262,7 @@ extension Profiler {
         }
         let seconds = Double(progress.elapsedNanoseconds) / 1e9
         var document = ProfileDocument(pid: pid, records: Grouper.sorted(records, addresses: .absolute),
-                                       memoryMapLines: image.memoryMap.regions.map(\.line), failures: failures)
+                                       memoryMapLines: image.memoryMap.documentLines(pid: pid), failures: failures)
         document.timeline = recorder?.timeline(symbolizer, start: runStart, startUnixNanoseconds: startUnix)
         options.markSampledTime(&document, elapsedNanoseconds: progress.elapsedNanoseconds, startUnixNanoseconds: startUnix)
         document.comments = [

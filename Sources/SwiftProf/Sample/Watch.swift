@@ -72,7 +72,7 @@ extension Profiler {
                                            period: period, start: windowStart,
                                            startUnixNanoseconds: startUnix + Int64(windowStart - start))
             document.pid = pid
-            document.memoryMapLines = sampler.targetImage.memoryMap.regions.map(\.line)
+            document.memoryMapLines = sampler.targetImage.memoryMap.documentLines(pid: pid)
             return WatchOutcome(fired: fired, targetExited: exited, window: document,
                                 windowStartUnixNanoseconds: startUnix + Int64(windowStart - start),
                                 windowNanoseconds: end - windowStart)

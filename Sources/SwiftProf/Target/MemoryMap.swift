@@ -1,3 +1,5 @@
+import Glibc
+
 // The target's address space as /proc/PID/maps lists it.
 
 public struct MemoryRegion: Equatable, Sendable {
@@ -74,5 +76,37 @@ public struct MemoryMap: Equatable, Sendable {
                             isReadable: permissions.first == UInt8(ascii: "r"),
                             isWritable: permissions.count > 1 && permissions[1] == UInt8(ascii: "w"),
                             isFileBacked: path.hasPrefix("/") && inode != 0)
+    }
+}
+
+extension MemoryMap {
+    /// The lines a profile carries (its mappings, `--memory-map`), with the program named
+    /// as it was started where that was a link to it: Debian's redis-server is a link to
+    /// redis-check-rdb, which /proc/PID/maps names, so go tool pprof said "File:
+    /// redis-check-rdb" of what everyone calls redis-server. The kernel names a process
+    /// (comm) by the path it was started through; a link of that name beside the program
+    /// is taken only when it is the same file (device and inode).
+    func documentLines(pid: Int32) -> [String] {
+        let lines = regions.map(\.line)
+        guard let target = ProcFile.linkTarget("/proc/\(pid)/exe").map(RawBytes.decode),
+              let comm = try? ProcFile.read("/proc/\(pid)/comm"),
+              let slash = target.lastIndex(of: "/") else { return lines }
+        let name = String(comm.prefix { $0 != "\n" })
+        let link = String(target[...slash]) + name
+        guard !name.isEmpty, !name.contains("/"), link != target, Self.isLink(link, to: target) else { return lines }
+        let suffix = Array((" " + target).utf8)
+        return lines.map { line in
+            let bytes = Array(line.utf8)
+            guard bytes.count > suffix.count, bytes.suffix(suffix.count).elementsEqual(suffix) else { return line }
+            return String(decoding: bytes.dropLast(target.utf8.count), as: UTF8.self) + link
+        }
+    }
+
+    /// Whether `link` is a symbolic link whose file is `target`'s.
+    private static func isLink(_ link: String, to target: String) -> Bool {
+        var own = stat(), resolved = stat(), file = stat()
+        guard lstat(link, &own) == 0, own.st_mode & S_IFMT == S_IFLNK,
+              stat(link, &resolved) == 0, stat(target, &file) == 0 else { return false }
+        return resolved.st_dev == file.st_dev && resolved.st_ino == file.st_ino
     }
 }

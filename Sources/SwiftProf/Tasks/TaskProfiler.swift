@@ -86,7 +86,7 @@ extension Profiler {
             return try TaskThreads.capture(pid: pid, options: options.capture)
         }
         statistics.nanoseconds = monotonicNanoseconds() - start
-        let snapshot = Snapshot(pid: pid, threads: stacks, failures: failures, memoryMapLines: memoryMap.regions.map(\.line),
+        let snapshot = Snapshot(pid: pid, threads: stacks, failures: failures, memoryMapLines: memoryMap.documentLines(pid: pid),
                                 wasStopped: wasStopped)
         return (snapshot, statistics)
     }
