@@ -91,8 +91,7 @@ public struct PprofTextWriter: Sendable {
                     if frame.function.isEmpty {
                         // No symbol: the object and the offset in it, as pprof and perf name such
                         // frames ([/usr/bin/sleep+0x34ae], what addr2line -e takes).
-                        frameLines.append("#\t\(address)" + (location.module.isEmpty || location.isKernel ? ""
-                            : "\t[\(FieldQuoting.quoted(location.module))+\(hex(location.address &- location.moduleBias))]"))
+                        frameLines.append("#\t\(address)" + (location.objectOffset(quoting: FieldQuoting.quoted).map { "\t" + $0 } ?? ""))
                     } else {
                         // A hostile symbol or file name is quoted: it cannot split the line or start another.
                         // A kernel frame has no file to name: it says it is the kernel's.

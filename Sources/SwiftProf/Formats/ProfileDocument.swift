@@ -82,12 +82,13 @@ extension Location {
     /// runs merge and diff); the address only where no object is known.
     static func displayName(_ line: FrameLine, of location: Location) -> String {
         guard line.function.isEmpty else { return line.function }
-        return location.objectOffset ?? hex(location.address)
+        return location.objectOffset() ?? hex(location.address)
     }
 
-    /// `[module+0xoffset]` for a frame in a mapped object (not the kernel's); nil otherwise.
-    var objectOffset: String? {
-        module.isEmpty || isKernel ? nil : "[\(module)+\(hex(address &- moduleBias))]"
+    /// `[module+0xoffset]` for a frame in a mapped object (not the kernel's), the module
+    /// as `quoting` writes it where a format quotes names; nil otherwise.
+    func objectOffset(quoting: (String) -> String = { $0 }) -> String? {
+        module.isEmpty || isKernel ? nil : "[\(quoting(module))+\(hex(address &- moduleBias))]"
     }
 }
 

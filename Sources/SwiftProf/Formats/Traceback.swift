@@ -88,9 +88,9 @@ public struct TracebackWriter: Sendable {
         var text = ""
         for location in thread.locations {
             for line in location.lines {
-                if line.function.isEmpty, !location.module.isEmpty, !location.isKernel {
+                if line.function.isEmpty, let object = location.objectOffset(quoting: FieldQuoting.quoted) {
                     // No symbol: the object and the offset in it, as in pprof-text.
-                    text += "\(hex(location.address))(...)\n\t[\(FieldQuoting.quoted(location.module))+\(hex(location.address &- location.moduleBias))]\n"
+                    text += "\(hex(location.address))(...)\n\t\(object)\n"
                     continue
                 }
                 let file = location.isKernel ? PprofTextWriter.kernelFile

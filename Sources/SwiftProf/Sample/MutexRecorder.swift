@@ -105,8 +105,9 @@ struct MutexRecorder {
         var byHolder: [Key: (ticks: Int, captures: Int)] = [:]
         for (charge, counted) in charges {
             let waiter = stacks[charge.waiter]
+            guard let kind = ThreadWaits.waitName(waiter.locations, state: waiter.state) else { continue }
             let holder: Holder
-            switch ThreadWaits.waitName(waiter.locations, state: waiter.state) {
+            switch kind {
             case "mutex": holder = charge.holders.mutex.map(Holder.thread) ?? .described("(mutex holder unknown)")
             case "rwlock": holder = charge.holders.rwlock.map(Holder.thread) ?? .described("(rwlock holder unknown: readers are not recorded)")
             case "file lock":
@@ -115,7 +116,7 @@ struct MutexRecorder {
                 holder = .described("(\(file.kind.rawValue) on \(NameQuoting.quoted(file.path)) held by \(holders); no thread is recorded)")
             default: continue
             }
-            let key = Key(kind: ThreadWaits.waitName(waiter.locations, state: waiter.state)!, holder: holder)
+            let key = Key(kind: kind, holder: holder)
             byHolder[key, default: (0, 0)].ticks += counted.ticks
             byHolder[key, default: (0, 0)].captures += counted.captures
         }

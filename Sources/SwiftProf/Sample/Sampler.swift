@@ -124,7 +124,6 @@ final class Sampler {
         var watched = 0
 
         var isEmpty: Bool { samples.isEmpty && reused.isEmpty && running.isEmpty }
-        var threads: Int { samples.count + reused.count + running.count }
 
         /// Each thread's place at this tick, where it has a new one: its capture, else,
         /// for a thread running at the tick, the kernel's latest sample of it (a thread
